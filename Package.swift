@@ -1,0 +1,59 @@
+// swift-tools-version: 6.0
+// mossaicfs — a FUSE filesystem on S3-compatible object storage (or a local directory).
+// Layers (arrows point down only): mossaicfs → MossaicFUSE → MossaicFS → {MossaicMeta,
+// MossaicCache, MossaicObjectStore} → MossaicCore. Each C module is imported by exactly one
+// Swift target, so no libfuse/sqlite/curl type leaks past the layer that owns it.
+import PackageDescription
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "mossaicfs",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "mossaicfs", targets: ["mossaicfs"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // C modules: headers only; the reason for each one is in its shim header.
+        .systemLibrary(name: "CFuse", path: "CFuse", pkgConfig: "fuse3"),
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
+        .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "libcrypto"),
+        .target(name: "CCurl", path: "Sources/CCurl", linkerSettings: [.linkedLibrary("curl")]),
+
+        .target(name: "MossaicCore", dependencies: ["COpenSSL"], swiftSettings: strict),
+        .target(name: "MossaicObjectStore",
+                dependencies: ["MossaicCore", "CCurl", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        .target(name: "MossaicMeta", dependencies: ["MossaicCore", "CSQLite"], swiftSettings: strict),
+        .target(name: "MossaicCache",
+                dependencies: ["MossaicCore", "MossaicObjectStore", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        .target(name: "MossaicFS",
+                dependencies: ["MossaicCore", "MossaicMeta", "MossaicCache", "MossaicObjectStore",
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        .target(name: "MossaicFUSE",
+                dependencies: ["MossaicFS", "MossaicCore", "CFuse", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        .executableTarget(name: "mossaicfs",
+                          dependencies: ["MossaicFUSE", "MossaicFS", "MossaicObjectStore", "MossaicMeta", "MossaicCore",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                         .product(name: "Logging", package: "swift-log")],
+                          swiftSettings: strict),
+        .target(name: "MossaicTestSupport",
+                dependencies: ["MossaicCore", "MossaicObjectStore"],
+                swiftSettings: strict),
+
+        .testTarget(name: "MossaicObjectStoreTests",
+                    dependencies: ["MossaicObjectStore", "MossaicTestSupport", "MossaicCore"], swiftSettings: strict),
+        .testTarget(name: "MossaicMetaTests", dependencies: ["MossaicMeta", "MossaicCore"], swiftSettings: strict),
+        .testTarget(name: "MossaicFSTests",
+                    dependencies: ["MossaicFS", "MossaicTestSupport", "MossaicMeta", "MossaicCache",
+                                   "MossaicObjectStore", "MossaicCore"],
+                    swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,184 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Logging
+import MossaicCore
+import MossaicObjectStore
+import Synchronization
+
+/// Chunks by hash: memory LRU, then disk LRU, then the object store.
+///
+/// Every byte handed out is verified: chunks from the store and from the disk cache are
+/// re-hashed, and a mismatch is an error (from the store) or a dropped cache file that is
+/// fetched again (from disk). Concurrent misses of one chunk share one GET (singleflight).
+/// Lock order: `state` is a leaf lock; no I/O happens while it is held.
+public final class BlobCache: Sendable {
+    public struct Configuration: Sendable {
+        public var memoryLimit: Int
+        /// Directory of the disk cache; nil disables it (e.g. for a local directory store,
+        /// whose objects are already on this disk).
+        public var diskDirectory: String?
+        public var diskLimit: Int
+        public var freeSpaceFloor: Int
+        public init(memoryLimit: Int = 64 << 20, diskDirectory: String? = nil, diskLimit: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30) {
+            self.memoryLimit = memoryLimit; self.diskDirectory = diskDirectory; self.diskLimit = diskLimit; self.freeSpaceFloor = freeSpaceFloor
+        }
+    }
+
+    /// Counters for status and tests.
+    public struct Statistics: Sendable, Equatable {
+        public var memoryHits = 0
+        public var diskHits = 0
+        public var storeGets = 0
+        public var uploads = 0
+        public var corrupt = 0
+        public var memoryBytes = 0
+        public var diskBytes = 0
+    }
+
+    private struct State {
+        var memory: MemoryLRU
+        var disk: DiskLRU?
+        var inFlight: [ChunkHash: Flight] = [:]
+        var stats = Statistics()
+    }
+
+    /// One fetch in progress; followers wait on it.
+    private final class Flight: @unchecked Sendable {
+        // NSCondition guards `result`; @unchecked because Foundation's lock is the guard.
+        let condition = NSCondition()
+        var result: Result<[UInt8], CacheError>?
+
+        func wait() -> Result<[UInt8], CacheError> {
+            condition.lock(); defer { condition.unlock() }
+            while result == nil { condition.wait() }
+            return result!
+        }
+
+        func finish(_ r: Result<[UInt8], CacheError>) {
+            condition.lock(); result = r; condition.broadcast(); condition.unlock()
+        }
+    }
+
+    public let store: any ObjectStore
+    private let state: Mutex<State>
+    private let logger: Logger
+
+    public init(store: any ObjectStore, configuration: Configuration, logger: Logger) throws(SystemError) {
+        self.store = store
+        self.logger = logger
+        var disk: DiskLRU?
+        if let dir = configuration.diskDirectory {
+            disk = try DiskLRU(directory: dir, limit: configuration.diskLimit, freeSpaceFloor: configuration.freeSpaceFloor)
+        }
+        state = Mutex(State(memory: MemoryLRU(limit: configuration.memoryLimit), disk: disk))
+    }
+
+    public var statistics: Statistics {
+        state.withLock { s in
+            var out = s.stats
+            out.memoryBytes = s.memory.bytes
+            out.diskBytes = s.disk?.bytes ?? 0
+            return out
+        }
+    }
+
+    /// The verified bytes of chunk `hash`.
+    public func read(_ hash: ChunkHash) throws(CacheError) -> [UInt8] {
+        enum Step { case hit([UInt8]), disk(String), lead(Flight), follow(Flight) }
+        let step: Step = state.withLock { s in
+            if let bytes = s.memory.get(hash) { s.stats.memoryHits += 1; return .hit(bytes) }
+            if let flight = s.inFlight[hash] { return .follow(flight) }
+            let flight = Flight()
+            s.inFlight[hash] = flight
+            if s.disk?.contains(hash) == true, let path = s.disk?.path(hash) { return .disk(path) }
+            return .lead(flight)
+        }
+        switch step {
+        case .hit(let bytes): return bytes
+        case .follow(let flight): return try flight.wait().get()
+        case .disk(let path):
+            if let bytes = try? PosixFiles.read(path), ChunkHash.of(bytes) == hash {
+                finishFlight(hash, .success(bytes), source: .disk)
+                return bytes
+            }
+            // Truncated or damaged cache file: drop it and fetch again.
+            logger.warning("dropping damaged cache file", metadata: ["chunk": "\(hash)", "path": "\(path)"])
+            unlink(path)
+            state.withLock { s in s.disk?.removed(hash) }
+            return try fetch(hash)
+        case .lead:
+            return try fetch(hash)
+        }
+    }
+
+    private enum Source { case disk, store }
+
+    /// GETs the chunk as the leader of its flight, verifies it and caches it.
+    private func fetch(_ hash: ChunkHash) throws(CacheError) -> [UInt8] {
+        let result: Result<[UInt8], CacheError>
+        do {
+            let bytes = try store.get(hash.objectKey)
+            let actual = ChunkHash.of(bytes)
+            if actual == hash {
+                result = .success(bytes)
+            } else {
+                logger.error("corrupt chunk in store", metadata: ["chunk": "\(hash)", "actual": "\(actual)"])
+                result = .failure(.corrupt(hash: hash, actual: actual))
+            }
+        } catch {
+            result = .failure(.store(error))
+        }
+        finishFlight(hash, result, source: .store)
+        if case .success(let bytes) = result { writeToDisk(hash, bytes) }
+        return try result.get()
+    }
+
+    private func finishFlight(_ hash: ChunkHash, _ result: Result<[UInt8], CacheError>, source: Source) {
+        let flight: Flight? = state.withLock { s in
+            switch result {
+            case .success(let bytes):
+                s.memory.insert(hash, bytes)
+                if source == .disk { s.stats.diskHits += 1 } else { s.stats.storeGets += 1 }
+            case .failure(.corrupt):
+                s.stats.storeGets += 1
+                s.stats.corrupt += 1
+            case .failure:
+                s.stats.storeGets += 1
+            }
+            return s.inFlight.removeValue(forKey: hash)
+        }
+        flight?.finish(result)
+    }
+
+    /// Stores a chunk in the object store (it is named by `hash`, which the caller computed from
+    /// `bytes`) and keeps it in the caches, since a chunk just written is likely read next.
+    public func upload(_ hash: ChunkHash, _ bytes: [UInt8]) throws(CacheError) {
+        do {
+            try store.put(hash.objectKey, bytes)
+        } catch {
+            throw .store(error)
+        }
+        state.withLock { s in
+            s.stats.uploads += 1
+            s.memory.insert(hash, bytes)
+        }
+        writeToDisk(hash, bytes)
+    }
+
+    /// Publishes a disk-cache file (temp + rename), then evicts what the bounds require.
+    /// Failures only cost a future cache miss, so they are logged, not thrown.
+    private func writeToDisk(_ hash: ChunkHash, _ bytes: [UInt8]) {
+        guard let (path, temp) = state.withLock({ s in s.disk.map { ($0.path(hash), $0.temporaryDirectory) } }) else { return }
+        do {
+            try PosixFiles.makeDirectories(PosixFiles.directoryName(path), mode: 0o700)
+            try PosixFiles.writeAtomically(bytes, to: path, tempDirectory: temp, durable: false)
+        } catch {
+            logger.warning("cannot write cache file", metadata: ["path": "\(path)", "error": "\(error)"])
+            return
+        }
+        let victims = state.withLock { s in s.disk?.added(hash, size: bytes.count) ?? [] }
+        for victim in victims { unlink(victim) }
+    }
+}

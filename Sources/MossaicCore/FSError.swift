@@ -1,0 +1,49 @@
+/// Errors of the filesystem API (`MossaicFS`). The FUSE bridge turns each case into an errno in
+/// exactly one exhaustive table; no layer below it knows about errno.
+public enum FSError: Error, Equatable, Sendable, CustomStringConvertible {
+    case notFound
+    case exists
+    case notDirectory
+    case isDirectory
+    case notEmpty
+    case nameTooLong
+    case invalidArgument
+    case permissionDenied
+    case notPermitted
+    case readOnly
+    case badHandle
+    case noAttribute
+    case rangeTooSmall
+    case notSupported
+    case tooManyLinks
+    case fileTooLarge
+    case noSpace
+    case crossDevice
+    /// A failure of the object store, the cache or the metadata database; the text says which
+    /// and is logged once by the bridge.
+    case io(String)
+
+    public var description: String {
+        switch self {
+        case .notFound: "no such file or directory"
+        case .exists: "file exists"
+        case .notDirectory: "not a directory"
+        case .isDirectory: "is a directory"
+        case .notEmpty: "directory not empty"
+        case .nameTooLong: "name too long"
+        case .invalidArgument: "invalid argument"
+        case .permissionDenied: "permission denied"
+        case .notPermitted: "operation not permitted"
+        case .readOnly: "read-only filesystem"
+        case .badHandle: "bad file handle"
+        case .noAttribute: "no such attribute"
+        case .rangeTooSmall: "buffer too small"
+        case .notSupported: "operation not supported"
+        case .tooManyLinks: "too many links"
+        case .fileTooLarge: "file too large"
+        case .noSpace: "no space left"
+        case .crossDevice: "cross-device link"
+        case .io(let why): "I/O error: \(why)"
+        }
+    }
+}

@@ -1,0 +1,13 @@
+/// Numbers fixed by the on-store format. Changing one needs a new format version.
+public enum FormatConstants {
+    /// Chunk size: a file's bytes are cut at multiples of this (1 MiB).
+    public static let chunkSize = 1 << 20
+    /// Default largest chunk kept inline in SQLite instead of as an object (16 KiB).
+    public static let defaultInlineMax = 16 << 10
+    /// The superblock's format version this build writes and reads.
+    public static let formatVersion = 1
+    /// Longest name of a directory entry, as on ext4.
+    public static let maxNameLength = 255
+    /// Longest symlink target (PATH_MAX - 1).
+    public static let maxSymlinkLength = 4095
+}

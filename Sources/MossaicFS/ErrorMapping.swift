@@ -1,0 +1,31 @@
+import MossaicCache
+import MossaicCore
+import MossaicMeta
+import MossaicObjectStore
+
+extension MetaError {
+    /// The filesystem error a metadata error means to the caller.
+    var fsError: FSError {
+        switch self {
+        case .notFound: .notFound
+        case .exists: .exists
+        case .notDirectory: .notDirectory
+        case .isDirectory: .isDirectory
+        case .notEmpty: .notEmpty
+        case .invalidArgument: .invalidArgument
+        case .noAttribute: .noAttribute
+        case .tooManyLinks: .tooManyLinks
+        case .sqlite, .incompatible: .io("metadata: \(self)")
+        }
+    }
+}
+
+extension CacheError {
+    var fsError: FSError { .io(description) }
+}
+
+/// Runs a metadata call, translating its error.
+@inline(__always)
+func meta<T>(_ body: () throws(MetaError) -> T) throws(FSError) -> T {
+    do { return try body() } catch { throw error.fsError }
+}

@@ -1,0 +1,168 @@
+import MossaicCore
+import MossaicMeta
+
+/// open/create/read/write/flush/fsync/release.
+extension MossaicFilesystem {
+    /// How a file is opened, from open(2)'s flags.
+    public struct OpenMode: Sendable {
+        public var writable: Bool
+        public init(writable: Bool) { self.writable = writable }
+    }
+
+    /// Opens a regular file; all handles of one inode share its write state.
+    public func open(_ ino: InodeNumber, mode: OpenMode) throws(FSError) -> HandleID {
+        if mode.writable { try checkWritable() }
+        let attrs = try meta { () throws(MetaError) in try metadata.attributes(of: ino) }
+        switch attrs.kind {
+        case .regular: break
+        case .directory: throw .isDirectory
+        default: throw .invalidArgument
+        }
+        let file = openFiles.withLock { files in
+            let file = files[ino] ?? OpenFile(ino: ino, size: attrs.size)
+            files[ino] = file
+            file.state.withLock { $0.handles += 1 }
+            return file
+        }
+        return handles.insert(.file(file, writable: mode.writable))
+    }
+
+    /// Creates and opens a regular file. The empty file is committed at once, so a file created
+    /// and closed without writing persists.
+    public func create(parent: InodeNumber, name: [UInt8], permissions: UInt32, caller: Caller) throws(FSError) -> (FileAttributes, HandleID) {
+        let attrs = try mknod(parent: parent, name: name, kind: .regular, permissions: permissions, rdev: 0, caller: caller)
+        do {
+            return (attrs, try open(attrs.ino, mode: OpenMode(writable: true)))
+        } catch {
+            _ = inodes.forget(attrs.ino, count: 1)
+            throw error
+        }
+    }
+
+    private func openFile(_ handle: HandleID) throws(FSError) -> (OpenFile, Bool) {
+        guard case .file(let file, let writable) = try handles.get(handle) else { throw .badHandle }
+        return (file, writable)
+    }
+
+    /// Buffers a write. Nothing touches the object store here, unless the file's buffered data
+    /// outgrew its budget and is committed early.
+    public func write(_ ino: InodeNumber, handle: HandleID, offset: UInt64, data: UnsafeRawBufferPointer) throws(FSError) -> Int {
+        let (file, writable) = try openFile(handle)
+        guard writable else { throw .badHandle }
+        guard offset <= UInt64(Int64.max) - UInt64(data.count) else { throw .fileTooLarge }
+        let dirty = try file.write(data, at: offset, now: .now())
+        if dirty > options.maxDirtyBytesPerFile { try commit(file) }
+        return data.count
+    }
+
+    /// Called at every close(2) of a descriptor: commits buffered writes. Its error is what
+    /// close(2) returns.
+    public func flush(_ ino: InodeNumber, handle: HandleID) throws(FSError) {
+        let (file, _) = try openFile(handle)
+        try commit(file)
+    }
+
+    /// Commits buffered writes; the metadata is written with synchronous=FULL, so this is the
+    /// whole of fsync.
+    public func fsync(_ ino: InodeNumber, handle: HandleID) throws(FSError) {
+        let (file, _) = try openFile(handle)
+        try commit(file)
+    }
+
+    /// The last reference to a descriptor is gone. Commits anything left (normally flush did),
+    /// and drops the file's write state with its last handle.
+    public func release(_ ino: InodeNumber, handle: HandleID) throws(FSError) {
+        guard let h = handles.remove(handle), case .file(let file, _) = h else { throw .badHandle }
+        var failure: FSError?
+        do { try commit(file) } catch { failure = error }
+        let last = openFiles.withLock { files -> Bool in
+            let remaining = file.state.withLock { s -> Int in s.handles -= 1; return s.handles }
+            guard remaining == 0 else { return false }
+            files[file.ino] = nil
+            return true
+        }
+        if last, inodes.isOrphan(file.ino), !inodes.isReferenced(file.ino) {
+            try purge(file.ino)
+        }
+        if let failure {
+            logger.error("buffered writes lost at release", metadata: ["ino": "\(ino.rawValue)", "error": "\(failure)"])
+            throw failure
+        }
+    }
+
+    /// Reads from the buffered writes and the committed chunks.
+    public func read(_ ino: InodeNumber, handle: HandleID, offset: UInt64, size: Int) throws(FSError) -> [UInt8] {
+        let (file, _) = try openFile(handle)
+        let request = offset..<(offset + UInt64(size))
+        let (fileSize, pages) = file.readOverlay(request)
+        guard offset < fileSize, size > 0 else { return [] }
+        let range = offset..<min(request.upperBound, fileSize)
+        let chunkSize = UInt64(FormatConstants.chunkSize)
+        let first = range.lowerBound / chunkSize, last = (range.upperBound - 1) / chunkSize
+
+        // Committed references only for pages the buffer does not fully cover.
+        var needBase = false
+        for index in first...last {
+            let pageRange = pageSlice(index, of: range)
+            if pages[index]?.written.covers(pageRange) != true { needBase = true; break }
+        }
+        var refs: [UInt64: ChunkRef] = [:]
+        if needBase {
+            for ref in try meta({ () throws(MetaError) in try metadata.chunkRefs(ino, indexes: first...last) }) {
+                refs[ref.index.rawValue] = ref
+            }
+        }
+
+        var out: [UInt8] = []
+        out.reserveCapacity(Int(range.upperBound - range.lowerBound))
+        for index in first...last {
+            let pageRange = pageSlice(index, of: range)
+            if let page = pages[index], page.written.covers(pageRange) {
+                out += page.bytes[pageRange]
+                continue
+            }
+            var piece = try committedBytes(refs[index], pageRange)
+            pages[index]?.overlay(onto: &piece, range: pageRange)
+            out += piece
+        }
+        return out
+    }
+
+    /// The part of `range` (file offsets) inside page `index`, as offsets within the page.
+    private func pageSlice(_ index: UInt64, of range: Range<UInt64>) -> Range<Int> {
+        let chunkSize = UInt64(FormatConstants.chunkSize)
+        let start = index * chunkSize
+        let lower = max(range.lowerBound, start) - start
+        let upper = min(range.upperBound, start + chunkSize) - start
+        return Int(lower)..<Int(upper)
+    }
+
+    /// Bytes `pageRange` of a committed page: the referenced chunk's bytes up to the
+    /// reference's length, zeros after it and for a hole.
+    func committedBytes(_ ref: ChunkRef?, _ pageRange: Range<Int>) throws(FSError) -> [UInt8] {
+        var piece = [UInt8](repeating: 0, count: pageRange.count)
+        guard let ref, pageRange.lowerBound < ref.length else { return piece }
+        let chunk = try chunkBytes(ref.hash, referencedLength: ref.length)
+        let upper = min(pageRange.upperBound, ref.length, chunk.count)
+        if upper > pageRange.lowerBound {
+            piece.replaceSubrange(0..<(upper - pageRange.lowerBound), with: chunk[pageRange.lowerBound..<upper])
+        }
+        return piece
+    }
+
+    /// A chunk's bytes: inline from the metadata, or through the verifying blob cache.
+    func chunkBytes(_ hash: ChunkHash, referencedLength: Int) throws(FSError) -> [UInt8] {
+        // A chunk is inline iff its own length is at most inline_max; a reference longer than
+        // that cannot be to an inline chunk, so skip the metadata query for big chunks.
+        if referencedLength <= superblock.inlineMax,
+           let data = try meta({ () throws(MetaError) in try metadata.inlineData(hash) }) {
+            return data
+        }
+        do {
+            return try cache.read(hash)
+        } catch {
+            logger.error("cannot read chunk", metadata: ["chunk": "\(hash)", "error": "\(error)"])
+            throw error.fsError
+        }
+    }
+}

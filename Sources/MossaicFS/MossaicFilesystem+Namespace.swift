@@ -1,0 +1,92 @@
+import MossaicCore
+import MossaicMeta
+
+/// Creating, linking, removing and renaming names.
+extension MossaicFilesystem {
+    private func create(parent: InodeNumber, name: [UInt8], _ node: SQLiteMetaStore.NewNode) throws(FSError) -> FileAttributes {
+        try checkWritable()
+        try Self.checkName(name)
+        let attrs = try meta { () throws(MetaError) in try metadata.create(parent: parent, name: name, node, now: .now()) }
+        inodes.remember(attrs.ino)
+        return attrs
+    }
+
+    /// The gid a new inode gets: the caller's, or the directory's if it is setgid (BSD
+    /// semantics, as ext4 does); a new directory in a setgid directory is setgid too.
+    private func ownership(parent: InodeNumber, caller: Caller, permissions: UInt32, isDirectory: Bool) throws(FSError) -> (gid: UInt32, permissions: UInt32) {
+        let dir = try meta { () throws(MetaError) in try metadata.attributes(of: parent) }
+        guard dir.permissions & 0o2000 != 0 else { return (caller.gid, permissions) }
+        return (dir.gid, isDirectory ? permissions | 0o2000 : permissions)
+    }
+
+    public func mknod(parent: InodeNumber, name: [UInt8], kind: FileKind, permissions: UInt32, rdev: UInt64, caller: Caller) throws(FSError) -> FileAttributes {
+        guard kind != .directory, kind != .symlink else { throw .invalidArgument }
+        let (gid, perms) = try ownership(parent: parent, caller: caller, permissions: permissions, isDirectory: false)
+        return try create(parent: parent, name: name,
+                          .init(kind: kind, permissions: perms, uid: caller.uid, gid: gid,
+                                rdev: kind == .characterDevice || kind == .blockDevice ? rdev : 0))
+    }
+
+    public func mkdir(parent: InodeNumber, name: [UInt8], permissions: UInt32, caller: Caller) throws(FSError) -> FileAttributes {
+        let (gid, perms) = try ownership(parent: parent, caller: caller, permissions: permissions, isDirectory: true)
+        return try create(parent: parent, name: name, .init(kind: .directory, permissions: perms, uid: caller.uid, gid: gid))
+    }
+
+    public func symlink(target: [UInt8], parent: InodeNumber, name: [UInt8], caller: Caller) throws(FSError) -> FileAttributes {
+        guard !target.isEmpty else { throw .notFound }
+        guard target.count <= FormatConstants.maxSymlinkLength else { throw .nameTooLong }
+        let (gid, _) = try ownership(parent: parent, caller: caller, permissions: 0o777, isDirectory: false)
+        return try create(parent: parent, name: name, .init(kind: .symlink, permissions: 0o777, uid: caller.uid, gid: gid, symlinkTarget: target))
+    }
+
+    public func readlink(_ ino: InodeNumber) throws(FSError) -> [UInt8] {
+        try meta { () throws(MetaError) in try metadata.readSymlink(ino) }
+    }
+
+    public func link(_ ino: InodeNumber, newParent: InodeNumber, newName: [UInt8]) throws(FSError) -> FileAttributes {
+        try checkWritable()
+        try Self.checkName(newName)
+        let attrs: FileAttributes
+        do {
+            attrs = try metadata.link(ino, parent: newParent, name: newName, now: .now())
+        } catch .isDirectory {
+            throw .notPermitted  // link(2): EPERM for directories
+        } catch {
+            throw error.fsError
+        }
+        inodes.remember(attrs.ino)
+        return try getattr(attrs.ino)
+    }
+
+    public func unlink(parent: InodeNumber, name: [UInt8]) throws(FSError) {
+        try checkWritable()
+        guard name.count <= FormatConstants.maxNameLength else { throw .nameTooLong }
+        let result = try meta { () throws(MetaError) in try metadata.unlink(parent: parent, name: name, now: .now()) }
+        if result.orphaned { try orphaned(result.ino) }
+    }
+
+    public func rmdir(parent: InodeNumber, name: [UInt8]) throws(FSError) {
+        try checkWritable()
+        guard name.count <= FormatConstants.maxNameLength else { throw .nameTooLong }
+        if name == [0x2e] { throw .invalidArgument }
+        if name == [0x2e, 0x2e] { throw .notEmpty }
+        _ = try meta { () throws(MetaError) in try metadata.rmdir(parent: parent, name: name, now: .now()) }
+    }
+
+    public func rename(parent: InodeNumber, name: [UInt8], newParent: InodeNumber, newName: [UInt8], flags: RenameFlags) throws(FSError) {
+        try checkWritable()
+        guard name.count <= FormatConstants.maxNameLength else { throw .nameTooLong }
+        try Self.checkName(newName)
+        if flags.contains(.exchange) && flags.contains(.noReplace) { throw .invalidArgument }
+        let replaced = try meta { () throws(MetaError) in
+            try metadata.rename(parent: parent, name: name, newParent: newParent, newName: newName, flags: flags, now: .now())
+        }
+        if let replaced, replaced.orphaned { try orphaned(replaced.ino) }
+    }
+
+    /// `ino` lost its last name: purge it now unless the kernel or an open handle still has it.
+    private func orphaned(_ ino: InodeNumber) throws(FSError) {
+        let unreferenced = inodes.orphaned(ino)
+        if unreferenced && openFiles.withLock({ $0[ino] == nil }) { try purge(ino) }
+    }
+}

@@ -1,0 +1,142 @@
+import MossaicCore
+import Synchronization
+
+/// The write state of a regular file that has at least one open handle: the dirty pages all its
+/// handles share (so a read through one descriptor sees a write through another), its size as
+/// written, and the failure of its last commit.
+///
+/// A file whose commit failed stays failed: every later write, flush and fsync through any of
+/// its handles reports that error, and nothing is reported durable that was not stored. The
+/// state is dropped when the last handle is released.
+///
+/// Lock order: `commitLock` → `state`. `state` is held only for memory operations; commits do
+/// their I/O holding `commitLock` alone, so reads and writes continue during an upload.
+final class OpenFile: Sendable {
+    struct State {
+        var handles = 0
+        var pages: [UInt64: DirtyPage] = [:]
+        var size: UInt64
+        /// The size differs from the committed one.
+        var sizeDirty = false
+        /// Time of the last write not yet committed.
+        var mtime: Timestamp?
+        var failure: FSError?
+        var writeCounter: UInt64 = 0
+        var dirtyBytes = 0
+
+        var isDirty: Bool { !pages.isEmpty || sizeDirty || mtime != nil }
+    }
+
+    /// What a commit publishes: a copy of the dirty state at one moment.
+    struct Snapshot {
+        var pages: [(UInt64, DirtyPage)]
+        var size: UInt64
+        var mtime: Timestamp?
+        var writeCounter: UInt64
+    }
+
+    let ino: InodeNumber
+    let state: Mutex<State>
+    let commitLock = Mutex(())
+
+    init(ino: InodeNumber, size: UInt64) {
+        self.ino = ino
+        self.state = Mutex(State(size: size))
+    }
+
+    /// Buffers a write. Returns the number of dirty bytes now buffered for this file.
+    func write(_ data: UnsafeRawBufferPointer, at offset: UInt64, now: Timestamp) throws(FSError) -> Int {
+        let chunkSize = UInt64(FormatConstants.chunkSize)
+        return try state.withLock { (s) throws(FSError) -> Int in
+            if let failure = s.failure { throw failure }
+            s.writeCounter += 1
+            var done = 0
+            while done < data.count {
+                let position = offset + UInt64(done)
+                let index = position / chunkSize
+                let inPage = Int(position % chunkSize)
+                let n = min(data.count - done, FormatConstants.chunkSize - inPage)
+                var page = s.pages.removeValue(forKey: index) ?? DirtyPage()
+                let before = page.bytes.count
+                page.write(UnsafeRawBufferPointer(rebasing: data[done..<(done + n)]), at: inPage)
+                page.version = s.writeCounter
+                s.dirtyBytes += page.bytes.count - before
+                s.pages[index] = page
+                done += n
+            }
+            let end = offset + UInt64(data.count)
+            if end > s.size { s.size = end; s.sizeDirty = true }
+            s.mtime = now
+            return s.dirtyBytes
+        }
+    }
+
+    /// Applies a truncation (already committed to the metadata) to the buffered pages.
+    func truncated(to size: UInt64) {
+        let chunkSize = UInt64(FormatConstants.chunkSize)
+        state.withLock { s in
+            for (index, page) in s.pages where index * chunkSize >= size {
+                s.dirtyBytes -= page.bytes.count
+                s.pages[index] = nil
+            }
+            let last = size / chunkSize
+            if size % chunkSize != 0, var page = s.pages[last] {
+                let before = page.bytes.count
+                page.cut(at: Int(size % chunkSize))
+                s.dirtyBytes -= before - page.bytes.count
+                s.pages[last] = page
+            }
+            s.size = size
+            s.sizeDirty = false
+        }
+    }
+
+    func snapshot() throws(FSError) -> Snapshot? {
+        try state.withLock { (s) throws(FSError) -> Snapshot? in
+            if let failure = s.failure { throw failure }
+            guard s.isDirty else { return nil }
+            return Snapshot(pages: s.pages.sorted { $0.key < $1.key }, size: s.size, mtime: s.mtime, writeCounter: s.writeCounter)
+        }
+    }
+
+    /// After a successful commit of `snapshot`: drops what it published, keeps later writes.
+    func committed(_ snapshot: Snapshot) {
+        state.withLock { s in
+            for (index, page) in snapshot.pages where s.pages[index]?.version == page.version {
+                s.dirtyBytes -= page.bytes.count
+                s.pages[index] = nil
+            }
+            if s.writeCounter == snapshot.writeCounter { s.mtime = nil; s.sizeDirty = false }
+            else if s.size == snapshot.size { s.sizeDirty = false }
+        }
+    }
+
+    func failed(_ error: FSError) {
+        state.withLock { s in if s.failure == nil { s.failure = error } }
+    }
+
+    /// Size and time as written, to lay over the committed attributes.
+    func overlay(_ attrs: inout FileAttributes) {
+        state.withLock { s in
+            attrs.size = s.size
+            if let m = s.mtime { attrs.mtime = m; attrs.ctime = max(attrs.ctime, m) }
+        }
+    }
+
+    /// What a read of `range` (file offsets) needs from the buffer: the file size, and for each
+    /// dirty page touching the range its bytes and written extents within the range.
+    func readOverlay(_ range: Range<UInt64>) -> (size: UInt64, pages: [UInt64: DirtyPage]) {
+        let chunkSize = UInt64(FormatConstants.chunkSize)
+        return state.withLock { s in
+            guard !s.pages.isEmpty, !range.isEmpty else { return (s.size, [:]) }
+            var pages: [UInt64: DirtyPage] = [:]
+            let first = range.lowerBound / chunkSize, last = (range.upperBound - 1) / chunkSize
+            if UInt64(s.pages.count) < last - first + 1 {
+                for (index, page) in s.pages where index >= first && index <= last { pages[index] = page }
+            } else {
+                for index in first...last { if let page = s.pages[index] { pages[index] = page } }
+            }
+            return (s.size, pages)
+        }
+    }
+}

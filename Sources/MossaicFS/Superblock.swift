@@ -1,0 +1,91 @@
+import Foundation
+import MossaicCore
+import MossaicObjectStore
+
+/// `mossaicfs.json` at the root of the store: what makes a directory or bucket prefix a
+/// mossaicfs filesystem, and the options fixed when it was formatted.
+public struct Superblock: Codable, Sendable, Equatable {
+    public static let key = "mossaicfs.json"
+
+    public var formatVersion: Int
+    public var uuid: String
+    public var chunkSize: Int
+    public var hash: String
+    public var inlineMax: Int
+    public var created: String
+
+    enum CodingKeys: String, CodingKey {
+        case formatVersion = "format_version", uuid, chunkSize = "chunk_size", hash, inlineMax = "inline_max", created
+    }
+
+    public init(inlineMax: Int = FormatConstants.defaultInlineMax) {
+        formatVersion = FormatConstants.formatVersion
+        uuid = UUID().uuidString.lowercased()
+        chunkSize = FormatConstants.chunkSize
+        hash = "sha256"
+        self.inlineMax = inlineMax
+        created = ISO8601DateFormatter().string(from: Date())
+    }
+
+    public func encoded() -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return Array((try? encoder.encode(self)) ?? Data()) + [0x0a]
+    }
+
+    /// Reads and validates the superblock of `store`.
+    public static func load(from store: any ObjectStore) throws(FormatError) -> Superblock {
+        let bytes: [UInt8]
+        do {
+            bytes = try store.get(key)
+        } catch .notFound {
+            throw .notFormatted(store.displayName)
+        } catch {
+            throw .store(error)
+        }
+        guard let sb = try? JSONDecoder().decode(Superblock.self, from: Data(bytes)) else {
+            throw .damaged("\(store.displayName)/\(key) is not a valid mossaicfs superblock")
+        }
+        guard sb.formatVersion <= FormatConstants.formatVersion else {
+            throw .damaged("\(store.displayName) has format version \(sb.formatVersion); this mossaicfs reads up to \(FormatConstants.formatVersion) (upgrade mossaicfs)")
+        }
+        guard sb.chunkSize == FormatConstants.chunkSize, sb.hash == "sha256", sb.inlineMax >= 0, sb.inlineMax <= sb.chunkSize else {
+            throw .damaged("\(store.displayName)/\(key) has unsupported parameters (chunk size \(sb.chunkSize), hash \(sb.hash))")
+        }
+        return sb
+    }
+
+    /// Writes a new superblock. Refuses to overwrite an existing filesystem unless `force`.
+    public static func format(_ store: any ObjectStore, inlineMax: Int, force: Bool) throws(FormatError) -> Superblock {
+        let sb = Superblock(inlineMax: inlineMax)
+        do {
+            try store.put(key, sb.encoded(), condition: force ? .none : .ifNoneMatch)
+        } catch .preconditionFailed {
+            throw .alreadyFormatted(store.displayName)
+        } catch {
+            throw .store(error)
+        }
+        return sb
+    }
+}
+
+/// Errors of opening or formatting a filesystem; each message is one line for the CLI.
+public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
+    case notFormatted(String)
+    case alreadyFormatted(String)
+    case damaged(String)
+    case store(ObjectStoreError)
+    case cacheDirectory(String)
+    case metadata(String)
+
+    public var description: String {
+        switch self {
+        case .notFormatted(let s): "\(s) is not a mossaicfs filesystem (no \(Superblock.key)); create one with: mossaicfs format \(s)"
+        case .alreadyFormatted(let s): "\(s) already holds a mossaicfs filesystem; use --force to format it anew (its files become unreachable)"
+        case .damaged(let why): why
+        case .store(let e): e.description
+        case .cacheDirectory(let why): why
+        case .metadata(let why): why
+        }
+    }
+}

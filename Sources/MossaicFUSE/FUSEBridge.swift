@@ -1,0 +1,84 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import CFuse
+import Logging
+import MossaicCore
+import MossaicFS
+
+/// The state libfuse's callbacks reach through `fuse_req_userdata`: the filesystem, the logger
+/// and the cache timeouts handed to the kernel. Every reply to the kernel is sent from the
+/// helpers here, so each request is answered exactly once.
+final class FUSEBridge: Sendable {
+    let filesystem: MossaicFilesystem
+    let logger: Logger
+    /// How long the kernel may trust an entry or attributes without asking again. All changes
+    /// go through this mount (single writer), so the kernel's own invalidation keeps them right.
+    let entryTimeout: Double
+    let attributeTimeout: Double
+
+    init(filesystem: MossaicFilesystem, logger: Logger, entryTimeout: Double, attributeTimeout: Double) {
+        self.filesystem = filesystem
+        self.logger = logger
+        self.entryTimeout = entryTimeout
+        self.attributeTimeout = attributeTimeout
+    }
+
+    static func from(_ req: fuse_req_t?) -> FUSEBridge {
+        Unmanaged<FUSEBridge>.fromOpaque(fuse_req_userdata(req)!).takeUnretainedValue()
+    }
+
+    static func caller(_ req: fuse_req_t?) -> Caller {
+        guard let ctx = fuse_req_ctx(req) else { return .root }
+        return Caller(uid: ctx.pointee.uid, gid: ctx.pointee.gid, pid: UInt32(bitPattern: ctx.pointee.pid), umask: ctx.pointee.umask)
+    }
+
+    static func name(_ p: UnsafePointer<CChar>?) -> [UInt8] {
+        guard let p else { return [] }
+        return Array(UnsafeRawBufferPointer(start: p, count: strlen(p)))
+    }
+
+    func entry(_ attrs: FileAttributes) -> fuse_entry_param {
+        var e = fuse_entry_param()
+        e.ino = fuse_ino_t(attrs.ino.rawValue)
+        e.generation = attrs.generation
+        e.attr = attrs.stat
+        e.attr_timeout = attributeTimeout
+        e.entry_timeout = entryTimeout
+        return e
+    }
+
+    // MARK: Replies (each request is answered by exactly one of these)
+
+    /// Logs a failure once and answers it with the errno from the one table. Expected outcomes
+    /// (ENOENT on lookup, EEXIST, ...) are debug-level; I/O errors are errors.
+    func fail(_ req: fuse_req_t?, _ error: FSError, _ op: StaticString, _ ino: UInt64) {
+        if case .io = error {
+            logger.error("\(op) failed", metadata: ["ino": "\(ino)", "errno": "\(error.errno)", "error": "\(error)"])
+        } else {
+            logger.debug("\(op): \(error)", metadata: ["ino": "\(ino)"])
+        }
+        fuse_reply_err(req, error.errno)
+    }
+
+    func replyEntry(_ req: fuse_req_t?, _ attrs: FileAttributes) {
+        var e = entry(attrs)
+        if fuse_reply_entry(req, &e) != 0 {
+            // The kernel did not take the reference (request interrupted): undo it.
+            filesystem.forget(attrs.ino, count: 1)
+        }
+    }
+
+    func replyAttr(_ req: fuse_req_t?, _ attrs: FileAttributes) {
+        var st = attrs.stat
+        fuse_reply_attr(req, &st, attributeTimeout)
+    }
+
+    func replyOK(_ req: fuse_req_t?) { fuse_reply_err(req, 0) }
+
+    /// Runs `body`, answering its error if it throws. `body` sends the success reply itself.
+    @inline(__always)
+    func serve(_ req: fuse_req_t?, _ op: StaticString, _ ino: UInt64, _ body: () throws(FSError) -> Void) {
+        do { try body() } catch { fail(req, error, op, ino) }
+    }
+}

@@ -1,0 +1,302 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import CFuse
+import MossaicCore
+import MossaicFS
+import MossaicMeta
+
+/// The libfuse low-level operations table: a 1:1 translation of each request onto the
+/// `MossaicFilesystem` method of the same name. No filesystem logic here — argument copying,
+/// the reply, and nothing else.
+///
+/// These closures must live outside main.swift: top-level code there is main-actor isolated,
+/// and a callback defined there traps when libfuse calls it on a worker thread.
+enum FUSEOperations {
+    static func make() -> fuse_lowlevel_ops {
+        var ops = fuse_lowlevel_ops()
+
+        ops.`init` = { _, conn in
+            guard let conn else { return }
+            // 1 MiB writes: one request per chunk-sized page instead of eight.
+            conn.pointee.max_write = 1 << 20
+            if conn.pointee.capable & UInt32(FUSE_CAP_READDIRPLUS) != 0 { conn.pointee.want |= UInt32(FUSE_CAP_READDIRPLUS) }
+        }
+
+        ops.lookup = { req, parent, name in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "lookup", parent) { () throws(FSError) in
+                b.replyEntry(req, try b.filesystem.lookup(parent: InodeNumber(parent), name: FUSEBridge.name(name)))
+            }
+        }
+
+        ops.forget = { req, ino, nlookup in
+            FUSEBridge.from(req).filesystem.forget(InodeNumber(ino), count: nlookup)
+            fuse_reply_none(req)
+        }
+
+        ops.forget_multi = { req, count, forgets in
+            let fs = FUSEBridge.from(req).filesystem
+            if let forgets {
+                for i in 0..<count { fs.forget(InodeNumber(forgets[i].ino), count: forgets[i].nlookup) }
+            }
+            fuse_reply_none(req)
+        }
+
+        ops.getattr = { req, ino, _ in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "getattr", ino) { () throws(FSError) in b.replyAttr(req, try b.filesystem.getattr(InodeNumber(ino))) }
+        }
+
+        ops.setattr = { req, ino, attr, toSet, _ in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "setattr", ino) { () throws(FSError) in
+                guard let attr else { throw .invalidArgument }
+                let set = UInt32(bitPattern: toSet)
+                var changes = AttributeChanges()
+                if set & UInt32(FUSE_SET_ATTR_MODE) != 0 { changes.permissions = attr.pointee.st_mode & 0o7777 }
+                if set & UInt32(FUSE_SET_ATTR_UID) != 0 { changes.uid = attr.pointee.st_uid }
+                if set & UInt32(FUSE_SET_ATTR_GID) != 0 { changes.gid = attr.pointee.st_gid }
+                if set & UInt32(FUSE_SET_ATTR_SIZE) != 0 {
+                    guard attr.pointee.st_size >= 0 else { throw .invalidArgument }
+                    changes.size = UInt64(attr.pointee.st_size)
+                }
+                let now = Timestamp.now()
+                if set & UInt32(FUSE_SET_ATTR_ATIME_NOW) != 0 { changes.atime = now }
+                else if set & UInt32(FUSE_SET_ATTR_ATIME) != 0 { changes.atime = Timestamp(attr.pointee.st_atim) }
+                if set & UInt32(FUSE_SET_ATTR_MTIME_NOW) != 0 { changes.mtime = now }
+                else if set & UInt32(FUSE_SET_ATTR_MTIME) != 0 { changes.mtime = Timestamp(attr.pointee.st_mtim) }
+                b.replyAttr(req, try b.filesystem.setattr(InodeNumber(ino), changes))
+            }
+        }
+
+        ops.readlink = { req, ino in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "readlink", ino) { () throws(FSError) in
+                let target = try b.filesystem.readlink(InodeNumber(ino))
+                let cString = target.map { CChar(bitPattern: $0) } + [0]
+                fuse_reply_readlink(req, cString)
+            }
+        }
+
+        ops.mknod = { req, parent, name, mode, rdev in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "mknod", parent) { () throws(FSError) in
+                guard let kind = FileKind(mode: mode) else { throw .invalidArgument }
+                if kind == .regular {
+                    b.replyEntry(req, try b.filesystem.mknod(parent: InodeNumber(parent), name: FUSEBridge.name(name), kind: .regular,
+                                                            permissions: mode & 0o7777, rdev: 0, caller: FUSEBridge.caller(req)))
+                } else {
+                    b.replyEntry(req, try b.filesystem.mknod(parent: InodeNumber(parent), name: FUSEBridge.name(name), kind: kind,
+                                                            permissions: mode & 0o7777, rdev: UInt64(rdev), caller: FUSEBridge.caller(req)))
+                }
+            }
+        }
+
+        ops.mkdir = { req, parent, name, mode in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "mkdir", parent) { () throws(FSError) in
+                b.replyEntry(req, try b.filesystem.mkdir(parent: InodeNumber(parent), name: FUSEBridge.name(name),
+                                                        permissions: mode & 0o7777, caller: FUSEBridge.caller(req)))
+            }
+        }
+
+        ops.unlink = { req, parent, name in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "unlink", parent) { () throws(FSError) in
+                try b.filesystem.unlink(parent: InodeNumber(parent), name: FUSEBridge.name(name))
+                b.replyOK(req)
+            }
+        }
+
+        ops.rmdir = { req, parent, name in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "rmdir", parent) { () throws(FSError) in
+                try b.filesystem.rmdir(parent: InodeNumber(parent), name: FUSEBridge.name(name))
+                b.replyOK(req)
+            }
+        }
+
+        ops.symlink = { req, link, parent, name in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "symlink", parent) { () throws(FSError) in
+                b.replyEntry(req, try b.filesystem.symlink(target: FUSEBridge.name(link), parent: InodeNumber(parent),
+                                                          name: FUSEBridge.name(name), caller: FUSEBridge.caller(req)))
+            }
+        }
+
+        ops.rename = { req, parent, name, newParent, newName, flags in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "rename", parent) { () throws(FSError) in
+                // RENAME_WHITEOUT (overlayfs) has no meaning here.
+                guard flags & ~UInt32(3) == 0 else { throw .invalidArgument }
+                try b.filesystem.rename(parent: InodeNumber(parent), name: FUSEBridge.name(name), newParent: InodeNumber(newParent),
+                                        newName: FUSEBridge.name(newName), flags: RenameFlags(rawValue: flags))
+                b.replyOK(req)
+            }
+        }
+
+        ops.link = { req, ino, newParent, newName in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "link", ino) { () throws(FSError) in
+                b.replyEntry(req, try b.filesystem.link(InodeNumber(ino), newParent: InodeNumber(newParent), newName: FUSEBridge.name(newName)))
+            }
+        }
+
+        ops.open = { req, ino, fi in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "open", ino) { () throws(FSError) in
+                guard let fi else { throw .invalidArgument }
+                let writable = fi.pointee.flags & O_ACCMODE != O_RDONLY
+                let handle = try b.filesystem.open(InodeNumber(ino), mode: .init(writable: writable))
+                fi.pointee.fh = handle.rawValue
+                if fuse_reply_open(req, fi) != 0 { try? b.filesystem.release(InodeNumber(ino), handle: handle) }
+            }
+        }
+
+        ops.create = { req, parent, name, mode, fi in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "create", parent) { () throws(FSError) in
+                guard let fi else { throw .invalidArgument }
+                let (attrs, handle) = try b.filesystem.create(parent: InodeNumber(parent), name: FUSEBridge.name(name),
+                                                              permissions: mode & 0o7777, caller: FUSEBridge.caller(req))
+                fi.pointee.fh = handle.rawValue
+                var e = b.entry(attrs)
+                if fuse_reply_create(req, &e, fi) != 0 {
+                    try? b.filesystem.release(attrs.ino, handle: handle)
+                    b.filesystem.forget(attrs.ino, count: 1)
+                }
+            }
+        }
+
+        ops.read = { req, ino, size, off, fi in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "read", ino) { () throws(FSError) in
+                guard let fi, off >= 0 else { throw .invalidArgument }
+                let data = try b.filesystem.read(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh), offset: UInt64(off), size: size)
+                data.withUnsafeBytes { raw in
+                    _ = fuse_reply_buf(req, raw.baseAddress?.assumingMemoryBound(to: CChar.self), raw.count)
+                }
+            }
+        }
+
+        ops.write = { req, ino, buf, size, off, fi in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "write", ino) { () throws(FSError) in
+                guard let fi, off >= 0 else { throw .invalidArgument }
+                let n = try b.filesystem.write(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh), offset: UInt64(off),
+                                               data: UnsafeRawBufferPointer(start: buf, count: size))
+                fuse_reply_write(req, n)
+            }
+        }
+
+        ops.flush = { req, ino, fi in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "flush", ino) { () throws(FSError) in
+                guard let fi else { throw .invalidArgument }
+                try b.filesystem.flush(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh))
+                b.replyOK(req)
+            }
+        }
+
+        ops.fsync = { req, ino, _, fi in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "fsync", ino) { () throws(FSError) in
+                guard let fi else { throw .invalidArgument }
+                try b.filesystem.fsync(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh))
+                b.replyOK(req)
+            }
+        }
+
+        ops.release = { req, ino, fi in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "release", ino) { () throws(FSError) in
+                guard let fi else { throw .invalidArgument }
+                try b.filesystem.release(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh))
+                b.replyOK(req)
+            }
+        }
+
+        ops.opendir = { req, ino, fi in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "opendir", ino) { () throws(FSError) in
+                guard let fi else { throw .invalidArgument }
+                let handle = try b.filesystem.opendir(InodeNumber(ino))
+                fi.pointee.fh = handle.rawValue
+                if fuse_reply_open(req, fi) != 0 { b.filesystem.releasedir(handle) }
+            }
+        }
+
+        ops.readdir = { req, ino, size, off, fi in
+            FUSEDirectoryReply.readdir(req, ino, size, off, fi, plus: false)
+        }
+
+        ops.readdirplus = { req, ino, size, off, fi in
+            FUSEDirectoryReply.readdir(req, ino, size, off, fi, plus: true)
+        }
+
+        ops.releasedir = { req, _, fi in
+            let b = FUSEBridge.from(req)
+            if let fi { b.filesystem.releasedir(HandleID(rawValue: fi.pointee.fh)) }
+            b.replyOK(req)
+        }
+
+        ops.fsyncdir = { req, _, _, _ in
+            // Directory changes are committed (synchronous=FULL) when their operation returns.
+            fuse_reply_err(req, 0)
+        }
+
+        ops.statfs = { req, ino in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "statfs", ino) { () throws(FSError) in
+                let s = try b.filesystem.statfs()
+                var st = statvfs()
+                st.f_bsize = UInt(s.blockSize)
+                st.f_frsize = UInt(s.blockSize)
+                st.f_blocks = fsblkcnt_t(s.totalBlocks)
+                st.f_bfree = fsblkcnt_t(s.freeBlocks)
+                st.f_bavail = fsblkcnt_t(s.freeBlocks)
+                st.f_files = fsfilcnt_t(s.totalInodes)
+                st.f_ffree = fsfilcnt_t(s.freeInodes)
+                st.f_favail = fsfilcnt_t(s.freeInodes)
+                st.f_namemax = UInt(s.maxNameLength)
+                fuse_reply_statfs(req, &st)
+            }
+        }
+
+        ops.setxattr = { req, ino, name, value, size, flags in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "setxattr", ino) { () throws(FSError) in
+                let mode: MossaicFilesystem.XattrSetMode =
+                    flags & Int32(XATTR_CREATE) != 0 ? .create : flags & Int32(XATTR_REPLACE) != 0 ? .replace : .any
+                let bytes = size == 0 ? [] : Array(UnsafeRawBufferPointer(start: value, count: size))
+                try b.filesystem.setxattr(InodeNumber(ino), name: FUSEBridge.name(name), value: bytes, mode: mode)
+                b.replyOK(req)
+            }
+        }
+
+        ops.getxattr = { req, ino, name, size in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "getxattr", ino) { () throws(FSError) in
+                FUSEDirectoryReply.replySized(req, try b.filesystem.getxattr(InodeNumber(ino), name: FUSEBridge.name(name)), size)
+            }
+        }
+
+        ops.listxattr = { req, ino, size in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "listxattr", ino) { () throws(FSError) in
+                FUSEDirectoryReply.replySized(req, try b.filesystem.listxattr(InodeNumber(ino)), size)
+            }
+        }
+
+        ops.removexattr = { req, ino, name in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "removexattr", ino) { () throws(FSError) in
+                try b.filesystem.removexattr(InodeNumber(ino), name: FUSEBridge.name(name))
+                b.replyOK(req)
+            }
+        }
+
+        return ops
+    }
+}

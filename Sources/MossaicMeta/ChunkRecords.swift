@@ -1,0 +1,87 @@
+import MossaicCore
+
+/// Where a chunk's bytes are.
+public enum ChunkState: Int64, Sendable {
+    /// In the `chunks` row itself (small chunks): never an object.
+    case inline = 1
+    /// An object `chunks/xx/<hash>` in the store.
+    case stored = 2
+}
+
+/// One entry of a file's chunk list: chunk `index` is the first `length` bytes of `hash`.
+public struct ChunkRef: Equatable, Sendable {
+    public var index: ChunkIndex
+    public var hash: ChunkHash
+    public var length: Int
+    public init(index: ChunkIndex, hash: ChunkHash, length: Int) { self.index = index; self.hash = hash; self.length = length }
+}
+
+/// A chunk a commit introduces; inserted if the metadata does not know it yet.
+public struct NewChunk: Sendable {
+    public var hash: ChunkHash
+    public var length: Int
+    public var state: ChunkState
+    /// The bytes, for inline chunks.
+    public var inlineData: [UInt8]?
+    public init(hash: ChunkHash, length: Int, state: ChunkState, inlineData: [UInt8]?) {
+        self.hash = hash; self.length = length; self.state = state; self.inlineData = inlineData
+    }
+}
+
+/// What the metadata knows about a chunk.
+public struct ChunkInfo: Sendable, Equatable {
+    public var length: Int
+    public var refcount: Int64
+    public var state: ChunkState
+}
+
+/// A file's new content as one commit publishes it.
+public struct FileCommit: Sendable {
+    public var ino: InodeNumber
+    /// Chunk indexes whose content changed: a new reference, or nil for a hole (all zeros).
+    public var chunks: [(ChunkIndex, ChunkRef?)]
+    public var newChunks: [NewChunk]
+    public var size: UInt64
+    public var mtime: Timestamp
+    public var ctime: Timestamp
+    public init(ino: InodeNumber, chunks: [(ChunkIndex, ChunkRef?)], newChunks: [NewChunk], size: UInt64, mtime: Timestamp, ctime: Timestamp) {
+        self.ino = ino; self.chunks = chunks; self.newChunks = newChunks; self.size = size; self.mtime = mtime; self.ctime = ctime
+    }
+}
+
+/// A directory entry with the attributes of the inode it names.
+public struct DirectoryEntry: Sendable {
+    public var name: [UInt8]
+    public var attributes: FileAttributes
+}
+
+/// Which attributes a setattr changes.
+public struct AttributeChanges: Sendable {
+    public var permissions: UInt32?
+    public var uid: UInt32?
+    public var gid: UInt32?
+    public var size: UInt64?
+    public var atime: Timestamp?
+    public var mtime: Timestamp?
+    public init(permissions: UInt32? = nil, uid: UInt32? = nil, gid: UInt32? = nil, size: UInt64? = nil,
+                atime: Timestamp? = nil, mtime: Timestamp? = nil) {
+        self.permissions = permissions; self.uid = uid; self.gid = gid; self.size = size; self.atime = atime; self.mtime = mtime
+    }
+    public var isEmpty: Bool { permissions == nil && uid == nil && gid == nil && size == nil && atime == nil && mtime == nil }
+}
+
+/// Flags of rename(2)'s renameat2 form.
+public struct RenameFlags: OptionSet, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+    /// RENAME_NOREPLACE: fail with EEXIST if the target exists.
+    public static let noReplace = RenameFlags(rawValue: 1)
+    /// RENAME_EXCHANGE: swap source and target atomically.
+    public static let exchange = RenameFlags(rawValue: 2)
+}
+
+/// Totals for statfs.
+public struct MetaUsage: Sendable {
+    public var inodes: UInt64
+    public var storedBytes: UInt64
+}

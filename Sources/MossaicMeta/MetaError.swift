@@ -1,0 +1,33 @@
+import MossaicCore
+
+/// Errors of the metadata layer: namespace conditions found inside a transaction, and SQLite
+/// failures. The filesystem layer maps them to `FSError`.
+public enum MetaError: Error, Equatable, Sendable, CustomStringConvertible {
+    case notFound
+    case exists
+    case notDirectory
+    case isDirectory
+    case notEmpty
+    case invalidArgument
+    case noAttribute
+    case tooManyLinks
+    /// SQLite said no: result code, its message, and what was being done.
+    case sqlite(code: Int32, message: String, context: String)
+    /// The database is not one this build understands (newer schema, damaged).
+    case incompatible(String)
+
+    public var description: String {
+        switch self {
+        case .notFound: "not found"
+        case .exists: "exists"
+        case .notDirectory: "not a directory"
+        case .isDirectory: "is a directory"
+        case .notEmpty: "directory not empty"
+        case .invalidArgument: "invalid argument"
+        case .noAttribute: "no such attribute"
+        case .tooManyLinks: "too many links"
+        case .sqlite(let code, let message, let context): "SQLite error \(code) (\(message)) during \(context)"
+        case .incompatible(let why): why
+        }
+    }
+}

@@ -1,0 +1,189 @@
+internal import CSQLite
+
+/// One SQLite connection and its prepared statements.
+///
+/// Not thread-safe by design (opened with SQLITE_OPEN_NOMUTEX): `SQLiteMetaStore` owns it inside
+/// a `Mutex`, so exactly one thread uses it at a time. That is also the single-writer rule of
+/// SQLite made explicit. `@unchecked Sendable` only because it wraps a C handle that the mutex
+/// confines.
+final class SQLiteConnection: @unchecked Sendable {
+    private var db: OpaquePointer?
+    private var statements: [String: OpaquePointer] = [:]
+    let path: String
+
+    init(path: String, readOnly: Bool) throws(MetaError) {
+        self.path = path
+        let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX
+        var handle: OpaquePointer?
+        let rc = sqlite3_open_v2(path, &handle, flags, nil)
+        guard rc == SQLITE_OK, let handle else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            sqlite3_close_v2(handle)
+            throw .sqlite(code: rc, message: message, context: "open \(path)")
+        }
+        db = handle
+        // Wait for a lock held by another process (fsck, status) instead of failing at once.
+        sqlite3_busy_timeout(handle, 10_000)
+        sqlite3_extended_result_codes(handle, 1)
+    }
+
+    deinit {
+        for (_, stmt) in statements { sqlite3_finalize(stmt) }
+        sqlite3_close_v2(db)
+    }
+
+    /// Runs SQL without results (schema, PRAGMAs with no answer needed, BEGIN/COMMIT).
+    func execute(_ sql: String) throws(MetaError) {
+        var message: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(db, sql, nil, nil, &message)
+        if rc != SQLITE_OK {
+            let text = message.map { String(cString: $0) } ?? String(cString: sqlite3_errmsg(db))
+            sqlite3_free(message)
+            throw .sqlite(code: rc, message: text, context: sql)
+        }
+    }
+
+    /// A prepared statement for `sql`, compiled once and reused (reset and unbound) afterwards.
+    func statement(_ sql: String) throws(MetaError) -> Statement {
+        if let stmt = statements[sql] {
+            sqlite3_reset(stmt)
+            sqlite3_clear_bindings(stmt)
+            return Statement(stmt: stmt, db: db, sql: sql)
+        }
+        var stmt: OpaquePointer?
+        let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &stmt, nil)
+        guard rc == SQLITE_OK, let stmt else {
+            throw .sqlite(code: rc, message: String(cString: sqlite3_errmsg(db)), context: sql)
+        }
+        statements[sql] = stmt
+        return Statement(stmt: stmt, db: db, sql: sql)
+    }
+
+    /// Convenience: prepare, bind, and collect every row through `row`.
+    func query<T>(_ sql: String, _ bindings: [SQLValue] = [], row: (Statement) -> T) throws(MetaError) -> [T] {
+        let s = try statement(sql)
+        try s.bind(bindings)
+        var out: [T] = []
+        while try s.step() { out.append(row(s)) }
+        return out
+    }
+
+    /// Convenience: the first row, if any.
+    func queryOne<T>(_ sql: String, _ bindings: [SQLValue] = [], row: (Statement) -> T) throws(MetaError) -> T? {
+        let s = try statement(sql)
+        try s.bind(bindings)
+        guard try s.step() else { return nil }
+        let value = row(s)
+        sqlite3_reset(s.stmt)
+        return value
+    }
+
+    /// Convenience: a statement that returns no rows.
+    func run(_ sql: String, _ bindings: [SQLValue] = []) throws(MetaError) {
+        let s = try statement(sql)
+        try s.bind(bindings)
+        while try s.step() {}
+    }
+
+    var changes: Int { Int(sqlite3_changes(db)) }
+    var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(db) }
+
+    /// Reads a PRAGMA's value back, to check that a setting really took.
+    func pragma(_ name: String) throws(MetaError) -> String {
+        try queryOne("PRAGMA \(name)") { $0.text(0) } ?? ""
+    }
+
+    /// Runs `body` in a `BEGIN IMMEDIATE` transaction: committed if it returns, rolled back if
+    /// it throws. IMMEDIATE takes the write lock up front, so a transaction never fails halfway
+    /// with SQLITE_BUSY after having read.
+    func transaction<T>(_ body: () throws(MetaError) -> T) throws(MetaError) -> T {
+        try execute("BEGIN IMMEDIATE")
+        do {
+            let result = try body()
+            try execute("COMMIT")
+            return result
+        } catch {
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+
+    /// A consistent copy of the database into `path` through SQLite's online backup API.
+    func backup(to path: String) throws(MetaError) {
+        var dest: OpaquePointer?
+        guard sqlite3_open_v2(path, &dest, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nil) == SQLITE_OK else {
+            sqlite3_close_v2(dest)
+            throw .sqlite(code: SQLITE_CANTOPEN, message: "cannot create backup", context: path)
+        }
+        defer { sqlite3_close_v2(dest) }
+        guard let backup = sqlite3_backup_init(dest, "main", db, "main") else {
+            throw .sqlite(code: sqlite3_errcode(dest), message: String(cString: sqlite3_errmsg(dest)), context: "backup \(path)")
+        }
+        let rc = sqlite3_backup_step(backup, -1)
+        sqlite3_backup_finish(backup)
+        guard rc == SQLITE_DONE else {
+            throw .sqlite(code: rc, message: String(cString: sqlite3_errstr(rc)), context: "backup \(path)")
+        }
+    }
+}
+
+/// A value bound to a statement parameter.
+enum SQLValue {
+    case int(Int64)
+    case blob([UInt8])
+    case text(String)
+    case null
+}
+
+/// A prepared statement, valid while its connection's lock is held.
+struct Statement {
+    let stmt: OpaquePointer
+    let db: OpaquePointer?
+    let sql: String
+
+    /// `SQLITE_TRANSIENT`: SQLite copies the bound bytes. The C macro does not import.
+    private static var transient: sqlite3_destructor_type { unsafeBitCast(-1, to: sqlite3_destructor_type.self) }
+
+    func bind(_ values: [SQLValue]) throws(MetaError) {
+        for (i, value) in values.enumerated() {
+            let index = Int32(i + 1)
+            let rc: Int32
+            switch value {
+            case .int(let v): rc = sqlite3_bind_int64(stmt, index, v)
+            case .blob(let bytes):
+                rc = bytes.withUnsafeBytes { raw in
+                    // A zero-length blob must still bind as a blob, not NULL.
+                    sqlite3_bind_blob64(stmt, index, raw.baseAddress ?? UnsafeRawPointer(bitPattern: 1), UInt64(raw.count), Self.transient)
+                }
+            case .text(let s): rc = sqlite3_bind_text(stmt, index, s, -1, Self.transient)
+            case .null: rc = sqlite3_bind_null(stmt, index)
+            }
+            guard rc == SQLITE_OK else { throw .sqlite(code: rc, message: String(cString: sqlite3_errmsg(db)), context: sql) }
+        }
+    }
+
+    /// Advances to the next row: true if there is one.
+    func step() throws(MetaError) -> Bool {
+        let rc = sqlite3_step(stmt)
+        switch rc {
+        case SQLITE_ROW: return true
+        case SQLITE_DONE: return false
+        default:
+            let message = String(cString: sqlite3_errmsg(db))
+            sqlite3_reset(stmt)
+            throw .sqlite(code: rc, message: message, context: sql)
+        }
+    }
+
+    func int(_ column: Int32) -> Int64 { sqlite3_column_int64(stmt, column) }
+    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(stmt, column) == SQLITE_NULL }
+    func blob(_ column: Int32) -> [UInt8] {
+        let count = Int(sqlite3_column_bytes(stmt, column))
+        guard count > 0, let base = sqlite3_column_blob(stmt, column) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: base, count: count))
+    }
+    func text(_ column: Int32) -> String {
+        guard let c = sqlite3_column_text(stmt, column) else { return "" }
+        return String(cString: c)
+    }
+}

@@ -1,0 +1,101 @@
+import MossaicCore
+
+/// Chunk lists and chunk refcounts.
+extension SQLiteMetaStore {
+    /// The chunk references of `ino` with index in `indexes`, in index order.
+    public func chunkRefs(_ ino: InodeNumber, indexes: ClosedRange<UInt64>) throws(MetaError) -> [ChunkRef] {
+        try withConnection { (c) throws(MetaError) in
+            try c.query("SELECT idx, hash, length FROM file_chunks WHERE ino = ? AND idx BETWEEN ? AND ? ORDER BY idx",
+                        [.int(Int64(ino.rawValue)), .int(Int64(indexes.lowerBound)), .int(Int64(min(indexes.upperBound, UInt64(Int64.max))))]) { s in
+                ChunkRef(index: ChunkIndex(UInt64(s.int(0))), hash: ChunkHash(bytes: s.blob(1)), length: Int(s.int(2)))
+            }
+        }
+    }
+
+    /// What the metadata knows about the chunk `hash`, or nil if nothing.
+    public func chunkInfo(_ hash: ChunkHash) throws(MetaError) -> ChunkInfo? {
+        try withConnection { (c) throws(MetaError) in
+            try c.queryOne("SELECT length, refcount, state FROM chunks WHERE hash = ?", [.blob(hash.bytes)]) { s in
+                ChunkInfo(length: Int(s.int(0)), refcount: s.int(1), state: ChunkState(rawValue: s.int(2)) ?? .stored)
+            }
+        }
+    }
+
+    /// The bytes of an inline chunk, or nil if it is not inline.
+    public func inlineData(_ hash: ChunkHash) throws(MetaError) -> [UInt8]? {
+        try withConnection { (c) throws(MetaError) in
+            try c.queryOne("SELECT data FROM chunks WHERE hash = ? AND state = ?", [.blob(hash.bytes), .int(ChunkState.inline.rawValue)]) { $0.blob(0) }
+        }
+    }
+
+    /// Publishes a file's new content in ONE transaction: new chunk rows, the changed chunk
+    /// references with their refcounts, and size/mtime/ctime. The caller has stored every
+    /// non-inline chunk in `newChunks` before calling, so the metadata never references a
+    /// chunk the store lacks.
+    public func commit(_ commit: FileCommit) throws(MetaError) -> FileAttributes {
+        try write { (c) throws(MetaError) in
+            let key = SQLValue.int(Int64(commit.ino.rawValue))
+            var attrs = try Self.attributes(c, commit.ino)
+            guard attrs.kind == .regular else { throw .invalidArgument }
+            for chunk in commit.newChunks {
+                try c.run("INSERT INTO chunks(hash, length, refcount, state, data) VALUES(?, ?, 0, ?, ?) ON CONFLICT(hash) DO NOTHING",
+                          [.blob(chunk.hash.bytes), .int(Int64(chunk.length)), .int(chunk.state.rawValue),
+                           chunk.inlineData.map { .blob($0) } ?? .null])
+            }
+            for (index, ref) in commit.chunks {
+                let idx = SQLValue.int(Int64(index.rawValue))
+                if let old = try c.queryOne("SELECT hash FROM file_chunks WHERE ino = ? AND idx = ?", [key, idx], row: { $0.blob(0) }) {
+                    try c.run("UPDATE chunks SET refcount = refcount - 1 WHERE hash = ?", [.blob(old)])
+                }
+                if let ref {
+                    try c.run("INSERT INTO file_chunks(ino, idx, hash, length) VALUES(?, ?, ?, ?) ON CONFLICT(ino, idx) DO UPDATE SET hash = excluded.hash, length = excluded.length",
+                              [key, idx, .blob(ref.hash.bytes), .int(Int64(ref.length))])
+                    try c.run("UPDATE chunks SET refcount = refcount + 1 WHERE hash = ?", [.blob(ref.hash.bytes)])
+                    guard c.changes == 1 else { throw .incompatible("commit references unknown chunk \(ref.hash)") }
+                } else {
+                    try c.run("DELETE FROM file_chunks WHERE ino = ? AND idx = ?", [key, idx])
+                }
+            }
+            if commit.size < attrs.size { try Self.cutChunks(c, commit.ino, to: commit.size) }
+            attrs.size = commit.size
+            attrs.mtime = commit.mtime
+            attrs.ctime = commit.ctime
+            try c.run("UPDATE inodes SET size = ?, mtime_ns = ?, ctime_ns = ? WHERE ino = ?",
+                      [.int(Int64(commit.size)), .int(commit.mtime.nanoseconds), .int(commit.ctime.nanoseconds), key])
+            try Self.dropUnreferencedInline(c)
+            return attrs
+        }
+    }
+
+    /// Drops chunk references past `size` and shortens the one `size` falls in. Chunks are not
+    /// rewritten: a reference uses a prefix of its chunk.
+    static func cutChunks(_ c: SQLiteConnection, _ ino: InodeNumber, to size: UInt64) throws(MetaError) {
+        let chunkSize = UInt64(FormatConstants.chunkSize)
+        let key = SQLValue.int(Int64(ino.rawValue))
+        let firstGone = Int64((size + chunkSize - 1) / chunkSize)
+        try c.run("""
+            UPDATE chunks SET refcount = refcount - (SELECT count(*) FROM file_chunks f WHERE f.ino = ? AND f.idx >= ? AND f.hash = chunks.hash)
+            WHERE hash IN (SELECT hash FROM file_chunks WHERE ino = ? AND idx >= ?)
+            """, [key, .int(firstGone), key, .int(firstGone)])
+        try c.run("DELETE FROM file_chunks WHERE ino = ? AND idx >= ?", [key, .int(firstGone)])
+        if size % chunkSize != 0 {
+            let last = Int64(size / chunkSize)
+            try c.run("UPDATE file_chunks SET length = min(length, ?) WHERE ino = ? AND idx = ?",
+                      [.int(Int64(size % chunkSize)), key, .int(last)])
+        }
+        try dropUnreferencedInline(c)
+    }
+
+    /// Inline chunks live only in their row: with no reference left they are garbage at once.
+    /// Stored chunks keep their row at refcount 0 until garbage collection deletes the object.
+    static func dropUnreferencedInline(_ c: SQLiteConnection) throws(MetaError) {
+        try c.run("DELETE FROM chunks WHERE refcount <= 0 AND state = ?", [.int(ChunkState.inline.rawValue)])
+    }
+
+    /// Stored chunks no file references (garbage-collection candidates).
+    public func unreferencedStoredChunks() throws(MetaError) -> [ChunkHash] {
+        try withConnection { (c) throws(MetaError) in
+            try c.query("SELECT hash FROM chunks WHERE refcount = 0 AND state = ?", [.int(ChunkState.stored.rawValue)]) { ChunkHash(bytes: $0.blob(0)) }
+        }
+    }
+}

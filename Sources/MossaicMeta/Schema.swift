@@ -1,0 +1,59 @@
+/// The metadata schema and its migrations. `PRAGMA user_version` holds the version; a database
+/// newer than this build is refused rather than misread.
+enum Schema {
+    static let version: Int64 = 1
+
+    /// Version 1. Names are BLOBs: Linux file names are bytes, not text. `file_chunks.length` is
+    /// how many bytes of the chunk the file uses — the rest of its 1 MiB span reads as zeros, so
+    /// truncation never rewrites a chunk. A missing `file_chunks` row inside `size` is a hole.
+    /// `chunks.state`: 1 inline (bytes in `data`), 2 stored (an object in the store).
+    /// Rows of stored chunks stay at refcount 0 until garbage collection, so rewriting bytes
+    /// that were freed needs no upload; inline rows go with their last reference.
+    static let v1 = """
+    CREATE TABLE settings(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE inodes(
+        ino INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind INTEGER NOT NULL,
+        mode INTEGER NOT NULL,
+        uid INTEGER NOT NULL,
+        gid INTEGER NOT NULL,
+        size INTEGER NOT NULL DEFAULT 0,
+        nlink INTEGER NOT NULL,
+        rdev INTEGER NOT NULL DEFAULT 0,
+        atime_ns INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        ctime_ns INTEGER NOT NULL,
+        generation INTEGER NOT NULL DEFAULT 0,
+        parent INTEGER
+    );
+    CREATE TABLE dentries(
+        parent INTEGER NOT NULL,
+        name BLOB NOT NULL,
+        ino INTEGER NOT NULL,
+        PRIMARY KEY(parent, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE file_chunks(
+        ino INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        length INTEGER NOT NULL,
+        PRIMARY KEY(ino, idx)
+    ) WITHOUT ROWID;
+    CREATE TABLE chunks(
+        hash BLOB PRIMARY KEY,
+        length INTEGER NOT NULL,
+        refcount INTEGER NOT NULL,
+        state INTEGER NOT NULL,
+        data BLOB
+    ) WITHOUT ROWID;
+    CREATE INDEX chunks_unreferenced ON chunks(refcount) WHERE refcount = 0;
+    CREATE TABLE symlinks(ino INTEGER PRIMARY KEY, target BLOB NOT NULL);
+    CREATE TABLE xattrs(
+        ino INTEGER NOT NULL,
+        name BLOB NOT NULL,
+        value BLOB NOT NULL,
+        PRIMARY KEY(ino, name)
+    ) WITHOUT ROWID;
+    CREATE TABLE orphans(ino INTEGER PRIMARY KEY);
+    """
+}

@@ -1,0 +1,83 @@
+/// Where a filesystem's objects live: chunks, the superblock and metadata snapshots.
+///
+/// Keys are relative to the store's root (a directory, or a bucket plus prefix) and use `/` as a
+/// separator, e.g. `chunks/ab/abcdef…`. Implementations are thread-safe: the filesystem calls
+/// them concurrently from FUSE worker threads and background workers, and every call blocks.
+public protocol ObjectStore: Sendable {
+    /// Stores `data` under `key` atomically: readers see the old object or the whole new one.
+    /// Returns the new object's ETag.
+    @discardableResult
+    func put(_ key: String, _ data: [UInt8], condition: PutCondition) throws(ObjectStoreError) -> String
+
+    /// The whole object. Throws `.notFound` if there is none.
+    func get(_ key: String) throws(ObjectStoreError) -> [UInt8]
+
+    /// Bytes `range` of the object (clamped to its end). Throws `.notFound` if there is none.
+    func get(_ key: String, range: Range<UInt64>) throws(ObjectStoreError) -> [UInt8]
+
+    /// Size and ETag of the object, or nil if there is none.
+    func head(_ key: String) throws(ObjectStoreError) -> ObjectInfo?
+
+    /// Removes the object; removing a missing object is not an error.
+    func delete(_ key: String) throws(ObjectStoreError)
+
+    /// Every object whose key starts with `prefix`, in key order; pages are fetched as needed.
+    func list(prefix: String) throws(ObjectStoreError) -> [ObjectInfo]
+
+    /// A short human-readable name for messages, e.g. `s3://bucket/prefix` or a directory path.
+    var displayName: String { get }
+
+    /// True when the store is on the local machine, so a local blob cache in front of it would
+    /// only duplicate bytes already on this disk.
+    var isLocal: Bool { get }
+}
+
+extension ObjectStore {
+    @discardableResult
+    public func put(_ key: String, _ data: [UInt8]) throws(ObjectStoreError) -> String {
+        try put(key, data, condition: .none)
+    }
+}
+
+/// A precondition on a PUT, as S3's conditional writes express them.
+public enum PutCondition: Sendable, Equatable {
+    case none
+    /// `If-None-Match: *` — only if no object exists under the key.
+    case ifNoneMatch
+    /// `If-Match: <etag>` — only if the current object has this ETag.
+    case ifMatch(String)
+}
+
+public struct ObjectInfo: Sendable, Equatable {
+    public var key: String
+    public var size: UInt64
+    public var etag: String
+    public init(key: String, size: UInt64, etag: String) { self.key = key; self.size = size; self.etag = etag }
+}
+
+/// Errors of the object store layer. Messages are one line and never contain a secret.
+public enum ObjectStoreError: Error, Equatable, Sendable, CustomStringConvertible {
+    case notFound(key: String)
+    case preconditionFailed(key: String)
+    case noSuchBucket(bucket: String)
+    case accessDenied(String)
+    /// The credentials were rejected (bad signature or unknown key); names where they came from.
+    case badCredentials(String)
+    case unreachable(endpoint: String, reason: String)
+    case invalidConfiguration(String)
+    /// Any other failure that retries did not cure.
+    case failed(String)
+
+    public var description: String {
+        switch self {
+        case .notFound(let key): "object not found: \(key)"
+        case .preconditionFailed(let key): "precondition failed for \(key) (changed concurrently)"
+        case .noSuchBucket(let bucket): "bucket \"\(bucket)\" does not exist"
+        case .accessDenied(let why): "access denied: \(why)"
+        case .badCredentials(let why): "credentials rejected: \(why)"
+        case .unreachable(let endpoint, let reason): "cannot reach \(endpoint): \(reason)"
+        case .invalidConfiguration(let why): why
+        case .failed(let why): why
+        }
+    }
+}

@@ -1,0 +1,19 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Writing to the terminal without Foundation's non-Sendable globals (Swift 6 rejects `stderr`).
+enum Console {
+    static func error(_ message: String) { write(2, "mossaicfs: \(message)\n") }
+    static func out(_ message: String) { write(1, message + "\n") }
+
+    static func write(_ fd: Int32, _ text: String) {
+        var bytes = Array(text.utf8)
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
+            if n <= 0 { if errno == EINTR { continue }; return }
+            done += n
+        }
+    }
+}

@@ -1,0 +1,126 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Logging
+import MossaicCore
+import MossaicFS
+import MossaicFUSE
+import MossaicObjectStore
+
+/// `mossaicfs mount SOURCE MOUNTPOINT [-o opts] [-f]`, also reached as
+/// `mossaicfs SOURCE MOUNTPOINT -o opts` (the mount-helper form mount.fuse3 runs).
+///
+/// Without `-f` it returns only when the mount is live (exit 0), or prints why it is not
+/// (exit 1); the daemon keeps running in the background until the filesystem is unmounted.
+struct MountCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mount",
+        abstract: "Mount the filesystem in SOURCE on MOUNTPOINT.",
+        discussion: """
+        Options (-o, comma-separated; see mossaicfs(8)):
+          cache_dir=PATH        local metadata and cache (default /var/cache/mossaicfs/<fs-uuid>)
+          ro                    read-only mount
+          allow_other           let users other than the mounting one access the mount
+          default_permissions   accepted; the kernel always checks permissions from mode/uid/gid
+          cache_size=SIZE       disk cache bound for remote stores (default 10G)
+          mem_cache_size=SIZE   memory cache bound (default 64M)
+          cache_free=SIZE       free space the disk cache leaves on its filesystem (default 1G)
+          threads=N             FUSE worker threads (default 16)
+          attr_timeout=S, entry_timeout=S   kernel cache lifetimes (default 1)
+          fsname=NAME           the source shown in /proc/mounts (default SOURCE)
+          debug                 log every FUSE request (implies nothing else)
+        libfuse's and the kernel's generic options (auto_unmount, allow_root, noatime, nosuid,
+        nodev, noexec, max_read=, subtype=, …) are passed through; fstab-only options (defaults,
+        _netdev, nofail, noauto, user, x-*, comment=) are ignored. An unknown option is an error.
+        """)
+
+    @Argument(help: "The filesystem: a local directory formatted with `mossaicfs format`.")
+    var source: String
+
+    @Argument(help: "An existing directory to mount on.")
+    var mountpoint: String
+
+    @Option(name: .customShort("o"), help: ArgumentHelp("Mount options, comma-separated.", valueName: "options"))
+    var options: [String] = []
+
+    @Flag(name: [.customShort("f"), .long], help: "Stay in the foreground; log to stderr.")
+    var foreground = false
+
+    @Flag(name: .customShort("d"), help: "Debug: stay in the foreground and log every request.")
+    var debugForeground = false
+
+    // Flags mount.fuse3 and mount(8) may pass: accepted and ignored (-s single-threaded,
+    // -n no mtab, -v verbose).
+    @Flag(name: .customShort("s"), help: .hidden) var singleThreaded = false
+    @Flag(name: .customShort("n"), help: .hidden) var noMtab = false
+    @Flag(name: .customShort("v"), help: .hidden) var verbose = false
+
+    /// Internal: the descriptor to report readiness on (set by `mount` for its daemon, and by
+    /// tests and supervisors that start the daemon in the foreground themselves).
+    @Option(name: .long, help: .hidden) var readyFd: Int32?
+
+    /// Internal: started by `mount` in the background: log to syslog.
+    @Flag(name: .long, help: .hidden) var daemon = false
+
+    func run() throws {
+        if !foreground && !debugForeground {
+            let arguments = Array(CommandLine.arguments.dropFirst())
+            throw ExitCode(Daemon.spawnAndWait(arguments: arguments + ["--daemon"]))
+        }
+        let parsed: MountOptions
+        do {
+            parsed = try MountOptions(options)
+        } catch {
+            fail("\(error)")
+        }
+        let debug = parsed.debug || debugForeground
+        LoggingSystem.bootstrap { label in
+            var handler: any LogHandler = daemon ? SyslogLogHandler(label: label) : StreamLogHandler.standardError(label: label)
+            handler.logLevel = debug ? .debug : .info
+            return handler
+        }
+        let logger = Logger(label: "mossaicfs")
+
+        let mountpointPath = StoreFactory.absolutePath(mountpoint)
+        var st = stat()
+        guard stat(mountpointPath, &st) == 0 else { fail("mountpoint \(mountpointPath): \(String(cString: strerror(errno)))") }
+        guard st.st_mode & S_IFMT == S_IFDIR else { fail("mountpoint \(mountpointPath) is not a directory") }
+
+        let opened: FilesystemLoader.Opened
+        do {
+            let store = try StoreFactory.open(source, options: parsed.store, create: false)
+            opened = try FilesystemLoader.open(store: store, settings: .init(
+                cacheDirectory: parsed.cacheDirectory, readOnly: parsed.readOnly,
+                memoryCacheBytes: parsed.memoryCacheBytes, diskCacheBytes: parsed.diskCacheBytes,
+                freeSpaceFloor: parsed.cacheFreeBytes), logger: logger)
+        } catch let error as ObjectStoreError {
+            fail(error.description)
+        } catch {
+            fail("\(error)")
+        }
+
+        let sourceName = source.hasPrefix("s3://") ? source : StoreFactory.absolutePath(source)
+        let configuration = FUSESession.Configuration(
+            mountpoint: mountpointPath, fuseOptions: parsed.fuseOptions(source: sourceName), debug: parsed.debug,
+            maxThreads: parsed.maxThreads, entryTimeout: parsed.entryTimeout, attributeTimeout: parsed.attributeTimeout)
+        do {
+            try FUSESession.run(opened.filesystem, configuration, logger: logger) {
+                Daemon.report(fd: readyFd, Daemon.readyMessage)
+            }
+        } catch {
+            fail("\(error)")
+        }
+        withExtendedLifetime(opened.cacheDirectory) {}
+    }
+
+    /// Reports a failure in one line (to the terminal and to a waiting `mount`) and exits 1.
+    private func fail(_ message: String) -> Never {
+        Console.error(message)
+        Daemon.report(fd: readyFd, message)
+        Foundation_exit(1)
+    }
+}
+
+/// exit(3) without ambiguity between Glibc and ArgumentParser's names.
+func Foundation_exit(_ code: Int32) -> Never { Glibc.exit(code) }

@@ -1,0 +1,132 @@
+/// The `-o` options of `mount`, parsed and checked. Unknown options are an error that names
+/// the option: a typo must not silently mount with defaults.
+struct MountOptions: Equatable {
+    var cacheDirectory: String?
+    var readOnly = false
+    var debug = false
+    var allowOther = false
+    var memoryCacheBytes = 64 << 20
+    var diskCacheBytes = 10 << 30
+    var cacheFreeBytes = 1 << 30
+    var maxThreads = 16
+    var entryTimeout = 1.0
+    var attributeTimeout = 1.0
+    var fsname: String?
+    /// Options handed to libfuse and the kernel as they are.
+    var passThrough: [String] = []
+    /// Options of the S3 store (endpoint=, region=, …), for s3:// sources.
+    var store: [String: String] = [:]
+
+    /// libfuse's and the kernel's generic mount options, passed through unchanged.
+    static let fuseFlags: Set<String> = [
+        "allow_root", "auto_unmount", "blkdev", "dev", "nodev", "suid", "nosuid", "exec", "noexec",
+        "atime", "noatime", "diratime", "nodiratime", "relatime", "norelatime", "strictatime", "nostrictatime",
+        "lazytime", "nolazytime", "sync", "async", "dirsync",
+    ]
+    static let fuseValued: Set<String> = ["max_read", "blksize", "subtype", "context", "fscontext", "defcontext", "rootcontext"]
+    /// Accepted and ignored: they mean something to mount(8), fstab or systemd, not to us.
+    static let ignored: Set<String> = ["defaults", "auto", "noauto", "user", "users", "nouser", "owner", "group", "_netdev", "nofail", "rw"]
+    /// Options of the S3 object store.
+    static let storeKeys: Set<String> = ["endpoint", "region", "credentials", "profile", "addressing", "ca_file", "max_connections", "retries"]
+
+    init() {}
+
+    /// Parses `-o` arguments (each a comma-separated list; `\,` is a literal comma).
+    init(_ arguments: [String]) throws(OptionError) {
+        for argument in arguments {
+            for item in Self.split(argument) where !item.isEmpty {
+                try apply(item)
+            }
+        }
+    }
+
+    private mutating func apply(_ item: String) throws(OptionError) {
+        let key: String, value: String?
+        if let eq = item.firstIndex(of: "=") {
+            key = String(item[..<eq]); value = String(item[item.index(after: eq)...])
+        } else {
+            key = item; value = nil
+        }
+        func required() throws(OptionError) -> String {
+            guard let value, !value.isEmpty else { throw OptionError("option '\(key)' needs a value (\(key)=…)") }
+            return value
+        }
+        func size() throws(OptionError) -> Int {
+            let v = try required()
+            guard let n = ByteSize.parse(v) else { throw OptionError("option '\(key)': '\(v)' is not a size (e.g. 512M, 20G)") }
+            return n
+        }
+        func seconds() throws(OptionError) -> Double {
+            let v = try required()
+            guard let s = Double(v), s >= 0, s.isFinite else { throw OptionError("option '\(key)': '\(v)' is not a number of seconds") }
+            return s
+        }
+        func flag() throws(OptionError) {
+            if value != nil { throw OptionError("option '\(key)' takes no value") }
+        }
+
+        switch key {
+        case "cache_dir":
+            let v = try required()
+            guard v.hasPrefix("/") else { throw OptionError("option 'cache_dir' needs an absolute path, not '\(v)'") }
+            cacheDirectory = v
+        case "ro": try flag(); readOnly = true
+        case "debug": try flag(); debug = true
+        case "allow_other": try flag(); allowOther = true
+        case "default_permissions": try flag()  // always on; accepted for fstab lines that say it
+        case "cache_size": diskCacheBytes = try size()
+        case "mem_cache_size": memoryCacheBytes = try size()
+        case "cache_free": cacheFreeBytes = try size()
+        case "threads":
+            let v = try required()
+            guard let n = Int(v), (1...256).contains(n) else { throw OptionError("option 'threads': '\(v)' is not a number from 1 to 256") }
+            maxThreads = n
+        case "attr_timeout": attributeTimeout = try seconds()
+        case "entry_timeout": entryTimeout = try seconds()
+        case "fsname": fsname = try required()
+        case _ where Self.fuseFlags.contains(key): try flag(); passThrough.append(key)
+        case _ where Self.fuseValued.contains(key): passThrough.append("\(key)=\(try required())")
+        case _ where Self.ignored.contains(key): break
+        case _ where key.hasPrefix("x-") || key == "comment": break
+        case _ where Self.storeKeys.contains(key): store[key] = try required()
+        default:
+            throw OptionError("unknown option '\(key)' (see mossaicfs --help and mossaicfs(8))")
+        }
+    }
+
+    /// Splits at commas not escaped with a backslash.
+    static func split(_ s: String) -> [String] {
+        var out: [String] = [], current = "", escaped = false
+        for c in s {
+            if escaped { current.append(c); escaped = false }
+            else if c == "\\" { escaped = true }
+            else if c == "," { out.append(current); current = "" }
+            else { current.append(c) }
+        }
+        out.append(current)
+        return out
+    }
+
+    /// The option list for libfuse/the kernel.
+    func fuseOptions(source: String) -> [String] {
+        var out = ["fsname=" + (fsname ?? source).replacingCommas(), "default_permissions"]
+        if !passThrough.contains(where: { $0.hasPrefix("subtype=") }) { out.append("subtype=mossaicfs") }
+        if allowOther { out.append("allow_other") }
+        if readOnly { out.append("ro") }
+        return out + passThrough
+    }
+}
+
+struct OptionError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
+
+private extension String {
+    /// libfuse splits -o at commas; a literal comma in a value must be escaped.
+    func replacingCommas() -> String {
+        var out = ""
+        for c in self { if c == "," { out += "\\," } else { out.append(c) } }
+        return out
+    }
+}
