@@ -6,12 +6,15 @@ import MossaicMeta
 /// uploaded) BEFORE one SQLite transaction publishes the new chunk list, size and times. A crash
 /// in between leaves at worst unreferenced objects, never a reference to a missing chunk.
 extension MossaicFilesystem {
-    func commit(_ file: OpenFile) throws(FSError) {
-        try file.commitLock.withLock { (_) throws(FSError) in
-            guard let snapshot = try file.snapshot() else { return }
+    /// Commits the file's buffered writes, if any. Returns whether there were any.
+    @discardableResult
+    func commit(_ file: OpenFile) throws(FSError) -> Bool {
+        try file.commitLock.withLock { (_) throws(FSError) -> Bool in
+            guard let snapshot = try file.snapshot() else { return false }
             do throws(FSError) {
                 try publish(file.ino, snapshot)
                 file.committed(snapshot)
+                return true
             } catch {
                 logger.error("commit failed", metadata: ["ino": "\(file.ino.rawValue)", "error": "\(error)"])
                 file.failed(error)
@@ -44,19 +47,22 @@ extension MossaicFilesystem {
             let live = Int(min(chunkSize, size - index * chunkSize))
             var content: [UInt8]
             if page.written.covers(0..<live) {
-                content = Array(page.bytes.prefix(live))
-                if content.count < live { content += repeatElement(0, count: live - content.count) }
+                content = Array(page.bytes.prefix(live))  // unwritten tail bytes are zeros
             } else {
                 content = try committedBytes(bases[index], 0..<live)
                 page.overlay(onto: &content, range: 0..<live)
             }
-            // An all-zero page is a hole: no chunk, no storage.
-            if content.allSatisfy({ $0 == 0 }) {
+            // Trailing zeros are not stored: a reference reads as zeros past its length. So a
+            // sparse tail costs nothing, a short written prefix may become an inline chunk, and
+            // an all-zero page is a hole with no chunk at all.
+            if let last = content.lastIndex(where: { $0 != 0 }) {
+                content.removeSubrange((last + 1)...)
+            } else {
                 changes.append((ChunkIndex(index), nil))
                 continue
             }
             let hash = ChunkHash.of(content)
-            changes.append((ChunkIndex(index), ChunkRef(index: ChunkIndex(index), hash: hash, length: live)))
+            changes.append((ChunkIndex(index), ChunkRef(index: ChunkIndex(index), hash: hash, length: content.count)))
             guard seen.insert(hash).inserted else { continue }
             if try meta({ () throws(MetaError) in try metadata.chunkInfo(hash) }) != nil { continue }  // dedup
             if content.count <= superblock.inlineMax {

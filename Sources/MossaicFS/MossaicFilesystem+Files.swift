@@ -62,11 +62,17 @@ extension MossaicFilesystem {
         try commit(file)
     }
 
-    /// Commits buffered writes; the metadata is written with synchronous=FULL, so this is the
-    /// whole of fsync.
+    /// Commits buffered writes durably (a FULL commit). With nothing buffered, it still makes
+    /// the metadata durable, e.g. the file's creation.
     public func fsync(_ ino: InodeNumber, handle: HandleID) throws(FSError) {
         let (file, _) = try openFile(handle)
-        try commit(file)
+        if try !commit(file) { try sync() }
+    }
+
+    /// fsyncdir and syncfs: every metadata change so far becomes durable.
+    public func sync() throws(FSError) {
+        guard !options.readOnly else { return }
+        try meta { () throws(MetaError) in try metadata.sync() }
     }
 
     /// The last reference to a descriptor is gone. Commits anything left (normally flush did),

@@ -241,9 +241,12 @@ enum FUSEOperations {
             b.replyOK(req)
         }
 
-        ops.fsyncdir = { req, _, _, _ in
-            // Directory changes are committed (synchronous=FULL) when their operation returns.
-            fuse_reply_err(req, 0)
+        ops.fsyncdir = { req, ino, _, _ in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "fsyncdir", ino) { () throws(FSError) in
+                try b.filesystem.sync()
+                b.replyOK(req)
+            }
         }
 
         ops.statfs = { req, ino in

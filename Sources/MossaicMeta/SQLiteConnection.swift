@@ -9,6 +9,8 @@ internal import CSQLite
 final class SQLiteConnection: @unchecked Sendable {
     private var db: OpaquePointer?
     private var statements: [String: OpaquePointer] = [:]
+    /// The `synchronous` level in force, to switch only when a transaction needs another.
+    private var synchronousFull: Bool?
     let path: String
 
     init(path: String, readOnly: Bool) throws(MetaError) {
@@ -96,7 +98,20 @@ final class SQLiteConnection: @unchecked Sendable {
     /// Runs `body` in a `BEGIN IMMEDIATE` transaction: committed if it returns, rolled back if
     /// it throws. IMMEDIATE takes the write lock up front, so a transaction never fails halfway
     /// with SQLITE_BUSY after having read.
-    func transaction<T>(_ body: () throws(MetaError) -> T) throws(MetaError) -> T {
+    ///
+    /// `durable`: commit with `synchronous=FULL` (the WAL is fsynced before COMMIT returns,
+    /// which also makes every earlier transaction durable). Otherwise `NORMAL`: atomic, and
+    /// safe against a crash of this process, but only durable against power loss at the next
+    /// durable commit or checkpoint — the guarantee ext4 gives metadata without fsync.
+    func transaction<T>(durable: Bool, _ body: () throws(MetaError) -> T) throws(MetaError) -> T {
+        if synchronousFull != durable {
+            try execute(durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL")
+            let level = try pragma("synchronous")
+            guard level == (durable ? "2" : "1") else {
+                throw .incompatible("SQLite refused synchronous=\(durable ? "FULL" : "NORMAL") (it says \(level))")
+            }
+            synchronousFull = durable
+        }
         try execute("BEGIN IMMEDIATE")
         do {
             let result = try body()

@@ -33,7 +33,7 @@ extension SQLiteMetaStore {
     /// non-inline chunk in `newChunks` before calling, so the metadata never references a
     /// chunk the store lacks.
     public func commit(_ commit: FileCommit) throws(MetaError) -> FileAttributes {
-        try write { (c) throws(MetaError) in
+        try write(durable: true) { (c) throws(MetaError) in
             let key = SQLValue.int(Int64(commit.ino.rawValue))
             var attrs = try Self.attributes(c, commit.ino)
             guard attrs.kind == .regular else { throw .invalidArgument }

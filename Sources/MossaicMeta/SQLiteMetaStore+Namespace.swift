@@ -23,6 +23,7 @@ extension SQLiteMetaStore {
         /// True when that was the last name: the inode is now an orphan, to be purged once no
         /// kernel reference and no open file remains.
         public var orphaned: Bool
+        public init(ino: InodeNumber, orphaned: Bool) { self.ino = ino; self.orphaned = orphaned }
     }
 
     static func directory(_ c: SQLiteConnection, _ ino: InodeNumber) throws(MetaError) -> FileAttributes {

@@ -7,8 +7,10 @@ import Synchronization
 /// One connection behind a `Mutex`: SQLite allows one writer, and with local metadata every
 /// operation is microseconds, so serialising them is simpler than a reader pool and not
 /// measurably slower at the FUSE request rates a 2-core machine produces. Every mutation is one
-/// `BEGIN IMMEDIATE` transaction, committed with `synchronous=FULL` in WAL mode: when a method
-/// returns, its change survives a crash or power loss.
+/// `BEGIN IMMEDIATE` transaction in WAL mode. File commits (`commit`) and `sync()` are
+/// committed with `synchronous=FULL`: when they return, they and everything before them survive
+/// power loss. Other metadata changes use `synchronous=NORMAL`: atomic and immediately safe
+/// against a crash of the daemon, durable against power loss at the next FULL commit.
 public final class SQLiteMetaStore: Sendable {
     private let connection: Mutex<SQLiteConnection>
     public let path: String
@@ -19,12 +21,10 @@ public final class SQLiteMetaStore: Sendable {
         self.path = path
         if !readOnly {
             try c.execute("PRAGMA journal_mode=WAL")
-            try c.execute("PRAGMA synchronous=FULL")
-            // A PRAGMA that did not take fails silently; read each one back.
+            // A PRAGMA that did not take fails silently; read it back.
             let journal = try c.pragma("journal_mode")
-            let synchronous = try c.pragma("synchronous")
-            guard journal.lowercased() == "wal", synchronous == "2" else {
-                throw .incompatible("\(path): SQLite refused WAL/synchronous=FULL (got \(journal)/\(synchronous))")
+            guard journal.lowercased() == "wal" else {
+                throw .incompatible("\(path): SQLite refused journal_mode=WAL (got \(journal))")
             }
             try Self.migrate(c)
         }
@@ -37,7 +37,7 @@ public final class SQLiteMetaStore: Sendable {
             throw .incompatible("\(c.path) has metadata schema \(version); this mossaicfs understands up to \(Schema.version) (upgrade mossaicfs)")
         }
         if version == 0 {
-            try c.transaction { () throws(MetaError) in
+            try c.transaction(durable: true) { () throws(MetaError) in
                 try c.execute(Schema.v1)
                 try c.execute("PRAGMA user_version = \(Schema.version)")
             }
@@ -50,8 +50,17 @@ public final class SQLiteMetaStore: Sendable {
         try connection.withLock { (c) throws(MetaError) -> T in try body(c) }
     }
 
-    func write<T: Sendable>(_ body: (SQLiteConnection) throws(MetaError) -> T) throws(MetaError) -> T {
-        try withConnection { (c) throws(MetaError) in try c.transaction { () throws(MetaError) in try body(c) } }
+    func write<T: Sendable>(durable: Bool = false, _ body: (SQLiteConnection) throws(MetaError) -> T) throws(MetaError) -> T {
+        try withConnection { (c) throws(MetaError) in try c.transaction(durable: durable) { () throws(MetaError) in try body(c) } }
+    }
+
+    /// Makes every change so far durable (fsync, fsyncdir, syncfs): a FULL commit of a
+    /// one-row write, which fsyncs the WAL holding all earlier transactions.
+    public func sync() throws(MetaError) {
+        try write(durable: true) { (c) throws(MetaError) in
+            try c.run("INSERT INTO settings(key, value) VALUES('last_sync', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                      [.text(String(Timestamp.now().nanoseconds))])
+        }
     }
 
     // MARK: Settings

@@ -116,8 +116,12 @@ public final class DirectoryObjectStore: ObjectStore {
 
     public func get(_ key: String, range: Range<UInt64>) throws(ObjectStoreError) -> [UInt8] {
         let file = try path(for: key)
+        // Clamp to the object's end first, so a large range on a small object allocates little.
+        guard let info = try head(key) else { throw .notFound(key: key) }
+        let upper = min(range.upperBound, info.size)
+        guard range.lowerBound < upper else { return [] }
         do {
-            return try PosixFiles.read(file, offset: range.lowerBound, count: Int(range.upperBound - range.lowerBound))
+            return try PosixFiles.read(file, offset: range.lowerBound, count: Int(upper - range.lowerBound))
         } catch {
             throw error.errno == ENOENT ? .notFound(key: key) : .failed(error.description)
         }

@@ -7,10 +7,10 @@ import MossaicObjectStore
 struct FormatCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "format",
-        abstract: "Create a new, empty filesystem in SOURCE (a local directory, created if missing).",
+        abstract: "Create a new, empty filesystem in SOURCE (a local directory, created if missing, or s3://bucket/prefix).",
         discussion: "Refuses a SOURCE that already holds a filesystem unless --force is given.")
 
-    @Argument(help: "Where the filesystem's objects live: a local directory.")
+    @Argument(help: "Where the filesystem's objects live: a local directory or s3://bucket/prefix.")
     var source: String
 
     @Option(name: .long, help: "Chunks up to this many bytes are kept inside the metadata instead of as objects (0 to 1048576).")
@@ -19,7 +19,7 @@ struct FormatCommand: ParsableCommand {
     @Flag(name: .long, help: "Format even if SOURCE already holds a filesystem (its files become unreachable).")
     var force = false
 
-    @Option(name: .customShort("o"), help: ArgumentHelp("Store options (s3:// sources), comma-separated.", valueName: "options"))
+    @Option(name: .customShort("o"), help: ArgumentHelp("Store options for s3:// sources (endpoint=, region=, credentials=, profile=, …), comma-separated.", valueName: "options"))
     var options: [String] = []
 
     func validate() throws {

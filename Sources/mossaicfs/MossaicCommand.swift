@@ -13,11 +13,18 @@ struct MossaicCommand: ParsableCommand {
         the metadata lives in SQLite under cache_dir. A file's data is durable when close(2) or
         fsync(2) returns successfully.
 
-        SOURCE is a local directory (the embedded store). See mossaicfs(8) for every option.
+        SOURCE is a local directory (the embedded store) or s3://bucket/prefix. For S3, the
+        credentials come from -o credentials=FILE (AWS shared-credentials format, profile=NAME),
+        -o profile=NAME, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with
+        ~/.aws/credentials; the endpoint from -o endpoint=URL, AWS_ENDPOINT_URL_S3 or
+        AWS_ENDPOINT_URL; the region from -o region=, AWS_REGION or AWS_DEFAULT_REGION.
+        See mossaicfs(8) for every option.
 
         Examples:
           mossaicfs format /srv/mossaic
           mossaicfs mount /srv/mossaic /mnt/data
+          mossaicfs format s3://bucket/prefix -o endpoint=https://s3.example.net
+          mossaicfs mount s3://bucket/prefix /mnt/data -o endpoint=https://s3.example.net,credentials=/etc/mossaicfs/key
           mount -t fuse.mossaicfs /srv/mossaic /mnt/data -o cache_dir=/var/cache/mossaicfs/data
           umount /mnt/data
         """,

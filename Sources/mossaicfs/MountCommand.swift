@@ -29,13 +29,23 @@ struct MountCommand: ParsableCommand {
           threads=N             FUSE worker threads (default 16)
           attr_timeout=S, entry_timeout=S   kernel cache lifetimes (default 1)
           fsname=NAME           the source shown in /proc/mounts (default SOURCE)
-          debug                 log every FUSE request (implies nothing else)
+          debug                 log every FUSE request
+        S3 sources (s3://bucket/prefix):
+          endpoint=URL          S3 endpoint (default AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS)
+          region=NAME           region (default AWS_REGION, AWS_DEFAULT_REGION, us-east-1)
+          credentials=FILE      access key in AWS shared-credentials format (no secrets in fstab)
+          profile=NAME          profile in the credentials file (default: default)
+          addressing=path|virtual   request style (default: virtual for AWS, path otherwise)
+          ca_file=FILE          CA certificates for TLS verification (default AWS_CA_BUNDLE)
+          max_connections=N     parallel requests (default 16)
+          retries=N             attempts per request, with backoff (default 8)
+          list_page_size=N      keys per listing request (default 1000)
         libfuse's and the kernel's generic options (auto_unmount, allow_root, noatime, nosuid,
         nodev, noexec, max_read=, subtype=, …) are passed through; fstab-only options (defaults,
         _netdev, nofail, noauto, user, x-*, comment=) are ignored. An unknown option is an error.
         """)
 
-    @Argument(help: "The filesystem: a local directory formatted with `mossaicfs format`.")
+    @Argument(help: "The filesystem: a local directory or s3://bucket/prefix, formatted with `mossaicfs format`.")
     var source: String
 
     @Argument(help: "An existing directory to mount on.")

@@ -1,3 +1,5 @@
+import MossaicObjectStore
+
 /// The `-o` options of `mount`, parsed and checked. Unknown options are an error that names
 /// the option: a typo must not silently mount with defaults.
 struct MountOptions: Equatable {
@@ -26,8 +28,8 @@ struct MountOptions: Equatable {
     static let fuseValued: Set<String> = ["max_read", "blksize", "subtype", "context", "fscontext", "defcontext", "rootcontext"]
     /// Accepted and ignored: they mean something to mount(8), fstab or systemd, not to us.
     static let ignored: Set<String> = ["defaults", "auto", "noauto", "user", "users", "nouser", "owner", "group", "_netdev", "nofail", "rw"]
-    /// Options of the S3 object store.
-    static let storeKeys: Set<String> = ["endpoint", "region", "credentials", "profile", "addressing", "ca_file", "max_connections", "retries"]
+    /// Options of the S3 object store (endpoint=, region=, credentials=, …).
+    static let storeKeys: Set<String> = S3Configuration.optionNames
 
     init() {}
 

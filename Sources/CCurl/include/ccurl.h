@@ -15,6 +15,7 @@ CURLcode ccurl_easy_setopt_ptr(CURL *h, CURLoption o, void *v);
 CURLcode ccurl_easy_setopt_str(CURL *h, CURLoption o, const char *v);
 CURLcode ccurl_easy_setopt_slist(CURL *h, CURLoption o, struct curl_slist *v);
 CURLcode ccurl_easy_setopt_fn(CURL *h, CURLoption o, ccurl_data_callback v);
+CURLcode ccurl_easy_setopt_seekfn(CURL *h, CURLoption o, curl_seek_callback v);
 CURLcode ccurl_easy_getinfo_long(CURL *h, CURLINFO i, long *v);
 CURLcode ccurl_easy_getinfo_off(CURL *h, CURLINFO i, curl_off_t *v);
 CURLcode ccurl_easy_getinfo_str(CURL *h, CURLINFO i, char **v);

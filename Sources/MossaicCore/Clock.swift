@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import MossaicCore
 
 extension Timestamp {
     /// The current wall-clock time (CLOCK_REALTIME), as file times use it.

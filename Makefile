@@ -1,0 +1,57 @@
+# mossaicfs — build, test and try it on a fresh Debian 12 machine.
+#
+#   make run    installs what is missing, builds, formats a local store and mounts it
+#   make test   installs what is missing, builds, runs the Swift tests and the mounted tests
+#
+# Everything runs as root (FUSE mounts, apt-get); SUDO is prepended when you are not root.
+
+SHELL := /bin/bash
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CONFIG ?= release
+BIN := .build/$(CONFIG)/mossaicfs
+PYTHON ?= python3
+APT_PACKAGES := fuse3 libfuse3-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev pkg-config attr
+PIP_PACKAGES := moto[server] pytest boto3
+
+# Where `make run` keeps its demo filesystem.
+STORE ?= /var/lib/mossaicfs/demo
+MOUNTPOINT ?= /mnt/mossaicfs
+
+.PHONY: all deps build test test-swift test-e2e run stop clean
+
+all: build
+
+# System libraries and the test S3 server; each step is skipped when already there.
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+	@$(PYTHON) -c 'import moto, pytest, boto3, flask' 2>/dev/null && command -v moto_server >/dev/null || \
+	  $(PYTHON) -m pip install -q $(PIP_PACKAGES)
+	@[ -e /dev/fuse ] || { echo "/dev/fuse is missing: load the fuse module (modprobe fuse)"; exit 1; }
+
+build: deps
+	swift build -c $(CONFIG)
+
+test: build test-swift test-e2e
+
+test-swift:
+	swift test -c $(CONFIG)
+
+# Mounted tests: real FUSE mounts of the built binary, on local stores and on moto.
+test-e2e:
+	MOSSAICFS_BIN=$(CURDIR)/$(BIN) $(PYTHON) -m pytest -p no:cacheprovider -q Tests/e2e
+
+run: build
+	@$(SUDO) mkdir -p $(MOUNTPOINT)
+	@[ -f $(STORE)/mossaicfs.json ] || $(SUDO) $(BIN) format $(STORE)
+	$(SUDO) $(BIN) mount $(STORE) $(MOUNTPOINT)
+	@echo "mounted $(STORE) on $(MOUNTPOINT); unmount with: make stop (or umount $(MOUNTPOINT))"
+
+stop:
+	$(SUDO) umount $(MOUNTPOINT)
+
+clean:
+	rm -rf .build

@@ -1,0 +1,42 @@
+/// How hard S3ObjectStore tries before giving up on a request.
+///
+/// Delays use exponential backoff with full jitter (a uniformly random wait in
+/// `0 ... min(maxDelay, baseDelay · 2^retry)`): many clients hit by the same outage then spread
+/// out instead of retrying in lock-step.
+public struct RetryPolicy: Sendable, Equatable {
+    /// Total tries, the first included (so `retries=8` means 9 attempts).
+    public var maxAttempts: Int
+    public var baseDelay: Double
+    public var maxDelay: Double
+    /// Stop retrying once this much time (seconds) has passed since the first attempt; nil for
+    /// no bound beyond `maxAttempts`.
+    public var totalBudget: Double?
+    public var connectTimeout: Double
+    /// Bound on one whole transfer (seconds), or nil; large transfers rely on the low-speed limit.
+    public var requestTimeout: Double?
+
+    public init(maxAttempts: Int, baseDelay: Double = 0.1, maxDelay: Double = 10, totalBudget: Double? = nil,
+                connectTimeout: Double = 10, requestTimeout: Double? = nil) {
+        self.maxAttempts = max(1, maxAttempts)
+        self.baseDelay = baseDelay
+        self.maxDelay = maxDelay
+        self.totalBudget = totalBudget
+        self.connectTimeout = connectTimeout
+        self.requestTimeout = requestTimeout
+    }
+
+    /// Default for data operations: 8 retries, at most 10 s between tries (about 20 s worst case
+    /// in total), enough to ride out an S3 SlowDown burst or a short network outage.
+    public static let standard = RetryPolicy(maxAttempts: 9)
+
+    /// For the up-front access check of `format`/`mount`: an unreachable or misconfigured
+    /// endpoint must be reported within seconds, not after the full data-path budget.
+    public static let accessCheck = RetryPolicy(maxAttempts: 3, baseDelay: 0.1, maxDelay: 0.5, totalBudget: 4,
+                                                connectTimeout: 1.5, requestTimeout: 4)
+
+    /// The wait before retry number `retry` (1 for the first retry).
+    func delay(beforeRetry retry: Int) -> Double {
+        let ceiling = min(maxDelay, baseDelay * Double(1 << min(retry - 1, 30)))
+        return ceiling > 0 ? Double.random(in: 0...ceiling) : 0
+    }
+}

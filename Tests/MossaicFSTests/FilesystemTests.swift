@@ -1,0 +1,209 @@
+import Foundation
+import Logging
+import MossaicCache
+import MossaicCore
+import MossaicFS
+import MossaicMeta
+import MossaicObjectStore
+import Synchronization
+import Testing
+
+/// A store that fails every PUT while `failing` is set; everything else goes to `base`.
+final class SwitchableStore: ObjectStore {
+    let base: any ObjectStore
+    let failing = Atomic<Bool>(false)
+    let puts = Atomic<Int>(0)
+    init(_ base: any ObjectStore) { self.base = base }
+    func put(_ key: String, _ data: [UInt8], condition: PutCondition) throws(ObjectStoreError) -> String {
+        if failing.load(ordering: .relaxed) { throw .failed("injected PUT failure") }
+        puts.add(1, ordering: .relaxed)
+        return try base.put(key, data, condition: condition)
+    }
+    func get(_ key: String) throws(ObjectStoreError) -> [UInt8] { try base.get(key) }
+    func get(_ key: String, range: Range<UInt64>) throws(ObjectStoreError) -> [UInt8] { try base.get(key, range: range) }
+    func head(_ key: String) throws(ObjectStoreError) -> ObjectInfo? { try base.head(key) }
+    func delete(_ key: String) throws(ObjectStoreError) { try base.delete(key) }
+    func list(prefix: String) throws(ObjectStoreError) -> [ObjectInfo] { try base.list(prefix: prefix) }
+    var displayName: String { base.displayName }
+    var isLocal: Bool { true }
+}
+
+/// A formatted filesystem on a directory store in a temp dir, opened without FUSE.
+struct Fixture {
+    let root: String
+    let store: SwitchableStore
+    let fs: MossaicFilesystem
+    let cacheDirectory: CacheDirectory
+
+    init() throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("fs-\(UUID().uuidString)").path
+        let directory = try DirectoryObjectStore(root: root + "/store", create: true)
+        _ = try Superblock.format(directory, inlineMax: 16 << 10, force: false)
+        store = SwitchableStore(directory)
+        let opened = try FilesystemLoader.open(store: store, settings: .init(cacheDirectory: root + "/cache"), logger: Logger(label: "test"))
+        fs = opened.filesystem
+        cacheDirectory = opened.cacheDirectory
+    }
+
+    func objects() throws -> Set<String> {
+        Set(try store.list(prefix: "chunks/").map(\.key))
+    }
+
+    func createFile(_ name: String) throws -> (InodeNumber, HandleID) {
+        let (attrs, handle) = try fs.create(parent: .root, name: Array(name.utf8), permissions: 0o644, caller: .root)
+        return (attrs.ino, handle)
+    }
+
+    func write(_ ino: InodeNumber, _ h: HandleID, _ offset: UInt64, _ bytes: [UInt8]) throws {
+        _ = try bytes.withUnsafeBytes { try fs.write(ino, handle: h, offset: offset, data: $0) }
+    }
+}
+
+let MiB = 1 << 20
+
+func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
+    var state = seed &+ 0x9E3779B97F4A7C15
+    return (0..<count).map { _ in
+        state ^= state << 13; state ^= state >> 7; state ^= state << 17
+        return UInt8(truncatingIfNeeded: state)
+    }
+}
+
+@Suite struct WritePathTests {
+    @Test func readsSeeBufferedWritesThenCommittedChunks() throws {
+        let f = try Fixture()
+        let (ino, h) = try f.createFile("a")
+        let data = randomBytes(3 * MiB + 100, seed: 1)
+        try f.write(ino, h, 0, data)
+        #expect(try f.objects().isEmpty)  // writes never touch the store
+        #expect(try f.fs.read(ino, handle: h, offset: 0, size: data.count + 10) == data)
+        #expect(try f.fs.getattr(ino).size == UInt64(data.count))
+        try f.fs.flush(ino, handle: h)
+        #expect(try f.objects().count == 3)  // the 100-byte tail is an inline chunk
+        #expect(try f.fs.read(ino, handle: h, offset: UInt64(MiB) - 5, size: 10) == Array(data[(MiB - 5)..<(MiB + 5)]))
+        try f.fs.release(ino, handle: h)
+    }
+
+    @Test func partialOverwriteRebuildsOnlyTheTouchedChunk() throws {
+        let f = try Fixture()
+        let (ino, h) = try f.createFile("a")
+        var data = randomBytes(4 * MiB, seed: 2)
+        try f.write(ino, h, 0, data)
+        try f.fs.flush(ino, handle: h)
+        let before = try f.objects()
+        let patch = randomBytes(4096, seed: 3)
+        try f.write(ino, h, UInt64(2 * MiB + 77), patch)
+        data.replaceSubrange((2 * MiB + 77)..<(2 * MiB + 77 + 4096), with: patch)
+        // Read of a partially written dirty page merges it with the committed chunk.
+        #expect(try f.fs.read(ino, handle: h, offset: UInt64(2 * MiB), size: MiB) == Array(data[(2 * MiB)..<(3 * MiB)]))
+        try f.fs.flush(ino, handle: h)
+        #expect(try f.objects().subtracting(before).count == 1)
+        #expect(try f.fs.read(ino, handle: h, offset: 0, size: 4 * MiB) == data)
+        try f.fs.release(ino, handle: h)
+    }
+
+    @Test func identicalChunksAreStoredOnce() throws {
+        let f = try Fixture()
+        let block = randomBytes(MiB, seed: 4)
+        let (a, ha) = try f.createFile("a")
+        try f.write(a, ha, 0, block + block)
+        try f.fs.release(a, handle: ha)
+        let (b, hb) = try f.createFile("b")
+        try f.write(b, hb, 0, block)
+        try f.fs.release(b, handle: hb)
+        #expect(try f.objects().count == 1)
+        #expect(f.store.puts.load(ordering: .relaxed) == 1)
+    }
+
+    @Test func smallFilesStayInlineAndZeroPagesAreHoles() throws {
+        let f = try Fixture()
+        let (ino, h) = try f.createFile("small")
+        try f.write(ino, h, 0, Array("hello".utf8))
+        try f.write(ino, h, UInt64(5 * MiB), [1])
+        try f.fs.release(ino, handle: h)
+        #expect(try f.objects().isEmpty)  // both chunks are tiny: inline
+        let h2 = try f.fs.open(ino, mode: .init(writable: false))
+        let all = try f.fs.read(ino, handle: h2, offset: 0, size: 6 * MiB)
+        #expect(all.count == 5 * MiB + 1)
+        #expect(Array(all.prefix(5)) == Array("hello".utf8))
+        #expect(all[5..<(5 * MiB)].allSatisfy { $0 == 0 })
+        #expect(all.last == 1)
+        try f.fs.release(ino, handle: h2)
+    }
+
+    @Test func truncateThenExtendReadsZeros() throws {
+        let f = try Fixture()
+        let (ino, h) = try f.createFile("t")
+        try f.write(ino, h, 0, randomBytes(2 * MiB, seed: 5))
+        try f.fs.flush(ino, handle: h)
+        _ = try f.fs.setattr(ino, AttributeChanges(size: 1000))
+        _ = try f.fs.setattr(ino, AttributeChanges(size: UInt64(2 * MiB)))
+        let back = try f.fs.read(ino, handle: h, offset: 1000, size: 2 * MiB)
+        #expect(back.count == 2 * MiB - 1000 && back.allSatisfy { $0 == 0 })
+        try f.fs.release(ino, handle: h)
+    }
+
+    @Test func aFailedCommitIsReportedAndTheFileStaysFailed() throws {
+        let f = try Fixture()
+        let (ino, h) = try f.createFile("f")
+        f.store.failing.store(true, ordering: .relaxed)
+        try f.write(ino, h, 0, randomBytes(MiB, seed: 6))
+        #expect(throws: FSError.self) { try f.fs.flush(ino, handle: h) }
+        f.store.failing.store(false, ordering: .relaxed)
+        // The store works again, but nothing is reported durable that was not stored.
+        #expect(throws: FSError.self) { try f.fs.write(ino, handle: h, offset: 0, data: UnsafeRawBufferPointer(start: nil, count: 0)) }
+        #expect(throws: FSError.self) { try f.fs.fsync(ino, handle: h) }
+        #expect(throws: FSError.self) { try f.fs.release(ino, handle: h) }
+        #expect(try f.fs.getattr(ino).size == 0)
+        // A new open starts clean.
+        let h2 = try f.fs.open(ino, mode: .init(writable: true))
+        try f.write(ino, h2, 0, [1, 2, 3])
+        try f.fs.release(ino, handle: h2)
+        #expect(try f.fs.getattr(ino).size == 3)
+    }
+}
+
+@Suite struct NamespaceAPITests {
+    @Test func lookupCountsKeepUnlinkedInodesUntilForgotten() throws {
+        let f = try Fixture()
+        let (ino, h) = try f.createFile("ghost")  // one kernel reference from create
+        try f.write(ino, h, 0, Array("boo".utf8))
+        try f.fs.flush(ino, handle: h)
+        try f.fs.unlink(parent: .root, name: Array("ghost".utf8))
+        #expect(try f.fs.read(ino, handle: h, offset: 0, size: 10) == Array("boo".utf8))
+        try f.fs.release(ino, handle: h)
+        #expect(try f.fs.getattr(ino).nlink == 0)  // still referenced by the kernel
+        f.fs.forget(ino, count: 1)
+        #expect(throws: FSError.notFound) { try f.fs.getattr(ino) }
+    }
+
+    @Test func readdirListsDotEntriesThenNamesInOrder() throws {
+        let f = try Fixture()
+        for name in ["b", "a", "c"] { _ = try f.fs.mkdir(parent: .root, name: Array(name.utf8), permissions: 0o755, caller: .root) }
+        let h = try f.fs.opendir(.root)
+        let all = try f.fs.readdir(.root, handle: h, offset: 0)
+        #expect(all.map { String(decoding: $0.name, as: UTF8.self) } == [".", "..", "a", "b", "c"])
+        let rest = try f.fs.readdir(.root, handle: h, offset: all[2].nextOffset)
+        #expect(rest.map { String(decoding: $0.name, as: UTF8.self) } == ["b", "c"])
+        f.fs.releasedir(h)
+    }
+
+    @Test func badNamesAreRefused() throws {
+        let f = try Fixture()
+        #expect(throws: FSError.nameTooLong) { try f.createFile(String(repeating: "x", count: 256)) }
+        #expect(throws: FSError.invalidArgument) { try f.createFile("a/b") }
+        #expect(throws: FSError.notPermitted) {
+            let d = try f.fs.mkdir(parent: .root, name: Array("d".utf8), permissions: 0o755, caller: .root)
+            _ = try f.fs.link(d.ino, newParent: .root, newName: Array("e".utf8))
+        }
+    }
+
+    @Test func setgidDirectoriesPassTheirGroupOn() throws {
+        let f = try Fixture()
+        let d = try f.fs.mkdir(parent: .root, name: Array("shared".utf8), permissions: 0o2775, caller: Caller(uid: 0, gid: 50))
+        let sub = try f.fs.mkdir(parent: d.ino, name: Array("sub".utf8), permissions: 0o755, caller: Caller(uid: 7, gid: 8))
+        #expect(sub.gid == 50 && sub.permissions & 0o2000 != 0)
+        let file = try f.fs.mknod(parent: d.ino, name: Array("f".utf8), kind: .regular, permissions: 0o644, rdev: 0, caller: Caller(uid: 7, gid: 8))
+        #expect(file.gid == 50 && file.permissions & 0o2000 == 0)
+    }
+}

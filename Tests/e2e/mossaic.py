@@ -1,0 +1,164 @@
+"""Helpers for end-to-end tests: run the built mossaicfs binary, mount it, unmount it.
+
+Every mount made here is unmounted and every daemon started here is stopped by its PID, on
+every path (fixtures call `stop()` in a finally). Waiting is done on real events — the
+daemon's readiness pipe, process exit — never on sleeps.
+"""
+import hashlib
+import os
+import select
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("MOSSAICFS_BIN") or str(REPO / ".build" / "debug" / "mossaicfs")
+READY_TIMEOUT = 60
+EXIT_TIMEOUT = 120
+
+
+def run(*args, check=True, **kw):
+    """Runs the mossaicfs binary and returns the CompletedProcess (text mode)."""
+    return subprocess.run([BIN, *args], check=check, capture_output=True, text=True, **kw)
+
+
+def read_until_eof(fd, timeout):
+    """Reads a pipe until EOF or `timeout` seconds; returns the bytes."""
+    deadline = time.monotonic() + timeout
+    data = b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"no readiness answer within {timeout}s (got {data!r})")
+        ready, _, _ = select.select([fd], [], [], left)
+        if not ready:
+            continue
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def is_mounted(path):
+    path = os.path.realpath(path)
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[1] == path for line in f)
+
+
+def wait_pid_exit(pid, timeout):
+    """Waits for a process that is not our child to exit (pidfd + poll, no sleeps)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        return bool(ready)
+    finally:
+        os.close(fd)
+
+
+class Mount:
+    """A mossaicfs daemon started in the foreground by the test (`-f --ready-fd`)."""
+
+    def __init__(self, source, mountpoint, cache_dir, options=(), log=None, env=None):
+        self.env = env
+        self.source = str(source)
+        self.mountpoint = str(mountpoint)
+        self.cache_dir = str(cache_dir)
+        self.options = list(options)
+        self.log = log
+        self.proc = None
+
+    def start(self):
+        os.makedirs(self.mountpoint, exist_ok=True)
+        opts = ",".join([f"cache_dir={self.cache_dir}", *self.options])
+        r, w = os.pipe()
+        logf = open(self.log, "ab") if self.log else subprocess.DEVNULL
+        try:
+            self.proc = subprocess.Popen(
+                [BIN, "mount", self.source, self.mountpoint, "-f", "--ready-fd", str(w), "-o", opts],
+                pass_fds=[w], stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, env=self.env)
+        finally:
+            os.close(w)
+            if self.log:
+                logf.close()
+        try:
+            answer = read_until_eof(r, READY_TIMEOUT).decode().strip()
+        finally:
+            os.close(r)
+        if answer != "READY":
+            code = self.proc.wait(timeout=EXIT_TIMEOUT)
+            self.proc = None
+            raise RuntimeError(f"mount failed (exit {code}): {answer}")
+        return self
+
+    def stop(self):
+        """Unmounts and waits for the daemon to finish its shutdown and exit 0."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        try:
+            subprocess.run(["umount", self.mountpoint], check=True, capture_output=True)
+            code = proc.wait(timeout=EXIT_TIMEOUT)
+            assert code == 0, f"daemon exited with {code}"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=EXIT_TIMEOUT)
+            if is_mounted(self.mountpoint):
+                subprocess.run(["umount", "-l", self.mountpoint], capture_output=True)
+
+    def kill(self):
+        """SIGKILL, as a crash would; the kernel mount is detached afterwards."""
+        if self.proc is None:
+            return
+        proc, self.proc = self.proc, None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=EXIT_TIMEOUT)
+        subprocess.run(["umount", "-l", self.mountpoint], capture_output=True)
+
+
+class Filesystem:
+    """A formatted filesystem with a mount that tests can cycle: on a local directory
+    (`root/store`) by default, or on `source` (s3://…) with `env` holding its credentials."""
+
+    def __init__(self, root, options=(), source=None, env=None):
+        self.root = Path(root)
+        self.store = self.root / "store"
+        self.source = source or str(self.store)
+        self.env = env
+        self.mnt = self.root / "mnt"
+        self.cache = self.root / "cache"
+        self.options = list(options)
+        run("format", self.source, env=env)
+        self.mount = None
+
+    def start(self):
+        self.mount = Mount(self.source, self.mnt, self.cache, self.options, log=self.root / "daemon.log", env=self.env).start()
+        return self
+
+    def stop(self):
+        if self.mount:
+            m, self.mount = self.mount, None
+            m.stop()
+
+    def remount(self):
+        self.stop()
+        return self.start()
+
+    def chunk_objects(self):
+        """Chunk object names (hex SHA-256) in the store."""
+        return {p.name for p in (self.store / "chunks").rglob("*") if p.is_file()}
+
+    def path(self, *parts):
+        return self.mnt.joinpath(*parts)
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()

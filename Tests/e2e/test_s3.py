@@ -1,0 +1,139 @@
+"""mossaicfs on an S3 bucket: moto on 127.0.0.1 with authentication (signatures really
+checked), started and stopped by PID by these tests."""
+import hashlib
+import os
+import random
+import shutil
+import subprocess
+import time
+import uuid
+
+import boto3
+import pytest
+
+from mossaic import Filesystem, is_mounted, run, sha256_file
+from s3server import MotoServer
+
+MiB = 1 << 20
+TREE = "/usr/include/linux"
+
+
+@pytest.fixture(scope="module")
+def moto():
+    with MotoServer(bucket="mossaic-e2e") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def faulty_moto():
+    # 10% of requests answered 503 by a loopback proxy in front of moto.
+    with MotoServer(bucket="mossaic-faults", fault_rate=0.10, fault_seed=7) as server:
+        yield server
+
+
+def s3_env(server, **overrides):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=server.access_key, AWS_SECRET_ACCESS_KEY=server.secret_key,
+               AWS_ENDPOINT_URL=server.endpoint, AWS_REGION=server.region)
+    env.update(overrides)
+    return env
+
+
+def s3_keys(server, prefix):
+    client = boto3.client("s3", endpoint_url=server.upstream_endpoint, region_name=server.region,
+                          aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key)
+    keys = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=server.bucket, Prefix=prefix):
+        keys += [o["Key"] for o in page.get("Contents", [])]
+    return client, keys
+
+
+def make_fs(tmp_path, server):
+    prefix = f"fs-{uuid.uuid4().hex[:8]}"
+    f = Filesystem(tmp_path, source=f"s3://{server.bucket}/{prefix}", env=s3_env(server))
+    f.prefix = prefix
+    return f
+
+
+def roundtrip(f, server, tmp_path):
+    """A tree and a 256 MiB file in, then read back from S3 alone (no blob cache)."""
+    subprocess.run(["cp", "-a", TREE, str(f.path("tree"))], check=True)
+    big_local = tmp_path / "big.bin"
+    rng = random.Random(3)
+    with open(big_local, "wb") as out:
+        for _ in range(256):
+            out.write(rng.randbytes(MiB))
+    shutil.copyfile(big_local, f.path("big.bin"))
+    f.stop()
+    shutil.rmtree(f.cache / "blobs")
+    f.start()
+    r = subprocess.run(["diff", "-r", "--no-dereference", TREE, str(f.path("tree"))], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert sha256_file(f.path("big.bin")) == sha256_file(big_local)
+
+
+def test_tree_and_big_file_roundtrip_from_s3_alone(tmp_path, moto):
+    f = make_fs(tmp_path, moto)
+    try:
+        f.start()
+        roundtrip(f, moto, tmp_path)
+        client, keys = s3_keys(moto, f.prefix + "/chunks/")
+        assert len(keys) >= 256
+        # Objects are named by the SHA-256 of their content.
+        for key in random.Random(1).sample(keys, 20):
+            body = client.get_object(Bucket=moto.bucket, Key=key)["Body"].read()
+            assert hashlib.sha256(body).hexdigest() == key.rsplit("/", 1)[1]
+    finally:
+        f.stop()
+
+
+def test_roundtrip_with_ten_percent_503s(tmp_path, faulty_moto):
+    f = make_fs(tmp_path, faulty_moto)
+    try:
+        f.start()
+        roundtrip(f, faulty_moto, tmp_path)
+    finally:
+        f.stop()
+
+
+def timed_mount_failure(tmp_path, source, env):
+    mnt = tmp_path / "mnt"
+    mnt.mkdir(exist_ok=True)
+    start = time.monotonic()
+    r = run("mount", source, str(mnt), "-o", f"cache_dir={tmp_path}/cache", check=False, env=env, timeout=60)
+    elapsed = time.monotonic() - start
+    assert r.returncode != 0
+    assert not is_mounted(mnt)
+    assert r.stderr.count("\n") == 1, r.stderr
+    return r.stderr, elapsed
+
+
+def test_wrong_secret_is_a_signature_error(tmp_path, moto):
+    f = make_fs(tmp_path, moto)
+    message, elapsed = timed_mount_failure(tmp_path, f.source, s3_env(moto, AWS_SECRET_ACCESS_KEY="wrong-secret"))
+    assert "signature" in message.lower() and "wrong-secret" not in message
+    assert elapsed < 15
+
+
+def test_missing_bucket_is_named(tmp_path, moto):
+    message, elapsed = timed_mount_failure(tmp_path, "s3://no-such-bucket-here/x", s3_env(moto))
+    assert "no-such-bucket-here" in message
+    assert elapsed < 15
+
+
+def test_unreachable_endpoint_is_named(tmp_path, moto):
+    dead = "http://127.0.0.1:9"  # discard port: nothing listens
+    message, elapsed = timed_mount_failure(tmp_path, f"s3://{moto.bucket}/x", s3_env(moto, AWS_ENDPOINT_URL=dead))
+    assert "127.0.0.1:9" in message
+    assert elapsed < 15
+
+
+def test_prefix_without_a_filesystem_says_to_format(tmp_path, moto):
+    message, _ = timed_mount_failure(tmp_path, f"s3://{moto.bucket}/never-formatted", s3_env(moto))
+    assert "mossaicfs format" in message
+
+
+def test_format_refuses_an_existing_filesystem(tmp_path, moto):
+    f = make_fs(tmp_path, moto)
+    r = run("format", f.source, check=False, env=f.env)
+    assert r.returncode != 0 and "already holds" in r.stderr
