@@ -63,9 +63,13 @@ public struct AttributeChanges: Sendable {
     public var size: UInt64?
     public var atime: Timestamp?
     public var mtime: Timestamp?
+    /// Every time being set is "now" (UTIME_NOW), which write permission suffices for;
+    /// explicit times need ownership.
+    public var timesAreNow: Bool
     public init(permissions: UInt32? = nil, uid: UInt32? = nil, gid: UInt32? = nil, size: UInt64? = nil,
-                atime: Timestamp? = nil, mtime: Timestamp? = nil) {
+                atime: Timestamp? = nil, mtime: Timestamp? = nil, timesAreNow: Bool = false) {
         self.permissions = permissions; self.uid = uid; self.gid = gid; self.size = size; self.atime = atime; self.mtime = mtime
+        self.timesAreNow = timesAreNow
     }
     public var isEmpty: Bool { permissions == nil && uid == nil && gid == nil && size == nil && atime == nil && mtime == nil }
 }

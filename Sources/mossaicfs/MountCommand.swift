@@ -22,7 +22,8 @@ struct MountCommand: ParsableCommand {
           cache_dir=PATH        local metadata and cache (default /var/cache/mossaicfs/<fs-uuid>)
           ro                    read-only mount
           allow_other           let users other than the mounting one access the mount
-          default_permissions   accepted; the kernel always checks permissions from mode/uid/gid
+          default_permissions   the kernel checks permissions (default: mossaicfs checks them itself)
+          acl                   POSIX ACLs (setfacl/getfacl), enforced by the kernel; implies default_permissions
           cache_size=SIZE       disk cache bound for remote stores (default 10G)
           mem_cache_size=SIZE   memory cache bound (default 64M)
           cache_free=SIZE       free space the disk cache leaves on its filesystem (default 1G)
@@ -103,7 +104,8 @@ struct MountCommand: ParsableCommand {
             opened = try FilesystemLoader.open(store: store, settings: .init(
                 cacheDirectory: parsed.cacheDirectory, readOnly: parsed.readOnly,
                 memoryCacheBytes: parsed.memoryCacheBytes, diskCacheBytes: parsed.diskCacheBytes,
-                freeSpaceFloor: parsed.cacheFreeBytes), logger: logger)
+                freeSpaceFloor: parsed.cacheFreeBytes, checkPermissions: !parsed.kernelPermissions,
+                updateAccessTimes: !parsed.noatime), logger: logger)
         } catch let error as ObjectStoreError {
             fail(error.description)
         } catch {
@@ -113,7 +115,8 @@ struct MountCommand: ParsableCommand {
         let sourceName = source.hasPrefix("s3://") ? source : StoreFactory.absolutePath(source)
         let configuration = FUSESession.Configuration(
             mountpoint: mountpointPath, fuseOptions: parsed.fuseOptions(source: sourceName), debug: parsed.debug,
-            maxThreads: parsed.maxThreads, entryTimeout: parsed.entryTimeout, attributeTimeout: parsed.attributeTimeout)
+            maxThreads: parsed.maxThreads, entryTimeout: parsed.entryTimeout, attributeTimeout: parsed.attributeTimeout,
+            posixACL: parsed.posixACL)
         do {
             try FUSESession.run(opened.filesystem, configuration, logger: logger) {
                 Daemon.report(fd: readyFd, Daemon.readyMessage)
