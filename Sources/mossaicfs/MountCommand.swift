@@ -66,6 +66,9 @@ struct MountCommand: ParsableCommand {
     @Flag(name: .customShort("s"), help: .hidden) var singleThreaded = false
     @Flag(name: .customShort("n"), help: .hidden) var noMtab = false
     @Flag(name: .customShort("v"), help: .hidden) var verbose = false
+    /// mount(8) passes the type (-t fuse.mossaicfs) and a namespace (-N) to mount helpers.
+    @Option(name: .customShort("t"), help: .hidden) var type: String?
+    @Option(name: .customShort("N"), help: .hidden) var namespace: String?
 
     /// Internal: the descriptor to report readiness on (set by `mount` for its daemon, and by
     /// tests and supervisors that start the daemon in the foreground themselves).
