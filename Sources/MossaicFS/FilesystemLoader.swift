@@ -32,7 +32,7 @@ public enum FilesystemLoader {
         public var cacheDirectory: CacheDirectory
     }
 
-    public static func open(store: any ObjectStore, settings: Settings, logger: Logger) throws(FormatError) -> Opened {
+    public static func open(store: any ObjectStore, settings: Settings, logger: Logger, metrics: Metrics = Metrics()) throws(FormatError) -> Opened {
         let superblock = try Superblock.load(from: store)
         let cacheDirectory = try CacheDirectory(path: settings.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid)
         let metadata: SQLiteMetaStore
@@ -63,7 +63,7 @@ public enum FilesystemLoader {
                                            options: .init(readOnly: settings.readOnly, maxDirtyBytesPerFile: settings.maxDirtyBytesPerFile,
                                                           checkPermissions: settings.checkPermissions,
                                                           updateAccessTimes: settings.updateAccessTimes),
-                                           logger: logger)
+                                           logger: logger, metrics: metrics)
         do {
             try filesystem.start()
         } catch {

@@ -11,12 +11,16 @@ extension MossaicFilesystem {
     func commit(_ file: OpenFile) throws(FSError) -> Bool {
         try file.commitLock.withLock { (_) throws(FSError) -> Bool in
             guard let snapshot = try file.snapshot() else { return false }
+            let started = Timestamp.monotonicNow()
             do throws(FSError) {
                 try publish(file.ino, snapshot)
                 file.committed(snapshot)
+                metrics.observe("mossaicfs_commit_duration_seconds", "Time to store a file's new chunks and publish them.",
+                                seconds: Timestamp.monotonicNow().secondsSince(started))
                 return true
             } catch {
                 logger.error("commit failed", metadata: ["ino": "\(file.ino.rawValue)", "error": "\(error)"])
+                metrics.increment("mossaicfs_commit_failures_total", "Commits that could not store or publish a file.")
                 file.failed(error)
                 throw error
             }

@@ -34,13 +34,16 @@ public final class MossaicFilesystem: Sendable {
     public let superblock: Superblock
     let options: Options
     let logger: Logger
+    public let metrics: Metrics
     let inodes = InodeTable()
     let handles = HandleTable()
     let permissions: Permissions
     /// Files with open handles, by inode.
     let openFiles = Mutex<[InodeNumber: OpenFile]>([:])
 
-    public init(metadata: SQLiteMetaStore, cache: BlobCache, superblock: Superblock, options: Options, logger: Logger) {
+    public init(metadata: SQLiteMetaStore, cache: BlobCache, superblock: Superblock, options: Options, logger: Logger,
+                metrics: Metrics = Metrics()) {
+        self.metrics = metrics
         self.metadata = metadata
         self.cache = cache
         self.superblock = superblock

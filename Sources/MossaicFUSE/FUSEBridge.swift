@@ -98,8 +98,19 @@ final class FUSEBridge: Sendable {
     func replyOK(_ req: fuse_req_t?) { fuse_reply_err(req, 0) }
 
     /// Runs `body`, answering its error if it throws. `body` sends the success reply itself.
-    @inline(__always)
+    /// Every op is counted and timed (`mossaicfs_fuse_ops_total`, `…_duration_seconds`), and
+    /// its failures counted by errno.
     func serve(_ req: fuse_req_t?, _ op: StaticString, _ ino: UInt64, _ body: () throws(FSError) -> Void) {
-        do { try body() } catch { fail(req, error, op, ino) }
+        let started = Timestamp.monotonicNow()
+        let name = "\(op)"
+        do {
+            try body()
+        } catch {
+            fail(req, error, op, ino)
+            filesystem.metrics.increment("mossaicfs_fuse_errors_total", "FUSE operations answered with an error.",
+                                         labels: [("op", name), ("errno", "\(error.errno)")])
+        }
+        filesystem.metrics.observe("mossaicfs_fuse_op_duration_seconds", "FUSE operation latency by operation.",
+                                   labels: [("op", name)], seconds: Timestamp.monotonicNow().secondsSince(started))
     }
 }

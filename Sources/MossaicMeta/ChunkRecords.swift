@@ -89,3 +89,16 @@ public struct MetaUsage: Sendable {
     public var inodes: UInt64
     public var storedBytes: UInt64
 }
+
+/// What the filesystem holds, for `status`.
+public struct UsageDetails: Sendable, Codable, Equatable {
+    public var files: UInt64
+    public var directories: UInt64
+    public var inodes: UInt64
+    /// Sum of the sizes of regular files: what `du --apparent-size` would say.
+    public var logicalBytes: UInt64
+    /// Referenced chunks and their bytes, as objects in the store and inline in the metadata.
+    public var chunks: UInt64
+    public var storedBytes: UInt64
+    public var inlineBytes: UInt64
+}

@@ -18,6 +18,8 @@ struct MountOptions: Equatable {
     var entryTimeout = 1.0
     var attributeTimeout = 1.0
     var fsname: String?
+    /// `metrics=HOST:PORT`: Prometheus text endpoint on a loopback address.
+    var metricsEndpoint: String?
     /// Options handed to libfuse and the kernel as they are.
     var passThrough: [String] = []
     /// Options of the S3 store (endpoint=, region=, …), for s3:// sources.
@@ -91,6 +93,7 @@ struct MountOptions: Equatable {
         case "attr_timeout": attributeTimeout = try seconds()
         case "entry_timeout": entryTimeout = try seconds()
         case "fsname": fsname = try required()
+        case "metrics": metricsEndpoint = try required()
         case _ where Self.fuseFlags.contains(key):
             try flag()
             passThrough.append(key)
