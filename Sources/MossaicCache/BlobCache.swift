@@ -41,6 +41,7 @@ public final class BlobCache: Sendable {
         var memory: MemoryLRU
         var disk: DiskLRU?
         var inFlight: [ChunkHash: Flight] = [:]
+        var uploading: [ChunkHash: Flight] = [:]
         var stats = Statistics()
     }
 
@@ -154,17 +155,37 @@ public final class BlobCache: Sendable {
 
     /// Stores a chunk in the object store (it is named by `hash`, which the caller computed from
     /// `bytes`) and keeps it in the caches, since a chunk just written is likely read next.
+    ///
+    /// A chunk in a cache is in the store (caches are filled only from the store or after an
+    /// upload), so it is not sent again; concurrent uploads of one chunk share one PUT.
     public func upload(_ hash: ChunkHash, _ bytes: [UInt8]) throws(CacheError) {
-        do {
-            try store.put(hash.objectKey, bytes)
-        } catch {
-            throw .store(error)
+        enum Step { case done, lead(Flight), follow(Flight) }
+        let step: Step = state.withLock { s in
+            if s.memory.get(hash) != nil || s.disk?.contains(hash) == true { return .done }
+            if let flight = s.uploading[hash] { return .follow(flight) }
+            let flight = Flight()
+            s.uploading[hash] = flight
+            return .lead(flight)
         }
-        state.withLock { s in
-            s.stats.uploads += 1
-            s.memory.insert(hash, bytes)
+        switch step {
+        case .done:
+            return
+        case .follow(let flight):
+            _ = try flight.wait().get()
+        case .lead(let flight):
+            var result: Result<[UInt8], CacheError> = .success(bytes)
+            do { try store.put(hash.objectKey, bytes) } catch { result = .failure(.store(error)) }
+            state.withLock { s in
+                s.uploading[hash] = nil
+                if case .success = result {
+                    s.stats.uploads += 1
+                    s.memory.insert(hash, bytes)
+                }
+            }
+            flight.finish(result)
+            _ = try result.get()
+            writeToDisk(hash, bytes)
         }
-        writeToDisk(hash, bytes)
     }
 
     /// Publishes a disk-cache file (temp + rename), then evicts what the bounds require.

@@ -16,6 +16,7 @@ public enum FilesystemLoader {
         public var maxDirtyBytesPerFile: Int
         public var checkPermissions: Bool
         public var updateAccessTimes: Bool
+        public var syncInterval: Double = 1
         public init(cacheDirectory: String? = nil, readOnly: Bool = false, memoryCacheBytes: Int = 64 << 20,
                     diskCacheBytes: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30, maxDirtyBytesPerFile: Int = 64 << 20,
                     checkPermissions: Bool = true, updateAccessTimes: Bool = true) {
@@ -62,7 +63,8 @@ public enum FilesystemLoader {
         let filesystem = MossaicFilesystem(metadata: metadata, cache: cache, superblock: superblock,
                                            options: .init(readOnly: settings.readOnly, maxDirtyBytesPerFile: settings.maxDirtyBytesPerFile,
                                                           checkPermissions: settings.checkPermissions,
-                                                          updateAccessTimes: settings.updateAccessTimes),
+                                                          updateAccessTimes: settings.updateAccessTimes,
+                                                          syncInterval: settings.syncInterval),
                                            logger: logger, metrics: metrics)
         do {
             try filesystem.start()

@@ -22,11 +22,21 @@ public final class MossaicFilesystem: Sendable {
         public var checkPermissions: Bool
         /// Update access times on read (relatime rules); false with `noatime`.
         public var updateAccessTimes: Bool
+        /// Seconds within which a commit at close(2) becomes durable against power loss
+        /// (`sync_interval`). 0: every close is fsynced before it returns.
+        public var syncInterval: Double
+        /// Threads storing chunks in parallel (`upload_threads`).
+        public var uploadThreads: Int
+        /// Uploads one file may have in flight before its writer waits.
+        public var uploadWindow: Int
         public init(readOnly: Bool = false, maxDirtyBytesPerFile: Int = 64 << 20, checkPermissions: Bool = true,
-                    updateAccessTimes: Bool = true) {
+                    updateAccessTimes: Bool = true, syncInterval: Double = 1, uploadThreads: Int = 8, uploadWindow: Int = 16) {
             self.readOnly = readOnly; self.maxDirtyBytesPerFile = maxDirtyBytesPerFile
             self.checkPermissions = checkPermissions; self.updateAccessTimes = updateAccessTimes
+            self.syncInterval = syncInterval; self.uploadThreads = uploadThreads; self.uploadWindow = uploadWindow
         }
+
+        var durableClose: Bool { syncInterval <= 0 }
     }
 
     let metadata: SQLiteMetaStore
@@ -40,6 +50,11 @@ public final class MossaicFilesystem: Sendable {
     let permissions: Permissions
     /// Files with open handles, by inode.
     let openFiles = Mutex<[InodeNumber: OpenFile]>([:])
+    /// Attributes of each file's data at its last open, to tell the kernel its cached pages
+    /// are still good (keep_cache) when nothing changed since.
+    let openedVersions = Mutex<[InodeNumber: DataVersion]>([:])
+    let syncer: BackgroundSyncer
+    let uploads: UploadPool
 
     public init(metadata: SQLiteMetaStore, cache: BlobCache, superblock: Superblock, options: Options, logger: Logger,
                 metrics: Metrics = Metrics()) {
@@ -50,7 +65,11 @@ public final class MossaicFilesystem: Sendable {
         self.options = options
         self.logger = logger
         self.permissions = Permissions(enabled: options.checkPermissions)
+        self.syncer = BackgroundSyncer(metadata: metadata, interval: options.syncInterval, logger: logger)
+        self.uploads = UploadPool(threads: options.readOnly ? 1 : options.uploadThreads)
     }
+
+    deinit { uploads.stop() }
 
     /// Prepares a freshly opened filesystem: the root exists, and inodes orphaned by a previous
     /// run (unlinked while open, then unmounted or crashed) are purged — no kernel can hold a
@@ -61,6 +80,7 @@ public final class MossaicFilesystem: Sendable {
             try metadata.createRootIfMissing(permissions: 0o755, uid: rootUID, gid: rootGID, now: .now())
         }
         try purgeAllOrphans()
+        syncer.start()
     }
 
     /// Commits every dirty open file and purges orphans: called when the kernel has gone
@@ -71,10 +91,12 @@ public final class MossaicFilesystem: Sendable {
         var failures: [(InodeNumber, FSError)] = []
         let files = openFiles.withLock { Array($0.values) }
         for file in files {
-            do { try commit(file) } catch { failures.append((file.ino, error)) }
+            do { try commit(file, durable: true) } catch { failures.append((file.ino, error)) }
         }
         if !options.readOnly {
+            syncer.stop()
             do { try purgeAllOrphans() } catch { logger.error("cannot purge orphans at shutdown: \(error)") }
+            do { try metadata.sync() } catch { logger.error("cannot sync metadata at shutdown: \(error)") }
             do { try metadata.checkpoint() } catch { logger.warning("WAL checkpoint failed: \(error)") }
         }
         return failures

@@ -31,9 +31,9 @@ extension SQLiteMetaStore {
     /// Publishes a file's new content in ONE transaction: new chunk rows, the changed chunk
     /// references with their refcounts, and size/mtime/ctime. The caller has stored every
     /// non-inline chunk in `newChunks` before calling, so the metadata never references a
-    /// chunk the store lacks.
-    public func commit(_ commit: FileCommit) throws(MetaError) -> FileAttributes {
-        try write(durable: true) { (c) throws(MetaError) in
+    /// chunk the store lacks. `durable`: synchronous=FULL (fsync), else NORMAL.
+    public func commit(_ commit: FileCommit, durable: Bool = true) throws(MetaError) -> FileAttributes {
+        try write(durable: durable) { (c) throws(MetaError) in
             let key = SQLValue.int(Int64(commit.ino.rawValue))
             var attrs = try Self.attributes(c, commit.ino)
             guard attrs.kind == .regular else { throw .invalidArgument }

@@ -29,6 +29,8 @@ struct MountCommand: ParsableCommand {
           cache_free=SIZE       free space the disk cache leaves on its filesystem (default 1G)
           threads=N             FUSE worker threads (default 16)
           attr_timeout=S, entry_timeout=S   kernel cache lifetimes (default 1)
+          sync_interval=S       a close(2) is durable against power loss within S seconds
+                                (default 1; 0: fsync at every close). fsync(2) is always at once
           fsname=NAME           the source shown in /proc/mounts (default SOURCE)
           debug                 log every FUSE request
           metrics=HOST:PORT     Prometheus metrics at http://HOST:PORT/metrics (loopback only)
@@ -108,11 +110,13 @@ struct MountCommand: ParsableCommand {
         do {
             let base = try StoreFactory.open(source, options: parsed.store, create: false)
             store = InstrumentedObjectStore(base, metrics: metrics)
-            opened = try FilesystemLoader.open(store: store, settings: .init(
+            var settings = FilesystemLoader.Settings(
                 cacheDirectory: parsed.cacheDirectory, readOnly: parsed.readOnly,
                 memoryCacheBytes: parsed.memoryCacheBytes, diskCacheBytes: parsed.diskCacheBytes,
                 freeSpaceFloor: parsed.cacheFreeBytes, checkPermissions: !parsed.kernelPermissions,
-                updateAccessTimes: !parsed.noatime), logger: logger, metrics: metrics)
+                updateAccessTimes: !parsed.noatime)
+            settings.syncInterval = parsed.syncInterval
+            opened = try FilesystemLoader.open(store: store, settings: settings, logger: logger, metrics: metrics)
             if let s3 = base as? S3ObjectStore {
                 metrics.addCollector { m in
                     m.set("mossaicfs_store_retries_total", "Requests the S3 store retried.", type: "counter", Double(s3.retryCount))
@@ -157,6 +161,7 @@ struct MountCommand: ParsableCommand {
                 control.start()
                 exporter?.start()
                 registration = MountRegistry.register(mountpoint: mountpointPath, cacheDirectory: opened.cacheDirectory.path)
+                MountRegistry.raiseReadahead(mountpoint: mountpointPath)
                 Daemon.report(fd: readyFd, Daemon.readyMessage)
             }
         } catch {

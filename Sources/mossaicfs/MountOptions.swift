@@ -18,6 +18,7 @@ struct MountOptions: Equatable {
     var entryTimeout = 1.0
     var attributeTimeout = 1.0
     var fsname: String?
+    var syncInterval = 1.0
     /// `metrics=HOST:PORT`: Prometheus text endpoint on a loopback address.
     var metricsEndpoint: String?
     /// Options handed to libfuse and the kernel as they are.
@@ -91,6 +92,7 @@ struct MountOptions: Equatable {
             guard let n = Int(v), (1...256).contains(n) else { throw OptionError("option 'threads': '\(v)' is not a number from 1 to 256") }
             maxThreads = n
         case "attr_timeout": attributeTimeout = try seconds()
+        case "sync_interval": syncInterval = try seconds()
         case "entry_timeout": entryTimeout = try seconds()
         case "fsname": fsname = try required()
         case "metrics": metricsEndpoint = try required()
