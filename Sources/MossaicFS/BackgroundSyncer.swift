@@ -18,6 +18,8 @@ final class BackgroundSyncer: @unchecked Sendable {
     private let condition = NSCondition()
     private var stopping = false
     private var running = false
+    /// Runs before each sync (writes batched access times). Set once, before `start()`.
+    var beforeSync: (@Sendable () -> Void)?
 
     init(metadata: SQLiteMetaStore, interval: Double, logger: Logger) {
         self.metadata = metadata
@@ -52,6 +54,7 @@ final class BackgroundSyncer: @unchecked Sendable {
             _ = condition.wait(until: Date(timeIntervalSinceNow: interval))
             if stopping { break }
             condition.unlock()
+            beforeSync?()
             if metadata.hasUnsyncedChanges {
                 do { try metadata.sync() } catch { logger.error("cannot make metadata durable: \(error)") }
             }

@@ -127,6 +127,7 @@ extension MossaicFilesystem {
         let (file, _) = try openFile(handle)
         if file.firstRead() { accessed(ino) }
         let request = offset..<(offset + UInt64(size))
+        if let ahead = file.readAhead(request, maxWindow: options.readAheadChunks) { prefetch(ino, ahead) }
         let (fileSize, pages) = file.readOverlay(request)
         guard offset < fileSize, size > 0 else { return [] }
         let range = offset..<min(request.upperBound, fileSize)
@@ -159,6 +160,16 @@ extension MossaicFilesystem {
             out += piece
         }
         return out
+    }
+
+    /// Fetches chunks into the cache in the background. A foreground read of a chunk being
+    /// fetched joins that fetch (singleflight) instead of starting another GET.
+    private func prefetch(_ ino: InodeNumber, _ indexes: ClosedRange<UInt64>) {
+        guard let refs = try? meta({ () throws(MetaError) in try metadata.chunkRefs(ino, indexes: indexes) }) else { return }
+        for ref in refs where ref.length > superblock.inlineMax {
+            let hash = ref.hash
+            prefetcher.run { [cache] in _ = try? cache.read(hash) }
+        }
     }
 
     /// The part of `range` (file offsets) inside page `index`, as offsets within the page.

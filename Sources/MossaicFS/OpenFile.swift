@@ -28,6 +28,11 @@ final class OpenFile: Sendable {
         /// Background uploads of completed pages, by page index, with the page version each
         /// started from (a page written again needs a new one).
         var uploads: [UInt64: PageUpload] = [:]
+        /// Where the last read ended, how many reads in a row continued the previous one, and
+        /// the chunk index read-ahead has been started up to.
+        var readCursor: UInt64 = 0
+        var sequentialReads = 0
+        var prefetchedThrough: UInt64 = 0
 
         var isDirty: Bool { !pages.isEmpty || sizeDirty || mtime != nil }
     }
@@ -148,6 +153,25 @@ final class OpenFile: Sendable {
         state.withLock { s in
             let pending = s.uploads.sorted { $0.key < $1.key }.map(\.value.ticket).filter { !$0.isDone }
             return pending.count > window ? Array(pending.prefix(pending.count - window)) : []
+        }
+    }
+
+    /// Records a read of `range` and returns the chunk indexes to fetch ahead: none for a
+    /// random reader; for a sequential one a window that grows with the run of sequential
+    /// reads, up to `maxWindow` chunks past the one being read.
+    func readAhead(_ range: Range<UInt64>, maxWindow: Int) -> ClosedRange<UInt64>? {
+        let chunkSize = UInt64(FormatConstants.chunkSize)
+        return state.withLock { s in
+            s.sequentialReads = range.lowerBound == s.readCursor ? s.sequentialReads + 1 : 0
+            s.readCursor = range.upperBound
+            guard s.sequentialReads >= 2, maxWindow > 0, !range.isEmpty else { return nil }
+            let current = (range.upperBound - 1) / chunkSize
+            let window = UInt64(min(maxWindow, 1 + s.sequentialReads / 4))
+            let first = max(current + 1, s.prefetchedThrough + 1)
+            let last = current + window
+            guard first <= last else { return nil }
+            s.prefetchedThrough = last
+            return first...last
         }
     }
 

@@ -2,8 +2,8 @@ import Foundation
 import MossaicCore
 import MossaicMeta
 
-/// A fixed set of threads that store chunks: hashing and uploading run here, in parallel,
-/// while FUSE threads keep accepting writes.
+/// A fixed set of threads for blocking background work: hashing and uploading chunks while FUSE
+/// threads keep accepting writes, and fetching the chunks a sequential reader needs next.
 ///
 /// Plain threads, not Swift concurrency: an upload blocks on the network for milliseconds,
 /// and FUSE callbacks must never wait on the cooperative pool (it is 2 threads wide here).
@@ -31,6 +31,14 @@ final class UploadPool: @unchecked Sendable {
         condition.signal()
         condition.unlock()
         return ticket
+    }
+
+    /// Runs `job` on a pool thread, outcome unobserved (read-ahead).
+    func run(_ job: @escaping @Sendable () -> Void) {
+        condition.lock()
+        queue.append(job)
+        condition.signal()
+        condition.unlock()
     }
 
     /// Lets the threads finish what is queued and exit.

@@ -23,6 +23,9 @@ enum FUSEOperations {
             // only be lowered here; the daemon raises it through sysfs after mounting.)
             conn.pointee.max_write = 1 << 20
             if conn.pointee.capable & UInt32(FUSE_CAP_READDIRPLUS) != 0 { conn.pointee.want |= UInt32(FUSE_CAP_READDIRPLUS) }
+            // Always readdirplus, never the kernel's "auto" guess: attributes come with the
+            // listing at no extra cost here, and ls -l/find then need no lookup per entry.
+            conn.pointee.want &= ~UInt32(FUSE_CAP_READDIRPLUS_AUTO)
             // POSIX ACLs: the kernel enforces them (and with them default_permissions) and
             // stores them through setxattr as system.posix_acl_*.
             if b.posixACL && conn.pointee.capable & UInt32(FUSE_CAP_POSIX_ACL) != 0 { conn.pointee.want |= UInt32(FUSE_CAP_POSIX_ACL) }

@@ -173,10 +173,14 @@ public final class SQLiteMetaStore: Sendable {
         }
     }
 
-    /// Sets the access time alone (a read, under relatime rules): unlike setattr, ctime stays.
-    public func touchAccessTime(of ino: InodeNumber, _ atime: Timestamp) throws(MetaError) {
+    /// Sets access times alone (reads, under relatime rules), in one transaction: unlike
+    /// setattr, ctime stays. Inodes gone meanwhile are skipped.
+    public func touchAccessTimes(_ times: [(InodeNumber, Timestamp)]) throws(MetaError) {
+        guard !times.isEmpty else { return }
         try write { (c) throws(MetaError) in
-            try c.run("UPDATE inodes SET atime_ns = ? WHERE ino = ?", [.int(atime.nanoseconds), .int(Int64(ino.rawValue))])
+            for (ino, atime) in times {
+                try c.run("UPDATE inodes SET atime_ns = ? WHERE ino = ?", [.int(atime.nanoseconds), .int(Int64(ino.rawValue))])
+            }
         }
     }
 

@@ -28,6 +28,8 @@ struct MountCommand: ParsableCommand {
           mem_cache_size=SIZE   memory cache bound (default 64M)
           cache_free=SIZE       free space the disk cache leaves on its filesystem (default 1G)
           threads=N             FUSE worker threads (default 16)
+          upload_threads=N      chunks hashed and stored in parallel (default 8)
+          read_ahead=N          chunks fetched ahead of a sequential reader (default 8, 0: off)
           attr_timeout=S, entry_timeout=S   kernel cache lifetimes (default 1)
           sync_interval=S       a close(2) is durable against power loss within S seconds
                                 (default 1; 0: fsync at every close). fsync(2) is always at once
@@ -116,6 +118,8 @@ struct MountCommand: ParsableCommand {
                 freeSpaceFloor: parsed.cacheFreeBytes, checkPermissions: !parsed.kernelPermissions,
                 updateAccessTimes: !parsed.noatime)
             settings.syncInterval = parsed.syncInterval
+            settings.uploadThreads = parsed.uploadThreads
+            settings.readAheadChunks = parsed.readAheadChunks
             opened = try FilesystemLoader.open(store: store, settings: settings, logger: logger, metrics: metrics)
             if let s3 = base as? S3ObjectStore {
                 metrics.addCollector { m in

@@ -19,6 +19,8 @@ struct MountOptions: Equatable {
     var attributeTimeout = 1.0
     var fsname: String?
     var syncInterval = 1.0
+    var uploadThreads = 8
+    var readAheadChunks = 8
     /// `metrics=HOST:PORT`: Prometheus text endpoint on a loopback address.
     var metricsEndpoint: String?
     /// Options handed to libfuse and the kernel as they are.
@@ -93,6 +95,14 @@ struct MountOptions: Equatable {
             maxThreads = n
         case "attr_timeout": attributeTimeout = try seconds()
         case "sync_interval": syncInterval = try seconds()
+        case "upload_threads":
+            let v = try required()
+            guard let n = Int(v), (1...128).contains(n) else { throw OptionError("option 'upload_threads': '\(v)' is not a number from 1 to 128") }
+            uploadThreads = n
+        case "read_ahead":
+            let v = try required()
+            guard let n = Int(v), (0...64).contains(n) else { throw OptionError("option 'read_ahead': '\(v)' is not a number of chunks from 0 to 64") }
+            readAheadChunks = n
         case "entry_timeout": entryTimeout = try seconds()
         case "fsname": fsname = try required()
         case "metrics": metricsEndpoint = try required()
