@@ -19,8 +19,8 @@ public enum FilesystemLoader {
         public var syncInterval: Double = 1
         public var uploadThreads = 8
         public var readAheadChunks = 8
-        public init(cacheDirectory: String? = nil, readOnly: Bool = false, memoryCacheBytes: Int = 64 << 20,
-                    diskCacheBytes: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30, maxDirtyBytesPerFile: Int = 64 << 20,
+        public init(cacheDirectory: String? = nil, readOnly: Bool = false, memoryCacheBytes: Int = 32 << 20,
+                    diskCacheBytes: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30, maxDirtyBytesPerFile: Int = 16 << 20,
                     checkPermissions: Bool = true, updateAccessTimes: Bool = true) {
             self.cacheDirectory = cacheDirectory; self.readOnly = readOnly; self.memoryCacheBytes = memoryCacheBytes
             self.diskCacheBytes = diskCacheBytes; self.freeSpaceFloor = freeSpaceFloor; self.maxDirtyBytesPerFile = maxDirtyBytesPerFile

@@ -31,8 +31,8 @@ public final class MossaicFilesystem: Sendable {
         public var uploadWindow: Int
         /// Chunks fetched ahead of a sequential reader, at most (0: no read-ahead).
         public var readAheadChunks: Int = 8
-        public init(readOnly: Bool = false, maxDirtyBytesPerFile: Int = 64 << 20, checkPermissions: Bool = true,
-                    updateAccessTimes: Bool = true, syncInterval: Double = 1, uploadThreads: Int = 8, uploadWindow: Int = 16) {
+        public init(readOnly: Bool = false, maxDirtyBytesPerFile: Int = 16 << 20, checkPermissions: Bool = true,
+                    updateAccessTimes: Bool = true, syncInterval: Double = 1, uploadThreads: Int = 8, uploadWindow: Int = 8) {
             self.readOnly = readOnly; self.maxDirtyBytesPerFile = maxDirtyBytesPerFile
             self.checkPermissions = checkPermissions; self.updateAccessTimes = updateAccessTimes
             self.syncInterval = syncInterval; self.uploadThreads = uploadThreads; self.uploadWindow = uploadWindow

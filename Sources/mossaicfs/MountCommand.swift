@@ -25,7 +25,7 @@ struct MountCommand: ParsableCommand {
           default_permissions   the kernel checks permissions (default: mossaicfs checks them itself)
           acl                   POSIX ACLs (setfacl/getfacl), enforced by the kernel; implies default_permissions
           cache_size=SIZE       disk cache bound for remote stores (default 10G)
-          mem_cache_size=SIZE   memory cache bound (default 64M)
+          mem_cache_size=SIZE   memory cache bound (default 32M)
           cache_free=SIZE       free space the disk cache leaves on its filesystem (default 1G)
           threads=N             FUSE worker threads (default 16)
           upload_threads=N      chunks hashed and stored in parallel (default 8)
@@ -86,6 +86,18 @@ struct MountCommand: ParsableCommand {
         if !foreground && !debugForeground {
             let arguments = Array(CommandLine.arguments.dropFirst())
             throw ExitCode(Daemon.spawnAndWait(arguments: arguments + ["--daemon"]))
+        }
+        // glibc gives each thread that allocates its own arena, and ~30 threads here would each
+        // keep freed memory: two arenas keep the daemon's footprint near what it uses.
+        // And a fixed mmap threshold (256 KiB): chunk-sized buffers are then always mapped and
+        // unmapped, instead of glibc raising the threshold after the first frees and leaving
+        // freed megabytes in the heap. malloc.h is not part of Swift's Glibc module, so mallopt
+        // is looked up by name; M_ARENA_MAX is -8 and M_MMAP_THRESHOLD -3 there.
+        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") {
+            typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+            let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
+            _ = mallopt(-8, 2)
+            _ = mallopt(-3, 256 << 10)
         }
         let parsed: MountOptions
         do {
