@@ -45,6 +45,8 @@ public final class BlobCache: Sendable {
         /// Chunks uploaded by this process, not yet known to the metadata as stored (a commit
         /// in progress): another page with the same bytes needs no second PUT. Hashes only.
         var uploaded: Set<ChunkHash> = []
+        /// Corrupt chunks already logged: each is reported once, however often it is read.
+        var reportedCorrupt: Set<ChunkHash> = []
         var stats = Statistics()
     }
 
@@ -128,7 +130,10 @@ public final class BlobCache: Sendable {
             if actual == hash {
                 result = .success(bytes)
             } else {
-                logger.error("corrupt chunk in store", metadata: ["chunk": "\(hash)", "actual": "\(actual)"])
+                if state.withLock({ $0.reportedCorrupt.insert(hash).inserted }) {
+                    logger.error("corrupt chunk in store: its bytes do not match its name; reads of it fail with EIO (run mossaicfs fsck --verify)",
+                                 metadata: ["chunk": "\(hash)", "actual": "\(actual)"])
+                }
                 result = .failure(.corrupt(hash: hash, actual: actual))
             }
         } catch {

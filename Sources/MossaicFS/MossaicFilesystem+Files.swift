@@ -205,8 +205,7 @@ extension MossaicFilesystem {
         do {
             return try cache.read(hash)
         } catch {
-            logger.error("cannot read chunk", metadata: ["chunk": "\(hash)", "error": "\(error)"])
-            throw error.fsError
+            throw error.fsError  // the cache logged a corrupt chunk once; the bridge logs the op
         }
     }
 }
