@@ -19,6 +19,8 @@ public enum FSError: Error, Equatable, Sendable, CustomStringConvertible {
     case fileTooLarge
     case noSpace
     case crossDevice
+    /// An ioctl request this filesystem does not know.
+    case unknownRequest
     /// A failure of the object store, the cache or the metadata database; the text says which
     /// and is logged once by the bridge.
     case io(String)
@@ -43,6 +45,7 @@ public enum FSError: Error, Equatable, Sendable, CustomStringConvertible {
         case .fileTooLarge: "file too large"
         case .noSpace: "no space left"
         case .crossDevice: "cross-device link"
+        case .unknownRequest: "inappropriate ioctl"
         case .io(let why): "I/O error: \(why)"
         }
     }

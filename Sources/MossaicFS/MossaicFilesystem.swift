@@ -3,6 +3,7 @@ import MossaicCache
 import MossaicCore
 import MossaicMeta
 import MossaicObjectStore
+import MossaicReplication
 import Synchronization
 
 /// The filesystem as a plain Swift API: no libfuse type appears here, so all of it runs under
@@ -31,6 +32,9 @@ public final class MossaicFilesystem: Sendable {
     let handles = HandleTable()
     /// Files with open handles, by inode.
     let openFiles = Mutex<[InodeNumber: OpenFile]>([:])
+    /// Metadata snapshots of a read-write mount, for `snapshotMetadata()`; set once by the
+    /// loader (see MossaicFilesystem+Snapshots.swift).
+    let replicator = Mutex<MetadataReplicator?>(nil)
 
     public init(metadata: SQLiteMetaStore, cache: BlobCache, superblock: Superblock, options: Options, logger: Logger) {
         self.metadata = metadata
@@ -125,7 +129,8 @@ public final class MossaicFilesystem: Sendable {
     /// The kernel dropped `count` references to `ino`.
     public func forget(_ ino: InodeNumber, count: UInt64) {
         guard inodes.forget(ino, count: count) else { return }
-        guard openFiles.withLock({ $0[ino] == nil }) else { return }
+        // A read-only mount has no orphans of its own and its database is never written.
+        guard !options.readOnly, openFiles.withLock({ $0[ino] == nil }) else { return }
         do { try purge(ino) } catch { logger.error("cannot purge unlinked inode", metadata: ["ino": "\(ino.rawValue)", "error": "\(error)"]) }
     }
 

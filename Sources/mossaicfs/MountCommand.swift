@@ -20,7 +20,8 @@ struct MountCommand: ParsableCommand {
         discussion: """
         Options (-o, comma-separated; see mossaicfs(8)):
           cache_dir=PATH        local metadata and cache (default /var/cache/mossaicfs/<fs-uuid>)
-          ro                    read-only mount
+          ro                    read-only mount of the newest metadata snapshot (no lease); follows
+                                the store's newest snapshot
           allow_other           let users other than the mounting one access the mount
           default_permissions   accepted; the kernel always checks permissions from mode/uid/gid
           cache_size=SIZE       disk cache bound for remote stores (default 10G)
@@ -30,6 +31,16 @@ struct MountCommand: ParsableCommand {
           attr_timeout=S, entry_timeout=S   kernel cache lifetimes (default 1)
           fsname=NAME           the source shown in /proc/mounts (default SOURCE)
           debug                 log every FUSE request
+        Metadata snapshots and the single-writer lease:
+          meta_interval=S       snapshot the metadata into the store every S seconds while it
+                                changes (default 10; also at unmount and `mossaicfs snapshot`)
+          meta_keep=N           snapshots kept in the store (default 30)
+          lease_time=S          the writer lease lasts S seconds, renewed every S/3 (default 60)
+          discard_local         replace local metadata that differs from the store's newest
+                                snapshot (after another machine wrote) instead of refusing
+          force_lease           take the writer lease from a live holder (its host is dead)
+          poll_interval=S       ro: check for a newer snapshot every S seconds (default 10)
+          snapshot=ID           ro: show snapshot ID (see `mossaicfs snapshots`), do not follow
         S3 sources (s3://bucket/prefix):
           endpoint=URL          S3 endpoint (default AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS)
           region=NAME           region (default AWS_REGION, AWS_DEFAULT_REGION, us-east-1)
@@ -103,7 +114,10 @@ struct MountCommand: ParsableCommand {
             opened = try FilesystemLoader.open(store: store, settings: .init(
                 cacheDirectory: parsed.cacheDirectory, readOnly: parsed.readOnly,
                 memoryCacheBytes: parsed.memoryCacheBytes, diskCacheBytes: parsed.diskCacheBytes,
-                freeSpaceFloor: parsed.cacheFreeBytes), logger: logger)
+                freeSpaceFloor: parsed.cacheFreeBytes,
+                replication: .init(interval: parsed.metaInterval, keep: parsed.metaKeep, leaseDuration: parsed.leaseTime,
+                                   pollInterval: parsed.pollInterval, snapshot: parsed.snapshot,
+                                   discardLocal: parsed.discardLocal, forceLease: parsed.forceLease)), logger: logger)
         } catch let error as ObjectStoreError {
             fail(error.description)
         } catch {
@@ -114,14 +128,22 @@ struct MountCommand: ParsableCommand {
         let configuration = FUSESession.Configuration(
             mountpoint: mountpointPath, fuseOptions: parsed.fuseOptions(source: sourceName), debug: parsed.debug,
             maxThreads: parsed.maxThreads, entryTimeout: parsed.entryTimeout, attributeTimeout: parsed.attributeTimeout)
+        var sessionError: FUSEError?
         do {
             try FUSESession.run(opened.filesystem, configuration, logger: logger) {
+                opened.startBackground()
                 Daemon.report(fd: readyFd, Daemon.readyMessage)
             }
         } catch {
-            fail("\(error)")
+            sessionError = error
         }
+        // Unmounted (or never mounted), and FUSESession.run has committed every open file:
+        // publish the final metadata snapshot and release the writer lease. A final snapshot
+        // that fails is an exit status 1 (and logged): the store lags behind this cache_dir.
+        let snapshotFailure = opened.stopBackground(finalSnapshot: true)
         withExtendedLifetime(opened.cacheDirectory) {}
+        if let sessionError { fail("\(sessionError)") }
+        if snapshotFailure != nil { Foundation_exit(1) }
     }
 
     /// Reports a failure in one line (to the terminal and to a waiting `mount`) and exits 1.
