@@ -62,7 +62,7 @@ let package = Package(
                     swiftSettings: strict),
         .testTarget(name: "MossaicFSTests",
                     dependencies: ["MossaicFS", "MossaicTestSupport", "MossaicMeta", "MossaicCache",
-                                   "MossaicObjectStore", "MossaicCore"],
+                                   "MossaicObjectStore", "MossaicCore", "MossaicReplication"],
                     swiftSettings: strict),
     ]
 )

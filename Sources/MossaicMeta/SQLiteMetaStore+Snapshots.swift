@@ -23,6 +23,11 @@ public struct ReplicationState: Sendable, Equatable {
     public var snapshotChangeSequence: Int64
     public var pending: PendingSnapshot?
 
+    public init(changeSequence: Int64, generation: Int64, snapshotID: String?, snapshotChangeSequence: Int64, pending: PendingSnapshot?) {
+        self.changeSequence = changeSequence; self.generation = generation; self.snapshotID = snapshotID
+        self.snapshotChangeSequence = snapshotChangeSequence; self.pending = pending
+    }
+
     /// Changed since the last snapshot it was equal to (or never snapshotted).
     public var isDirty: Bool { snapshotID == nil || changeSequence != snapshotChangeSequence }
 }
