@@ -66,10 +66,13 @@ public final class MetadataReplicator: Sendable {
         leaseWorker?.stop()
         var failure: ReplicationError?
         if finalSnapshot {
-            do {
-                // The lease may have lapsed while the daemon was idle or the store unreachable;
-                // renewing first makes the final snapshot fail cleanly if someone took over.
-                try lease?.renew()
+            do throws(ReplicationError) {
+                // The lease may have lapsed while the store was unreachable; renewing first
+                // finds out whether someone took over (then the snapshot must not be taken).
+                // Any other renewal error is the store's, and the snapshot says more.
+                do throws(ReplicationError) { try lease?.renew() } catch {
+                    if case .leaseLost = error { throw error }
+                }
                 _ = try writer.snapshot()
             } catch {
                 failure = error

@@ -63,3 +63,23 @@ import Testing
         again.stopBackground(finalSnapshot: true)
     }
 }
+
+extension ReplicationLoaderTests {
+    @Test func readOnlyBeforeTheFirstSnapshotShowsAnEmptyRootAndFollows() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("loader-\(UUID().uuidString)").path
+        let store = try DirectoryObjectStore(root: root + "/store", create: true)
+        _ = try Superblock.format(store, inlineMax: 16 << 10, force: false)
+        let reader = try open(store, root + "/r", readOnly: true)
+        let h = try reader.filesystem.opendir(.root)
+        #expect(try reader.filesystem.readdir(.root, handle: h, offset: 0).filter { !$0.isDotOrDotDot }.isEmpty)
+        reader.filesystem.releasedir(h)
+        #expect(try reader.filesystem.getattr(.root).kind == .directory)
+        #expect(throws: FormatError.self) { try open(store, root + "/p", readOnly: true, snapshot: "1") }
+        let writer = try open(store, root + "/w")  // publishes the first snapshot at once
+        try write(writer.filesystem, "x", [1, 2, 3])
+        _ = try writer.filesystem.snapshotMetadata()
+        #expect(try reader.follower!.poll() != nil)
+        #expect(try read(reader.filesystem, "x") == [1, 2, 3])
+        writer.stopBackground(finalSnapshot: true)
+    }
+}
