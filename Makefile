@@ -17,7 +17,11 @@ PIP_PACKAGES := moto[server] pytest boto3
 STORE ?= /var/lib/mossaicfs/demo
 MOUNTPOINT ?= /mnt/mossaicfs
 
-.PHONY: all deps build test test-swift test-e2e run stop clean
+.PHONY: all deps build deb test test-swift test-e2e run stop clean
+
+# The package's binary links the Swift runtime statically, so it needs only Debian's libraries;
+# it is built in a scratch path of its own.
+STATIC_BUILD := .build-static
 
 all: build
 
@@ -35,14 +39,19 @@ deps:
 build: deps
 	swift build -c $(CONFIG)
 
-test: build test-swift test-e2e
+deb: deps
+	swift build -c release --static-swift-stdlib --scratch-path $(STATIC_BUILD)
+	packaging/build-deb.sh $(STATIC_BUILD)/release/mossaicfs
+
+test: build deb test-swift test-e2e
 
 test-swift:
 	swift test -c $(CONFIG)
 
 # Mounted tests: real FUSE mounts of the built binary, on local stores and on moto.
 test-e2e:
-	MOSSAICFS_BIN=$(CURDIR)/$(BIN) $(PYTHON) -m pytest -p no:cacheprovider -q Tests/e2e
+	MOSSAICFS_BIN=$(CURDIR)/$(BIN) MOSSAICFS_DEB=$$(ls -t $(CURDIR)/out/mossaicfs_*.deb 2>/dev/null | head -1) \
+	  $(PYTHON) -m pytest -p no:cacheprovider -q Tests/e2e
 
 run: build
 	@$(SUDO) mkdir -p $(MOUNTPOINT)
@@ -54,4 +63,4 @@ stop:
 	$(SUDO) umount $(MOUNTPOINT)
 
 clean:
-	rm -rf .build
+	rm -rf .build $(STATIC_BUILD) out

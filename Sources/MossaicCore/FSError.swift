@@ -21,6 +21,8 @@ public enum FSError: Error, Equatable, Sendable, CustomStringConvertible {
     case crossDevice
     /// An ioctl request this filesystem does not know.
     case unknownRequest
+    /// lseek SEEK_DATA/SEEK_HOLE past the end, or no data after the offset.
+    case noSuchAddress
     /// A failure of the object store, the cache or the metadata database; the text says which
     /// and is logged once by the bridge.
     case io(String)
@@ -46,6 +48,7 @@ public enum FSError: Error, Equatable, Sendable, CustomStringConvertible {
         case .noSpace: "no space left"
         case .crossDevice: "cross-device link"
         case .unknownRequest: "inappropriate ioctl"
+        case .noSuchAddress: "no such device or address"
         case .io(let why): "I/O error: \(why)"
         }
     }

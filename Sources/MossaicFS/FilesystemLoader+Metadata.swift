@@ -26,7 +26,7 @@ extension FilesystemLoader {
     /// (`MountReconciliation`), restoring or refusing as it says, and opens the filesystem.
     /// Local metadata newer than HEAD is published before this returns.
     static func openWritable(store: any ObjectStore, superblock: Superblock, cacheDirectory: CacheDirectory,
-                             settings: Settings, logger: Logger) throws(FormatError) -> Opened {
+                             settings: Settings, logger: Logger, metrics: Metrics) throws(FormatError) -> Opened {
         let r = settings.replication
         SQLiteMetaStore.removeDatabaseFiles(cacheDirectory.snapshotWorkPath)
         let lease: WriterLease
@@ -38,7 +38,7 @@ extension FilesystemLoader {
         }
         do {
             return try openWritable(store: store, superblock: superblock, cacheDirectory: cacheDirectory, lease: lease,
-                                    settings: settings, logger: logger)
+                                    settings: settings, logger: logger, metrics: metrics)
         } catch {
             // The mount is not happening: let the next one (here or elsewhere) in at once.
             try? lease.release()
@@ -47,7 +47,7 @@ extension FilesystemLoader {
     }
 
     private static func openWritable(store: any ObjectStore, superblock: Superblock, cacheDirectory: CacheDirectory,
-                                     lease: WriterLease, settings: Settings, logger: Logger) throws(FormatError) -> Opened {
+                                     lease: WriterLease, settings: Settings, logger: Logger, metrics: Metrics) throws(FormatError) -> Opened {
         let r = settings.replication
         let catalog = SnapshotCatalog(store: store)
         let (head, headManifest) = try readHead(catalog, superblock: superblock)
@@ -102,7 +102,7 @@ extension FilesystemLoader {
         }
         let meta = metadata!
         let filesystem = try makeFilesystem(store: store, metadata: meta, superblock: superblock, cacheDirectory: cacheDirectory,
-                                            settings: settings, logger: logger)
+                                            settings: settings, logger: logger, metrics: metrics)
         let writer = SnapshotWriter(
             store: store, metadata: meta, head: head, headManifest: headManifest,
             configuration: .init(fsUUID: superblock.uuid, workPath: cacheDirectory.snapshotWorkPath, keep: r.keep),
@@ -168,7 +168,7 @@ extension FilesystemLoader {
     /// `cache_dir/snapshots/`. Takes no lease and never writes the database it shows. Before the
     /// filesystem's first snapshot it shows an empty root directory, and follows HEAD.
     static func openReadOnly(store: any ObjectStore, superblock: Superblock, cacheDirectory: CacheDirectory,
-                             settings: Settings, logger: Logger) throws(FormatError) -> Opened {
+                             settings: Settings, logger: Logger, metrics: Metrics) throws(FormatError) -> Opened {
         let r = settings.replication
         let directory = cacheDirectory.snapshotsPath
         do { try PosixFiles.makeDirectories(directory, mode: 0o700) } catch { throw .cacheDirectory("cannot create \(directory): \(error)") }
@@ -221,7 +221,7 @@ extension FilesystemLoader {
         let metadata: SQLiteMetaStore
         do { metadata = try SQLiteMetaStore(path: path, readOnly: true) } catch { throw .metadata("cannot open metadata \(path): \(error)") }
         let filesystem = try makeFilesystem(store: store, metadata: metadata, superblock: superblock, cacheDirectory: cacheDirectory,
-                                            settings: settings, logger: logger)
+                                            settings: settings, logger: logger, metrics: metrics)
         var follower: HeadFollower?
         if r.snapshot == nil {
             follower = HeadFollower(store: store, metadata: metadata, directory: directory,

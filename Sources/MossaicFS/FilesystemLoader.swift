@@ -20,12 +20,16 @@ public enum FilesystemLoader {
         public var diskCacheBytes: Int
         public var freeSpaceFloor: Int
         public var maxDirtyBytesPerFile: Int
+        public var checkPermissions: Bool
+        public var updateAccessTimes: Bool
         public var replication: ReplicationSettings
         public init(cacheDirectory: String? = nil, readOnly: Bool = false, memoryCacheBytes: Int = 64 << 20,
                     diskCacheBytes: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30, maxDirtyBytesPerFile: Int = 64 << 20,
+                    checkPermissions: Bool = true, updateAccessTimes: Bool = true,
                     replication: ReplicationSettings = ReplicationSettings()) {
             self.cacheDirectory = cacheDirectory; self.readOnly = readOnly; self.memoryCacheBytes = memoryCacheBytes
             self.diskCacheBytes = diskCacheBytes; self.freeSpaceFloor = freeSpaceFloor; self.maxDirtyBytesPerFile = maxDirtyBytesPerFile
+            self.checkPermissions = checkPermissions; self.updateAccessTimes = updateAccessTimes
             self.replication = replication
         }
     }
@@ -78,17 +82,20 @@ public enum FilesystemLoader {
         }
     }
 
-    public static func open(store: any ObjectStore, settings: Settings, logger: Logger) throws(FormatError) -> Opened {
+    public static func open(store: any ObjectStore, settings: Settings, logger: Logger, metrics: Metrics = Metrics()) throws(FormatError) -> Opened {
         let superblock = try Superblock.load(from: store)
         let cacheDirectory = try CacheDirectory(path: settings.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid)
         if settings.readOnly {
-            return try openReadOnly(store: store, superblock: superblock, cacheDirectory: cacheDirectory, settings: settings, logger: logger)
+            return try openReadOnly(store: store, superblock: superblock, cacheDirectory: cacheDirectory, settings: settings,
+                                    logger: logger, metrics: metrics)
         }
-        return try openWritable(store: store, superblock: superblock, cacheDirectory: cacheDirectory, settings: settings, logger: logger)
+        return try openWritable(store: store, superblock: superblock, cacheDirectory: cacheDirectory, settings: settings,
+                                logger: logger, metrics: metrics)
     }
 
     static func makeFilesystem(store: any ObjectStore, metadata: SQLiteMetaStore, superblock: Superblock,
-                               cacheDirectory: CacheDirectory, settings: Settings, logger: Logger) throws(FormatError) -> MossaicFilesystem {
+                               cacheDirectory: CacheDirectory, settings: Settings, logger: Logger,
+                               metrics: Metrics) throws(FormatError) -> MossaicFilesystem {
         let cache: BlobCache
         do {
             cache = try BlobCache(store: store, configuration: .init(
@@ -99,8 +106,10 @@ public enum FilesystemLoader {
             throw .cacheDirectory("cannot open blob cache: \(error)")
         }
         let filesystem = MossaicFilesystem(metadata: metadata, cache: cache, superblock: superblock,
-                                           options: .init(readOnly: settings.readOnly, maxDirtyBytesPerFile: settings.maxDirtyBytesPerFile),
-                                           logger: logger)
+                                           options: .init(readOnly: settings.readOnly, maxDirtyBytesPerFile: settings.maxDirtyBytesPerFile,
+                                                          checkPermissions: settings.checkPermissions,
+                                                          updateAccessTimes: settings.updateAccessTimes),
+                                           logger: logger, metrics: metrics)
         do {
             try filesystem.start()
         } catch {

@@ -27,6 +27,7 @@ extension FSError {
         case .noSpace: ENOSPC
         case .crossDevice: EXDEV
         case .unknownRequest: ENOTTY
+        case .noSuchAddress: ENXIO
         case .io: EIO
         }
     }
