@@ -130,6 +130,8 @@ def px(posix_fs, posix_base, request):
     try:
         yield pair
     finally:
+        # A case that changes its own ids must do it in a child (user=ROOT), never in pytest.
+        assert (os.getuid(), os.geteuid(), os.getgid(), os.getegid()) == (0, 0, 0, 0), "a case dropped pytest's privileges"
         alive = daemon_alive(fs)
         # Remove what the case made, so the session's stores stay small.
         if alive and os.path.isdir(pair.mnt):

@@ -59,7 +59,7 @@ class User:
         return (self.gid, *self.groups)
 
 
-ROOT = None
+ROOT = User(0, 0)  # root, but in a forked child (for cases that change their own ids)
 # Unprivileged callers. ALICE is also in the shared group STAFF; BOB is not.
 STAFF = 52100
 ALICE = User(52001, 52001, (STAFF,))

@@ -94,9 +94,11 @@ def test_rename_into_own_subtree_is_einval(px):
 
 def test_rename_of_dot_and_dotdot(px):
     px.setup(lambda d: os.makedirs(d / "a" / "b"))
-    px.same(lambda d: os.rename(d / "a" / ".", d / "x"))
-    px.same(lambda d: os.rename(d / "a" / "b" / "..", d / "x"))
-    px.same(lambda d: os.rename(d / "x", d / "a" / "."))
+    # (pathlib drops "." components, so these paths are strings)
+    px.expect(lambda d: os.rename(str(d / "a") + "/.", d / "x"), err(errno.EBUSY))
+    px.expect(lambda d: os.rename(str(d / "a" / "b") + "/..", d / "x"), err(errno.EBUSY))
+    px.expect(lambda d: os.rename(d / "a" / "b", str(d / "a") + "/."), err(errno.EBUSY))
+    px.expect(lambda d: sorted(os.listdir(d / "a")), ok(["b"]))
 
 
 def test_rename_to_itself_and_between_hard_links_is_a_no_op(px):
