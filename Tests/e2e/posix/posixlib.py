@@ -31,9 +31,22 @@ def ok(value=None):
     return ("ok", value)
 
 
+_ERRNO_NAMES = {errno.EOPNOTSUPP: "EOPNOTSUPP", errno.EAGAIN: "EAGAIN"}  # of the aliases, the names man pages use
+
+
+def errname(code):
+    return _ERRNO_NAMES.get(code) or errno.errorcode.get(code, str(code))
+
+
 def err(code):
     """`err(errno.EACCES)` or `err("EACCES")`."""
-    return ("err", code if isinstance(code, str) else errno.errorcode[code])
+    return ("err", code if isinstance(code, str) else errname(code))
+
+
+def short(value, limit=400):
+    """repr() cut to `limit` characters, for failure messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
 def outcome(fn, *args, **kw):
@@ -150,20 +163,25 @@ class Pair:
         """Runs `fn(dir)` on both directories; it must succeed on both."""
         for d in self.dirs:
             o = run_as(user, fn, d, umask=umask)
-            assert o[0] == "ok", f"setup failed on {'ext4' if d == self.ref else 'mount'}: {o}"
+            if o[0] != "ok":
+                raise AssertionError(f"setup failed on {'ext4' if d == self.ref else 'mount'}: {short(o)}")
 
     def run(self, op, user=None, umask=None):
         return run_as(user, op, self.ref, umask=umask), run_as(user, op, self.mnt, umask=umask)
 
     def expect(self, op, want, user=None, umask=None):
         r, m = self.run(op, user, umask)
-        assert r == want, f"reference ext4 gives {r}, the case expects {want}: the case is wrong"
-        assert m == want, f"mount gives {m}, expected {want} (as on ext4)"
+        # (raise, not assert: pytest's introspection would print megabytes of file contents)
+        if r != want:
+            raise AssertionError(f"reference ext4 gives {short(r)}, the case expects {short(want)}: the case is wrong")
+        if m != want:
+            raise AssertionError(f"mount gives {short(m)}, expected {short(want)} (as on ext4)")
         return m
 
     def same(self, op, user=None, umask=None):
         r, m = self.run(op, user, umask)
-        assert m == r, f"mount gives {m}, ext4 gives {r}"
+        if m != r:
+            raise AssertionError(f"mount gives {short(m)}, ext4 gives {short(r)}")
         return m
 
     def remount(self):
@@ -337,3 +355,24 @@ def access(path, mode):
     """access(2) as a raising call (os.access returns a bool and hides the errno)."""
     return faccessat(path, mode, 0)
 
+
+
+# --- the store behind a mount ---------------------------------------------------------------
+
+
+def stored_objects(fs):
+    """{key: size} of the chunk objects in the store of `fs` (a mossaic.Filesystem): files
+    under `store/chunks` for a local store, keys under `<prefix>/chunks/` for S3."""
+    if not fs.source.startswith("s3://"):
+        root = fs.store / "chunks"
+        return {p.name: p.stat().st_size for p in root.rglob("*") if p.is_file()} if root.exists() else {}
+    import boto3
+    bucket, _, prefix = fs.source[len("s3://"):].partition("/")
+    env = fs.env
+    client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"],
+                          aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    out = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + "/chunks/"):
+        for o in page.get("Contents", []):
+            out[o["Key"].rsplit("/", 1)[-1]] = o["Size"]
+    return out

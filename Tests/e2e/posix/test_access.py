@@ -2,7 +2,7 @@
 import errno
 import os
 
-from posixlib import ALICE, AT_EACCESS, BOB, ROOT, STAFF, User, access, err, faccessat, ok, write_file
+from posixlib import ALICE, AT_EACCESS, BOB, ROOT, STAFF, User, access, err, errname, faccessat, ok, write_file
 
 MODES = {"F": os.F_OK, "R": os.R_OK, "W": os.W_OK, "X": os.X_OK, "RW": os.R_OK | os.W_OK,
          "RWX": os.R_OK | os.W_OK | os.X_OK}
@@ -16,7 +16,7 @@ def answers(path):
             access(path, m)
             out[name] = "ok"
         except OSError as e:
-            out[name] = errno.errorcode[e.errno]
+            out[name] = errname(e.errno)
     return out
 
 
