@@ -26,7 +26,11 @@ SEED ?= $(shell date +%s)
 FUZZ_STORE ?= local
 EXCLUDE ?=
 
-.PHONY: all deps build test test-swift test-e2e fuzz run stop clean
+.PHONY: all deps build deb test test-swift test-e2e fuzz run stop clean
+
+# The package's binary links the Swift runtime statically, so it needs only Debian's libraries;
+# it is built in a scratch path of its own.
+STATIC_BUILD := .build-static
 
 all: build
 
@@ -44,7 +48,11 @@ deps:
 build: deps
 	swift build -c $(CONFIG)
 
-test: build test-swift test-e2e
+deb: deps
+	swift build -c release --static-swift-stdlib --scratch-path $(STATIC_BUILD)
+	packaging/build-deb.sh $(STATIC_BUILD)/release/mossaicfs
+
+test: build deb test-swift test-e2e
 
 test-swift:
 	swift test -c $(CONFIG)
@@ -52,7 +60,8 @@ test-swift:
 # Mounted tests: real FUSE mounts of the built binary, on local stores and on moto; includes the
 # POSIX conformance suite (Tests/e2e/posix) and a bounded run of the differential tester.
 test-e2e:
-	MOSSAICFS_BIN=$(CURDIR)/$(BIN) FSRAND_OPS=$(FSRAND_OPS) $(PYTHON) -m pytest -p no:cacheprovider -q Tests/e2e
+	MOSSAICFS_BIN=$(CURDIR)/$(BIN) MOSSAICFS_DEB=$$(ls -t $(CURDIR)/out/mossaicfs_*.deb 2>/dev/null | head -1) \
+	  FSRAND_OPS=$(FSRAND_OPS) $(PYTHON) -m pytest -p no:cacheprovider -q Tests/e2e
 
 fuzz: build
 	@for store in $(if $(filter both,$(FUZZ_STORE)),local s3,$(FUZZ_STORE)); do \
@@ -70,4 +79,4 @@ stop:
 	$(SUDO) umount $(MOUNTPOINT)
 
 clean:
-	rm -rf .build
+	rm -rf .build $(STATIC_BUILD) out

@@ -19,6 +19,8 @@ public enum FSError: Error, Equatable, Sendable, CustomStringConvertible {
     case fileTooLarge
     case noSpace
     case crossDevice
+    /// lseek SEEK_DATA/SEEK_HOLE past the end, or no data after the offset.
+    case noSuchAddress
     /// A failure of the object store, the cache or the metadata database; the text says which
     /// and is logged once by the bridge.
     case io(String)
@@ -43,6 +45,7 @@ public enum FSError: Error, Equatable, Sendable, CustomStringConvertible {
         case .fileTooLarge: "file too large"
         case .noSpace: "no space left"
         case .crossDevice: "cross-device link"
+        case .noSuchAddress: "no such device or address"
         case .io(let why): "I/O error: \(why)"
         }
     }

@@ -17,7 +17,14 @@ public enum FileKind: UInt32, Sendable, CaseIterable {
 public struct Timestamp: Hashable, Comparable, Sendable {
     public var nanoseconds: Int64
     public init(nanoseconds: Int64) { self.nanoseconds = nanoseconds }
-    public init(seconds: Int64, nanoseconds: Int64) { self.nanoseconds = seconds &* 1_000_000_000 &+ nanoseconds }
+    /// Times outside what 64-bit nanoseconds hold (before 1678, after 2262) are clamped to
+    /// the nearest representable one, as ext4 clamps to its own range.
+    public init(seconds: Int64, nanoseconds: Int64) {
+        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { self.nanoseconds = seconds < 0 ? Int64.min : Int64.max; return }
+        let (sum, overflow2) = product.addingReportingOverflow(nanoseconds)
+        self.nanoseconds = overflow2 ? (seconds < 0 ? Int64.min : Int64.max) : sum
+    }
     public var seconds: Int64 { nanoseconds >= 0 ? nanoseconds / 1_000_000_000 : (nanoseconds - 999_999_999) / 1_000_000_000 }
     public var subsecondNanoseconds: Int64 { nanoseconds - seconds * 1_000_000_000 }
     public static func < (a: Timestamp, b: Timestamp) -> Bool { a.nanoseconds < b.nanoseconds }
@@ -59,8 +66,20 @@ public struct Caller: Sendable {
     public var gid: UInt32
     public var pid: UInt32
     public var umask: UInt32
-    public init(uid: UInt32, gid: UInt32, pid: UInt32 = 0, umask: UInt32 = 0o022) {
-        self.uid = uid; self.gid = gid; self.pid = pid; self.umask = umask
+    /// The supplementary groups, fetched only when a permission check needs them (it reads
+    /// /proc/PID/status, which is not free).
+    public var supplementaryGroups: @Sendable () -> [UInt32]
+
+    public init(uid: UInt32, gid: UInt32, pid: UInt32 = 0, umask: UInt32 = 0o022,
+                supplementaryGroups: @escaping @Sendable () -> [UInt32] = { [] }) {
+        self.uid = uid; self.gid = gid; self.pid = pid; self.umask = umask; self.supplementaryGroups = supplementaryGroups
     }
     public static let root = Caller(uid: 0, gid: 0)
+
+    public var isRoot: Bool { uid == 0 }
+
+    /// True if the caller belongs to `group` (primary or supplementary).
+    public func isMember(of group: UInt32) -> Bool {
+        gid == group || supplementaryGroups().contains(group)
+    }
 }

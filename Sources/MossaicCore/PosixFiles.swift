@@ -13,7 +13,17 @@ public enum PosixFiles {
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw SystemError("fstat", path: path) }
-        return try readAll(fd: fd, count: Int(st.st_size), offset: 0, path: path)
+        if st.st_size > 0 { return try readAll(fd: fd, count: Int(st.st_size), offset: 0, path: path) }
+        // Size 0 may mean "generated on read" (/proc): read until EOF.
+        var out: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = Glibc.read(fd, &buffer, buffer.count)
+            if n > 0 { out += buffer[0..<n]; continue }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { throw SystemError("read", path: path) }
+            return out
+        }
     }
 
     /// Reads `count` bytes at `offset`, fewer only at end of file.

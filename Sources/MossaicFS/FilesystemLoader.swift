@@ -14,10 +14,14 @@ public enum FilesystemLoader {
         public var diskCacheBytes: Int
         public var freeSpaceFloor: Int
         public var maxDirtyBytesPerFile: Int
+        public var checkPermissions: Bool
+        public var updateAccessTimes: Bool
         public init(cacheDirectory: String? = nil, readOnly: Bool = false, memoryCacheBytes: Int = 64 << 20,
-                    diskCacheBytes: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30, maxDirtyBytesPerFile: Int = 64 << 20) {
+                    diskCacheBytes: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30, maxDirtyBytesPerFile: Int = 64 << 20,
+                    checkPermissions: Bool = true, updateAccessTimes: Bool = true) {
             self.cacheDirectory = cacheDirectory; self.readOnly = readOnly; self.memoryCacheBytes = memoryCacheBytes
             self.diskCacheBytes = diskCacheBytes; self.freeSpaceFloor = freeSpaceFloor; self.maxDirtyBytesPerFile = maxDirtyBytesPerFile
+            self.checkPermissions = checkPermissions; self.updateAccessTimes = updateAccessTimes
         }
     }
 
@@ -28,7 +32,7 @@ public enum FilesystemLoader {
         public var cacheDirectory: CacheDirectory
     }
 
-    public static func open(store: any ObjectStore, settings: Settings, logger: Logger) throws(FormatError) -> Opened {
+    public static func open(store: any ObjectStore, settings: Settings, logger: Logger, metrics: Metrics = Metrics()) throws(FormatError) -> Opened {
         let superblock = try Superblock.load(from: store)
         let cacheDirectory = try CacheDirectory(path: settings.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid)
         let metadata: SQLiteMetaStore
@@ -56,8 +60,10 @@ public enum FilesystemLoader {
             throw .cacheDirectory("cannot open blob cache: \(error)")
         }
         let filesystem = MossaicFilesystem(metadata: metadata, cache: cache, superblock: superblock,
-                                           options: .init(readOnly: settings.readOnly, maxDirtyBytesPerFile: settings.maxDirtyBytesPerFile),
-                                           logger: logger)
+                                           options: .init(readOnly: settings.readOnly, maxDirtyBytesPerFile: settings.maxDirtyBytesPerFile,
+                                                          checkPermissions: settings.checkPermissions,
+                                                          updateAccessTimes: settings.updateAccessTimes),
+                                           logger: logger, metrics: metrics)
         do {
             try filesystem.start()
         } catch {

@@ -11,12 +11,16 @@ extension MossaicFilesystem {
     func commit(_ file: OpenFile) throws(FSError) -> Bool {
         try file.commitLock.withLock { (_) throws(FSError) -> Bool in
             guard let snapshot = try file.snapshot() else { return false }
+            let started = Timestamp.monotonicNow()
             do throws(FSError) {
                 try publish(file.ino, snapshot)
                 file.committed(snapshot)
+                metrics.observe("mossaicfs_commit_duration_seconds", "Time to store a file's new chunks and publish them.",
+                                seconds: Timestamp.monotonicNow().secondsSince(started))
                 return true
             } catch {
                 logger.error("commit failed", metadata: ["ino": "\(file.ino.rawValue)", "error": "\(error)"])
+                metrics.increment("mossaicfs_commit_failures_total", "Commits that could not store or publish a file.")
                 file.failed(error)
                 throw error
             }
@@ -42,7 +46,6 @@ extension MossaicFilesystem {
 
         var changes: [(ChunkIndex, ChunkRef?)] = []
         var newChunks: [NewChunk] = []
-        var seen: Set<ChunkHash> = []
         for (index, page) in snapshot.pages where index * chunkSize < size {
             let live = Int(min(chunkSize, size - index * chunkSize))
             var content: [UInt8]
@@ -52,25 +55,12 @@ extension MossaicFilesystem {
                 content = try committedBytes(bases[index], 0..<live)
                 page.overlay(onto: &content, range: 0..<live)
             }
-            // Trailing zeros are not stored: a reference reads as zeros past its length. So a
-            // sparse tail costs nothing, a short written prefix may become an inline chunk, and
-            // an all-zero page is a hole with no chunk at all.
-            if let last = content.lastIndex(where: { $0 != 0 }) {
-                content.removeSubrange((last + 1)...)
-            } else {
+            guard let (ref, new) = try storeChunk(content, index: index, pending: newChunks) else {
                 changes.append((ChunkIndex(index), nil))
                 continue
             }
-            let hash = ChunkHash.of(content)
-            changes.append((ChunkIndex(index), ChunkRef(index: ChunkIndex(index), hash: hash, length: content.count)))
-            guard seen.insert(hash).inserted else { continue }
-            if try meta({ () throws(MetaError) in try metadata.chunkInfo(hash) }) != nil { continue }  // dedup
-            if content.count <= superblock.inlineMax {
-                newChunks.append(NewChunk(hash: hash, length: content.count, state: .inline, inlineData: content))
-            } else {
-                do { try cache.upload(hash, content) } catch { throw error.fsError }
-                newChunks.append(NewChunk(hash: hash, length: content.count, state: .stored, inlineData: nil))
-            }
+            changes.append((ChunkIndex(index), ref))
+            if let new { newChunks.append(new) }
         }
         let now = Timestamp.now()
         let current = try meta { () throws(MetaError) in try metadata.attributes(of: ino) }
@@ -79,5 +69,27 @@ extension MossaicFilesystem {
             try metadata.commit(FileCommit(ino: ino, chunks: changes, newChunks: newChunks, size: size,
                                            mtime: mtime, ctime: max(now, mtime)))
         }
+    }
+
+    /// Makes `content` (page `index`'s bytes) a stored chunk: trailing zeros dropped, hashed,
+    /// and — unless the metadata already knows that hash (dedup) — kept inline if small or
+    /// uploaded. Returns the reference and the chunk row to insert, or nil for an all-zero
+    /// page (a hole).
+    ///
+    /// Trailing zeros are not stored because a reference reads as zeros past its length: a
+    /// sparse tail costs nothing and a short written prefix may become an inline chunk.
+    /// `pending`: chunks this commit already stores (a file may repeat a page).
+    func storeChunk(_ content: [UInt8], index: UInt64, pending: [NewChunk]) throws(FSError) -> (ChunkRef, NewChunk?)? {
+        guard let last = content.lastIndex(where: { $0 != 0 }) else { return nil }
+        let bytes = last + 1 == content.count ? content : Array(content[...last])
+        let hash = ChunkHash.of(bytes)
+        let ref = ChunkRef(index: ChunkIndex(index), hash: hash, length: bytes.count)
+        if pending.contains(where: { $0.hash == hash }) { return (ref, nil) }
+        if try meta({ () throws(MetaError) in try metadata.chunkInfo(hash) }) != nil { return (ref, nil) }
+        if bytes.count <= superblock.inlineMax {
+            return (ref, NewChunk(hash: hash, length: bytes.count, state: .inline, inlineData: bytes))
+        }
+        do { try cache.upload(hash, bytes) } catch { throw error.fsError }
+        return (ref, NewChunk(hash: hash, length: bytes.count, state: .stored, inlineData: nil))
     }
 }

@@ -13,8 +13,11 @@ extension MossaicFilesystem {
         public var isDotOrDotDot: Bool
     }
 
-    public func opendir(_ ino: InodeNumber) throws(FSError) -> HandleID {
-        handles.insert(.directory(DirectoryListing(try listing(ino))))
+    public func opendir(_ ino: InodeNumber, caller: Caller = .root) throws(FSError) -> HandleID {
+        if permissions.enabled { try permissions.check(try getattr(ino), caller, .read) }
+        let handle = handles.insert(.directory(DirectoryListing(try listing(ino))))
+        accessed(ino)
+        return handle
     }
 
     private func listing(_ ino: InodeNumber) throws(FSError) -> [DirectoryListing.Entry] {

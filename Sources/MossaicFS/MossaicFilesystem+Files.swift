@@ -5,12 +5,13 @@ import MossaicMeta
 extension MossaicFilesystem {
     /// How a file is opened, from open(2)'s flags.
     public struct OpenMode: Sendable {
+        public var readable: Bool
         public var writable: Bool
-        public init(writable: Bool) { self.writable = writable }
+        public init(readable: Bool = true, writable: Bool) { self.readable = readable; self.writable = writable }
     }
 
     /// Opens a regular file; all handles of one inode share its write state.
-    public func open(_ ino: InodeNumber, mode: OpenMode) throws(FSError) -> HandleID {
+    public func open(_ ino: InodeNumber, mode: OpenMode, caller: Caller = .root) throws(FSError) -> HandleID {
         if mode.writable { try checkWritable() }
         let attrs = try meta { () throws(MetaError) in try metadata.attributes(of: ino) }
         switch attrs.kind {
@@ -18,6 +19,10 @@ extension MossaicFilesystem {
         case .directory: throw .isDirectory
         default: throw .invalidArgument
         }
+        var want: AccessMask = []
+        if mode.readable { want.insert(.read) }
+        if mode.writable { want.insert(.write) }
+        try permissions.check(attrs, caller, want)
         let file = openFiles.withLock { files in
             let file = files[ino] ?? OpenFile(ino: ino, size: attrs.size)
             files[ino] = file
@@ -99,6 +104,7 @@ extension MossaicFilesystem {
     /// Reads from the buffered writes and the committed chunks.
     public func read(_ ino: InodeNumber, handle: HandleID, offset: UInt64, size: Int) throws(FSError) -> [UInt8] {
         let (file, _) = try openFile(handle)
+        if file.firstRead() { accessed(ino) }
         let request = offset..<(offset + UInt64(size))
         let (fileSize, pages) = file.readOverlay(request)
         guard offset < fileSize, size > 0 else { return [] }

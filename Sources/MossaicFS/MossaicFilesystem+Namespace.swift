@@ -3,9 +3,10 @@ import MossaicMeta
 
 /// Creating, linking, removing and renaming names.
 extension MossaicFilesystem {
-    private func create(parent: InodeNumber, name: [UInt8], _ node: SQLiteMetaStore.NewNode) throws(FSError) -> FileAttributes {
+    private func create(parent: InodeNumber, name: [UInt8], _ node: SQLiteMetaStore.NewNode, caller: Caller) throws(FSError) -> FileAttributes {
         try checkWritable()
         try Self.checkName(name)
+        if permissions.enabled { try permissions.check(try getattr(parent), caller, [.write, .execute]) }
         let attrs = try meta { () throws(MetaError) in try metadata.create(parent: parent, name: name, node, now: .now()) }
         inodes.remember(attrs.ino)
         return attrs
@@ -24,28 +25,29 @@ extension MossaicFilesystem {
         let (gid, perms) = try ownership(parent: parent, caller: caller, permissions: permissions, isDirectory: false)
         return try create(parent: parent, name: name,
                           .init(kind: kind, permissions: perms, uid: caller.uid, gid: gid,
-                                rdev: kind == .characterDevice || kind == .blockDevice ? rdev : 0))
+                                rdev: kind == .characterDevice || kind == .blockDevice ? rdev : 0), caller: caller)
     }
 
     public func mkdir(parent: InodeNumber, name: [UInt8], permissions: UInt32, caller: Caller) throws(FSError) -> FileAttributes {
         let (gid, perms) = try ownership(parent: parent, caller: caller, permissions: permissions, isDirectory: true)
-        return try create(parent: parent, name: name, .init(kind: .directory, permissions: perms, uid: caller.uid, gid: gid))
+        return try create(parent: parent, name: name, .init(kind: .directory, permissions: perms, uid: caller.uid, gid: gid), caller: caller)
     }
 
     public func symlink(target: [UInt8], parent: InodeNumber, name: [UInt8], caller: Caller) throws(FSError) -> FileAttributes {
         guard !target.isEmpty else { throw .notFound }
         guard target.count <= FormatConstants.maxSymlinkLength else { throw .nameTooLong }
         let (gid, _) = try ownership(parent: parent, caller: caller, permissions: 0o777, isDirectory: false)
-        return try create(parent: parent, name: name, .init(kind: .symlink, permissions: 0o777, uid: caller.uid, gid: gid, symlinkTarget: target))
+        return try create(parent: parent, name: name, .init(kind: .symlink, permissions: 0o777, uid: caller.uid, gid: gid, symlinkTarget: target), caller: caller)
     }
 
     public func readlink(_ ino: InodeNumber) throws(FSError) -> [UInt8] {
         try meta { () throws(MetaError) in try metadata.readSymlink(ino) }
     }
 
-    public func link(_ ino: InodeNumber, newParent: InodeNumber, newName: [UInt8]) throws(FSError) -> FileAttributes {
+    public func link(_ ino: InodeNumber, newParent: InodeNumber, newName: [UInt8], caller: Caller = .root) throws(FSError) -> FileAttributes {
         try checkWritable()
         try Self.checkName(newName)
+        if permissions.enabled { try permissions.check(try getattr(newParent), caller, [.write, .execute]) }
         let attrs: FileAttributes
         do {
             attrs = try metadata.link(ino, parent: newParent, name: newName, now: .now())
@@ -58,30 +60,59 @@ extension MossaicFilesystem {
         return try getattr(attrs.ino)
     }
 
-    public func unlink(parent: InodeNumber, name: [UInt8]) throws(FSError) {
+    public func unlink(parent: InodeNumber, name: [UInt8], caller: Caller = .root) throws(FSError) {
         try checkWritable()
         guard name.count <= FormatConstants.maxNameLength else { throw .nameTooLong }
+        try checkRemoval(parent: parent, name: name, caller: caller)
         let result = try meta { () throws(MetaError) in try metadata.unlink(parent: parent, name: name, now: .now()) }
         if result.orphaned { try orphaned(result.ino) }
     }
 
-    public func rmdir(parent: InodeNumber, name: [UInt8]) throws(FSError) {
+    public func rmdir(parent: InodeNumber, name: [UInt8], caller: Caller = .root) throws(FSError) {
         try checkWritable()
         guard name.count <= FormatConstants.maxNameLength else { throw .nameTooLong }
         if name == [0x2e] { throw .invalidArgument }
         if name == [0x2e, 0x2e] { throw .notEmpty }
+        try checkRemoval(parent: parent, name: name, caller: caller)
         _ = try meta { () throws(MetaError) in try metadata.rmdir(parent: parent, name: name, now: .now()) }
     }
 
-    public func rename(parent: InodeNumber, name: [UInt8], newParent: InodeNumber, newName: [UInt8], flags: RenameFlags) throws(FSError) {
+    public func rename(parent: InodeNumber, name: [UInt8], newParent: InodeNumber, newName: [UInt8], flags: RenameFlags,
+                       caller: Caller = .root) throws(FSError) {
         try checkWritable()
         guard name.count <= FormatConstants.maxNameLength else { throw .nameTooLong }
         try Self.checkName(newName)
         if flags.contains(.exchange) && flags.contains(.noReplace) { throw .invalidArgument }
+        if permissions.enabled {
+            let source = try checkRemoval(parent: parent, name: name, caller: caller)
+            let target = try? meta { () throws(MetaError) in try metadata.lookup(parent: newParent, name: newName) }
+            if target != nil {
+                try checkRemoval(parent: newParent, name: newName, caller: caller)
+            } else {
+                try permissions.check(try getattr(newParent), caller, [.write, .execute])
+            }
+            // Moving a directory elsewhere rewrites its "..": that needs write on it (as Linux).
+            if let source, source.kind == .directory, parent != newParent { try permissions.check(source, caller, .write) }
+            if flags.contains(.exchange), let target, target.kind == .directory, parent != newParent {
+                try permissions.check(target, caller, .write)
+            }
+        }
         let replaced = try meta { () throws(MetaError) in
             try metadata.rename(parent: parent, name: name, newParent: newParent, newName: newName, flags: flags, now: .now())
         }
         if let replaced, replaced.orphaned { try orphaned(replaced.ino) }
+    }
+
+    /// Permission to remove `name` from `parent` (write+search, sticky rule). Returns the
+    /// victim's attributes when checks are on.
+    @discardableResult
+    private func checkRemoval(parent: InodeNumber, name: [UInt8], caller: Caller) throws(FSError) -> FileAttributes? {
+        guard permissions.enabled else { return nil }
+        let dir = try getattr(parent)
+        try permissions.check(dir, caller, .execute)
+        let victim = try meta { () throws(MetaError) in try metadata.lookup(parent: parent, name: name) }
+        try permissions.checkRemoval(of: victim, in: dir, caller)
+        return victim
     }
 
     /// `ino` lost its last name: purge it now unless the kernel or an open handle still has it.

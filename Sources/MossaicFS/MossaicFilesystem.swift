@@ -17,8 +17,15 @@ public final class MossaicFilesystem: Sendable {
         /// A file's buffered writes are committed early when they exceed this, bounding memory
         /// per open file (the commit is the same as at close: durable, one transaction).
         public var maxDirtyBytesPerFile: Int
-        public init(readOnly: Bool = false, maxDirtyBytesPerFile: Int = 64 << 20) {
+        /// Check permissions here (mounted without `default_permissions`); false when the
+        /// kernel checks them.
+        public var checkPermissions: Bool
+        /// Update access times on read (relatime rules); false with `noatime`.
+        public var updateAccessTimes: Bool
+        public init(readOnly: Bool = false, maxDirtyBytesPerFile: Int = 64 << 20, checkPermissions: Bool = true,
+                    updateAccessTimes: Bool = true) {
             self.readOnly = readOnly; self.maxDirtyBytesPerFile = maxDirtyBytesPerFile
+            self.checkPermissions = checkPermissions; self.updateAccessTimes = updateAccessTimes
         }
     }
 
@@ -27,17 +34,22 @@ public final class MossaicFilesystem: Sendable {
     public let superblock: Superblock
     let options: Options
     let logger: Logger
+    public let metrics: Metrics
     let inodes = InodeTable()
     let handles = HandleTable()
+    let permissions: Permissions
     /// Files with open handles, by inode.
     let openFiles = Mutex<[InodeNumber: OpenFile]>([:])
 
-    public init(metadata: SQLiteMetaStore, cache: BlobCache, superblock: Superblock, options: Options, logger: Logger) {
+    public init(metadata: SQLiteMetaStore, cache: BlobCache, superblock: Superblock, options: Options, logger: Logger,
+                metrics: Metrics = Metrics()) {
+        self.metrics = metrics
         self.metadata = metadata
         self.cache = cache
         self.superblock = superblock
         self.options = options
         self.logger = logger
+        self.permissions = Permissions(enabled: options.checkPermissions)
     }
 
     /// Prepares a freshly opened filesystem: the root exists, and inodes orphaned by a previous
@@ -101,9 +113,12 @@ public final class MossaicFilesystem: Sendable {
     }
 
     /// setattr: chmod, chown, truncate and utimens. Buffered writes of the file are committed
-    /// first, so the change applies to the file as written.
-    public func setattr(_ ino: InodeNumber, _ changes: AttributeChanges) throws(FSError) -> FileAttributes {
+    /// first, so the change applies to the file as written. `handle` is set for ftruncate and
+    /// futimens on an open descriptor, whose open already checked access.
+    public func setattr(_ ino: InodeNumber, _ changes: AttributeChanges, handle: HandleID? = nil, caller: Caller = .root) throws(FSError) -> FileAttributes {
         try checkWritable()
+        var changes = changes
+        if permissions.enabled { try checkSetattr(ino, &changes, handle: handle, caller: caller) }
         let file = openFiles.withLock { $0[ino] }
         if let file { try commit(file) }
         let attrs = try meta { () throws(MetaError) in try metadata.setAttributes(of: ino, changes, now: .now()) }
@@ -111,11 +126,59 @@ public final class MossaicFilesystem: Sendable {
         return attrs
     }
 
+    /// chmod/chown/truncate/utimes rules of Linux without capabilities but root's.
+    private func checkSetattr(_ ino: InodeNumber, _ changes: inout AttributeChanges, handle: HandleID?, caller: Caller) throws(FSError) {
+        let attrs = try getattr(ino)
+        if let uid = changes.uid, !caller.isRoot, !(caller.uid == attrs.uid && uid == attrs.uid) { throw .notPermitted }
+        if let gid = changes.gid, !caller.isRoot, !(caller.uid == attrs.uid && (gid == attrs.gid || caller.isMember(of: gid))) {
+            throw .notPermitted
+        }
+        if let mode = changes.permissions {
+            // Clearing setuid/setgid only is what the kernel asks after a write or chown by an
+            // unprivileged caller: allowed to anyone who could make that change.
+            let killPrivilegesOnly = mode == attrs.permissions & ~0o6000
+            if !killPrivilegesOnly {
+                try permissions.checkOwner(attrs, caller)
+                if !caller.isRoot && !caller.isMember(of: changes.gid ?? attrs.gid) { changes.permissions = mode & ~0o2000 }
+            }
+        }
+        if changes.size != nil, handle == nil { try permissions.check(attrs, caller, .write) }
+        if changes.atime != nil || changes.mtime != nil {
+            if changes.timesAreNow {
+                if caller.uid != attrs.uid { try permissions.check(attrs, caller, .write) }
+            } else {
+                try permissions.checkOwner(attrs, caller)
+            }
+        }
+    }
+
+    /// Relatime, Linux's default: a read updates the access time if it is not newer than the
+    /// last modification or change, or is more than a day old. `noatime` turns this off.
+    func accessed(_ ino: InodeNumber) {
+        guard options.updateAccessTimes, !options.readOnly else { return }
+        do {
+            let attrs = try meta { () throws(MetaError) in try metadata.attributes(of: ino) }
+            let now = Timestamp.now()
+            let day: Int64 = 86_400 * 1_000_000_000
+            guard attrs.atime <= attrs.mtime || attrs.atime <= attrs.ctime || now.nanoseconds - attrs.atime.nanoseconds > day else { return }
+            try meta { () throws(MetaError) in try metadata.touchAccessTime(of: ino, now) }
+        } catch {
+            logger.warning("cannot update access time", metadata: ["ino": "\(ino.rawValue)", "error": "\(error)"])
+        }
+    }
+
+    /// access(2).
+    public func access(_ ino: InodeNumber, _ want: AccessMask, caller: Caller) throws(FSError) {
+        let attrs = try getattr(ino)
+        try Permissions(enabled: true).check(attrs, caller, want)
+    }
+
     // MARK: Lookups
 
     /// The inode `name` names in `parent`; the kernel now holds a reference to it.
-    public func lookup(parent: InodeNumber, name: [UInt8]) throws(FSError) -> FileAttributes {
+    public func lookup(parent: InodeNumber, name: [UInt8], caller: Caller = .root) throws(FSError) -> FileAttributes {
         guard name.count <= FormatConstants.maxNameLength else { throw .nameTooLong }
+        if permissions.enabled { try permissions.check(try getattr(parent), caller, .execute) }
         var attrs = try meta { () throws(MetaError) in try metadata.lookup(parent: parent, name: name) }
         if attrs.kind == .regular, let file = openFiles.withLock({ $0[attrs.ino] }) { file.overlay(&attrs) }
         inodes.remember(attrs.ino)

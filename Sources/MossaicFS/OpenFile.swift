@@ -23,6 +23,8 @@ final class OpenFile: Sendable {
         var failure: FSError?
         var writeCounter: UInt64 = 0
         var dirtyBytes = 0
+        /// The access time was considered at the first read through this open file.
+        var accessTimeConsidered = false
 
         var isDirty: Bool { !pages.isEmpty || sizeDirty || mtime != nil }
     }
@@ -108,6 +110,14 @@ final class OpenFile: Sendable {
             }
             if s.writeCounter == snapshot.writeCounter { s.mtime = nil; s.sizeDirty = false }
             else if s.size == snapshot.size { s.sizeDirty = false }
+        }
+    }
+
+    /// True exactly once per open file: the first read decides about the access time.
+    func firstRead() -> Bool {
+        state.withLock { s in
+            defer { s.accessTimeConsidered = true }
+            return !s.accessTimeConsidered
         }
     }
 

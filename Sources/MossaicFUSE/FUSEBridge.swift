@@ -9,6 +9,22 @@ import MossaicFS
 /// The state libfuse's callbacks reach through `fuse_req_userdata`: the filesystem, the logger
 /// and the cache timeouts handed to the kernel. Every reply to the kernel is sent from the
 /// helpers here, so each request is answered exactly once.
+/// A request, to read its caller's supplementary groups lazily. Valid only while the callback
+/// that received it runs — a `Caller` never outlives its request. @unchecked: a C handle.
+struct RequestReference: @unchecked Sendable {
+    let req: fuse_req_t?
+
+    func groups() -> [UInt32] {
+        var list = [gid_t](repeating: 0, count: 64)
+        var n = fuse_req_getgroups(req, Int32(list.count), &list)
+        if n > Int32(list.count) {
+            list = [gid_t](repeating: 0, count: Int(n))
+            n = fuse_req_getgroups(req, Int32(list.count), &list)
+        }
+        return n > 0 ? Array(list.prefix(Int(n))) : []
+    }
+}
+
 final class FUSEBridge: Sendable {
     let filesystem: MossaicFilesystem
     let logger: Logger
@@ -16,12 +32,15 @@ final class FUSEBridge: Sendable {
     /// go through this mount (single writer), so the kernel's own invalidation keeps them right.
     let entryTimeout: Double
     let attributeTimeout: Double
+    /// Ask the kernel for POSIX ACL support (`-o acl`).
+    let posixACL: Bool
 
-    init(filesystem: MossaicFilesystem, logger: Logger, entryTimeout: Double, attributeTimeout: Double) {
+    init(filesystem: MossaicFilesystem, logger: Logger, entryTimeout: Double, attributeTimeout: Double, posixACL: Bool) {
         self.filesystem = filesystem
         self.logger = logger
         self.entryTimeout = entryTimeout
         self.attributeTimeout = attributeTimeout
+        self.posixACL = posixACL
     }
 
     static func from(_ req: fuse_req_t?) -> FUSEBridge {
@@ -30,7 +49,9 @@ final class FUSEBridge: Sendable {
 
     static func caller(_ req: fuse_req_t?) -> Caller {
         guard let ctx = fuse_req_ctx(req) else { return .root }
-        return Caller(uid: ctx.pointee.uid, gid: ctx.pointee.gid, pid: UInt32(bitPattern: ctx.pointee.pid), umask: ctx.pointee.umask)
+        let request = RequestReference(req: req)
+        return Caller(uid: ctx.pointee.uid, gid: ctx.pointee.gid, pid: UInt32(bitPattern: ctx.pointee.pid), umask: ctx.pointee.umask,
+                      supplementaryGroups: { request.groups() })
     }
 
     static func name(_ p: UnsafePointer<CChar>?) -> [UInt8] {
@@ -77,8 +98,19 @@ final class FUSEBridge: Sendable {
     func replyOK(_ req: fuse_req_t?) { fuse_reply_err(req, 0) }
 
     /// Runs `body`, answering its error if it throws. `body` sends the success reply itself.
-    @inline(__always)
+    /// Every op is counted and timed (`mossaicfs_fuse_ops_total`, `…_duration_seconds`), and
+    /// its failures counted by errno.
     func serve(_ req: fuse_req_t?, _ op: StaticString, _ ino: UInt64, _ body: () throws(FSError) -> Void) {
-        do { try body() } catch { fail(req, error, op, ino) }
+        let started = Timestamp.monotonicNow()
+        let name = "\(op)"
+        do {
+            try body()
+        } catch {
+            fail(req, error, op, ino)
+            filesystem.metrics.increment("mossaicfs_fuse_errors_total", "FUSE operations answered with an error.",
+                                         labels: [("op", name), ("errno", "\(error.errno)")])
+        }
+        filesystem.metrics.observe("mossaicfs_fuse_op_duration_seconds", "FUSE operation latency by operation.",
+                                   labels: [("op", name)], seconds: Timestamp.monotonicNow().secondsSince(started))
     }
 }

@@ -16,17 +16,21 @@ enum FUSEOperations {
     static func make() -> fuse_lowlevel_ops {
         var ops = fuse_lowlevel_ops()
 
-        ops.`init` = { _, conn in
-            guard let conn else { return }
+        ops.`init` = { userdata, conn in
+            guard let conn, let userdata else { return }
+            let b = Unmanaged<FUSEBridge>.fromOpaque(userdata).takeUnretainedValue()
             // 1 MiB writes: one request per chunk-sized page instead of eight.
             conn.pointee.max_write = 1 << 20
             if conn.pointee.capable & UInt32(FUSE_CAP_READDIRPLUS) != 0 { conn.pointee.want |= UInt32(FUSE_CAP_READDIRPLUS) }
+            // POSIX ACLs: the kernel enforces them (and with them default_permissions) and
+            // stores them through setxattr as system.posix_acl_*.
+            if b.posixACL && conn.pointee.capable & UInt32(FUSE_CAP_POSIX_ACL) != 0 { conn.pointee.want |= UInt32(FUSE_CAP_POSIX_ACL) }
         }
 
         ops.lookup = { req, parent, name in
             let b = FUSEBridge.from(req)
             b.serve(req, "lookup", parent) { () throws(FSError) in
-                b.replyEntry(req, try b.filesystem.lookup(parent: InodeNumber(parent), name: FUSEBridge.name(name)))
+                b.replyEntry(req, try b.filesystem.lookup(parent: InodeNumber(parent), name: FUSEBridge.name(name), caller: FUSEBridge.caller(req)))
             }
         }
 
@@ -48,7 +52,7 @@ enum FUSEOperations {
             b.serve(req, "getattr", ino) { () throws(FSError) in b.replyAttr(req, try b.filesystem.getattr(InodeNumber(ino))) }
         }
 
-        ops.setattr = { req, ino, attr, toSet, _ in
+        ops.setattr = { req, ino, attr, toSet, fi in
             let b = FUSEBridge.from(req)
             b.serve(req, "setattr", ino) { () throws(FSError) in
                 guard let attr else { throw .invalidArgument }
@@ -66,7 +70,12 @@ enum FUSEOperations {
                 else if set & UInt32(FUSE_SET_ATTR_ATIME) != 0 { changes.atime = Timestamp(attr.pointee.st_atim) }
                 if set & UInt32(FUSE_SET_ATTR_MTIME_NOW) != 0 { changes.mtime = now }
                 else if set & UInt32(FUSE_SET_ATTR_MTIME) != 0 { changes.mtime = Timestamp(attr.pointee.st_mtim) }
-                b.replyAttr(req, try b.filesystem.setattr(InodeNumber(ino), changes))
+                // Explicit times come with ATIME/MTIME alone; "now" sets the *_NOW bit too.
+                let explicitAtime = set & UInt32(FUSE_SET_ATTR_ATIME) != 0 && set & UInt32(FUSE_SET_ATTR_ATIME_NOW) == 0
+                let explicitMtime = set & UInt32(FUSE_SET_ATTR_MTIME) != 0 && set & UInt32(FUSE_SET_ATTR_MTIME_NOW) == 0
+                changes.timesAreNow = !explicitAtime && !explicitMtime
+                let handle = fi.map { HandleID(rawValue: $0.pointee.fh) }
+                b.replyAttr(req, try b.filesystem.setattr(InodeNumber(ino), changes, handle: handle, caller: FUSEBridge.caller(req)))
             }
         }
 
@@ -104,7 +113,7 @@ enum FUSEOperations {
         ops.unlink = { req, parent, name in
             let b = FUSEBridge.from(req)
             b.serve(req, "unlink", parent) { () throws(FSError) in
-                try b.filesystem.unlink(parent: InodeNumber(parent), name: FUSEBridge.name(name))
+                try b.filesystem.unlink(parent: InodeNumber(parent), name: FUSEBridge.name(name), caller: FUSEBridge.caller(req))
                 b.replyOK(req)
             }
         }
@@ -112,7 +121,7 @@ enum FUSEOperations {
         ops.rmdir = { req, parent, name in
             let b = FUSEBridge.from(req)
             b.serve(req, "rmdir", parent) { () throws(FSError) in
-                try b.filesystem.rmdir(parent: InodeNumber(parent), name: FUSEBridge.name(name))
+                try b.filesystem.rmdir(parent: InodeNumber(parent), name: FUSEBridge.name(name), caller: FUSEBridge.caller(req))
                 b.replyOK(req)
             }
         }
@@ -131,7 +140,7 @@ enum FUSEOperations {
                 // RENAME_WHITEOUT (overlayfs) has no meaning here.
                 guard flags & ~UInt32(3) == 0 else { throw .invalidArgument }
                 try b.filesystem.rename(parent: InodeNumber(parent), name: FUSEBridge.name(name), newParent: InodeNumber(newParent),
-                                        newName: FUSEBridge.name(newName), flags: RenameFlags(rawValue: flags))
+                                        newName: FUSEBridge.name(newName), flags: RenameFlags(rawValue: flags), caller: FUSEBridge.caller(req))
                 b.replyOK(req)
             }
         }
@@ -139,7 +148,8 @@ enum FUSEOperations {
         ops.link = { req, ino, newParent, newName in
             let b = FUSEBridge.from(req)
             b.serve(req, "link", ino) { () throws(FSError) in
-                b.replyEntry(req, try b.filesystem.link(InodeNumber(ino), newParent: InodeNumber(newParent), newName: FUSEBridge.name(newName)))
+                b.replyEntry(req, try b.filesystem.link(InodeNumber(ino), newParent: InodeNumber(newParent), newName: FUSEBridge.name(newName),
+                                                       caller: FUSEBridge.caller(req)))
             }
         }
 
@@ -147,8 +157,9 @@ enum FUSEOperations {
             let b = FUSEBridge.from(req)
             b.serve(req, "open", ino) { () throws(FSError) in
                 guard let fi else { throw .invalidArgument }
-                let writable = fi.pointee.flags & O_ACCMODE != O_RDONLY
-                let handle = try b.filesystem.open(InodeNumber(ino), mode: .init(writable: writable))
+                let access = fi.pointee.flags & O_ACCMODE
+                let mode = MossaicFilesystem.OpenMode(readable: access != O_WRONLY, writable: access != O_RDONLY)
+                let handle = try b.filesystem.open(InodeNumber(ino), mode: mode, caller: FUSEBridge.caller(req))
                 fi.pointee.fh = handle.rawValue
                 if fuse_reply_open(req, fi) != 0 { try? b.filesystem.release(InodeNumber(ino), handle: handle) }
             }
@@ -221,7 +232,7 @@ enum FUSEOperations {
             let b = FUSEBridge.from(req)
             b.serve(req, "opendir", ino) { () throws(FSError) in
                 guard let fi else { throw .invalidArgument }
-                let handle = try b.filesystem.opendir(InodeNumber(ino))
+                let handle = try b.filesystem.opendir(InodeNumber(ino), caller: FUSEBridge.caller(req))
                 fi.pointee.fh = handle.rawValue
                 if fuse_reply_open(req, fi) != 0 { b.filesystem.releasedir(handle) }
             }
@@ -273,7 +284,7 @@ enum FUSEOperations {
                 let mode: MossaicFilesystem.XattrSetMode =
                     flags & Int32(XATTR_CREATE) != 0 ? .create : flags & Int32(XATTR_REPLACE) != 0 ? .replace : .any
                 let bytes = size == 0 ? [] : Array(UnsafeRawBufferPointer(start: value, count: size))
-                try b.filesystem.setxattr(InodeNumber(ino), name: FUSEBridge.name(name), value: bytes, mode: mode)
+                try b.filesystem.setxattr(InodeNumber(ino), name: FUSEBridge.name(name), value: bytes, mode: mode, caller: FUSEBridge.caller(req))
                 b.replyOK(req)
             }
         }
@@ -281,7 +292,7 @@ enum FUSEOperations {
         ops.getxattr = { req, ino, name, size in
             let b = FUSEBridge.from(req)
             b.serve(req, "getxattr", ino) { () throws(FSError) in
-                FUSEDirectoryReply.replySized(req, try b.filesystem.getxattr(InodeNumber(ino), name: FUSEBridge.name(name)), size)
+                FUSEDirectoryReply.replySized(req, try b.filesystem.getxattr(InodeNumber(ino), name: FUSEBridge.name(name), caller: FUSEBridge.caller(req)), size)
             }
         }
 
@@ -295,7 +306,57 @@ enum FUSEOperations {
         ops.removexattr = { req, ino, name in
             let b = FUSEBridge.from(req)
             b.serve(req, "removexattr", ino) { () throws(FSError) in
-                try b.filesystem.removexattr(InodeNumber(ino), name: FUSEBridge.name(name))
+                try b.filesystem.removexattr(InodeNumber(ino), name: FUSEBridge.name(name), caller: FUSEBridge.caller(req))
+                b.replyOK(req)
+            }
+        }
+
+        ops.fallocate = { req, ino, mode, offset, length, fi in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "fallocate", ino) { () throws(FSError) in
+                guard let fi, offset >= 0, length >= 0 else { throw .invalidArgument }
+                // Mode 0, and PUNCH_HOLE|KEEP_SIZE (1|2); every other mode is EOPNOTSUPP.
+                let which: MossaicFilesystem.FallocateMode
+                switch mode {
+                case 0: which = .allocate
+                case 3: which = .punchHole
+                default: throw .notSupported
+                }
+                try b.filesystem.fallocate(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh), mode: which,
+                                           offset: UInt64(offset), length: UInt64(length))
+                b.replyOK(req)
+            }
+        }
+
+        ops.lseek = { req, ino, off, whence, fi in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "lseek", ino) { () throws(FSError) in
+                guard let fi, off >= 0 else { throw .invalidArgument }
+                // The kernel handles SEEK_SET/CUR/END itself and asks only for SEEK_DATA (3) and
+                // SEEK_HOLE (4), whose constants Glibc hides behind _GNU_SOURCE.
+                let seekData: Int32 = 3, seekHole: Int32 = 4
+                guard whence == seekData || whence == seekHole else { throw .invalidArgument }
+                let position = try b.filesystem.lseek(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh),
+                                                      offset: UInt64(off), data: whence == seekData)
+                fuse_reply_lseek(req, off_t(position))
+            }
+        }
+
+        ops.copy_file_range = { req, inIno, inOff, inFi, outIno, outOff, outFi, len, flags in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "copy_file_range", inIno) { () throws(FSError) in
+                guard let inFi, let outFi, inOff >= 0, outOff >= 0, flags == 0 else { throw .invalidArgument }
+                let n = try b.filesystem.copyFileRange(from: InodeNumber(inIno), handle: HandleID(rawValue: inFi.pointee.fh), offset: UInt64(inOff),
+                                                       to: InodeNumber(outIno), handle: HandleID(rawValue: outFi.pointee.fh), offset: UInt64(outOff),
+                                                       length: UInt64(len))
+                fuse_reply_write(req, Int(n))
+            }
+        }
+
+        ops.access = { req, ino, mask in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "access", ino) { () throws(FSError) in
+                try b.filesystem.access(InodeNumber(ino), AccessMask(rawValue: UInt32(mask) & 7), caller: FUSEBridge.caller(req))
                 b.replyOK(req)
             }
         }

@@ -37,10 +37,11 @@ public enum FUSESession {
         public var maxThreads: Int
         public var entryTimeout: Double
         public var attributeTimeout: Double
+        public var posixACL: Bool
         public init(mountpoint: String, fuseOptions: [String], debug: Bool = false, maxThreads: Int = 16,
-                    entryTimeout: Double = 1.0, attributeTimeout: Double = 1.0) {
+                    entryTimeout: Double = 1.0, attributeTimeout: Double = 1.0, posixACL: Bool = false) {
             self.mountpoint = mountpoint; self.fuseOptions = fuseOptions; self.debug = debug; self.maxThreads = maxThreads
-            self.entryTimeout = entryTimeout; self.attributeTimeout = attributeTimeout
+            self.entryTimeout = entryTimeout; self.attributeTimeout = attributeTimeout; self.posixACL = posixACL
         }
     }
 
@@ -50,7 +51,8 @@ public enum FUSESession {
                            mounted: () -> Void) throws(FUSEError) {
         FUSELog.install(logger)
         let bridge = FUSEBridge(filesystem: filesystem, logger: logger,
-                                entryTimeout: configuration.entryTimeout, attributeTimeout: configuration.attributeTimeout)
+                                entryTimeout: configuration.entryTimeout, attributeTimeout: configuration.attributeTimeout,
+                                posixACL: configuration.posixACL)
         let userdata = Unmanaged.passRetained(bridge)
         defer { userdata.release() }
 

@@ -63,9 +63,13 @@ public struct AttributeChanges: Sendable {
     public var size: UInt64?
     public var atime: Timestamp?
     public var mtime: Timestamp?
+    /// Every time being set is "now" (UTIME_NOW), which write permission suffices for;
+    /// explicit times need ownership.
+    public var timesAreNow: Bool
     public init(permissions: UInt32? = nil, uid: UInt32? = nil, gid: UInt32? = nil, size: UInt64? = nil,
-                atime: Timestamp? = nil, mtime: Timestamp? = nil) {
+                atime: Timestamp? = nil, mtime: Timestamp? = nil, timesAreNow: Bool = false) {
         self.permissions = permissions; self.uid = uid; self.gid = gid; self.size = size; self.atime = atime; self.mtime = mtime
+        self.timesAreNow = timesAreNow
     }
     public var isEmpty: Bool { permissions == nil && uid == nil && gid == nil && size == nil && atime == nil && mtime == nil }
 }
@@ -84,4 +88,17 @@ public struct RenameFlags: OptionSet, Sendable {
 public struct MetaUsage: Sendable {
     public var inodes: UInt64
     public var storedBytes: UInt64
+}
+
+/// What the filesystem holds, for `status`.
+public struct UsageDetails: Sendable, Codable, Equatable {
+    public var files: UInt64
+    public var directories: UInt64
+    public var inodes: UInt64
+    /// Sum of the sizes of regular files: what `du --apparent-size` would say.
+    public var logicalBytes: UInt64
+    /// Referenced chunks and their bytes, as objects in the store and inline in the metadata.
+    public var chunks: UInt64
+    public var storedBytes: UInt64
+    public var inlineBytes: UInt64
 }

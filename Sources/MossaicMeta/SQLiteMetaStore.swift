@@ -163,6 +163,13 @@ public final class SQLiteMetaStore: Sendable {
         }
     }
 
+    /// Sets the access time alone (a read, under relatime rules): unlike setattr, ctime stays.
+    public func touchAccessTime(of ino: InodeNumber, _ atime: Timestamp) throws(MetaError) {
+        try write { (c) throws(MetaError) in
+            try c.run("UPDATE inodes SET atime_ns = ? WHERE ino = ?", [.int(atime.nanoseconds), .int(Int64(ino.rawValue))])
+        }
+    }
+
     // MARK: Directories
 
     /// Every entry of a directory (without `.` and `..`) with its attributes, in name order, and

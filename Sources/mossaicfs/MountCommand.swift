@@ -22,7 +22,8 @@ struct MountCommand: ParsableCommand {
           cache_dir=PATH        local metadata and cache (default /var/cache/mossaicfs/<fs-uuid>)
           ro                    read-only mount
           allow_other           let users other than the mounting one access the mount
-          default_permissions   accepted; the kernel always checks permissions from mode/uid/gid
+          default_permissions   the kernel checks permissions (default: mossaicfs checks them itself)
+          acl                   POSIX ACLs (setfacl/getfacl), enforced by the kernel; implies default_permissions
           cache_size=SIZE       disk cache bound for remote stores (default 10G)
           mem_cache_size=SIZE   memory cache bound (default 64M)
           cache_free=SIZE       free space the disk cache leaves on its filesystem (default 1G)
@@ -30,6 +31,7 @@ struct MountCommand: ParsableCommand {
           attr_timeout=S, entry_timeout=S   kernel cache lifetimes (default 1)
           fsname=NAME           the source shown in /proc/mounts (default SOURCE)
           debug                 log every FUSE request
+          metrics=HOST:PORT     Prometheus metrics at http://HOST:PORT/metrics (loopback only)
         S3 sources (s3://bucket/prefix):
           endpoint=URL          S3 endpoint (default AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS)
           region=NAME           region (default AWS_REGION, AWS_DEFAULT_REGION, us-east-1)
@@ -65,6 +67,9 @@ struct MountCommand: ParsableCommand {
     @Flag(name: .customShort("s"), help: .hidden) var singleThreaded = false
     @Flag(name: .customShort("n"), help: .hidden) var noMtab = false
     @Flag(name: .customShort("v"), help: .hidden) var verbose = false
+    /// mount(8) passes the type (-t fuse.mossaicfs) and a namespace (-N) to mount helpers.
+    @Option(name: .customShort("t"), help: .hidden) var type: String?
+    @Option(name: .customShort("N"), help: .hidden) var namespace: String?
 
     /// Internal: the descriptor to report readiness on (set by `mount` for its daemon, and by
     /// tests and supervisors that start the daemon in the foreground themselves).
@@ -97,15 +102,46 @@ struct MountCommand: ParsableCommand {
         guard stat(mountpointPath, &st) == 0 else { fail("mountpoint \(mountpointPath): \(String(cString: strerror(errno)))") }
         guard st.st_mode & S_IFMT == S_IFDIR else { fail("mountpoint \(mountpointPath) is not a directory") }
 
+        let metrics = Metrics()
         let opened: FilesystemLoader.Opened
+        let store: InstrumentedObjectStore
         do {
-            let store = try StoreFactory.open(source, options: parsed.store, create: false)
+            let base = try StoreFactory.open(source, options: parsed.store, create: false)
+            store = InstrumentedObjectStore(base, metrics: metrics)
             opened = try FilesystemLoader.open(store: store, settings: .init(
                 cacheDirectory: parsed.cacheDirectory, readOnly: parsed.readOnly,
                 memoryCacheBytes: parsed.memoryCacheBytes, diskCacheBytes: parsed.diskCacheBytes,
-                freeSpaceFloor: parsed.cacheFreeBytes), logger: logger)
+                freeSpaceFloor: parsed.cacheFreeBytes, checkPermissions: !parsed.kernelPermissions,
+                updateAccessTimes: !parsed.noatime), logger: logger, metrics: metrics)
+            if let s3 = base as? S3ObjectStore {
+                metrics.addCollector { m in
+                    m.set("mossaicfs_store_retries_total", "Requests the S3 store retried.", type: "counter", Double(s3.retryCount))
+                }
+            }
         } catch let error as ObjectStoreError {
             fail(error.description)
+        } catch {
+            fail("\(error)")
+        }
+        let filesystem = opened.filesystem
+        Self.collectCacheMetrics(filesystem, store, into: metrics)
+
+        // Sockets are bound before mounting, so a taken metrics port fails the mount cleanly.
+        let control: SocketServer
+        let exporter: SocketServer?
+        do {
+            control = try SocketServer.unix(path: opened.cacheDirectory.path + "/control.sock") { request in
+                guard request.hasPrefix("status") else { return "unknown request\n" }
+                do { return StatusCommand.encode(try filesystem.status(pendingUploads: store.uploadsInFlight)) + "\n" }
+                catch { return "error: \(error)\n" }
+            }
+            exporter = try parsed.metricsEndpoint.map { endpoint throws(OptionError) in
+                try SocketServer.tcpLoopback(endpoint) { request in
+                    guard request.hasPrefix("GET /metrics") else { return "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n" }
+                    let body = metrics.exposition()
+                    return "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body
+                }
+            }
         } catch {
             fail("\(error)")
         }
@@ -113,15 +149,38 @@ struct MountCommand: ParsableCommand {
         let sourceName = source.hasPrefix("s3://") ? source : StoreFactory.absolutePath(source)
         let configuration = FUSESession.Configuration(
             mountpoint: mountpointPath, fuseOptions: parsed.fuseOptions(source: sourceName), debug: parsed.debug,
-            maxThreads: parsed.maxThreads, entryTimeout: parsed.entryTimeout, attributeTimeout: parsed.attributeTimeout)
+            maxThreads: parsed.maxThreads, entryTimeout: parsed.entryTimeout, attributeTimeout: parsed.attributeTimeout,
+            posixACL: parsed.posixACL)
+        var registration: String?
         do {
-            try FUSESession.run(opened.filesystem, configuration, logger: logger) {
+            try FUSESession.run(filesystem, configuration, logger: logger) {
+                control.start()
+                exporter?.start()
+                registration = MountRegistry.register(mountpoint: mountpointPath, cacheDirectory: opened.cacheDirectory.path)
                 Daemon.report(fd: readyFd, Daemon.readyMessage)
             }
         } catch {
             fail("\(error)")
         }
+        control.stop()
+        exporter?.stop()
+        if let registration { unlink(registration) }
+        unlink(opened.cacheDirectory.path + "/control.sock")
         withExtendedLifetime(opened.cacheDirectory) {}
+    }
+
+    /// Cache figures kept by the blob cache, and uploads in flight, as metrics.
+    private static func collectCacheMetrics(_ filesystem: MossaicFilesystem, _ store: InstrumentedObjectStore, into metrics: Metrics) {
+        metrics.addCollector { m in
+            guard let c = try? filesystem.status(pendingUploads: store.uploadsInFlight).cache else { return }
+            m.set("mossaicfs_cache_hits_total", "Chunk reads served by a cache.", type: "counter", labels: [("level", "memory")], Double(c.memoryHits))
+            m.set("mossaicfs_cache_hits_total", "Chunk reads served by a cache.", type: "counter", labels: [("level", "disk")], Double(c.diskHits))
+            m.set("mossaicfs_cache_misses_total", "Chunk reads that went to the store.", type: "counter", Double(c.misses))
+            m.set("mossaicfs_cache_bytes", "Bytes held by each cache.", labels: [("level", "memory")], Double(c.memoryBytes))
+            m.set("mossaicfs_cache_bytes", "Bytes held by each cache.", labels: [("level", "disk")], Double(c.diskBytes))
+            m.set("mossaicfs_corrupt_chunks_total", "Chunks from the store whose bytes did not match their hash.", type: "counter", Double(c.corruptChunks))
+            m.set("mossaicfs_uploads_in_flight", "Chunk uploads in progress (the upload queue).", Double(store.uploadsInFlight))
+        }
     }
 
     /// Reports a failure in one line (to the terminal and to a waiting `mount`) and exits 1.

@@ -7,6 +7,10 @@ struct MountOptions: Equatable {
     var readOnly = false
     var debug = false
     var allowOther = false
+    /// Permission checks by the kernel (`default_permissions`) instead of by mossaicfs.
+    var kernelPermissions = false
+    var posixACL = false
+    var noatime = false
     var memoryCacheBytes = 64 << 20
     var diskCacheBytes = 10 << 30
     var cacheFreeBytes = 1 << 30
@@ -14,6 +18,8 @@ struct MountOptions: Equatable {
     var entryTimeout = 1.0
     var attributeTimeout = 1.0
     var fsname: String?
+    /// `metrics=HOST:PORT`: Prometheus text endpoint on a loopback address.
+    var metricsEndpoint: String?
     /// Options handed to libfuse and the kernel as they are.
     var passThrough: [String] = []
     /// Options of the S3 store (endpoint=, region=, …), for s3:// sources.
@@ -75,7 +81,8 @@ struct MountOptions: Equatable {
         case "ro": try flag(); readOnly = true
         case "debug": try flag(); debug = true
         case "allow_other": try flag(); allowOther = true
-        case "default_permissions": try flag()  // always on; accepted for fstab lines that say it
+        case "default_permissions": try flag(); kernelPermissions = true
+        case "acl": try flag(); posixACL = true; kernelPermissions = true
         case "cache_size": diskCacheBytes = try size()
         case "mem_cache_size": memoryCacheBytes = try size()
         case "cache_free": cacheFreeBytes = try size()
@@ -86,7 +93,11 @@ struct MountOptions: Equatable {
         case "attr_timeout": attributeTimeout = try seconds()
         case "entry_timeout": entryTimeout = try seconds()
         case "fsname": fsname = try required()
-        case _ where Self.fuseFlags.contains(key): try flag(); passThrough.append(key)
+        case "metrics": metricsEndpoint = try required()
+        case _ where Self.fuseFlags.contains(key):
+            try flag()
+            passThrough.append(key)
+            if key == "noatime" { noatime = true }
         case _ where Self.fuseValued.contains(key): passThrough.append("\(key)=\(try required())")
         case _ where Self.ignored.contains(key): break
         case _ where key.hasPrefix("x-") || key == "comment": break
@@ -111,7 +122,8 @@ struct MountOptions: Equatable {
 
     /// The option list for libfuse/the kernel.
     func fuseOptions(source: String) -> [String] {
-        var out = ["fsname=" + (fsname ?? source).replacingCommas(), "default_permissions"]
+        var out = ["fsname=" + (fsname ?? source).replacingCommas()]
+        if kernelPermissions { out.append("default_permissions") }
         if !passThrough.contains(where: { $0.hasPrefix("subtype=") }) { out.append("subtype=mossaicfs") }
         if allowOther { out.append("allow_other") }
         if readOnly { out.append("ro") }

@@ -188,6 +188,25 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         f.fs.releasedir(h)
     }
 
+    @Test func ownPermissionChecksFollowModeOwnerAndStickyBit() throws {
+        let f = try Fixture()
+        let user = Caller(uid: 1000, gid: 1000)
+        let sticky = try f.fs.mkdir(parent: .root, name: Array("tmp".utf8), permissions: 0o1777, caller: .root)
+        let rootFile = try f.fs.mknod(parent: sticky.ino, name: Array("r".utf8), kind: .regular, permissions: 0o644, rdev: 0, caller: .root)
+        #expect(throws: FSError.notPermitted) { try f.fs.unlink(parent: sticky.ino, name: Array("r".utf8), caller: user) }
+        #expect(throws: FSError.permissionDenied) { try f.fs.open(rootFile.ino, mode: .init(writable: true), caller: user) }
+        #expect(throws: FSError.notPermitted) { try f.fs.setattr(rootFile.ino, AttributeChanges(permissions: 0o777), caller: user) }
+        #expect(throws: FSError.permissionDenied) {
+            try f.fs.mkdir(parent: .root, name: Array("x".utf8), permissions: 0o755, caller: user)
+        }
+        // The kernel clearing setuid after an unprivileged write is always allowed.
+        _ = try f.fs.setattr(rootFile.ino, AttributeChanges(permissions: 0o4644), caller: .root)
+        #expect(try f.fs.setattr(rootFile.ino, AttributeChanges(permissions: 0o644), caller: user).permissions == 0o644)
+        let mine = try f.fs.mknod(parent: sticky.ino, name: Array("m".utf8), kind: .regular, permissions: 0o600, rdev: 0, caller: user)
+        #expect(mine.uid == 1000)
+        try f.fs.unlink(parent: sticky.ino, name: Array("m".utf8), caller: user)
+    }
+
     @Test func badNamesAreRefused() throws {
         let f = try Fixture()
         #expect(throws: FSError.nameTooLong) { try f.createFile(String(repeating: "x", count: 256)) }
@@ -200,7 +219,7 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
 
     @Test func setgidDirectoriesPassTheirGroupOn() throws {
         let f = try Fixture()
-        let d = try f.fs.mkdir(parent: .root, name: Array("shared".utf8), permissions: 0o2775, caller: Caller(uid: 0, gid: 50))
+        let d = try f.fs.mkdir(parent: .root, name: Array("shared".utf8), permissions: 0o2777, caller: Caller(uid: 0, gid: 50))
         let sub = try f.fs.mkdir(parent: d.ino, name: Array("sub".utf8), permissions: 0o755, caller: Caller(uid: 7, gid: 8))
         #expect(sub.gid == 50 && sub.permissions & 0o2000 != 0)
         let file = try f.fs.mknod(parent: d.ino, name: Array("f".utf8), kind: .regular, permissions: 0o644, rdev: 0, caller: Caller(uid: 7, gid: 8))

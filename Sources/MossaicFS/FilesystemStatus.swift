@@ -1,0 +1,66 @@
+import MossaicCache
+import MossaicCore
+import MossaicMeta
+
+/// What `mossaicfs status` shows: store, usage, dedup, cache, pending work.
+public struct FilesystemStatus: Codable, Sendable {
+    public struct Cache: Codable, Sendable {
+        public var memoryBytes: Int
+        public var diskBytes: Int
+        public var memoryHits: Int
+        public var diskHits: Int
+        public var misses: Int
+        /// Hits over all chunk reads through the cache, 0 to 1 (nil before the first read).
+        public var hitRate: Double?
+        public var corruptChunks: Int
+    }
+
+    public var store: String
+    public var filesystemUUID: String
+    public var mounted: Bool
+    public var readOnly: Bool
+    public var usage: UsageDetails
+    /// Logical bytes per stored byte (objects and inline): above 1 when chunks are shared.
+    public var dedupRatio: Double?
+    public var cache: Cache?
+    public var openFiles: Int
+    public var dirtyBytes: Int
+    public var pendingUploads: Int
+    public var lastSnapshotAgeSeconds: Double?
+    public var leaseHolder: String?
+
+    public init(store: String, filesystemUUID: String, mounted: Bool, readOnly: Bool, usage: UsageDetails, cache: Cache?,
+                openFiles: Int, dirtyBytes: Int, pendingUploads: Int) {
+        self.store = store; self.filesystemUUID = filesystemUUID; self.mounted = mounted; self.readOnly = readOnly
+        self.usage = usage; self.cache = cache; self.openFiles = openFiles; self.dirtyBytes = dirtyBytes
+        self.pendingUploads = pendingUploads
+        let stored = usage.storedBytes + usage.inlineBytes
+        dedupRatio = stored > 0 ? Double(usage.logicalBytes) / Double(stored) : nil
+    }
+
+    /// The same figures for an unmounted filesystem, from its metadata alone.
+    public static func offline(store: String, uuid: String, metadata: SQLiteMetaStore) throws(FSError) -> FilesystemStatus {
+        let usage = try meta { () throws(MetaError) in try metadata.usageDetails() }
+        return FilesystemStatus(store: store, filesystemUUID: uuid, mounted: false, readOnly: false, usage: usage, cache: nil,
+                                openFiles: 0, dirtyBytes: 0, pendingUploads: 0)
+    }
+}
+
+extension MossaicFilesystem {
+    /// Live figures of the mounted filesystem. `pendingUploads` is what the store is being
+    /// sent right now (commits upload before they publish).
+    public func status(pendingUploads: Int) throws(FSError) -> FilesystemStatus {
+        let usage = try meta { () throws(MetaError) in try metadata.usageDetails() }
+        let stats = cache.statistics
+        let reads = stats.memoryHits + stats.diskHits + stats.storeGets
+        let cacheStatus = FilesystemStatus.Cache(
+            memoryBytes: stats.memoryBytes, diskBytes: stats.diskBytes, memoryHits: stats.memoryHits, diskHits: stats.diskHits,
+            misses: stats.storeGets, hitRate: reads > 0 ? Double(stats.memoryHits + stats.diskHits) / Double(reads) : nil,
+            corruptChunks: stats.corrupt)
+        let files = openFiles.withLock { Array($0.values) }
+        let dirty = files.reduce(0) { sum, f in sum + f.state.withLock { $0.dirtyBytes } }
+        return FilesystemStatus(store: storeName, filesystemUUID: superblock.uuid, mounted: true, readOnly: options.readOnly,
+                                usage: usage, cache: cacheStatus, openFiles: files.count, dirtyBytes: dirty,
+                                pendingUploads: pendingUploads)
+    }
+}

@@ -1,0 +1,21 @@
+import MossaicCore
+
+extension SQLiteMetaStore {
+    /// Counts and byte totals for `status` (two aggregate queries over inodes and chunks).
+    public func usageDetails() throws(MetaError) -> UsageDetails {
+        try withConnection { (c) throws(MetaError) in
+            let regular = Int64(FileKind.regular.rawValue), directory = Int64(FileKind.directory.rawValue)
+            let inodes = try c.queryOne("""
+                SELECT count(*), count(*) FILTER (WHERE kind = ?), count(*) FILTER (WHERE kind = ?),
+                       coalesce(sum(size) FILTER (WHERE kind = ?), 0) FROM inodes
+                """, [.int(regular), .int(directory), .int(regular)]) { (s: Statement) -> [Int64] in [s.int(0), s.int(1), s.int(2), s.int(3)] } ?? [0, 0, 0, 0]
+            let chunks = try c.queryOne("""
+                SELECT count(*), coalesce(sum(length) FILTER (WHERE state = ?), 0), coalesce(sum(length) FILTER (WHERE state = ?), 0)
+                FROM chunks WHERE refcount > 0
+                """, [.int(ChunkState.stored.rawValue), .int(ChunkState.inline.rawValue)]) { (s: Statement) -> [Int64] in [s.int(0), s.int(1), s.int(2)] } ?? [0, 0, 0]
+            return UsageDetails(files: UInt64(inodes[1]), directories: UInt64(inodes[2]), inodes: UInt64(inodes[0]),
+                                logicalBytes: UInt64(inodes[3]), chunks: UInt64(chunks[0]), storedBytes: UInt64(chunks[1]),
+                                inlineBytes: UInt64(chunks[2]))
+        }
+    }
+}

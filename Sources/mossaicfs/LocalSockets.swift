@@ -1,0 +1,99 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+
+/// A listening socket served by one plain thread: each connection gets a request line and an
+/// answer, then is closed. Used for the control socket (`status`) and the metrics endpoint —
+/// both answer in well under a millisecond, so one thread serving them in turn is plenty and
+/// never touches a FUSE worker.
+final class SocketServer: @unchecked Sendable {
+    // @unchecked: `fd` is written once before the thread starts; `stopped` is read by the
+    // thread after `stop()` closed the socket, which is what ends `accept`.
+    private let fd: Int32
+    private let handler: @Sendable (String) -> String
+    private var thread: Thread?
+
+    private init(fd: Int32, handler: @escaping @Sendable (String) -> String) {
+        self.fd = fd
+        self.handler = handler
+    }
+
+    /// Listens on a Unix socket at `path` (replacing a stale one), mode 0600.
+    static func unix(path: String, handler: @escaping @Sendable (String) -> String) throws(OptionError) -> SocketServer {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw OptionError("socket: \(String(cString: strerror(errno)))") }
+        unlink(path)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { close(fd); throw OptionError("socket path too long: \(path)") }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in raw.copyBytes(from: bytes + [0]) }
+        let rc = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard rc == 0, chmod(path, 0o600) == 0, listen(fd, 16) == 0 else {
+            let why = String(cString: strerror(errno)); close(fd)
+            throw OptionError("cannot listen on \(path): \(why)")
+        }
+        return SocketServer(fd: fd, handler: handler)
+    }
+
+    /// Listens on TCP `host:port`, which must be a loopback address.
+    static func tcpLoopback(_ endpoint: String, handler: @escaping @Sendable (String) -> String) throws(OptionError) -> SocketServer {
+        guard let colon = endpoint.lastIndex(of: ":"), let port = UInt16(endpoint[endpoint.index(after: colon)...]) else {
+            throw OptionError("option 'metrics': '\(endpoint)' is not HOST:PORT")
+        }
+        var host = String(endpoint[..<colon])
+        if host == "localhost" { host = "127.0.0.1" }
+        var addr = in_addr()
+        guard inet_pton(AF_INET, host, &addr) == 1, UInt32(bigEndian: addr.s_addr) >> 24 == 127 else {
+            throw OptionError("option 'metrics': \(host) is not a loopback IPv4 address (the endpoint has no authentication)")
+        }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw OptionError("socket: \(String(cString: strerror(errno)))") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr = addr
+        let rc = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0, listen(fd, 16) == 0 else {
+            let why = String(cString: strerror(errno)); close(fd)
+            throw OptionError("option 'metrics': cannot listen on \(endpoint): \(why)")
+        }
+        return SocketServer(fd: fd, handler: handler)
+    }
+
+    func start() {
+        let t = Thread { [self] in self.serve() }
+        t.name = "mossaicfs-socket"
+        thread = t
+        t.start()
+    }
+
+    /// Closes the listening socket, which ends the serving thread's accept().
+    func stop() {
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
+    }
+
+    private func serve() {
+        while true {
+            // accept4 is hidden behind _GNU_SOURCE; set CLOEXEC right after accept instead (the
+            // daemon spawns nothing, so the window cannot leak the descriptor).
+            let client = accept(fd, nil, nil)
+            if client < 0 {
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                return
+            }
+            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+            var timeout = timeval(tv_sec: 2, tv_usec: 0)
+            setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let n = read(client, &buffer, buffer.count)
+            let request = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : ""
+            Console.write(client, handler(request))
+            close(client)
+        }
+    }
+}

@@ -1,0 +1,55 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import MossaicCore
+
+/// Lets `mossaicfs status MOUNTPOINT` find the daemon serving a mount: the daemon links
+/// `/run/mossaicfs/<major>:<minor>` (the mount's device number, from mountinfo) to its
+/// cache_dir, whose `control.sock` answers. Device numbers are unique among live mounts and
+/// /run is emptied at boot, so a stale link can only name a dead daemon's cache_dir.
+enum MountRegistry {
+    static let directory = "/run/mossaicfs"
+
+    /// The device number ("major:minor") and type of the mount at `mountpoint`, from
+    /// /proc/self/mountinfo (the last entry wins: mounts stack).
+    static func mount(at mountpoint: String) -> (device: String, type: String)? {
+        guard let bytes = try? PosixFiles.read("/proc/self/mountinfo") else { return nil }
+        var found: (String, String)?
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count > 7, let dash = fields.firstIndex(of: "-"), dash + 1 < fields.count else { continue }
+            if unescape(String(fields[4])) == mountpoint { found = (String(fields[2]), String(fields[dash + 1])) }
+        }
+        return found
+    }
+
+    /// mountinfo writes space, tab, newline and backslash as \040-style octal escapes.
+    private static func unescape(_ s: String) -> String {
+        var out = [UInt8](), bytes = Array(s.utf8), i = 0
+        while i < bytes.count {
+            if bytes[i] == UInt8(ascii: "\\"), i + 3 < bytes.count, let v = UInt8(String(decoding: bytes[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
+                out.append(v); i += 4
+            } else {
+                out.append(bytes[i]); i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func register(mountpoint: String, cacheDirectory: String) -> String? {
+        guard let (device, _) = mount(at: mountpoint) else { return nil }
+        try? PosixFiles.makeDirectories(directory)
+        let link = directory + "/" + device
+        unlink(link)
+        return symlink(cacheDirectory, link) == 0 ? link : nil
+    }
+
+    /// The cache_dir of the daemon serving `mountpoint`, if it registered.
+    static func cacheDirectory(of mountpoint: String) -> String? {
+        guard let (device, type) = mount(at: mountpoint), type == "fuse.mossaicfs" else { return nil }
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = readlink(directory + "/" + device, &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

@@ -1,0 +1,132 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import Foundation
+import MossaicCore
+import MossaicFS
+import MossaicMeta
+import MossaicObjectStore
+
+/// `mossaicfs status MOUNTPOINT|SOURCE [--json]`: what a filesystem holds and how its daemon is
+/// doing. For a mountpoint the figures come live from the daemon (its control socket); for an
+/// unmounted SOURCE from its metadata in cache_dir.
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show a filesystem's store, usage, dedup ratio, cache and pending work.",
+        discussion: "TARGET is a mountpoint (live figures from its daemon) or a SOURCE (from its metadata; -o cache_dir= if not the default).")
+
+    @Argument(help: "A mossaicfs mountpoint, or a SOURCE (local directory or s3://bucket/prefix).")
+    var target: String
+
+    @Flag(name: .long, help: "Print JSON instead of a table.")
+    var json = false
+
+    @Option(name: .customShort("o"), help: ArgumentHelp("cache_dir= and store options, comma-separated.", valueName: "options"))
+    var options: [String] = []
+
+    func run() throws {
+        do {
+            let status = try collect()
+            Console.out(json ? Self.encode(status) : Self.table(status))
+        } catch {
+            Console.error("\(error)")
+            throw ExitCode.failure
+        }
+    }
+
+    private func collect() throws -> FilesystemStatus {
+        let path = StoreFactory.absolutePath(target)
+        if !target.hasPrefix("s3://"), let (_, type) = MountRegistry.mount(at: path), type == "fuse.mossaicfs" {
+            guard let cacheDirectory = MountRegistry.cacheDirectory(of: path) else {
+                throw OptionError("\(path) is a mossaicfs mount, but its daemon did not register in \(MountRegistry.directory)")
+            }
+            return try Self.ask(cacheDirectory)
+        }
+        let parsed = try MountOptions(options)
+        let store = try StoreFactory.open(target, options: parsed.store, create: false)
+        let superblock = try Superblock.load(from: store)
+        let cacheDirectory = parsed.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid
+        if let live = try? Self.ask(cacheDirectory) { return live }
+        let database = cacheDirectory + "/meta.db"
+        guard PosixFiles.exists(database) else {
+            throw OptionError("no metadata at \(database): this machine has not mounted \(store.displayName) with that cache_dir")
+        }
+        let metadata = try SQLiteMetaStore(path: database, readOnly: true)
+        return try FilesystemStatus.offline(store: store.displayName, uuid: superblock.uuid, metadata: metadata)
+    }
+
+    /// Asks the daemon using `cacheDirectory` over its control socket.
+    static func ask(_ cacheDirectory: String) throws -> FilesystemStatus {
+        let reply = try ControlClient.request("status", socket: cacheDirectory + "/control.sock")
+        guard let status = try? JSONDecoder().decode(FilesystemStatus.self, from: Data(reply.utf8)) else {
+            throw OptionError("the daemon's answer is not a status: \(reply.prefix(200))")
+        }
+        return status
+    }
+
+    static func encode(_ status: FilesystemStatus) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return String(decoding: (try? encoder.encode(status)) ?? Data(), as: UTF8.self)
+    }
+
+    static func table(_ s: FilesystemStatus) -> String {
+        let u = s.usage
+        var rows: [(String, String)] = [
+            ("store", s.store),
+            ("filesystem", s.filesystemUUID),
+            ("state", s.mounted ? (s.readOnly ? "mounted read-only" : "mounted read-write") : "not mounted"),
+            ("files", "\(u.files) files, \(u.directories) directories, \(u.inodes) inodes"),
+            ("logical bytes", bytes(u.logicalBytes)),
+            ("stored bytes", "\(bytes(u.storedBytes)) as objects, \(bytes(u.inlineBytes)) inline, \(u.chunks) chunks"),
+            ("dedup ratio", s.dedupRatio.map { String(format: "%.2f", $0) } ?? "-"),
+        ]
+        if let c = s.cache {
+            let rate = c.hitRate.map { String(format: "%.1f%%", $0 * 100) } ?? "-"
+            rows.append(("cache", "memory \(bytes(UInt64(c.memoryBytes))), disk \(bytes(UInt64(c.diskBytes))); hit rate \(rate) (\(c.memoryHits + c.diskHits) hits, \(c.misses) misses)"))
+            if c.corruptChunks > 0 { rows.append(("corrupt chunks", "\(c.corruptChunks) read from the store did not match their hash")) }
+        }
+        if s.mounted {
+            rows.append(("open files", "\(s.openFiles) (\(bytes(UInt64(s.dirtyBytes))) buffered)"))
+            rows.append(("pending uploads", "\(s.pendingUploads)"))
+        }
+        rows.append(("last snapshot", s.lastSnapshotAgeSeconds.map { String(format: "%.0f s ago", $0) } ?? "none"))
+        rows.append(("lease holder", s.leaseHolder ?? "none"))
+        let width = rows.map(\.0.count).max() ?? 0
+        return rows.map { $0.0.padding(toLength: width + 2, withPad: " ", startingAt: 0) + $0.1 }.joined(separator: "\n")
+    }
+
+    static func bytes(_ n: UInt64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+        var value = Double(n), unit = 0
+        while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
+        return unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit])
+    }
+}
+
+/// One request to a daemon's control socket.
+enum ControlClient {
+    static func request(_ line: String, socket path: String) throws -> String {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw OptionError("socket: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw OptionError("socket path too long: \(path)") }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in raw.copyBytes(from: bytes + [0]) }
+        let rc = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard rc == 0 else { throw OptionError("no daemon answers at \(path): \(String(cString: strerror(errno)))") }
+        Console.write(fd, line + "\n")
+        var reply = [UInt8](), buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &buffer, buffer.count)
+            if n > 0 { reply += buffer[0..<n]; continue }
+            if n < 0 && errno == EINTR { continue }
+            break
+        }
+        return String(decoding: reply, as: UTF8.self)
+    }
+}
