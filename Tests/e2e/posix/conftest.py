@@ -2,10 +2,13 @@
 
 Every case runs on each combination of
   * store: a local-directory store ("local") and an S3 bucket on moto ("s3"), and
-  * permission mode: `-o default_permissions` ("dp": the kernel checks permissions) and
-    without it ("own": mossaicfs checks them itself, as libfuse semantics say),
-selected with MOSSAICFS_POSIX_STORES=local,s3 and MOSSAICFS_POSIX_MODES=dp,own (or pytest -k,
-the ids are `local-dp`, `local-own`, `s3-dp`, `s3-own`).
+  * permission mode: `-o default_permissions` ("dp": the kernel checks permissions), without it
+    ("own": mossaicfs checks them itself, as libfuse semantics say), and `-o acl` ("acl": POSIX
+    ACLs, enforced by the kernel, which implies default_permissions),
+selected with MOSSAICFS_POSIX_STORES=local,s3 and MOSSAICFS_POSIX_MODES=dp,own,acl (or pytest
+-k; the ids are `local-dp`, `local-own`, `local-acl`, `s3-dp`, `s3-own`, `s3-acl`). Cases expect
+what ext4 (mounted with ACLs, as Debian does) gives, in every mode; only ACL calls differ,
+which without `acl` fail with EOPNOTSUPP as documented.
 
 One filesystem is formatted and mounted per combination for the whole session (mounting per
 case would cost more than the cases); each case gets a fresh directory on it (`px.mnt`) and a
@@ -32,13 +35,12 @@ from mossaic import Filesystem, is_mounted, s3_env  # noqa: E402
 from posixlib import Pair  # noqa: E402
 
 STORES = [s for s in os.environ.get("MOSSAICFS_POSIX_STORES", "local,s3").split(",") if s]
-MODES = [m for m in os.environ.get("MOSSAICFS_POSIX_MODES", "dp,own").split(",") if m]
+MODES = [m for m in os.environ.get("MOSSAICFS_POSIX_MODES", "dp,own,acl").split(",") if m]
 COMBINATIONS = [(s, m) for s in STORES for m in MODES]
 
 
 def mount_options(mode):
-    assert mode in ("dp", "own"), mode
-    return ["allow_other"] + (["default_permissions"] if mode == "dp" else [])
+    return ["allow_other"] + {"dp": ["default_permissions"], "own": [], "acl": ["acl"]}[mode]
 
 
 @pytest.fixture(scope="session")

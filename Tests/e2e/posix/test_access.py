@@ -61,7 +61,7 @@ def test_access_as_group_member_and_as_other(px):
 
 def test_access_of_missing_file_and_through_unsearchable_directory(px):
     px.setup(setup)
-    px.setup(lambda d: write_file(d / "d000" / "inner", b"x"))
+    px.setup(lambda d: (write_file(d / "d000" / "inner", b"x"), os.stat(d / "d000" / "inner")))
     px.expect(lambda d: access(d / "missing", os.F_OK), err(errno.ENOENT))
     px.expect(lambda d: access(d / "missing", os.R_OK), err(errno.ENOENT), user=BOB)
     px.expect(lambda d: access(d / "d000" / "inner", os.F_OK), err(errno.EACCES), user=BOB)

@@ -2,7 +2,6 @@
 namespaces, permissions, POSIX ACL attributes stored and returned."""
 import errno
 import os
-import struct
 
 from posixlib import (ALICE, BOB, XATTR_CREATE, XATTR_REPLACE, err, getxattr_raw, listxattr_raw, ok, write_file)
 
@@ -158,38 +157,6 @@ def test_user_xattrs_of_a_sticky_directory_need_ownership(px):
     px.expect(lambda d: os.setxattr(d / "t", "user.k", b"v"), err(errno.EPERM), user=BOB)
     px.expect(lambda d: os.setxattr(d / "t", "user.k", b"v"), ok(None), user=ALICE)
     px.expect(lambda d: os.getxattr(d / "t", "user.k"), ok(b"v"), user=BOB)
-
-
-def acl_blob(entries):
-    """A system.posix_acl_* value: version 2, then (tag, perm, id) entries in canonical order."""
-    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", tag, perm, ident) for tag, perm, ident in entries)
-
-
-ACL_USER_OBJ, ACL_USER, ACL_GROUP_OBJ, ACL_GROUP, ACL_MASK, ACL_OTHER = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
-UNDEFINED = 0xFFFFFFFF
-
-
-def test_posix_acl_attributes_are_stored_and_returned(px):
-    access_acl = acl_blob([(ACL_USER_OBJ, 6, UNDEFINED), (ACL_USER, 4, ALICE.uid), (ACL_GROUP_OBJ, 4, UNDEFINED),
-                           (ACL_GROUP, 6, 52100), (ACL_MASK, 6, UNDEFINED), (ACL_OTHER, 0, UNDEFINED)])
-    default_acl = acl_blob([(ACL_USER_OBJ, 7, UNDEFINED), (ACL_USER, 5, BOB.uid), (ACL_GROUP_OBJ, 5, UNDEFINED),
-                            (ACL_MASK, 5, UNDEFINED), (ACL_OTHER, 5, UNDEFINED)])
-    px.setup(lambda d: (write_file(d / "f", b"x", mode=0o640), os.mkdir(d / "dir")))
-    px.expect(lambda d: (os.setxattr(d / "f", "system.posix_acl_access", access_acl),
-                         os.getxattr(d / "f", "system.posix_acl_access"))[1], ok(access_acl))
-    px.expect(lambda d: (os.setxattr(d / "dir", "system.posix_acl_default", default_acl),
-                         os.getxattr(d / "dir", "system.posix_acl_default"))[1], ok(default_acl))
-    px.expect(lambda d: "system.posix_acl_access" in os.listxattr(d / "f"), ok(True))
-    px.remount()
-    px.expect(lambda d: (os.getxattr(d / "f", "system.posix_acl_access"), os.getxattr(d / "dir", "system.posix_acl_default")),
-              ok((access_acl, default_acl)))
-    px.expect(lambda d: (os.removexattr(d / "f", "system.posix_acl_access"), os.getxattr(d / "f", "system.posix_acl_access"))[1],
-              err(errno.ENODATA))
-
-
-def test_malformed_acl_is_einval(px):
-    px.setup(lambda d: write_file(d / "f", b"x"))
-    px.expect(lambda d: os.setxattr(d / "f", "system.posix_acl_access", b"\x02\x00\x00\x00\x01"), err(errno.EINVAL))
 
 
 def test_xattrs_survive_rename_and_go_with_unlink(px):
