@@ -64,6 +64,14 @@ def test_punch_hole_zeroes_the_range_and_keeps_the_size(px):
     px.expect(lambda d: read_file(d / "f") == bytes(want), ok(True))
 
 
+def test_punch_hole_at_or_past_the_end_changes_nothing(px):
+    data = pattern(CHUNK + 10, seed=34)
+    px.setup(lambda d: write_file(d / "f", data))
+    for off, length in ((CHUNK + 10, 5), (CHUNK + 11, CHUNK), (5 * CHUNK, 3 * CHUNK)):
+        px.expect(lambda d: (on_fd(d / "f", lambda fd: fallocate(fd, PUNCH, off, length)), os.stat(d / "f").st_size,
+                             read_file(d / "f") == data)[1:], ok((CHUNK + 10, True)))
+
+
 def test_punch_hole_of_whole_chunks_frees_their_storage(px):
     write_file(px.mnt / "f", pattern(8 * CHUNK, seed=32))
     before = os.stat(px.mnt / "f").st_blocks * 512
