@@ -658,11 +658,15 @@ class Run:
         i = self.count
         self.count += 1
         if op["op"] == "remount":
+            if not self.daemon_alive():
+                raise Mismatch(i, op, f"the mossaicfs daemon died: {self.crash_summary()}", ("crash", "remount"))
             self.remount()
             self.check_trees(i, op)
             return
         r = self.ref.apply(op)
         m = self.mnt.apply(op)
+        if m == ["err", "ENOTCONN"] and not self.daemon_alive():
+            raise Mismatch(i, op, f"the mossaicfs daemon died: {self.crash_summary()}", ("crash", op["op"]))
         if op["op"] not in ("read", "stat", "readlink", "listdir", "hread", "hfsync"):
             self._tree = None
         if r != m:
@@ -671,6 +675,22 @@ class Run:
         if op["op"] == "utimens" and r[0] == "ok":
             st = os.stat(self.ref.p(op["path"]), follow_symlinks=op["follow"])
             self.explicit_mtimes[st.st_ino] = op["mtime"]
+
+    def daemon_alive(self):
+        m = self.fs.mount
+        return m is not None and m.proc is not None and m.proc.poll() is None
+
+    def crash_summary(self):
+        """The daemon's exit and the first lines of its crash report."""
+        m = self.fs.mount
+        code = m.proc.poll() if m is not None and m.proc is not None else None
+        try:
+            log = (self.root / "daemon.log").read_text(errors="replace").splitlines()
+        except OSError:
+            log = []
+        keys = ("fatal", "runtime failure", "crashed", " at /")
+        lines = [line.strip() for line in log if any(k in line.lower() for k in keys)][:6]
+        return f"exit status {code}; " + " | ".join(lines) + f" (log: {self.root / 'daemon.log'})"
 
     def remount(self):
         self.ref.close_all()
@@ -692,14 +712,18 @@ class Run:
         self.check_trees(self.count, {"op": "end-after-remount"})
 
     def stop(self):
-        try:
-            self.ref.close_all()
-            self.mnt.close_all()
-        finally:
-            self.fs.stop()
+        """Stops the daemon; a daemon that already died is cleaned up (the mismatch that found
+        it has been raised), never left mounted."""
+        self.ref.close_all()
+        self.mnt.close_all()
+        if self.fs.mount is not None and not self.daemon_alive():
+            m, self.fs.mount = self.fs.mount, None
+            m.kill()
+            return
+        self.fs.stop()
 
-    def cleanup(self):
-        if not is_mounted(self.fs.mnt):
+    def cleanup(self, keep=False):
+        if not keep and not is_mounted(self.fs.mnt):
             shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -728,6 +752,7 @@ def generate(env, seed, count, exclude, big, progress):
     gen = Generator(seed, exclude=exclude, big=big)
     run = Run(env)
     ops = []
+    failed = None
     started = time.monotonic()
     try:
         try:
@@ -741,10 +766,11 @@ def generate(env, seed, count, exclude, big, progress):
             run.finish()
             return ops, None
         except Mismatch as m:
+            failed = m
             return ops, m
     finally:
         run.stop()
-        run.cleanup()
+        run.cleanup(keep=failed is not None)
 
 
 def shrink(env, ops, failure, budget):
@@ -862,7 +888,7 @@ def main(argv=None):
     workdir.mkdir(parents=True, exist_ok=True)
     options = [o for o in args.mount_options.split(",") if o]
     started = time.monotonic()
-    failed = False
+    failed = True   # until a run ends well: an exception keeps the work directory too
     try:
         with Environment(args.store, workdir, options, not args.quiet) as env:
             if args.replay:
@@ -876,10 +902,10 @@ def main(argv=None):
                 ops, failure = generate(env, seed, args.ops, exclude, args.big, not args.quiet)
             elapsed = time.monotonic() - started
             if failure is None:
+                failed = False
                 print(f"fsrand: OK: {len(ops)} ops (seed {seed}, store {args.store}) equal on the reference and the "
                       f"mount, {elapsed:.1f}s, {len(ops) / max(elapsed, 1e-9):.0f} ops/s", flush=True)
                 return 0
-            failed = True
             shrunk = best = None
             runs = 0
             if not args.no_shrink and not args.replay:
