@@ -75,6 +75,13 @@ def test_chown_clears_setuid_and_setgid_of_executables(px):
     px.expect(lambda d: (os.chown(d / "g", -1, STAFF), perms(d / "g"))[1], ok(0o755), user=ALICE)
 
 
+def test_chown_keeps_the_sticky_bit(px):
+    px.setup(lambda d: write_file(d / "f", b"x", mode=0o5744))
+    px.expect(lambda d: (os.chown(d / "f", -1, -1), perms(d / "f"))[1], ok(0o1744))
+    px.setup(lambda d: os.chmod(d / "f", 0o1755))
+    px.expect(lambda d: (os.chown(d / "f", 7, 7), perms(d / "f"))[1], ok(0o1755))
+
+
 def test_write_by_unprivileged_user_clears_setuid_and_setgid(px):
     px.setup(lambda d: (alice_file(d, "own", 0o6777), write_file(d / "root", b"r", mode=0o6777)))
 
