@@ -21,7 +21,7 @@ SEED = int(os.environ.get("FSRAND_SEED", "20261121"))
 def test_random_operations_match_the_local_filesystem(store, seed, tmp_path):
     r = subprocess.run([sys.executable, str(FSRAND), "--ops", str(OPS), "--seed", str(seed), "--store", store,
                         "--workdir", str(tmp_path / "fsrand"), "--quiet", "--shrink-budget", "25",
-                        "--minimize-budget", "40"],
+                        "--minimize-budget", "40", "--shrink-seconds", "240"],
                        env={**os.environ, "MOSSAICFS_BIN": BIN}, stdin=subprocess.DEVNULL,
                        capture_output=True, text=True)
     assert r.returncode == 0, f"fsrand --seed {seed} --store {store} failed:\n{r.stdout[-8000:]}\n{r.stderr[-3000:]}"

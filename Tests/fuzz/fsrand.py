@@ -773,14 +773,15 @@ def generate(env, seed, count, exclude, big, progress):
         run.cleanup(keep=failed is not None)
 
 
-def shrink(env, ops, failure, budget):
+def shrink(env, ops, failure, budget, seconds=float("inf")):
     """Bisects over prefix length for the shortest prefix that still fails (fresh stores each
     time). Prefixes shorter than the first failing op are known to pass the per-op checks, but
     not necessarily the tree comparison, so the search covers [1, index+1]."""
     lo, hi = 0, min(len(ops), failure.index + 1)   # prefix lo passes (empty), prefix hi fails
     best = failure
     runs = 0
-    while hi - lo > 1 and runs < budget:
+    deadline = time.monotonic() + seconds
+    while hi - lo > 1 and runs < budget and time.monotonic() < deadline:
         mid = (lo + hi) // 2
         runs += 1
         m = replay(env, ops[:mid])
@@ -792,12 +793,13 @@ def shrink(env, ops, failure, budget):
     return ops[:hi], best, runs
 
 
-def minimize(env, ops, failure, budget):
+def minimize(env, ops, failure, budget, seconds=float("inf")):
     """Delta debugging (ddmin) over the failing prefix: drops chunks of operations while the
     same kind of mismatch (same operation, same ok/errno on each side; or a tree difference)
     still happens. Returns (ops, the last failure, re-runs)."""
     cur, best, runs, n = list(ops), failure, 0, 2
-    while len(cur) >= 2 and runs < budget:
+    deadline = time.monotonic() + seconds
+    while len(cur) >= 2 and runs < budget and time.monotonic() < deadline:
         size = -(-len(cur) // n)
         for i in range(n):
             candidate = cur[:i * size] + cur[(i + 1) * size:]
@@ -809,7 +811,7 @@ def minimize(env, ops, failure, budget):
                 cur, best, n = candidate, m, max(n - 1, 2)
                 print(f"fsrand: minimize: {len(cur)} ops still fail", flush=True)
                 break
-            if runs >= budget:
+            if runs >= budget or time.monotonic() >= deadline:
                 break
         else:
             if n >= len(cur):
@@ -866,6 +868,8 @@ def main(argv=None):
     ap.add_argument("--shrink-budget", type=int, default=40, help="most re-runs while bisecting (default 40)")
     ap.add_argument("--minimize-budget", type=int, default=60,
                     help="most re-runs of delta debugging on the shortest prefix (default 60, 0: off)")
+    ap.add_argument("--shrink-seconds", type=float, default=900,
+                    help="time limit of bisecting and of minimizing, each (default 900)")
     ap.add_argument("--workdir", help="where stores, mounts and reports go (default: a new /tmp directory)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("-q", "--quiet", action="store_true")
@@ -909,10 +913,10 @@ def main(argv=None):
             shrunk = best = None
             runs = 0
             if not args.no_shrink and not args.replay:
-                shrunk, best, runs = shrink(env, ops, failure, args.shrink_budget)
+                shrunk, best, runs = shrink(env, ops, failure, args.shrink_budget, args.shrink_seconds)
             report(seed, args.store, ops, failure, shrunk, best, runs, workdir)
             if shrunk is not None and args.minimize_budget > 0:
-                small, best, runs = minimize(env, shrunk, best, args.minimize_budget)
+                small, best, runs = minimize(env, shrunk, best, args.minimize_budget, args.shrink_seconds)
                 report_minimized(seed, args.store, small, best, runs, workdir)
             return 1
     finally:
