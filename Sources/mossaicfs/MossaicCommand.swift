@@ -29,7 +29,7 @@ struct MossaicCommand: ParsableCommand {
           umount /mnt/data
         """,
         version: "mossaicfs \(version)",
-        subcommands: [MountCommand.self, FormatCommand.self, StatusCommand.self],
+        subcommands: [MountCommand.self, FormatCommand.self, StatusCommand.self, FsckCommand.self],
         defaultSubcommand: MountCommand.self
     )
 }
