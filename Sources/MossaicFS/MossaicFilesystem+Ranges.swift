@@ -34,6 +34,8 @@ extension MossaicFilesystem {
             _ = try meta { () throws(MetaError) in try metadata.setAttributes(of: ino, AttributeChanges(size: end), now: .now()) }
             file.truncated(to: end)
         case .punchHole:
+            // A hole punched at or past the end changes nothing (and must not form a reversed range).
+            guard offset < attrs.size else { return }
             let range = offset..<min(end, attrs.size)
             guard !range.isEmpty else { return }
             try rewriteChunks(ino, size: attrs.size, touching: range) { content, pageRange in
