@@ -45,9 +45,13 @@ public struct FileAttributes: Equatable, Sendable {
     public var mtime: Timestamp
     public var ctime: Timestamp
     public var generation: UInt64
+    /// Bytes the file's chunks hold (holes and trailing zeros take none).
+    public var allocatedBytes: UInt64
 
     public init(ino: InodeNumber, kind: FileKind, permissions: UInt32, uid: UInt32, gid: UInt32, size: UInt64,
-                nlink: UInt32, rdev: UInt64, atime: Timestamp, mtime: Timestamp, ctime: Timestamp, generation: UInt64) {
+                nlink: UInt32, rdev: UInt64, atime: Timestamp, mtime: Timestamp, ctime: Timestamp, generation: UInt64,
+                allocatedBytes: UInt64 = 0) {
+        self.allocatedBytes = allocatedBytes
         self.ino = ino; self.kind = kind; self.permissions = permissions & 0o7777; self.uid = uid; self.gid = gid
         self.size = size; self.nlink = nlink; self.rdev = rdev; self.atime = atime; self.mtime = mtime
         self.ctime = ctime; self.generation = generation
@@ -55,9 +59,12 @@ public struct FileAttributes: Equatable, Sendable {
 
     /// `st_mode`: kind bits plus permission bits.
     public var mode: UInt32 { kind.rawValue | permissions }
-    /// `st_blocks`, in 512-byte units. Sparse files are not accounted more cheaply here: the
-    /// chunk list is not consulted on every stat.
-    public var blocks512: UInt64 { (size + 511) / 512 }
+    /// `st_blocks`, in 512-byte units: the bytes the chunks hold, in 4 KiB blocks as ext4
+    /// counts them, so `du` and `cp --sparse` see holes. Directories and symlinks count one
+    /// block, as on ext4.
+    public var blocks512: UInt64 {
+        kind == .regular ? (allocatedBytes + 4095) / 4096 * 8 : 8
+    }
 }
 
 /// The identity of the process making a request, from the kernel's request context.

@@ -14,7 +14,13 @@ extension MossaicFilesystem {
     public struct OpenMode: Sendable {
         public var readable: Bool
         public var writable: Bool
-        public init(readable: Bool = true, writable: Bool) { self.readable = readable; self.writable = writable }
+        /// O_TRUNC. libfuse asks the kernel for atomic O_TRUNC, so truncation arrives here, in
+        /// open, not as a separate setattr. As on Linux it needs write permission, and it
+        /// truncates even with O_RDONLY.
+        public var truncate: Bool
+        public init(readable: Bool = true, writable: Bool, truncate: Bool = false) {
+            self.readable = readable; self.writable = writable; self.truncate = truncate
+        }
     }
 
     /// Opens a regular file; all handles of one inode share its write state.
@@ -36,7 +42,8 @@ extension MossaicFilesystem {
         }
         var want: AccessMask = []
         if mode.readable { want.insert(.read) }
-        if mode.writable { want.insert(.write) }
+        if mode.writable || mode.truncate { want.insert(.write) }
+        if mode.truncate { try checkWritable() }
         try permissions.check(attrs, caller, want)
         let file = openFiles.withLock { files in
             let file = files[ino] ?? OpenFile(ino: ino, size: attrs.size)
@@ -44,12 +51,23 @@ extension MossaicFilesystem {
             file.state.withLock { $0.handles += 1 }
             return file
         }
-        let version = DataVersion(size: attrs.size, mtime: attrs.mtime, ctime: attrs.ctime)
+        let handle = handles.insert(.file(file, writable: mode.writable))
+        var current = attrs
+        if mode.truncate {
+            do {
+                // setattr commits other descriptors' buffered writes first, then cuts.
+                current = try setattr(ino, AttributeChanges(size: 0), handle: handle)
+            } catch {
+                try? release(ino, handle: handle)
+                throw error
+            }
+        }
+        let version = DataVersion(size: current.size, mtime: current.mtime, ctime: current.ctime)
         let keep = openedVersions.withLock { versions in
             defer { versions[ino] = version }
-            return versions[ino] == version
+            return versions[ino] == version && !mode.truncate
         }
-        return (handles.insert(.file(file, writable: mode.writable)), keep)
+        return (handle, keep)
     }
 
     /// Creates and opens a regular file. The empty file is committed at once, so a file created

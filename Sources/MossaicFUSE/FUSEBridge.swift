@@ -43,6 +43,13 @@ final class FUSEBridge: Sendable {
         self.posixACL = posixACL
     }
 
+    /// POSIX ACLs live in `system.posix_acl_*` attributes; without `-o acl` they are not
+    /// supported (EOPNOTSUPP, as on ext4 mounted noacl), rather than stored and ignored.
+    func checkACLName(_ name: UnsafePointer<CChar>?) throws(FSError) {
+        guard !posixACL, let name else { return }
+        if Self.name(name).starts(with: Array("system.posix_acl_".utf8)) { throw .notSupported }
+    }
+
     static func from(_ req: fuse_req_t?) -> FUSEBridge {
         Unmanaged<FUSEBridge>.fromOpaque(fuse_req_userdata(req)!).takeUnretainedValue()
     }

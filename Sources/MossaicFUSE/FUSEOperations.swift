@@ -162,7 +162,8 @@ enum FUSEOperations {
             b.serve(req, "open", ino) { () throws(FSError) in
                 guard let fi else { throw .invalidArgument }
                 let access = fi.pointee.flags & O_ACCMODE
-                let mode = MossaicFilesystem.OpenMode(readable: access != O_WRONLY, writable: access != O_RDONLY)
+                let mode = MossaicFilesystem.OpenMode(readable: access != O_WRONLY, writable: access != O_RDONLY,
+                                                      truncate: fi.pointee.flags & O_TRUNC != 0)
                 let (handle, keepCache) = try b.filesystem.openKeepingCache(InodeNumber(ino), mode: mode, caller: FUSEBridge.caller(req))
                 fi.pointee.fh = handle.rawValue
                 fi.pointee.keep_cache = keepCache ? 1 : 0
@@ -286,6 +287,7 @@ enum FUSEOperations {
         ops.setxattr = { req, ino, name, value, size, flags in
             let b = FUSEBridge.from(req)
             b.serve(req, "setxattr", ino) { () throws(FSError) in
+                try b.checkACLName(name)
                 let mode: MossaicFilesystem.XattrSetMode =
                     flags & Int32(XATTR_CREATE) != 0 ? .create : flags & Int32(XATTR_REPLACE) != 0 ? .replace : .any
                 let bytes = size == 0 ? [] : Array(UnsafeRawBufferPointer(start: value, count: size))
@@ -297,6 +299,7 @@ enum FUSEOperations {
         ops.getxattr = { req, ino, name, size in
             let b = FUSEBridge.from(req)
             b.serve(req, "getxattr", ino) { () throws(FSError) in
+                try b.checkACLName(name)
                 FUSEDirectoryReply.replySized(req, try b.filesystem.getxattr(InodeNumber(ino), name: FUSEBridge.name(name), caller: FUSEBridge.caller(req)), size)
             }
         }
@@ -311,6 +314,7 @@ enum FUSEOperations {
         ops.removexattr = { req, ino, name in
             let b = FUSEBridge.from(req)
             b.serve(req, "removexattr", ino) { () throws(FSError) in
+                try b.checkACLName(name)
                 try b.filesystem.removexattr(InodeNumber(ino), name: FUSEBridge.name(name), caller: FUSEBridge.caller(req))
                 b.replyOK(req)
             }
@@ -336,7 +340,8 @@ enum FUSEOperations {
         ops.lseek = { req, ino, off, whence, fi in
             let b = FUSEBridge.from(req)
             b.serve(req, "lseek", ino) { () throws(FSError) in
-                guard let fi, off >= 0 else { throw .invalidArgument }
+                guard let fi else { throw .invalidArgument }
+                guard off >= 0 else { throw .noSuchAddress }  // as Linux: ENXIO, not EINVAL
                 // The kernel handles SEEK_SET/CUR/END itself and asks only for SEEK_DATA (3) and
                 // SEEK_HOLE (4), whose constants Glibc hides behind _GNU_SOURCE.
                 let seekData: Int32 = 3, seekHole: Int32 = 4

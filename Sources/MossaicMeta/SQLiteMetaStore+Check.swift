@@ -12,6 +12,7 @@ public struct MetaProblem: Sendable, Equatable, CustomStringConvertible {
         case unreachable = "inode with links but no name"
         case unlistedOrphan = "unlinked inode not queued for removal"
         case directoryParent = "directory with a wrong parent"
+        case allocation = "wrong allocated size"
     }
     public var kind: Kind
     public var detail: String
@@ -78,6 +79,13 @@ extension SQLiteMetaStore {
                 """, [.int(directory)], row: { ($0.int(0), $0.int(1)) }) {
                 problems.append(.init(kind: .directoryParent, detail: "directory \(ino) says its parent is \(parent)"))
             }
+            for (ino, stored, actual) in try c.query("""
+                SELECT i.ino, i.allocated, coalesce(f.n, 0) FROM inodes i
+                LEFT JOIN (SELECT ino, sum(length) AS n FROM file_chunks GROUP BY ino) f ON f.ino = i.ino
+                WHERE i.kind = ? AND i.allocated != coalesce(f.n, 0)
+                """, [.int(Int64(FileKind.regular.rawValue))], row: { ($0.int(0), $0.int(1), $0.int(2)) }) {
+                problems.append(.init(kind: .allocation, detail: "inode \(ino) says \(stored) bytes, its chunks hold \(actual)"))
+            }
             return problems
         }
     }
@@ -125,6 +133,11 @@ extension SQLiteMetaStore {
                 """, [.int(directory), .int(directory), .int(directory)])
             changed += c.changes
             try c.run("INSERT OR IGNORE INTO orphans(ino) SELECT ino FROM inodes WHERE nlink = 0"); changed += c.changes
+            try c.run("""
+                UPDATE inodes SET allocated = (SELECT coalesce(sum(length), 0) FROM file_chunks f WHERE f.ino = inodes.ino)
+                WHERE kind = ? AND allocated != (SELECT coalesce(sum(length), 0) FROM file_chunks f WHERE f.ino = inodes.ino)
+                """, [.int(Int64(FileKind.regular.rawValue))])
+            changed += c.changes
             return changed
         }
     }

@@ -43,12 +43,16 @@ extension SQLiteMetaStore {
                            chunk.inlineData.map { .blob($0) } ?? .null])
             }
             var released: [[UInt8]] = []
+            var allocatedDelta: Int64 = 0
             for (index, ref) in commit.chunks {
                 let idx = SQLValue.int(Int64(index.rawValue))
-                if let old = try c.queryOne("SELECT hash FROM file_chunks WHERE ino = ? AND idx = ?", [key, idx], row: { $0.blob(0) }) {
+                if let (old, oldLength) = try c.queryOne("SELECT hash, length FROM file_chunks WHERE ino = ? AND idx = ?", [key, idx],
+                                                         row: { ($0.blob(0), $0.int(1)) }) {
                     try c.run("UPDATE chunks SET refcount = refcount - 1 WHERE hash = ?", [.blob(old)])
                     released.append(old)
+                    allocatedDelta -= oldLength
                 }
+                allocatedDelta += Int64(ref?.length ?? 0)
                 if let ref {
                     try c.run("INSERT INTO file_chunks(ino, idx, hash, length) VALUES(?, ?, ?, ?) ON CONFLICT(ino, idx) DO UPDATE SET hash = excluded.hash, length = excluded.length",
                               [key, idx, .blob(ref.hash.bytes), .int(Int64(ref.length))])
@@ -58,6 +62,7 @@ extension SQLiteMetaStore {
                     try c.run("DELETE FROM file_chunks WHERE ino = ? AND idx = ?", [key, idx])
                 }
             }
+            try c.run("UPDATE inodes SET allocated = allocated + ? WHERE ino = ?", [.int(allocatedDelta), key])
             if commit.size < attrs.size { try Self.cutChunks(c, commit.ino, to: commit.size) }
             attrs.size = commit.size
             attrs.mtime = commit.mtime
@@ -75,6 +80,13 @@ extension SQLiteMetaStore {
         let chunkSize = UInt64(FormatConstants.chunkSize)
         let key = SQLValue.int(Int64(ino.rawValue))
         let firstGone = Int64((size + chunkSize - 1) / chunkSize)
+        // The bytes the cut references held leave the file's allocation.
+        var freed = try c.queryOne("SELECT coalesce(sum(length), 0) FROM file_chunks WHERE ino = ? AND idx >= ?", [key, .int(firstGone)]) { $0.int(0) } ?? 0
+        if size % chunkSize != 0 {
+            freed += try c.queryOne("SELECT max(length - ?, 0) FROM file_chunks WHERE ino = ? AND idx = ?",
+                                    [.int(Int64(size % chunkSize)), key, .int(Int64(size / chunkSize))]) { $0.int(0) } ?? 0
+        }
+        try c.run("UPDATE inodes SET allocated = max(allocated - ?, 0) WHERE ino = ?", [.int(freed), key])
         try c.run("""
             UPDATE chunks SET refcount = refcount - (SELECT count(*) FROM file_chunks f WHERE f.ino = ? AND f.idx >= ? AND f.hash = chunks.hash)
             WHERE hash IN (SELECT hash FROM file_chunks WHERE ino = ? AND idx >= ?)

@@ -139,7 +139,7 @@ public final class SQLiteMetaStore: Sendable {
 
     // MARK: Attributes
 
-    static let attributeColumns = "i.ino, i.kind, i.mode, i.uid, i.gid, i.size, i.nlink, i.rdev, i.atime_ns, i.mtime_ns, i.ctime_ns, i.generation"
+    static let attributeColumns = "i.ino, i.kind, i.mode, i.uid, i.gid, i.size, i.nlink, i.rdev, i.atime_ns, i.mtime_ns, i.ctime_ns, i.generation, i.allocated"
 
     /// Reads the attribute columns starting at `first` (in `attributeColumns` order).
     static func attributes(_ s: Statement, from first: Int32 = 0) -> FileAttributes {
@@ -155,7 +155,8 @@ public final class SQLiteMetaStore: Sendable {
             atime: Timestamp(nanoseconds: s.int(first + 8)),
             mtime: Timestamp(nanoseconds: s.int(first + 9)),
             ctime: Timestamp(nanoseconds: s.int(first + 10)),
-            generation: UInt64(s.int(first + 11)))
+            generation: UInt64(s.int(first + 11)),
+            allocatedBytes: UInt64(max(0, s.int(first + 12))))
     }
 
     static func attributes(_ c: SQLiteConnection, _ ino: InodeNumber) throws(MetaError) -> FileAttributes {

@@ -6,6 +6,9 @@ enum Schema {
     /// Version 1. Names are BLOBs: Linux file names are bytes, not text. `file_chunks.length` is
     /// how many bytes of the chunk the file uses — the rest of its 1 MiB span reads as zeros, so
     /// truncation never rewrites a chunk. A missing `file_chunks` row inside `size` is a hole.
+    /// `inodes.allocated` is the sum of the file's reference lengths (the bytes its chunks
+    /// store), kept by every transaction that changes references: `st_blocks`, without a sum
+    /// over the chunk list at every stat.
     /// `chunks.state`: 1 inline (bytes in `data`), 2 stored (an object in the store).
     /// Rows of stored chunks stay at refcount 0 until garbage collection, so rewriting bytes
     /// that were freed needs no upload; inline rows go with their last reference.
@@ -24,6 +27,7 @@ enum Schema {
         mtime_ns INTEGER NOT NULL,
         ctime_ns INTEGER NOT NULL,
         generation INTEGER NOT NULL DEFAULT 0,
+        allocated INTEGER NOT NULL DEFAULT 0,
         parent INTEGER
     );
     CREATE TABLE dentries(

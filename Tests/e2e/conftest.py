@@ -22,3 +22,28 @@ def fs(tmp_path):
         yield f.start()
     finally:
         f.stop()
+
+
+def _known_failures():
+    path = os.path.join(os.path.dirname(__file__), "known_failures.txt")
+    entries = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            prefix, _, reason = line.partition("|")
+            entries.append((prefix.strip(), reason.strip()))
+    return entries
+
+
+def pytest_collection_modifyitems(config, items):
+    """Marks the cases listed in known_failures.txt as expected failures, with their reason."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+    known = _known_failures()
+    for item in items:
+        nodeid = os.path.relpath(str(item.path), root) + "::" + item.name
+        for prefix, reason in known:
+            if nodeid.startswith(prefix):
+                item.add_marker(pytest.mark.xfail(reason=reason, strict=False))
+                break
