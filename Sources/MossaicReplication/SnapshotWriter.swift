@@ -151,6 +151,11 @@ public final class SnapshotWriter: Sendable {
             try metadata.snapshotCopy(to: path, generation: generation, id: id)
         }
         defer { SQLiteMetaStore.removeDatabaseFiles(path) }
+        // Today every referenced chunk is inline or stored before its commit; should a
+        // write-back state appear, a snapshot must wait for its uploads, never name them.
+        guard copy.unstoredChunks == 0 else {
+            throw .local("\(copy.unstoredChunks) referenced chunks are not in the store yet; snapshot postponed")
+        }
 
         // Cut and name the pieces.
         let chunkSize = FormatConstants.chunkSize
