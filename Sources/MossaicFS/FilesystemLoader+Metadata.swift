@@ -112,7 +112,9 @@ extension FilesystemLoader {
         if snapshotFirst {
             do { _ = try writer.snapshot() } catch { throw .replication(error) }
         }
-        let replicator = MetadataReplicator(writer: writer, lease: lease, interval: r.interval, logger: logger)
+        let replicator = MetadataReplicator(writer: writer, lease: lease, interval: r.interval, logger: logger) {
+            [weak filesystem] error in filesystem?.fence(error.description)
+        }
         filesystem.attach(replicator)
         return Opened(filesystem: filesystem, cacheDirectory: cacheDirectory, replicator: replicator, follower: nil)
     }

@@ -192,6 +192,15 @@ public final class SnapshotWriter: Sendable {
         }
         if let failure { throw failure }
 
+        // Still the writer? Renewing the lease right before publishing means a snapshot is
+        // published only by the lease holder (up to this one request's latency), not merely by
+        // whoever still had HEAD's ETag.
+        if let lease {
+            do throws(ReplicationError) { try lease.renew() } catch {
+                if case .leaseLost = error { s.stopped = error }
+                throw error
+            }
+        }
         let manifest = SnapshotManifest(
             id: id, generation: generation, parent: headID, fsUUID: configuration.fsUUID, created: started,
             host: configuration.host, schemaVersion: copy.schemaVersion, inodes: copy.inodes, files: copy.files,
