@@ -89,10 +89,15 @@ public final class SnapshotWriter: Sendable {
         var s = State(head: head, headManifest: headManifest)
         if let headManifest { s.manifests[headManifest.id] = headManifest }
         state = Mutex(s)
+        published = Mutex(headManifest)
     }
 
     /// HEAD as this writer knows it.
     public var head: PublishedHead? { state.withLock { $0.head } }
+    /// The manifest HEAD names (the newest snapshot), if known. Never waits for a snapshot in
+    /// progress (status requests read it).
+    public var headManifest: SnapshotManifest? { published.withLock { $0 } }
+    private let published: Mutex<SnapshotManifest?>
 
     /// Takes a snapshot if the database changed since the last one; returns what it did.
     public func snapshot() throws(ReplicationError) -> Outcome {
@@ -233,6 +238,7 @@ public final class SnapshotWriter: Sendable {
         }
         s.head = PublishedHead(pointer: pointer, etag: etag)
         s.headManifest = manifest
+        published.withLock { $0 = manifest }
         try ReplicationError.wrapMeta { () throws(MetaError) in
             try metadata.recordPublishedSnapshot(generation: generation, id: id, changeSequence: copy.changeSequence)
         }
@@ -261,6 +267,8 @@ public final class SnapshotWriter: Sendable {
             } else {
                 s.headManifest = try SnapshotCatalog(store: store).manifest(pending.id)
             }
+            let newest = s.headManifest
+            published.withLock { $0 = newest }
             try ReplicationError.wrapMeta { () throws(MetaError) in
                 try metadata.recordPublishedSnapshot(generation: pending.generation, id: pending.id, changeSequence: pending.changeSequence)
             }
