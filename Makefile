@@ -2,6 +2,7 @@
 #
 #   make run    installs what is missing, builds, formats a local store and mounts it
 #   make test   installs what is missing, builds, runs the Swift tests and the mounted tests
+#   make fuzz   the differential random-operation tester, longer: make fuzz OPS=100000 SEED=7 FUZZ_STORE=s3
 #
 # Everything runs as root (FUSE mounts, apt-get); SUDO is prepended when you are not root.
 
@@ -10,14 +11,22 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CONFIG ?= release
 BIN := .build/$(CONFIG)/mossaicfs
 PYTHON ?= python3
-APT_PACKAGES := fuse3 libfuse3-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev pkg-config attr
+APT_PACKAGES := fuse3 libfuse3-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev pkg-config attr rsync git
 PIP_PACKAGES := moto[server] pytest boto3
 
 # Where `make run` keeps its demo filesystem.
 STORE ?= /var/lib/mossaicfs/demo
 MOUNTPOINT ?= /mnt/mossaicfs
 
-.PHONY: all deps build deb test test-swift test-e2e run stop clean
+# The differential tester: operations per store in `make test` (local and S3, so twice this),
+# and the knobs of `make fuzz` (FUZZ_STORE=local, s3 or both; EXCLUDE=op,op skips operations).
+FSRAND_OPS ?= 10000
+OPS ?= 20000
+SEED ?= $(shell date +%s)
+FUZZ_STORE ?= local
+EXCLUDE ?=
+
+.PHONY: all deps build deb test test-swift test-e2e fuzz run stop clean
 
 # The package's binary links the Swift runtime statically, so it needs only Debian's libraries;
 # it is built in a scratch path of its own.
@@ -48,10 +57,17 @@ test: build deb test-swift test-e2e
 test-swift:
 	swift test -c $(CONFIG)
 
-# Mounted tests: real FUSE mounts of the built binary, on local stores and on moto.
+# Mounted tests: real FUSE mounts of the built binary, on local stores and on moto; includes the
+# POSIX conformance suite (Tests/e2e/posix) and a bounded run of the differential tester.
 test-e2e:
 	MOSSAICFS_BIN=$(CURDIR)/$(BIN) MOSSAICFS_DEB=$$(ls -t $(CURDIR)/out/mossaicfs_*.deb 2>/dev/null | head -1) \
-	  $(PYTHON) -m pytest -p no:cacheprovider -q Tests/e2e
+	  FSRAND_OPS=$(FSRAND_OPS) $(PYTHON) -m pytest -p no:cacheprovider -q Tests/e2e
+
+fuzz: build
+	@for store in $(if $(filter both,$(FUZZ_STORE)),local s3,$(FUZZ_STORE)); do \
+	  MOSSAICFS_BIN=$(CURDIR)/$(BIN) $(PYTHON) Tests/fuzz/fsrand.py --ops $(OPS) --seed $(SEED) --store $$store \
+	    $(if $(EXCLUDE),--exclude $(EXCLUDE)) || exit 1; \
+	done
 
 run: build
 	@$(SUDO) mkdir -p $(MOUNTPOINT)

@@ -21,7 +21,7 @@ public final class BlobCache: Sendable {
         public var diskDirectory: String?
         public var diskLimit: Int
         public var freeSpaceFloor: Int
-        public init(memoryLimit: Int = 64 << 20, diskDirectory: String? = nil, diskLimit: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30) {
+        public init(memoryLimit: Int = 32 << 20, diskDirectory: String? = nil, diskLimit: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30) {
             self.memoryLimit = memoryLimit; self.diskDirectory = diskDirectory; self.diskLimit = diskLimit; self.freeSpaceFloor = freeSpaceFloor
         }
     }
@@ -41,6 +41,12 @@ public final class BlobCache: Sendable {
         var memory: MemoryLRU
         var disk: DiskLRU?
         var inFlight: [ChunkHash: Flight] = [:]
+        var uploading: [ChunkHash: Flight] = [:]
+        /// Chunks uploaded by this process, not yet known to the metadata as stored (a commit
+        /// in progress): another page with the same bytes needs no second PUT. Hashes only.
+        var uploaded: Set<ChunkHash> = []
+        /// Corrupt chunks already logged: each is reported once, however often it is read.
+        var reportedCorrupt: Set<ChunkHash> = []
         var stats = Statistics()
     }
 
@@ -124,7 +130,10 @@ public final class BlobCache: Sendable {
             if actual == hash {
                 result = .success(bytes)
             } else {
-                logger.error("corrupt chunk in store", metadata: ["chunk": "\(hash)", "actual": "\(actual)"])
+                if state.withLock({ $0.reportedCorrupt.insert(hash).inserted }) {
+                    logger.error("corrupt chunk in store: its bytes do not match its name; reads of it fail with EIO (run mossaicfs fsck --verify)",
+                                 metadata: ["chunk": "\(hash)", "actual": "\(actual)"])
+                }
                 result = .failure(.corrupt(hash: hash, actual: actual))
             }
         } catch {
@@ -153,18 +162,42 @@ public final class BlobCache: Sendable {
     }
 
     /// Stores a chunk in the object store (it is named by `hash`, which the caller computed from
-    /// `bytes`) and keeps it in the caches, since a chunk just written is likely read next.
+    /// `bytes`) and keeps it in the disk cache (remote stores), so reading it back needs no GET.
+    /// Not in the memory cache: a writer streaming a large file would fill it with chunks that
+    /// are rarely read at once, and memory is the budget that counts.
+    ///
+    /// A chunk in a cache is in the store (caches are filled only from the store or after an
+    /// upload), so it is not sent again; concurrent uploads of one chunk share one PUT.
     public func upload(_ hash: ChunkHash, _ bytes: [UInt8]) throws(CacheError) {
-        do {
-            try store.put(hash.objectKey, bytes)
-        } catch {
-            throw .store(error)
+        enum Step { case done, lead(Flight), follow(Flight) }
+        let step: Step = state.withLock { s in
+            if s.memory.get(hash) != nil || s.disk?.contains(hash) == true || s.uploaded.contains(hash) { return .done }
+            if let flight = s.uploading[hash] { return .follow(flight) }
+            let flight = Flight()
+            s.uploading[hash] = flight
+            return .lead(flight)
         }
-        state.withLock { s in
-            s.stats.uploads += 1
-            s.memory.insert(hash, bytes)
+        switch step {
+        case .done:
+            return
+        case .follow(let flight):
+            _ = try flight.wait().get()
+        case .lead(let flight):
+            var result: Result<[UInt8], CacheError> = .success(bytes)
+            do { try store.put(hash.objectKey, bytes) } catch { result = .failure(.store(error)) }
+            state.withLock { s in
+                s.uploading[hash] = nil
+                if case .success = result {
+                    s.stats.uploads += 1
+                    // Bounded: forgetting only risks one redundant PUT of identical bytes.
+                    if s.uploaded.count >= 100_000 { s.uploaded.removeAll(keepingCapacity: true) }
+                    s.uploaded.insert(hash)
+                }
+            }
+            flight.finish(result)
+            _ = try result.get()
+            writeToDisk(hash, bytes)
         }
-        writeToDisk(hash, bytes)
     }
 
     /// Publishes a disk-cache file (temp + rename), then evicts what the bounds require.

@@ -22,9 +22,12 @@ public enum FilesystemLoader {
         public var maxDirtyBytesPerFile: Int
         public var checkPermissions: Bool
         public var updateAccessTimes: Bool
+        public var syncInterval: Double = 1
+        public var uploadThreads = 8
+        public var readAheadChunks = 8
         public var replication: ReplicationSettings
-        public init(cacheDirectory: String? = nil, readOnly: Bool = false, memoryCacheBytes: Int = 64 << 20,
-                    diskCacheBytes: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30, maxDirtyBytesPerFile: Int = 64 << 20,
+        public init(cacheDirectory: String? = nil, readOnly: Bool = false, memoryCacheBytes: Int = 32 << 20,
+                    diskCacheBytes: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30, maxDirtyBytesPerFile: Int = 16 << 20,
                     checkPermissions: Bool = true, updateAccessTimes: Bool = true,
                     replication: ReplicationSettings = ReplicationSettings()) {
             self.cacheDirectory = cacheDirectory; self.readOnly = readOnly; self.memoryCacheBytes = memoryCacheBytes
@@ -105,10 +108,13 @@ public enum FilesystemLoader {
         } catch {
             throw .cacheDirectory("cannot open blob cache: \(error)")
         }
+        var options = MossaicFilesystem.Options(readOnly: settings.readOnly, maxDirtyBytesPerFile: settings.maxDirtyBytesPerFile,
+                                                checkPermissions: settings.checkPermissions,
+                                                updateAccessTimes: settings.updateAccessTimes,
+                                                syncInterval: settings.syncInterval, uploadThreads: settings.uploadThreads)
+        options.readAheadChunks = settings.readAheadChunks
         let filesystem = MossaicFilesystem(metadata: metadata, cache: cache, superblock: superblock,
-                                           options: .init(readOnly: settings.readOnly, maxDirtyBytesPerFile: settings.maxDirtyBytesPerFile,
-                                                          checkPermissions: settings.checkPermissions,
-                                                          updateAccessTimes: settings.updateAccessTimes),
+                                           options: options,
                                            logger: logger, metrics: metrics)
         do {
             try filesystem.start()

@@ -7,13 +7,16 @@ import MossaicMeta
 /// in between leaves at worst unreferenced objects, never a reference to a missing chunk.
 extension MossaicFilesystem {
     /// Commits the file's buffered writes, if any. Returns whether there were any.
+    /// `durable`: the commit is fsynced (fsync(2)); otherwise it is atomic and survives a
+    /// daemon crash at once, and the background syncer makes it power-loss durable within
+    /// `sync_interval`.
     @discardableResult
-    func commit(_ file: OpenFile) throws(FSError) -> Bool {
+    func commit(_ file: OpenFile, durable: Bool = false) throws(FSError) -> Bool {
         try file.commitLock.withLock { (_) throws(FSError) -> Bool in
             guard let snapshot = try file.snapshot() else { return false }
             let started = Timestamp.monotonicNow()
             do throws(FSError) {
-                try publish(file.ino, snapshot)
+                try publish(file.ino, snapshot, durable: durable)
                 file.committed(snapshot)
                 metrics.observe("mossaicfs_commit_duration_seconds", "Time to store a file's new chunks and publish them.",
                                 seconds: Timestamp.monotonicNow().secondsSince(started))
@@ -27,7 +30,7 @@ extension MossaicFilesystem {
         }
     }
 
-    private func publish(_ ino: InodeNumber, _ snapshot: OpenFile.Snapshot) throws(FSError) {
+    private func publish(_ ino: InodeNumber, _ snapshot: OpenFile.Snapshot, durable: Bool) throws(FSError) {
         try checkWritable()
         let chunkSize = UInt64(FormatConstants.chunkSize)
         let size = snapshot.size
@@ -44,10 +47,15 @@ extension MossaicFilesystem {
             }
         }
 
-        var changes: [(ChunkIndex, ChunkRef?)] = []
-        var newChunks: [NewChunk] = []
+        // Pages a background upload already made chunks are reused; the rest are built here,
+        // small or known ones settled at once, others uploaded in parallel on the pool.
+        var results: [(UInt64, UploadTicket)] = []
         for (index, page) in snapshot.pages where index * chunkSize < size {
             let live = Int(min(chunkSize, size - index * chunkSize))
+            if let upload = snapshot.uploads[index], upload.version == page.version, live == FormatConstants.chunkSize {
+                results.append((index, upload.ticket))
+                continue
+            }
             var content: [UInt8]
             if page.written.covers(0..<live) {
                 content = Array(page.bytes.prefix(live))  // unwritten tail bytes are zeros
@@ -55,19 +63,29 @@ extension MossaicFilesystem {
                 content = try committedBytes(bases[index], 0..<live)
                 page.overlay(onto: &content, range: 0..<live)
             }
-            guard let (ref, new) = try storeChunk(content, index: index, pending: newChunks) else {
-                changes.append((ChunkIndex(index), nil))
-                continue
-            }
-            changes.append((ChunkIndex(index), ref))
-            if let new { newChunks.append(new) }
+            let page = content
+            results.append((index, uploads.submit { [self] () throws(FSError) in try storeChunk(page, index: index) }))
         }
+        var changes: [(ChunkIndex, ChunkRef?)] = []
+        var newChunks: [ChunkHash: NewChunk] = [:]
+        var firstError: FSError?
+        for (index, ticket) in results {
+            do throws(FSError) {
+                guard let stored = try ticket.wait() else { changes.append((ChunkIndex(index), nil)); continue }
+                changes.append((ChunkIndex(index), stored.ref))
+                if let new = stored.new { newChunks[new.hash] = new }
+            } catch {
+                if firstError == nil { firstError = error }  // wait for every job before failing
+            }
+        }
+        if let firstError { throw firstError }
+        let newChunkList = Array(newChunks.values)
         let now = Timestamp.now()
         let current = try meta { () throws(MetaError) in try metadata.attributes(of: ino) }
         let mtime = snapshot.mtime ?? current.mtime
         _ = try meta { () throws(MetaError) in
-            try metadata.commit(FileCommit(ino: ino, chunks: changes, newChunks: newChunks, size: size,
-                                           mtime: mtime, ctime: max(now, mtime)))
+            try metadata.commit(FileCommit(ino: ino, chunks: changes, newChunks: newChunkList, size: size,
+                                           mtime: mtime, ctime: max(now, mtime)), durable: durable)
         }
     }
 
@@ -78,18 +96,32 @@ extension MossaicFilesystem {
     ///
     /// Trailing zeros are not stored because a reference reads as zeros past its length: a
     /// sparse tail costs nothing and a short written prefix may become an inline chunk.
-    /// `pending`: chunks this commit already stores (a file may repeat a page).
-    func storeChunk(_ content: [UInt8], index: UInt64, pending: [NewChunk]) throws(FSError) -> (ChunkRef, NewChunk?)? {
+    /// Two uploads of one new chunk (a file repeating a page) both PUT the same bytes under
+    /// the same name, which is harmless; the commit inserts its row once.
+    func storeChunk(_ content: [UInt8], index: UInt64) throws(FSError) -> StoredChunk? {
         guard let last = content.lastIndex(where: { $0 != 0 }) else { return nil }
         let bytes = last + 1 == content.count ? content : Array(content[...last])
         let hash = ChunkHash.of(bytes)
         let ref = ChunkRef(index: ChunkIndex(index), hash: hash, length: bytes.count)
-        if pending.contains(where: { $0.hash == hash }) { return (ref, nil) }
-        if try meta({ () throws(MetaError) in try metadata.chunkInfo(hash) }) != nil { return (ref, nil) }
+        if try meta({ () throws(MetaError) in try metadata.chunkInfo(hash) }) != nil { return StoredChunk(ref: ref, new: nil) }
         if bytes.count <= superblock.inlineMax {
-            return (ref, NewChunk(hash: hash, length: bytes.count, state: .inline, inlineData: bytes))
+            return StoredChunk(ref: ref, new: NewChunk(hash: hash, length: bytes.count, state: .inline, inlineData: bytes))
         }
         do { try cache.upload(hash, bytes) } catch { throw error.fsError }
-        return (ref, NewChunk(hash: hash, length: bytes.count, state: .stored, inlineData: nil))
+        return StoredChunk(ref: ref, new: NewChunk(hash: hash, length: bytes.count, state: .stored, inlineData: nil))
+    }
+
+    /// Starts uploads of pages a write completed (every byte written), so that a sequential
+    /// writer's chunks are hashed and stored while it goes on writing and close(2) waits only
+    /// for the tail. A file has at most `uploadWindow` uploads in flight; the writer waits
+    /// beyond that, which bounds the work queued ahead of the store.
+    func streamCompletedPages(_ file: OpenFile, touching range: Range<UInt64>) {
+        let started = file.startUploads(touching: range) { index, bytes in
+            uploads.submit { [self] () throws(FSError) in try storeChunk(bytes, index: index) }
+        }
+        guard started else { return }
+        for ticket in file.uploadsBeyond(window: options.uploadWindow) {
+            _ = try? ticket.wait()  // failures surface at the commit that uses the upload
+        }
     }
 }

@@ -43,7 +43,7 @@ extension MossaicFilesystem {
             out.reserveCapacity(entries.count - Int(offset))
             for i in Int(offset)..<entries.count {
                 var attrs = entries[i].attributes
-                if attrs.kind == .regular, let file = openFiles.withLock({ $0[attrs.ino] }) { file.overlay(&attrs) }
+                overlay(&attrs)
                 out.append(ListingEntry(name: entries[i].name, attributes: attrs, nextOffset: UInt64(i + 1), isDotOrDotDot: i < 2))
             }
             return out

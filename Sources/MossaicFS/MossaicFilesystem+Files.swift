@@ -1,6 +1,13 @@
 import MossaicCore
 import MossaicMeta
 
+/// What a file's data was at an open.
+struct DataVersion: Equatable, Sendable {
+    var size: UInt64
+    var mtime: Timestamp
+    var ctime: Timestamp
+}
+
 /// open/create/read/write/flush/fsync/release.
 extension MossaicFilesystem {
     /// How a file is opened, from open(2)'s flags.
@@ -12,6 +19,14 @@ extension MossaicFilesystem {
 
     /// Opens a regular file; all handles of one inode share its write state.
     public func open(_ ino: InodeNumber, mode: OpenMode, caller: Caller = .root) throws(FSError) -> HandleID {
+        try openKeepingCache(ino, mode: mode, caller: caller).handle
+    }
+
+    /// open, and whether the kernel may keep the pages it cached at the previous open: yes if
+    /// the file's data is what it was then (same size, mtime and ctime). Every change made
+    /// through this mount also goes through the kernel's cache, so this is about changes it
+    /// cannot see — a read-only mount following another machine's snapshots.
+    public func openKeepingCache(_ ino: InodeNumber, mode: OpenMode, caller: Caller = .root) throws(FSError) -> (handle: HandleID, keepCache: Bool) {
         if mode.writable { try checkWritable() }
         let attrs = try meta { () throws(MetaError) in try metadata.attributes(of: ino) }
         switch attrs.kind {
@@ -29,7 +44,12 @@ extension MossaicFilesystem {
             file.state.withLock { $0.handles += 1 }
             return file
         }
-        return handles.insert(.file(file, writable: mode.writable))
+        let version = DataVersion(size: attrs.size, mtime: attrs.mtime, ctime: attrs.ctime)
+        let keep = openedVersions.withLock { versions in
+            defer { versions[ino] = version }
+            return versions[ino] == version
+        }
+        return (handles.insert(.file(file, writable: mode.writable)), keep)
     }
 
     /// Creates and opens a regular file. The empty file is committed at once, so a file created
@@ -56,6 +76,7 @@ extension MossaicFilesystem {
         guard writable else { throw .badHandle }
         guard offset <= UInt64(Int64.max) - UInt64(data.count) else { throw .fileTooLarge }
         let dirty = try file.write(data, at: offset, now: .now())
+        streamCompletedPages(file, touching: offset..<(offset + UInt64(data.count)))
         if dirty > options.maxDirtyBytesPerFile { try commit(file) }
         return data.count
     }
@@ -64,14 +85,14 @@ extension MossaicFilesystem {
     /// close(2) returns.
     public func flush(_ ino: InodeNumber, handle: HandleID) throws(FSError) {
         let (file, _) = try openFile(handle)
-        try commit(file)
+        try commit(file, durable: options.durableClose)
     }
 
     /// Commits buffered writes durably (a FULL commit). With nothing buffered, it still makes
     /// the metadata durable, e.g. the file's creation.
     public func fsync(_ ino: InodeNumber, handle: HandleID) throws(FSError) {
         let (file, _) = try openFile(handle)
-        if try !commit(file) { try sync() }
+        if try !commit(file, durable: true) { try sync() }
     }
 
     /// fsyncdir and syncfs: every metadata change so far becomes durable.
@@ -85,7 +106,7 @@ extension MossaicFilesystem {
     public func release(_ ino: InodeNumber, handle: HandleID) throws(FSError) {
         guard let h = handles.remove(handle), case .file(let file, _) = h else { throw .badHandle }
         var failure: FSError?
-        do { try commit(file) } catch { failure = error }
+        do { try commit(file, durable: options.durableClose) } catch { failure = error }
         let last = openFiles.withLock { files -> Bool in
             let remaining = file.state.withLock { s -> Int in s.handles -= 1; return s.handles }
             guard remaining == 0 else { return false }
@@ -106,6 +127,7 @@ extension MossaicFilesystem {
         let (file, _) = try openFile(handle)
         if file.firstRead() { accessed(ino) }
         let request = offset..<(offset + UInt64(size))
+        if let ahead = file.readAhead(request, maxWindow: options.readAheadChunks) { prefetch(ino, ahead) }
         let (fileSize, pages) = file.readOverlay(request)
         guard offset < fileSize, size > 0 else { return [] }
         let range = offset..<min(request.upperBound, fileSize)
@@ -138,6 +160,16 @@ extension MossaicFilesystem {
             out += piece
         }
         return out
+    }
+
+    /// Fetches chunks into the cache in the background. A foreground read of a chunk being
+    /// fetched joins that fetch (singleflight) instead of starting another GET.
+    private func prefetch(_ ino: InodeNumber, _ indexes: ClosedRange<UInt64>) {
+        guard let refs = try? meta({ () throws(MetaError) in try metadata.chunkRefs(ino, indexes: indexes) }) else { return }
+        for ref in refs where ref.length > superblock.inlineMax {
+            let hash = ref.hash
+            prefetcher.run { [cache] in _ = try? cache.read(hash) }
+        }
     }
 
     /// The part of `range` (file offsets) inside page `index`, as offsets within the page.
@@ -173,8 +205,7 @@ extension MossaicFilesystem {
         do {
             return try cache.read(hash)
         } catch {
-            logger.error("cannot read chunk", metadata: ["chunk": "\(hash)", "error": "\(error)"])
-            throw error.fsError
+            throw error.fsError  // the cache logged a corrupt chunk once; the bridge logs the op
         }
     }
 }

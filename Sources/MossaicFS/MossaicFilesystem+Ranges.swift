@@ -34,6 +34,8 @@ extension MossaicFilesystem {
             _ = try meta { () throws(MetaError) in try metadata.setAttributes(of: ino, AttributeChanges(size: end), now: .now()) }
             file.truncated(to: end)
         case .punchHole:
+            // A hole punched at or past the end changes nothing (and must not form a reversed range).
+            guard offset < attrs.size else { return }
             let range = offset..<min(end, attrs.size)
             guard !range.isEmpty else { return }
             try rewriteChunks(ino, size: attrs.size, touching: range) { content, pageRange in
@@ -70,17 +72,18 @@ extension MossaicFilesystem {
     /// Stores whole pages (empty or all zeros: a hole) and commits them with one transaction.
     func publishPages(_ ino: InodeNumber, _ pages: [(UInt64, [UInt8])], size: UInt64, extraRefs: [(ChunkIndex, ChunkRef?)] = []) throws(FSError) {
         var changes = extraRefs
-        var newChunks: [NewChunk] = []
+        var newChunks: [ChunkHash: NewChunk] = [:]
         for (index, page) in pages {
-            guard let (ref, new) = try storeChunk(page, index: index, pending: newChunks) else {
+            guard let stored = try storeChunk(page, index: index) else {
                 changes.append((ChunkIndex(index), nil)); continue
             }
-            changes.append((ChunkIndex(index), ref))
-            if let new { newChunks.append(new) }
+            changes.append((ChunkIndex(index), stored.ref))
+            if let new = stored.new { newChunks[new.hash] = new }
         }
+        let newChunkList = Array(newChunks.values)
         let now = Timestamp.now()
         _ = try meta { () throws(MetaError) in
-            try metadata.commit(FileCommit(ino: ino, chunks: changes, newChunks: newChunks, size: size, mtime: now, ctime: now))
+            try metadata.commit(FileCommit(ino: ino, chunks: changes, newChunks: newChunkList, size: size, mtime: now, ctime: now))
         }
     }
 

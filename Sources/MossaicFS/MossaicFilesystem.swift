@@ -23,11 +23,23 @@ public final class MossaicFilesystem: Sendable {
         public var checkPermissions: Bool
         /// Update access times on read (relatime rules); false with `noatime`.
         public var updateAccessTimes: Bool
-        public init(readOnly: Bool = false, maxDirtyBytesPerFile: Int = 64 << 20, checkPermissions: Bool = true,
-                    updateAccessTimes: Bool = true) {
+        /// Seconds within which a commit at close(2) becomes durable against power loss
+        /// (`sync_interval`). 0: every close is fsynced before it returns.
+        public var syncInterval: Double
+        /// Threads storing chunks in parallel (`upload_threads`).
+        public var uploadThreads: Int
+        /// Uploads one file may have in flight before its writer waits.
+        public var uploadWindow: Int
+        /// Chunks fetched ahead of a sequential reader, at most (0: no read-ahead).
+        public var readAheadChunks: Int = 8
+        public init(readOnly: Bool = false, maxDirtyBytesPerFile: Int = 16 << 20, checkPermissions: Bool = true,
+                    updateAccessTimes: Bool = true, syncInterval: Double = 1, uploadThreads: Int = 8, uploadWindow: Int = 8) {
             self.readOnly = readOnly; self.maxDirtyBytesPerFile = maxDirtyBytesPerFile
             self.checkPermissions = checkPermissions; self.updateAccessTimes = updateAccessTimes
+            self.syncInterval = syncInterval; self.uploadThreads = uploadThreads; self.uploadWindow = uploadWindow
         }
+
+        var durableClose: Bool { syncInterval <= 0 }
     }
 
     let metadata: SQLiteMetaStore
@@ -41,6 +53,15 @@ public final class MossaicFilesystem: Sendable {
     let permissions: Permissions
     /// Files with open handles, by inode.
     let openFiles = Mutex<[InodeNumber: OpenFile]>([:])
+    /// Attributes of each file's data at its last open, to tell the kernel its cached pages
+    /// are still good (keep_cache) when nothing changed since.
+    let openedVersions = Mutex<[InodeNumber: DataVersion]>([:])
+    let syncer: BackgroundSyncer
+    let uploads: UploadPool
+    let prefetcher: UploadPool
+    /// Access times set by reads but not yet written (Linux's lazytime): written in one
+    /// transaction per sync interval, laid over the stored attributes meanwhile.
+    let pendingAccessTimes = Mutex<[InodeNumber: Timestamp]>([:])
     /// Metadata snapshots of a read-write mount, for `snapshotMetadata()`; set once by the
     /// loader (see MossaicFilesystem+Snapshots.swift).
     let replicator = Mutex<MetadataReplicator?>(nil)
@@ -57,7 +78,13 @@ public final class MossaicFilesystem: Sendable {
         self.options = options
         self.logger = logger
         self.permissions = Permissions(enabled: options.checkPermissions)
+        self.syncer = BackgroundSyncer(metadata: metadata, interval: options.syncInterval, logger: logger)
+        self.uploads = UploadPool(threads: options.readOnly ? 1 : options.uploadThreads)
+        self.prefetcher = UploadPool(threads: max(1, options.readAheadChunks))
+        syncer.beforeSync = { [weak self] in self?.writeAccessTimes() }
     }
+
+    deinit { uploads.stop(); prefetcher.stop() }
 
     /// Prepares a freshly opened filesystem: the root exists, and inodes orphaned by a previous
     /// run (unlinked while open, then unmounted or crashed) are purged — no kernel can hold a
@@ -68,6 +95,7 @@ public final class MossaicFilesystem: Sendable {
             try metadata.createRootIfMissing(permissions: 0o755, uid: rootUID, gid: rootGID, now: .now())
         }
         try purgeAllOrphans()
+        syncer.start()
     }
 
     /// Commits every dirty open file and purges orphans: called when the kernel has gone
@@ -78,10 +106,13 @@ public final class MossaicFilesystem: Sendable {
         var failures: [(InodeNumber, FSError)] = []
         let files = openFiles.withLock { Array($0.values) }
         for file in files {
-            do { try commit(file) } catch { failures.append((file.ino, error)) }
+            do { try commit(file, durable: true) } catch { failures.append((file.ino, error)) }
         }
         if !options.readOnly {
+            syncer.stop()
+            writeAccessTimes()
             do { try purgeAllOrphans() } catch { logger.error("cannot purge orphans at shutdown: \(error)") }
+            do { try metadata.sync() } catch { logger.error("cannot sync metadata at shutdown: \(error)") }
             do { try metadata.checkpoint() } catch { logger.warning("WAL checkpoint failed: \(error)") }
         }
         return failures
@@ -115,7 +146,7 @@ public final class MossaicFilesystem: Sendable {
     /// The attributes of `ino`, with the size and mtime of buffered writes laid over them.
     public func getattr(_ ino: InodeNumber) throws(FSError) -> FileAttributes {
         var attrs = try meta { () throws(MetaError) in try metadata.attributes(of: ino) }
-        if attrs.kind == .regular, let file = openFiles.withLock({ $0[ino] }) { file.overlay(&attrs) }
+        overlay(&attrs)
         return attrs
     }
 
@@ -128,6 +159,9 @@ public final class MossaicFilesystem: Sendable {
         if permissions.enabled { try checkSetattr(ino, &changes, handle: handle, caller: caller) }
         let file = openFiles.withLock { $0[ino] }
         if let file { try commit(file) }
+        // A pending access time from a read must not overwrite one set now (or be lost).
+        let pendingAtime = pendingAccessTimes.withLock { $0.removeValue(forKey: ino) }
+        if changes.atime == nil, pendingAtime != nil { changes.atime = pendingAtime }
         let attrs = try meta { () throws(MetaError) in try metadata.setAttributes(of: ino, changes, now: .now()) }
         if let size = changes.size, let file { file.truncated(to: size) }
         return attrs
@@ -160,18 +194,31 @@ public final class MossaicFilesystem: Sendable {
     }
 
     /// Relatime, Linux's default: a read updates the access time if it is not newer than the
-    /// last modification or change, or is more than a day old. `noatime` turns this off.
+    /// last modification or change, or is more than a day old. `noatime` turns this off. The
+    /// new time is kept in memory and written with the next background sync (lazytime), so a
+    /// read never waits for a metadata write.
     func accessed(_ ino: InodeNumber) {
         guard options.updateAccessTimes, !options.readOnly else { return }
-        do {
-            let attrs = try meta { () throws(MetaError) in try metadata.attributes(of: ino) }
-            let now = Timestamp.now()
-            let day: Int64 = 86_400 * 1_000_000_000
-            guard attrs.atime <= attrs.mtime || attrs.atime <= attrs.ctime || now.nanoseconds - attrs.atime.nanoseconds > day else { return }
-            try meta { () throws(MetaError) in try metadata.touchAccessTime(of: ino, now) }
-        } catch {
-            logger.warning("cannot update access time", metadata: ["ino": "\(ino.rawValue)", "error": "\(error)"])
+        guard let attrs = try? getattr(ino) else { return }
+        let now = Timestamp.now()
+        let day: Int64 = 86_400 * 1_000_000_000
+        guard attrs.atime <= attrs.mtime || attrs.atime <= attrs.ctime || now.nanoseconds - attrs.atime.nanoseconds > day else { return }
+        pendingAccessTimes.withLock { $0[ino] = now }
+        if options.syncInterval <= 0 { writeAccessTimes() }
+    }
+
+    func writeAccessTimes() {
+        let batch = pendingAccessTimes.withLock { p -> [(InodeNumber, Timestamp)] in
+            defer { p.removeAll() }
+            return p.map { ($0.key, $0.value) }
         }
+        do { try metadata.touchAccessTimes(batch) } catch { logger.warning("cannot write access times: \(error)") }
+    }
+
+    /// Lays buffered writes (size, mtime) and a pending access time over stored attributes.
+    func overlay(_ attrs: inout FileAttributes) {
+        if let atime = pendingAccessTimes.withLock({ $0[attrs.ino] }) { attrs.atime = atime }
+        if attrs.kind == .regular, let file = openFiles.withLock({ $0[attrs.ino] }) { file.overlay(&attrs) }
     }
 
     /// access(2).
@@ -187,7 +234,7 @@ public final class MossaicFilesystem: Sendable {
         guard name.count <= FormatConstants.maxNameLength else { throw .nameTooLong }
         if permissions.enabled { try permissions.check(try getattr(parent), caller, .execute) }
         var attrs = try meta { () throws(MetaError) in try metadata.lookup(parent: parent, name: name) }
-        if attrs.kind == .regular, let file = openFiles.withLock({ $0[attrs.ino] }) { file.overlay(&attrs) }
+        overlay(&attrs)
         inodes.remember(attrs.ino)
         return attrs
     }

@@ -25,8 +25,21 @@ final class OpenFile: Sendable {
         var dirtyBytes = 0
         /// The access time was considered at the first read through this open file.
         var accessTimeConsidered = false
+        /// Background uploads of completed pages, by page index, with the page version each
+        /// started from (a page written again needs a new one).
+        var uploads: [UInt64: PageUpload] = [:]
+        /// Where the last read ended, how many reads in a row continued the previous one, and
+        /// the chunk index read-ahead has been started up to.
+        var readCursor: UInt64 = 0
+        var sequentialReads = 0
+        var prefetchedThrough: UInt64 = 0
 
         var isDirty: Bool { !pages.isEmpty || sizeDirty || mtime != nil }
+    }
+
+    struct PageUpload: Sendable {
+        var version: UInt64
+        var ticket: UploadTicket
     }
 
     /// What a commit publishes: a copy of the dirty state at one moment.
@@ -35,6 +48,7 @@ final class OpenFile: Sendable {
         var size: UInt64
         var mtime: Timestamp?
         var writeCounter: UInt64
+        var uploads: [UInt64: PageUpload]
     }
 
     let ino: InodeNumber
@@ -80,6 +94,7 @@ final class OpenFile: Sendable {
             for (index, page) in s.pages where index * chunkSize >= size {
                 s.dirtyBytes -= page.bytes.count
                 s.pages[index] = nil
+                s.uploads[index] = nil
             }
             let last = size / chunkSize
             if size % chunkSize != 0, var page = s.pages[last] {
@@ -97,7 +112,8 @@ final class OpenFile: Sendable {
         try state.withLock { (s) throws(FSError) -> Snapshot? in
             if let failure = s.failure { throw failure }
             guard s.isDirty else { return nil }
-            return Snapshot(pages: s.pages.sorted { $0.key < $1.key }, size: s.size, mtime: s.mtime, writeCounter: s.writeCounter)
+            return Snapshot(pages: s.pages.sorted { $0.key < $1.key }, size: s.size, mtime: s.mtime, writeCounter: s.writeCounter,
+                            uploads: s.uploads)
         }
     }
 
@@ -107,9 +123,55 @@ final class OpenFile: Sendable {
             for (index, page) in snapshot.pages where s.pages[index]?.version == page.version {
                 s.dirtyBytes -= page.bytes.count
                 s.pages[index] = nil
+                if s.uploads[index]?.version == page.version { s.uploads[index] = nil }
             }
             if s.writeCounter == snapshot.writeCounter { s.mtime = nil; s.sizeDirty = false }
             else if s.size == snapshot.size { s.sizeDirty = false }
+        }
+    }
+
+    /// Starts (through `submit`) an upload for every page in `range` that is now completely
+    /// written and has none for its current version. Returns whether any started.
+    func startUploads(touching range: Range<UInt64>, submit: (UInt64, [UInt8]) -> UploadTicket) -> Bool {
+        let chunkSize = UInt64(FormatConstants.chunkSize)
+        guard !range.isEmpty else { return false }
+        return state.withLock { s in
+            var started = false
+            for index in (range.lowerBound / chunkSize)...((range.upperBound - 1) / chunkSize) {
+                guard let page = s.pages[index], page.bytes.count == FormatConstants.chunkSize,
+                      page.written.covers(0..<FormatConstants.chunkSize), s.uploads[index]?.version != page.version else { continue }
+                s.uploads[index] = PageUpload(version: page.version, ticket: submit(index, page.bytes))
+                started = true
+            }
+            return started
+        }
+    }
+
+    /// The unfinished uploads past the newest `window` ones, oldest first: what a writer
+    /// waits for before writing on.
+    func uploadsBeyond(window: Int) -> [UploadTicket] {
+        state.withLock { s in
+            let pending = s.uploads.sorted { $0.key < $1.key }.map(\.value.ticket).filter { !$0.isDone }
+            return pending.count > window ? Array(pending.prefix(pending.count - window)) : []
+        }
+    }
+
+    /// Records a read of `range` and returns the chunk indexes to fetch ahead: none for a
+    /// random reader; for a sequential one a window that grows with the run of sequential
+    /// reads, up to `maxWindow` chunks past the one being read.
+    func readAhead(_ range: Range<UInt64>, maxWindow: Int) -> ClosedRange<UInt64>? {
+        let chunkSize = UInt64(FormatConstants.chunkSize)
+        return state.withLock { s in
+            s.sequentialReads = range.lowerBound == s.readCursor ? s.sequentialReads + 1 : 0
+            s.readCursor = range.upperBound
+            guard s.sequentialReads >= 2, maxWindow > 0, !range.isEmpty else { return nil }
+            let current = (range.upperBound - 1) / chunkSize
+            let window = UInt64(min(maxWindow, 1 + s.sequentialReads / 4))
+            let first = max(current + 1, s.prefetchedThrough + 1)
+            let last = current + window
+            guard first <= last else { return nil }
+            s.prefetchedThrough = last
+            return first...last
         }
     }
 

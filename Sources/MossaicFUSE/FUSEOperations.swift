@@ -19,9 +19,13 @@ enum FUSEOperations {
         ops.`init` = { userdata, conn in
             guard let conn, let userdata else { return }
             let b = Unmanaged<FUSEBridge>.fromOpaque(userdata).takeUnretainedValue()
-            // 1 MiB writes: one request per chunk-sized page instead of eight.
+            // 1 MiB writes: one request per chunk-sized page instead of eight. (Read-ahead can
+            // only be lowered here; the daemon raises it through sysfs after mounting.)
             conn.pointee.max_write = 1 << 20
             if conn.pointee.capable & UInt32(FUSE_CAP_READDIRPLUS) != 0 { conn.pointee.want |= UInt32(FUSE_CAP_READDIRPLUS) }
+            // Always readdirplus, never the kernel's "auto" guess: attributes come with the
+            // listing at no extra cost here, and ls -l/find then need no lookup per entry.
+            conn.pointee.want &= ~UInt32(FUSE_CAP_READDIRPLUS_AUTO)
             // POSIX ACLs: the kernel enforces them (and with them default_permissions) and
             // stores them through setxattr as system.posix_acl_*.
             if b.posixACL && conn.pointee.capable & UInt32(FUSE_CAP_POSIX_ACL) != 0 { conn.pointee.want |= UInt32(FUSE_CAP_POSIX_ACL) }
@@ -159,8 +163,9 @@ enum FUSEOperations {
                 guard let fi else { throw .invalidArgument }
                 let access = fi.pointee.flags & O_ACCMODE
                 let mode = MossaicFilesystem.OpenMode(readable: access != O_WRONLY, writable: access != O_RDONLY)
-                let handle = try b.filesystem.open(InodeNumber(ino), mode: mode, caller: FUSEBridge.caller(req))
+                let (handle, keepCache) = try b.filesystem.openKeepingCache(InodeNumber(ino), mode: mode, caller: FUSEBridge.caller(req))
                 fi.pointee.fh = handle.rawValue
+                fi.pointee.keep_cache = keepCache ? 1 : 0
                 if fuse_reply_open(req, fi) != 0 { try? b.filesystem.release(InodeNumber(ino), handle: handle) }
             }
         }

@@ -31,9 +31,9 @@ extension SQLiteMetaStore {
     /// Publishes a file's new content in ONE transaction: new chunk rows, the changed chunk
     /// references with their refcounts, and size/mtime/ctime. The caller has stored every
     /// non-inline chunk in `newChunks` before calling, so the metadata never references a
-    /// chunk the store lacks.
-    public func commit(_ commit: FileCommit) throws(MetaError) -> FileAttributes {
-        try write(durable: true) { (c) throws(MetaError) in
+    /// chunk the store lacks. `durable`: synchronous=FULL (fsync), else NORMAL.
+    public func commit(_ commit: FileCommit, durable: Bool = true) throws(MetaError) -> FileAttributes {
+        try write(durable: durable) { (c) throws(MetaError) in
             let key = SQLValue.int(Int64(commit.ino.rawValue))
             var attrs = try Self.attributes(c, commit.ino)
             guard attrs.kind == .regular else { throw .invalidArgument }
@@ -42,10 +42,12 @@ extension SQLiteMetaStore {
                           [.blob(chunk.hash.bytes), .int(Int64(chunk.length)), .int(chunk.state.rawValue),
                            chunk.inlineData.map { .blob($0) } ?? .null])
             }
+            var released: [[UInt8]] = []
             for (index, ref) in commit.chunks {
                 let idx = SQLValue.int(Int64(index.rawValue))
                 if let old = try c.queryOne("SELECT hash FROM file_chunks WHERE ino = ? AND idx = ?", [key, idx], row: { $0.blob(0) }) {
                     try c.run("UPDATE chunks SET refcount = refcount - 1 WHERE hash = ?", [.blob(old)])
+                    released.append(old)
                 }
                 if let ref {
                     try c.run("INSERT INTO file_chunks(ino, idx, hash, length) VALUES(?, ?, ?, ?) ON CONFLICT(ino, idx) DO UPDATE SET hash = excluded.hash, length = excluded.length",
@@ -62,7 +64,7 @@ extension SQLiteMetaStore {
             attrs.ctime = commit.ctime
             try c.run("UPDATE inodes SET size = ?, mtime_ns = ?, ctime_ns = ? WHERE ino = ?",
                       [.int(Int64(commit.size)), .int(commit.mtime.nanoseconds), .int(commit.ctime.nanoseconds), key])
-            try Self.dropUnreferencedInline(c)
+            for hash in released { try Self.dropIfUnreferencedInline(c, hash) }
             return attrs
         }
     }
@@ -77,19 +79,22 @@ extension SQLiteMetaStore {
             UPDATE chunks SET refcount = refcount - (SELECT count(*) FROM file_chunks f WHERE f.ino = ? AND f.idx >= ? AND f.hash = chunks.hash)
             WHERE hash IN (SELECT hash FROM file_chunks WHERE ino = ? AND idx >= ?)
             """, [key, .int(firstGone), key, .int(firstGone)])
+        try c.run("""
+            DELETE FROM chunks WHERE refcount = 0 AND state = ? AND hash IN (SELECT hash FROM file_chunks WHERE ino = ? AND idx >= ?)
+            """, [.int(ChunkState.inline.rawValue), key, .int(firstGone)])
         try c.run("DELETE FROM file_chunks WHERE ino = ? AND idx >= ?", [key, .int(firstGone)])
         if size % chunkSize != 0 {
             let last = Int64(size / chunkSize)
             try c.run("UPDATE file_chunks SET length = min(length, ?) WHERE ino = ? AND idx = ?",
                       [.int(Int64(size % chunkSize)), key, .int(last)])
         }
-        try dropUnreferencedInline(c)
     }
 
     /// Inline chunks live only in their row: with no reference left they are garbage at once.
     /// Stored chunks keep their row at refcount 0 until garbage collection deletes the object.
-    static func dropUnreferencedInline(_ c: SQLiteConnection) throws(MetaError) {
-        try c.run("DELETE FROM chunks WHERE refcount <= 0 AND state = ?", [.int(ChunkState.inline.rawValue)])
+    /// Only chunks whose references a transaction released are checked: never a table scan.
+    static func dropIfUnreferencedInline(_ c: SQLiteConnection, _ hash: [UInt8]) throws(MetaError) {
+        try c.run("DELETE FROM chunks WHERE hash = ? AND refcount = 0 AND state = ?", [.blob(hash), .int(ChunkState.inline.rawValue)])
     }
 
     /// Stored chunks no file references (garbage-collection candidates).

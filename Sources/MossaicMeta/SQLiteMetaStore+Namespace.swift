@@ -234,12 +234,13 @@ extension SQLiteMetaStore {
                 UPDATE chunks SET refcount = refcount - (SELECT count(*) FROM file_chunks f WHERE f.ino = ? AND f.hash = chunks.hash)
                 WHERE hash IN (SELECT hash FROM file_chunks WHERE ino = ?)
                 """, [key, key])
+            try c.run("DELETE FROM chunks WHERE refcount = 0 AND state = ? AND hash IN (SELECT hash FROM file_chunks WHERE ino = ?)",
+                      [.int(ChunkState.inline.rawValue), key])
             try c.run("DELETE FROM file_chunks WHERE ino = ?", [key])
             try c.run("DELETE FROM symlinks WHERE ino = ?", [key])
             try c.run("DELETE FROM xattrs WHERE ino = ?", [key])
             try c.run("DELETE FROM inodes WHERE ino = ?", [key])
             try c.run("DELETE FROM orphans WHERE ino = ?", [key])
-            try Self.dropUnreferencedInline(c)
         }
     }
 }

@@ -23,6 +23,8 @@ public final class SQLiteMetaStore: Sendable {
 
     /// The database file in use (it changes when a read-only mount switches snapshots).
     public var path: String { connection.withLock { $0.path } }
+    /// Transactions committed with synchronous=NORMAL since the last FULL commit.
+    private let unsynced = Atomic<Int>(0)
 
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     /// `readOnly` opens an existing database without ever writing to it (a downloaded snapshot);
@@ -82,14 +84,20 @@ public final class SQLiteMetaStore: Sendable {
     /// the metadata clean.
     func write<T: Sendable>(durable: Bool = false, counted: Bool = true, _ body: (SQLiteConnection) throws(MetaError) -> T) throws(MetaError) -> T {
         try withConnection { (c) throws(MetaError) in
-            try c.transaction(durable: durable) { () throws(MetaError) in
+            let result = try c.transaction(durable: durable) { () throws(MetaError) in
                 let before = c.totalChanges
                 let result = try body(c)
                 if counted && c.totalChanges != before { try Self.countChange(c) }
                 return result
             }
+            // A FULL commit fsyncs the WAL, and with it every earlier transaction.
+            if durable { unsynced.store(0, ordering: .relaxed) } else { unsynced.add(1, ordering: .relaxed) }
+            return result
         }
     }
+
+    /// True if some committed change is not yet durable against power loss.
+    public var hasUnsyncedChanges: Bool { unsynced.load(ordering: .relaxed) > 0 }
 
     /// Makes every change so far durable (fsync, fsyncdir, syncfs): a FULL commit of a
     /// one-row write, which fsyncs the WAL holding all earlier transactions.
@@ -200,10 +208,14 @@ public final class SQLiteMetaStore: Sendable {
         }
     }
 
-    /// Sets the access time alone (a read, under relatime rules): unlike setattr, ctime stays.
-    public func touchAccessTime(of ino: InodeNumber, _ atime: Timestamp) throws(MetaError) {
+    /// Sets access times alone (reads, under relatime rules), in one transaction: unlike
+    /// setattr, ctime stays. Inodes gone meanwhile are skipped.
+    public func touchAccessTimes(_ times: [(InodeNumber, Timestamp)]) throws(MetaError) {
+        guard !times.isEmpty else { return }
         try write { (c) throws(MetaError) in
-            try c.run("UPDATE inodes SET atime_ns = ? WHERE ino = ?", [.int(atime.nanoseconds), .int(Int64(ino.rawValue))])
+            for (ino, atime) in times {
+                try c.run("UPDATE inodes SET atime_ns = ? WHERE ino = ?", [.int(atime.nanoseconds), .int(Int64(ino.rawValue))])
+            }
         }
     }
 

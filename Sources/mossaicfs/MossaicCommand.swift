@@ -33,7 +33,7 @@ struct MossaicCommand: ParsableCommand {
           umount /mnt/data
         """,
         version: "mossaicfs \(version)",
-        subcommands: [MountCommand.self, FormatCommand.self, StatusCommand.self, SnapshotsCommand.self, SnapshotCommand.self],
+        subcommands: [MountCommand.self, FormatCommand.self, StatusCommand.self, FsckCommand.self, SnapshotsCommand.self, SnapshotCommand.self],
         defaultSubcommand: MountCommand.self
     )
 }

@@ -26,10 +26,14 @@ struct MountCommand: ParsableCommand {
           default_permissions   the kernel checks permissions (default: mossaicfs checks them itself)
           acl                   POSIX ACLs (setfacl/getfacl), enforced by the kernel; implies default_permissions
           cache_size=SIZE       disk cache bound for remote stores (default 10G)
-          mem_cache_size=SIZE   memory cache bound (default 64M)
+          mem_cache_size=SIZE   memory cache bound (default 32M)
           cache_free=SIZE       free space the disk cache leaves on its filesystem (default 1G)
           threads=N             FUSE worker threads (default 16)
+          upload_threads=N      chunks hashed and stored in parallel (default 8)
+          read_ahead=N          chunks fetched ahead of a sequential reader (default 8, 0: off)
           attr_timeout=S, entry_timeout=S   kernel cache lifetimes (default 1)
+          sync_interval=S       a close(2) is durable against power loss within S seconds
+                                (default 1; 0: fsync at every close). fsync(2) is always at once
           fsname=NAME           the source shown in /proc/mounts (default SOURCE)
           debug                 log every FUSE request
           metrics=HOST:PORT     Prometheus metrics at http://HOST:PORT/metrics (loopback only)
@@ -94,6 +98,18 @@ struct MountCommand: ParsableCommand {
             let arguments = Array(CommandLine.arguments.dropFirst())
             throw ExitCode(Daemon.spawnAndWait(arguments: arguments + ["--daemon"]))
         }
+        // glibc gives each thread that allocates its own arena, and ~30 threads here would each
+        // keep freed memory: two arenas keep the daemon's footprint near what it uses.
+        // And a fixed mmap threshold (256 KiB): chunk-sized buffers are then always mapped and
+        // unmapped, instead of glibc raising the threshold after the first frees and leaving
+        // freed megabytes in the heap. malloc.h is not part of Swift's Glibc module, so mallopt
+        // is looked up by name; M_ARENA_MAX is -8 and M_MMAP_THRESHOLD -3 there.
+        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") {
+            typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+            let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
+            _ = mallopt(-8, 2)
+            _ = mallopt(-3, 256 << 10)
+        }
         let parsed: MountOptions
         do {
             parsed = try MountOptions(options)
@@ -119,14 +135,18 @@ struct MountCommand: ParsableCommand {
         do {
             let base = try StoreFactory.open(source, options: parsed.store, create: false)
             store = InstrumentedObjectStore(base, metrics: metrics)
-            opened = try FilesystemLoader.open(store: store, settings: .init(
+            var settings = FilesystemLoader.Settings(
                 cacheDirectory: parsed.cacheDirectory, readOnly: parsed.readOnly,
                 memoryCacheBytes: parsed.memoryCacheBytes, diskCacheBytes: parsed.diskCacheBytes,
                 freeSpaceFloor: parsed.cacheFreeBytes, checkPermissions: !parsed.kernelPermissions,
                 updateAccessTimes: !parsed.noatime,
                 replication: .init(interval: parsed.metaInterval, keep: parsed.metaKeep, leaseDuration: parsed.leaseTime,
                                    pollInterval: parsed.pollInterval, snapshot: parsed.snapshot,
-                                   discardLocal: parsed.discardLocal, forceLease: parsed.forceLease)), logger: logger, metrics: metrics)
+                                   discardLocal: parsed.discardLocal, forceLease: parsed.forceLease))
+            settings.syncInterval = parsed.syncInterval
+            settings.uploadThreads = parsed.uploadThreads
+            settings.readAheadChunks = parsed.readAheadChunks
+            opened = try FilesystemLoader.open(store: store, settings: settings, logger: logger, metrics: metrics)
             if let s3 = base as? S3ObjectStore {
                 metrics.addCollector { m in
                     m.set("mossaicfs_store_retries_total", "Requests the S3 store retried.", type: "counter", Double(s3.retryCount))
@@ -174,6 +194,7 @@ struct MountCommand: ParsableCommand {
                 control.start()
                 exporter?.start()
                 registration = MountRegistry.register(mountpoint: mountpointPath, cacheDirectory: opened.cacheDirectory.path)
+                MountRegistry.raiseReadahead(mountpoint: mountpointPath)
                 Daemon.report(fd: readyFd, Daemon.readyMessage)
             }
         } catch {

@@ -11,13 +11,16 @@ struct MountOptions: Equatable {
     var kernelPermissions = false
     var posixACL = false
     var noatime = false
-    var memoryCacheBytes = 64 << 20
+    var memoryCacheBytes = 32 << 20
     var diskCacheBytes = 10 << 30
     var cacheFreeBytes = 1 << 30
     var maxThreads = 16
     var entryTimeout = 1.0
     var attributeTimeout = 1.0
     var fsname: String?
+    var syncInterval = 1.0
+    var uploadThreads = 8
+    var readAheadChunks = 8
     /// Metadata snapshots and the writer lease (see FilesystemLoader.ReplicationSettings).
     var metaInterval = 10.0
     var metaKeep = 30
@@ -105,6 +108,15 @@ struct MountOptions: Equatable {
             guard let n = Int(v), (1...256).contains(n) else { throw OptionError("option 'threads': '\(v)' is not a number from 1 to 256") }
             maxThreads = n
         case "attr_timeout": attributeTimeout = try seconds()
+        case "sync_interval": syncInterval = try seconds()
+        case "upload_threads":
+            let v = try required()
+            guard let n = Int(v), (1...128).contains(n) else { throw OptionError("option 'upload_threads': '\(v)' is not a number from 1 to 128") }
+            uploadThreads = n
+        case "read_ahead":
+            let v = try required()
+            guard let n = Int(v), (0...64).contains(n) else { throw OptionError("option 'read_ahead': '\(v)' is not a number of chunks from 0 to 64") }
+            readAheadChunks = n
         case "entry_timeout": entryTimeout = try seconds()
         case "fsname": fsname = try required()
         case "meta_interval": metaInterval = try positiveSeconds()

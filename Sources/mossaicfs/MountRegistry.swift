@@ -36,6 +36,17 @@ enum MountRegistry {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Raises the kernel's read-ahead for the mount to one chunk (1 MiB; the default is
+    /// 128 KiB), so sequential readers arrive in chunk-sized requests. Best effort: needs root.
+    static func raiseReadahead(mountpoint: String) {
+        guard let (device, _) = mount(at: mountpoint) else { return }
+        let path = "/sys/class/bdi/\(device)/read_ahead_kb"
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        Console.write(fd, "1024\n")
+        close(fd)
+    }
+
     static func register(mountpoint: String, cacheDirectory: String) -> String? {
         guard let (device, _) = mount(at: mountpoint) else { return nil }
         try? PosixFiles.makeDirectories(directory)

@@ -174,3 +174,13 @@ def sha256_file(path):
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
+
+
+def s3_env(server, **overrides):
+    """The environment a mossaicfs process needs to reach `server` (an s3server.MotoServer):
+    the caller's environment without its AWS_* variables, plus the server's credentials."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=server.access_key, AWS_SECRET_ACCESS_KEY=server.secret_key,
+               AWS_ENDPOINT_URL=server.endpoint, AWS_REGION=server.region)
+    env.update(overrides)
+    return env

@@ -1,0 +1,92 @@
+import Foundation
+import MossaicCore
+import MossaicMeta
+
+/// A fixed set of threads for blocking background work: hashing and uploading chunks while FUSE
+/// threads keep accepting writes, and fetching the chunks a sequential reader needs next.
+///
+/// Plain threads, not Swift concurrency: an upload blocks on the network for milliseconds,
+/// and FUSE callbacks must never wait on the cooperative pool (it is 2 threads wide here).
+final class UploadPool: @unchecked Sendable {
+    // @unchecked: `queue` and `stopping` are guarded by `condition`.
+    private let condition = NSCondition()
+    private var queue: [() -> Void] = []
+    private var stopping = false
+
+    init(threads: Int) {
+        for i in 0..<max(1, threads) {
+            let thread = Thread { [self] in self.work() }
+            thread.name = "mossaicfs-upload-\(i)"
+            thread.start()
+        }
+    }
+
+    /// Runs `job` on a pool thread; the ticket tells its outcome.
+    func submit(_ job: @escaping @Sendable () throws(FSError) -> StoredChunk?) -> UploadTicket {
+        let ticket = UploadTicket()
+        condition.lock()
+        queue.append {
+            do throws(FSError) { ticket.finish(.success(try job())) } catch { ticket.finish(.failure(error)) }
+        }
+        condition.signal()
+        condition.unlock()
+        return ticket
+    }
+
+    /// Runs `job` on a pool thread, outcome unobserved (read-ahead).
+    func run(_ job: @escaping @Sendable () -> Void) {
+        condition.lock()
+        queue.append(job)
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Lets the threads finish what is queued and exit.
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    private func work() {
+        while true {
+            condition.lock()
+            while queue.isEmpty && !stopping { condition.wait() }
+            if queue.isEmpty { condition.unlock(); return }
+            let job = queue.removeFirst()
+            condition.unlock()
+            job()
+        }
+    }
+}
+
+/// A page made a chunk: its reference, and the chunk row to insert if the chunk is new.
+struct StoredChunk: Sendable {
+    var ref: ChunkRef
+    var new: NewChunk?
+}
+
+/// The outcome of one queued upload.
+final class UploadTicket: @unchecked Sendable {
+    // @unchecked: `result` is guarded by `condition`.
+    private let condition = NSCondition()
+    private var result: Result<StoredChunk?, FSError>?
+
+    func finish(_ r: Result<StoredChunk?, FSError>) {
+        condition.lock(); result = r; condition.broadcast(); condition.unlock()
+    }
+
+    func wait() throws(FSError) -> StoredChunk? {
+        condition.lock()
+        while result == nil { condition.wait() }
+        let r = result!
+        condition.unlock()
+        return try r.get()
+    }
+
+    var isDone: Bool {
+        condition.lock(); defer { condition.unlock() }
+        return result != nil
+    }
+}

@@ -1,0 +1,171 @@
+import MossaicCore
+
+/// One inconsistency in the metadata, as `fsck` reports it.
+public struct MetaProblem: Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        case refcount = "wrong chunk refcount"
+        case danglingReference = "reference to an unknown chunk"
+        case referenceTooLong = "reference longer than its chunk"
+        case referencePastEnd = "chunk reference past the end of the file"
+        case linkCount = "wrong link count"
+        case danglingEntry = "directory entry naming no inode"
+        case unreachable = "inode with links but no name"
+        case unlistedOrphan = "unlinked inode not queued for removal"
+        case directoryParent = "directory with a wrong parent"
+    }
+    public var kind: Kind
+    public var detail: String
+    public var description: String { "\(kind.rawValue): \(detail)" }
+}
+
+/// Consistency checks and repairs for `fsck`. Each check is one aggregate query, never a
+/// query per inode, so a filesystem of millions of files is checked in seconds.
+extension SQLiteMetaStore {
+    public func checkConsistency() throws(MetaError) -> [MetaProblem] {
+        try withConnection { (c) throws(MetaError) in
+            var problems: [MetaProblem] = []
+            let directory = Int64(FileKind.directory.rawValue)
+            for (hash, stored, actual) in try c.query("""
+                SELECT c.hash, c.refcount, coalesce(f.n, 0) FROM chunks c
+                LEFT JOIN (SELECT hash, count(*) AS n FROM file_chunks GROUP BY hash) f ON f.hash = c.hash
+                WHERE c.refcount != coalesce(f.n, 0)
+                """, row: { ($0.blob(0), $0.int(1), $0.int(2)) }) {
+                problems.append(.init(kind: .refcount, detail: "chunk \(ChunkHash(bytes: hash)) has refcount \(stored), \(actual) references"))
+            }
+            for (ino, idx, hash) in try c.query("""
+                SELECT f.ino, f.idx, f.hash FROM file_chunks f LEFT JOIN chunks c ON c.hash = f.hash WHERE c.hash IS NULL
+                """, row: { ($0.int(0), $0.int(1), $0.blob(2)) }) {
+                problems.append(.init(kind: .danglingReference, detail: "inode \(ino) chunk \(idx) names \(ChunkHash(bytes: hash))"))
+            }
+            for (ino, idx) in try c.query("""
+                SELECT f.ino, f.idx FROM file_chunks f JOIN chunks c ON c.hash = f.hash WHERE f.length > c.length
+                """, row: { ($0.int(0), $0.int(1)) }) {
+                problems.append(.init(kind: .referenceTooLong, detail: "inode \(ino) chunk \(idx)"))
+            }
+            for (ino, idx) in try c.query("""
+                SELECT f.ino, f.idx FROM file_chunks f JOIN inodes i ON i.ino = f.ino WHERE f.idx * ? >= i.size
+                """, [.int(Int64(FormatConstants.chunkSize))], row: { ($0.int(0), $0.int(1)) }) {
+                problems.append(.init(kind: .referencePastEnd, detail: "inode \(ino) chunk \(idx)"))
+            }
+            // Non-directories: one link per name. Directories: 2 + one per subdirectory.
+            for (ino, nlink, expected) in try c.query("""
+                SELECT i.ino, i.nlink,
+                  CASE WHEN i.kind = ? THEN 2 + coalesce(s.n, 0) ELSE coalesce(d.n, 0) END AS expected
+                FROM inodes i
+                LEFT JOIN (SELECT ino, count(*) AS n FROM dentries GROUP BY ino) d ON d.ino = i.ino
+                LEFT JOIN (SELECT i2.parent AS ino, count(*) AS n FROM inodes i2 WHERE i2.kind = ? AND i2.ino != 1 GROUP BY i2.parent) s ON s.ino = i.ino
+                WHERE i.nlink != expected AND NOT (i.kind != ? AND i.nlink = 0)
+                """, [.int(directory), .int(directory), .int(directory)], row: { ($0.int(0), $0.int(1), $0.int(2)) }) {
+                problems.append(.init(kind: .linkCount, detail: "inode \(ino) has nlink \(nlink), expected \(expected)"))
+            }
+            for (parent, ino) in try c.query("""
+                SELECT d.parent, d.ino FROM dentries d LEFT JOIN inodes i ON i.ino = d.ino WHERE i.ino IS NULL
+                """, row: { ($0.int(0), $0.int(1)) }) {
+                problems.append(.init(kind: .danglingEntry, detail: "entry in directory \(parent) names inode \(ino)"))
+            }
+            for ino in try c.query("""
+                SELECT i.ino FROM inodes i WHERE i.ino != 1 AND i.nlink > 0 AND NOT EXISTS (SELECT 1 FROM dentries d WHERE d.ino = i.ino)
+                """, row: { $0.int(0) }) {
+                problems.append(.init(kind: .unreachable, detail: "inode \(ino)"))
+            }
+            for ino in try c.query("""
+                SELECT i.ino FROM inodes i WHERE i.nlink = 0 AND i.ino NOT IN (SELECT ino FROM orphans)
+                """, row: { $0.int(0) }) {
+                problems.append(.init(kind: .unlistedOrphan, detail: "inode \(ino)"))
+            }
+            for (ino, parent) in try c.query("""
+                SELECT i.ino, i.parent FROM inodes i JOIN dentries d ON d.ino = i.ino WHERE i.kind = ? AND i.parent != d.parent
+                """, [.int(directory)], row: { ($0.int(0), $0.int(1)) }) {
+                problems.append(.init(kind: .directoryParent, detail: "directory \(ino) says its parent is \(parent)"))
+            }
+            return problems
+        }
+    }
+
+    /// Fixes what the metadata alone can fix, in one transaction: refcounts and link counts are
+    /// recounted, references to unknown chunks and past the end become holes, entries naming
+    /// nothing are removed, inodes with links but no name are given one in `/lost+found` (as
+    /// e2fsck does, so nothing is discarded), directory parents follow their entries.
+    /// Returns how many rows changed.
+    public func repairConsistency() throws(MetaError) -> Int {
+        try write(durable: true) { (c) throws(MetaError) in
+            var changed = 0
+            let directory = Int64(FileKind.directory.rawValue)
+            try c.run("DELETE FROM file_chunks WHERE hash NOT IN (SELECT hash FROM chunks)"); changed += c.changes
+            try c.run("""
+                DELETE FROM file_chunks WHERE idx * ? >= (SELECT i.size FROM inodes i WHERE i.ino = file_chunks.ino)
+                """, [.int(Int64(FormatConstants.chunkSize))])
+            changed += c.changes
+            try c.run("""
+                UPDATE file_chunks SET length = (SELECT c.length FROM chunks c WHERE c.hash = file_chunks.hash)
+                WHERE length > (SELECT c.length FROM chunks c WHERE c.hash = file_chunks.hash)
+                """)
+            changed += c.changes
+            try c.run("""
+                UPDATE chunks SET refcount = (SELECT count(*) FROM file_chunks f WHERE f.hash = chunks.hash)
+                WHERE refcount != (SELECT count(*) FROM file_chunks f WHERE f.hash = chunks.hash)
+                """)
+            changed += c.changes
+            try c.run("DELETE FROM chunks WHERE refcount = 0 AND state = ?", [.int(ChunkState.inline.rawValue)]); changed += c.changes
+            try c.run("DELETE FROM dentries WHERE ino NOT IN (SELECT ino FROM inodes)"); changed += c.changes
+            changed += try Self.linkUnreachableIntoLostAndFound(c)
+            try c.run("""
+                UPDATE inodes SET parent = (SELECT d.parent FROM dentries d WHERE d.ino = inodes.ino)
+                WHERE kind = ? AND ino != 1 AND EXISTS (SELECT 1 FROM dentries d WHERE d.ino = inodes.ino AND d.parent != inodes.parent)
+                """, [.int(directory)])
+            changed += c.changes
+            try c.run("""
+                UPDATE inodes SET nlink = (SELECT count(*) FROM dentries d WHERE d.ino = inodes.ino)
+                WHERE kind != ? AND nlink != (SELECT count(*) FROM dentries d WHERE d.ino = inodes.ino)
+                """, [.int(directory)])
+            changed += c.changes
+            try c.run("""
+                UPDATE inodes SET nlink = 2 + (SELECT count(*) FROM inodes s WHERE s.kind = ? AND s.parent = inodes.ino AND s.ino != 1)
+                WHERE kind = ? AND nlink != 2 + (SELECT count(*) FROM inodes s WHERE s.kind = ? AND s.parent = inodes.ino AND s.ino != 1)
+                """, [.int(directory), .int(directory), .int(directory)])
+            changed += c.changes
+            try c.run("INSERT OR IGNORE INTO orphans(ino) SELECT ino FROM inodes WHERE nlink = 0"); changed += c.changes
+            return changed
+        }
+    }
+
+    /// Names every inode that has links but no entry `#<ino>` in `/lost+found`, creating it.
+    private static func linkUnreachableIntoLostAndFound(_ c: SQLiteConnection) throws(MetaError) -> Int {
+        let lost = try c.query("""
+            SELECT ino, kind FROM inodes i WHERE i.ino != 1 AND i.nlink > 0 AND NOT EXISTS (SELECT 1 FROM dentries d WHERE d.ino = i.ino)
+            """, row: { ($0.int(0), $0.int(1)) })
+        guard !lost.isEmpty else { return 0 }
+        let name = Array("lost+found".utf8)
+        var folder = try c.queryOne("SELECT ino FROM dentries WHERE parent = 1 AND name = ?", [.blob(name)]) { $0.int(0) }
+        if folder == nil {
+            let now = Timestamp.now().nanoseconds
+            try c.run("""
+                INSERT INTO inodes(kind, mode, uid, gid, size, nlink, rdev, atime_ns, mtime_ns, ctime_ns, generation, parent)
+                VALUES(?, 448, 0, 0, 0, 2, 0, ?, ?, ?, 0, 1)
+                """, [.int(Int64(FileKind.directory.rawValue)), .int(now), .int(now), .int(now)])
+            folder = c.lastInsertRowID
+            try c.run("INSERT INTO dentries(parent, name, ino) VALUES(1, ?, ?)", [.blob(name), .int(folder!)])
+        }
+        for (ino, kind) in lost {
+            try c.run("INSERT INTO dentries(parent, name, ino) VALUES(?, ?, ?)", [.int(folder!), .blob(Array("#\(ino)".utf8)), .int(ino)])
+            if kind == Int64(FileKind.directory.rawValue) { try c.run("UPDATE inodes SET parent = ? WHERE ino = ?", [.int(folder!), .int(ino)]) }
+        }
+        return lost.count
+    }
+
+    /// Every stored chunk a file references, with its length (what must exist in the store).
+    public func referencedStoredChunkLengths() throws(MetaError) -> [(ChunkHash, Int)] {
+        try withConnection { (c) throws(MetaError) in
+            try c.query("SELECT hash, length FROM chunks WHERE state = ? AND refcount > 0", [.int(ChunkState.stored.rawValue)]) {
+                (ChunkHash(bytes: $0.blob(0)), Int($0.int(1)))
+            }
+        }
+    }
+
+    /// Every chunk row naming an object (referenced or awaiting garbage collection).
+    public func knownStoredChunks() throws(MetaError) -> Set<ChunkHash> {
+        try withConnection { (c) throws(MetaError) in
+            Set(try c.query("SELECT hash FROM chunks WHERE state = ?", [.int(ChunkState.stored.rawValue)]) { ChunkHash(bytes: $0.blob(0)) })
+        }
+    }
+}

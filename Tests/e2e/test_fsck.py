@@ -1,0 +1,93 @@
+"""`mossaicfs fsck` finds what is wrong, names it, and --repair fixes what can be fixed."""
+import os
+import sqlite3
+import uuid
+
+from mossaic import Filesystem, run
+
+MiB = 1 << 20
+
+
+def populated(tmp_path, **kw):
+    f = Filesystem(tmp_path, **kw)
+    f.start()
+    try:
+        f.path("d").mkdir()
+        f.path("d", "big").write_bytes(os.urandom(3 * MiB))
+        f.path("small").write_bytes(b"s" * 100)
+        os.link(f.path("small"), f.path("d", "hard"))
+        # fsck refuses a mounted filesystem (the daemon holds cache_dir).
+        r = run("fsck", f.source, "-o", f"cache_dir={f.cache}", check=False, env=f.env)
+        assert r.returncode != 0 and "in use" in r.stderr
+    finally:
+        f.stop()
+    return f
+
+
+def fsck(f, *flags):
+    return run("fsck", f.source, "-o", f"cache_dir={f.cache}", *flags, check=False, env=f.env)
+
+
+def test_clean_filesystem_is_clean(tmp_path):
+    f = populated(tmp_path)
+    r = fsck(f, "--verify")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip().splitlines()[-1].endswith(": clean")
+    assert "3 verified" in r.stdout
+
+
+def test_missing_and_corrupt_objects_are_named(tmp_path):
+    f = populated(tmp_path)
+    objects = sorted(p for p in (f.store / "chunks").rglob("*") if p.is_file())
+    assert len(objects) == 3
+    objects[0].unlink()
+    objects[1].write_bytes(os.urandom(objects[1].stat().st_size))
+    r = fsck(f)
+    assert r.returncode == 1
+    assert f"missing object: chunks/{objects[0].parent.name}/{objects[0].name}" in r.stdout
+    assert "corrupt object:" not in r.stdout  # only --verify downloads
+    r = fsck(f, "--verify")
+    assert r.returncode == 1
+    assert f"corrupt object: chunks/{objects[1].parent.name}/{objects[1].name}" in r.stdout
+    assert "NOT clean" in r.stdout
+
+
+def test_repair_recounts_and_relinks(tmp_path):
+    f = populated(tmp_path)
+    db = sqlite3.connect(f.cache / "meta.db")
+    with db:
+        db.execute("UPDATE chunks SET refcount = refcount + 5 WHERE state = 2")
+        db.execute("UPDATE inodes SET nlink = 7 WHERE kind = 32768")   # every regular file
+        hard = db.execute("SELECT ino FROM dentries WHERE name = CAST('hard' AS BLOB)").fetchone()[0]
+        big = db.execute("SELECT ino FROM dentries WHERE name = CAST('big' AS BLOB)").fetchone()[0]
+        db.execute("DELETE FROM dentries WHERE ino = ?", (big,))        # an inode with no name
+    db.close()
+    r = fsck(f)
+    assert r.returncode == 1
+    assert "wrong chunk refcount" in r.stdout and "wrong link count" in r.stdout and "inode with links but no name" in r.stdout
+    r = fsck(f, "--repair")
+    assert r.returncode == 0, r.stdout
+    assert fsck(f, "--verify").returncode == 0
+    # The nameless file is in /lost+found, whole.
+    f.start()
+    try:
+        found = f.path("lost+found", f"#{big}")
+        assert found.stat().st_size == 3 * MiB
+        assert os.stat(f.path("small")).st_nlink == 2 and hard
+    finally:
+        f.stop()
+
+
+def test_repair_restores_missing_objects_from_the_disk_cache(tmp_path):
+    from s3server import MotoServer
+    from test_s3 import s3_env, s3_keys
+    with MotoServer(bucket="fsck-e2e") as server:
+        prefix = f"fs-{uuid.uuid4().hex[:8]}"
+        f = populated(tmp_path, source=f"s3://{server.bucket}/{prefix}", env=s3_env(server))
+        client, keys = s3_keys(server, prefix + "/chunks/")
+        client.delete_object(Bucket=server.bucket, Key=keys[0])
+        r = fsck(f)
+        assert r.returncode == 1 and "missing object" in r.stdout
+        r = fsck(f, "--repair")
+        assert r.returncode == 0 and "restored from the disk cache" in r.stdout, r.stdout
+        assert fsck(f, "--verify").returncode == 0
