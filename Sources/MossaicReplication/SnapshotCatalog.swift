@@ -66,7 +66,9 @@ public struct SnapshotCatalog: Sendable {
         guard !matches.isEmpty else { throw .noSuchSnapshot(name) }
         // Two manifests of one generation exist only if two writers raced; HEAD's chain wins.
         if matches.count > 1, let head = try head() {
-            for id in try retainedChain(from: head.pointer.snapshot, keep: Int.max) where matches.contains(id.id) { return id }
+            for manifest in try retainedChain(from: head.pointer.snapshot, keep: Int.max) where matches.contains(manifest.id) {
+                return manifest
+            }
         }
         return try manifest(matches[0])
     }
