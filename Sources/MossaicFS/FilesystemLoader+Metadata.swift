@@ -28,7 +28,9 @@ extension FilesystemLoader {
     static func openWritable(store: any ObjectStore, superblock: Superblock, cacheDirectory: CacheDirectory,
                              settings: Settings, logger: Logger, metrics: Metrics) throws(FormatError) -> Opened {
         let r = settings.replication
+        // Leftovers of a crash during a snapshot or a restore.
         SQLiteMetaStore.removeDatabaseFiles(cacheDirectory.snapshotWorkPath)
+        SQLiteMetaStore.removeDatabaseFiles(cacheDirectory.metadataPath + ".download")
         let lease: WriterLease
         do {
             lease = try WriterLease.acquire(store: store, cacheDirectory: cacheDirectory.path, duration: r.leaseDuration,
@@ -110,7 +112,9 @@ extension FilesystemLoader {
         if snapshotFirst {
             do { _ = try writer.snapshot() } catch { throw .replication(error) }
         }
-        let replicator = MetadataReplicator(writer: writer, lease: lease, interval: r.interval, logger: logger)
+        let replicator = MetadataReplicator(writer: writer, lease: lease, interval: r.interval, logger: logger) {
+            [weak filesystem] error in filesystem?.fence(error.description)
+        }
         filesystem.attach(replicator)
         return Opened(filesystem: filesystem, cacheDirectory: cacheDirectory, replicator: replicator, follower: nil)
     }

@@ -1,6 +1,7 @@
 import MossaicCache
 import MossaicCore
 import MossaicMeta
+import MossaicReplication
 
 /// What `mossaicfs status` shows: store, usage, dedup, cache, pending work.
 public struct FilesystemStatus: Codable, Sendable {
@@ -46,6 +47,14 @@ public struct FilesystemStatus: Codable, Sendable {
     }
 }
 
+extension FilesystemStatus {
+    /// The newest metadata snapshot's age and the writer lease's holder.
+    public mutating func fillReplication(newest: SnapshotManifest?, lease: LeaseRecord?) {
+        lastSnapshotAgeSeconds = newest.map { max(0, Double(Timestamp.now().nanoseconds - $0.createdNanoseconds) / 1e9) }
+        leaseHolder = lease?.holderDescription
+    }
+}
+
 extension MossaicFilesystem {
     /// Live figures of the mounted filesystem. `pendingUploads` is what the store is being
     /// sent right now (commits upload before they publish).
@@ -59,8 +68,12 @@ extension MossaicFilesystem {
             corruptChunks: stats.corrupt)
         let files = openFiles.withLock { Array($0.values) }
         let dirty = files.reduce(0) { sum, f in sum + f.state.withLock { $0.dirtyBytes } }
-        return FilesystemStatus(store: storeName, filesystemUUID: superblock.uuid, mounted: true, readOnly: options.readOnly,
-                                usage: usage, cache: cacheStatus, openFiles: files.count, dirtyBytes: dirty,
-                                pendingUploads: pendingUploads)
+        var status = FilesystemStatus(store: storeName, filesystemUUID: superblock.uuid, mounted: true, readOnly: options.readOnly,
+                                      usage: usage, cache: cacheStatus, openFiles: files.count, dirtyBytes: dirty,
+                                      pendingUploads: pendingUploads)
+        if let replicator = replicator.withLock({ $0 }) {
+            status.fillReplication(newest: replicator.writer.headManifest, lease: replicator.lease?.record)
+        }
+        return status
     }
 }

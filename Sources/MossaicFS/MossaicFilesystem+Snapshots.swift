@@ -1,5 +1,6 @@
 import MossaicCore
 import MossaicReplication
+import Synchronization
 
 /// Metadata snapshots on request (`mossaicfs snapshot MOUNTPOINT`, an ioctl on the mountpoint;
 /// the kernel does not forward syncfs(2) to FUSE daemons, see `ControlRequest`).
@@ -7,6 +8,13 @@ extension MossaicFilesystem {
     /// Connects the read-write mount's snapshotter (once, by `FilesystemLoader`).
     public func attach(_ replicator: MetadataReplicator) {
         self.replicator.withLock { $0 = replicator }
+    }
+
+    /// Refuses every later change (EROFS): another mount is the writer now (see `fenced`).
+    public func fence(_ why: String) {
+        guard !fenced.exchange(true, ordering: .relaxed) else { return }
+        logger.critical("this mount is no longer the filesystem's writer; further changes are refused (read-only)",
+                        metadata: ["reason": "\(why)"])
     }
 
     /// What syncfs would do if it reached us: commits every open file's buffered writes, then

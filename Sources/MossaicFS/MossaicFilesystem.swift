@@ -65,6 +65,9 @@ public final class MossaicFilesystem: Sendable {
     /// Metadata snapshots of a read-write mount, for `snapshotMetadata()`; set once by the
     /// loader (see MossaicFilesystem+Snapshots.swift).
     let replicator = Mutex<MetadataReplicator?>(nil)
+    /// Set when this mount lost the writer lease or another writer moved HEAD: its changes
+    /// could no longer reach the store, so it refuses them (EROFS) from then on.
+    let fenced = Atomic<Bool>(false)
 
     public init(metadata: SQLiteMetaStore, cache: BlobCache, superblock: Superblock, options: Options, logger: Logger,
                 metrics: Metrics = Metrics()) {
@@ -127,7 +130,7 @@ public final class MossaicFilesystem: Sendable {
     }
 
     func checkWritable() throws(FSError) {
-        if options.readOnly { throw .readOnly }
+        if options.readOnly || fenced.load(ordering: .relaxed) { throw .readOnly }
     }
 
     static func checkName(_ name: [UInt8]) throws(FSError) {

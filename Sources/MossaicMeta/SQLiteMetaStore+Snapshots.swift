@@ -51,6 +51,9 @@ public struct SnapshotCopyInfo: Sendable, Equatable {
     public var files: Int64
     public var logicalBytes: Int64
     public var databaseBytes: Int64
+    /// Referenced chunks that are neither inline nor stored (a future write-back "staged"
+    /// state): a snapshot with any must not be published, it would name missing objects.
+    public var unstoredChunks: Int64
 }
 
 extension SQLiteMetaStore {
@@ -183,8 +186,10 @@ extension SQLiteMetaStore {
         let (files, bytes) = try c.queryOne("SELECT count(*), coalesce(sum(size), 0) FROM inodes WHERE kind = ? AND nlink > 0",
                                             [.int(Int64(FileKind.regular.rawValue))]) { ($0.int(0), $0.int(1)) } ?? (0, 0)
         let sequence = try replicationState(c).changeSequence
+        let unstored = try c.queryOne("SELECT count(*) FROM chunks WHERE state NOT IN (?, ?) AND refcount > 0",
+                                      [.int(ChunkState.inline.rawValue), .int(ChunkState.stored.rawValue)]) { $0.int(0) } ?? 0
         return SnapshotCopyInfo(changeSequence: sequence, schemaVersion: schema, inodes: inodes, files: files,
-                                logicalBytes: bytes, databaseBytes: 0)
+                                logicalBytes: bytes, databaseBytes: 0, unstoredChunks: unstored)
     }
 
     /// Makes a downloaded snapshot file ready to be opened read-only: refuses a newer schema,

@@ -77,7 +77,12 @@ public final class HeadFollower: Sendable {
         }
         let manifest = try catalog.manifest(head.pointer.snapshot)
         guard manifest.fsUUID == fsUUID else { throw .wrongFilesystem("snapshot \(manifest.id) belongs to filesystem \(manifest.fsUUID)") }
-        if let old = now.manifest, manifest.generation < old.generation { return nil }
+        if let old = now.manifest, manifest.generation < old.generation {
+            // HEAD went back (restored by hand?): keep showing the newer snapshot, and do not
+            // fetch the same manifest at every poll.
+            current.withLock { $0.headETag = head.etag }
+            return nil
+        }
         let path = directory + "/" + manifest.id + ".db"
         try SnapshotDownloader.download(manifest, from: store, to: path, reusing: now.manifest.map { (now.path, $0) })
         do {

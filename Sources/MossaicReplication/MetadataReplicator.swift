@@ -25,18 +25,24 @@ public final class MetadataReplicator: Sendable {
         let state = Mutex(State())
     }
 
-    /// `interval`: seconds between checks for changes (meta_interval).
-    public init(writer: SnapshotWriter, lease: WriterLease?, interval: Double, logger: Logger) {
+    /// Called once this mount is no longer the writer (lease lost, HEAD moved by another).
+    private let onFenced: @Sendable (ReplicationError) -> Void
+
+    /// `interval`: seconds between checks for changes (meta_interval). `onFenced`: told when
+    /// this mount stopped being the writer, so that the filesystem refuses further changes.
+    public init(writer: SnapshotWriter, lease: WriterLease?, interval: Double, logger: Logger,
+                onFenced: @escaping @Sendable (ReplicationError) -> Void = { _ in }) {
         self.writer = writer
         self.lease = lease
         self.logger = logger
+        self.onFenced = onFenced
         let health = Health()
         snapshotWorker = PeriodicWorker(name: "mossaicfs-snapshot", interval: interval) {
-            Self.periodicSnapshot(writer: writer, health: health, logger: logger)
+            Self.periodicSnapshot(writer: writer, health: health, logger: logger, onFenced: onFenced)
         }
         if let lease {
             leaseWorker = PeriodicWorker(name: "mossaicfs-lease", interval: lease.duration / 3) {
-                Self.renew(lease: lease, health: health, logger: logger)
+                Self.renew(lease: lease, health: health, logger: logger, onFenced: onFenced)
             }
         } else {
             leaseWorker = nil
@@ -52,7 +58,12 @@ public final class MetadataReplicator: Sendable {
     /// periodic snapshot in progress, then takes its own, so everything committed before the
     /// call is in the store when it returns.
     public func snapshotNow() throws(ReplicationError) -> SnapshotWriter.Outcome {
-        try writer.snapshot()
+        do {
+            return try writer.snapshot()
+        } catch {
+            if error.endsWriting { onFenced(error) }
+            throw error
+        }
     }
 
     /// Stops the threads; with `finalSnapshot`, publishes what changed since the last snapshot
@@ -76,6 +87,7 @@ public final class MetadataReplicator: Sendable {
                 _ = try writer.snapshot()
             } catch {
                 failure = error
+                if error.endsWriting { onFenced(error) }
                 logger.error("final metadata snapshot failed; the writer lease is kept so that no other machine mounts older metadata",
                              metadata: ["error": "\(error)"])
             }
@@ -88,7 +100,8 @@ public final class MetadataReplicator: Sendable {
         return failure
     }
 
-    private static func periodicSnapshot(writer: SnapshotWriter, health: Health, logger: Logger) {
+    private static func periodicSnapshot(writer: SnapshotWriter, health: Health, logger: Logger,
+                                         onFenced: @Sendable (ReplicationError) -> Void) {
         if !health.state.withLock({ $0.swept }) {
             health.state.withLock { $0.swept = true }
             do {
@@ -109,13 +122,15 @@ public final class MetadataReplicator: Sendable {
             switch error {
             case .leaseLost, .headMoved:
                 if first { logger.critical("metadata snapshots stopped: \(error)") }
+                onFenced(error)
             default:
                 logger.error("metadata snapshot failed (retried in the next interval)", metadata: ["error": "\(error)"])
             }
         }
     }
 
-    private static func renew(lease: WriterLease, health: Health, logger: Logger) {
+    private static func renew(lease: WriterLease, health: Health, logger: Logger,
+                              onFenced: @Sendable (ReplicationError) -> Void) {
         do {
             try lease.renew()
             if health.state.withLock({ (h) -> Bool in defer { h.leaseFailing = false }; return h.leaseFailing }) {
@@ -125,6 +140,7 @@ public final class MetadataReplicator: Sendable {
             let first = health.state.withLock { (h) -> Bool in defer { h.leaseFailing = true }; return !h.leaseFailing }
             if case .leaseLost = error {
                 if first { logger.critical("\(error); this mount no longer publishes metadata snapshots") }
+                onFenced(error)
             } else {
                 logger.error("cannot renew the writer lease (retrying)", metadata: ["error": "\(error)"])
             }

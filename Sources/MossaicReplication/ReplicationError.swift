@@ -41,6 +41,14 @@ public enum ReplicationError: Error, Equatable, Sendable, CustomStringConvertibl
 }
 
 extension ReplicationError {
+    /// This mount is no longer the filesystem's writer.
+    public var endsWriting: Bool {
+        switch self {
+        case .leaseLost, .headMoved: true
+        default: false
+        }
+    }
+
     /// Runs an object-store call, wrapping its error.
     static func wrap<T>(_ body: () throws(ObjectStoreError) -> T) throws(ReplicationError) -> T {
         do { return try body() } catch { throw .store(error) }

@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,6 +21,16 @@ public struct SnapshotCatalog: Sendable {
         let bytes: [UInt8]
         do { bytes = try store.get(MetadataLayout.head) } catch .notFound { return nil } catch { throw .store(error) }
         return PublishedHead(pointer: try HeadPointer.decode(bytes), etag: info.etag)
+    }
+
+    /// The writer lease as it is in the store, or nil if nobody holds one.
+    public func lease() throws(ReplicationError) -> LeaseRecord? {
+        let bytes: [UInt8]
+        do { bytes = try store.get(MetadataLayout.lease) } catch .notFound { return nil } catch { throw .store(error) }
+        guard let record = try? JSONDecoder().decode(LeaseRecord.self, from: Data(bytes)) else {
+            throw .damaged("\(MetadataLayout.lease) is not a valid lease record")
+        }
+        return record
     }
 
     public func manifest(_ id: String) throws(ReplicationError) -> SnapshotManifest {
@@ -55,7 +66,9 @@ public struct SnapshotCatalog: Sendable {
         guard !matches.isEmpty else { throw .noSuchSnapshot(name) }
         // Two manifests of one generation exist only if two writers raced; HEAD's chain wins.
         if matches.count > 1, let head = try head() {
-            for id in try retainedChain(from: head.pointer.snapshot, keep: Int.max) where matches.contains(id.id) { return id }
+            for manifest in try retainedChain(from: head.pointer.snapshot, keep: Int.max) where matches.contains(manifest.id) {
+                return manifest
+            }
         }
         return try manifest(matches[0])
     }

@@ -89,10 +89,15 @@ public final class SnapshotWriter: Sendable {
         var s = State(head: head, headManifest: headManifest)
         if let headManifest { s.manifests[headManifest.id] = headManifest }
         state = Mutex(s)
+        published = Mutex(headManifest)
     }
 
     /// HEAD as this writer knows it.
     public var head: PublishedHead? { state.withLock { $0.head } }
+    /// The manifest HEAD names (the newest snapshot), if known. Never waits for a snapshot in
+    /// progress (status requests read it).
+    public var headManifest: SnapshotManifest? { published.withLock { $0 } }
+    private let published: Mutex<SnapshotManifest?>
 
     /// Takes a snapshot if the database changed since the last one; returns what it did.
     public func snapshot() throws(ReplicationError) -> Outcome {
@@ -151,6 +156,11 @@ public final class SnapshotWriter: Sendable {
             try metadata.snapshotCopy(to: path, generation: generation, id: id)
         }
         defer { SQLiteMetaStore.removeDatabaseFiles(path) }
+        // Today every referenced chunk is inline or stored before its commit; should a
+        // write-back state appear, a snapshot must wait for its uploads, never name them.
+        guard copy.unstoredChunks == 0 else {
+            throw .local("\(copy.unstoredChunks) referenced chunks are not in the store yet; snapshot postponed")
+        }
 
         // Cut and name the pieces.
         let chunkSize = FormatConstants.chunkSize
@@ -187,6 +197,15 @@ public final class SnapshotWriter: Sendable {
         }
         if let failure { throw failure }
 
+        // Still the writer? Renewing the lease right before publishing means a snapshot is
+        // published only by the lease holder (up to this one request's latency), not merely by
+        // whoever still had HEAD's ETag.
+        if let lease {
+            do throws(ReplicationError) { try lease.renew() } catch {
+                if case .leaseLost = error { s.stopped = error }
+                throw error
+            }
+        }
         let manifest = SnapshotManifest(
             id: id, generation: generation, parent: headID, fsUUID: configuration.fsUUID, created: started,
             host: configuration.host, schemaVersion: copy.schemaVersion, inodes: copy.inodes, files: copy.files,
@@ -219,6 +238,7 @@ public final class SnapshotWriter: Sendable {
         }
         s.head = PublishedHead(pointer: pointer, etag: etag)
         s.headManifest = manifest
+        published.withLock { $0 = manifest }
         try ReplicationError.wrapMeta { () throws(MetaError) in
             try metadata.recordPublishedSnapshot(generation: generation, id: id, changeSequence: copy.changeSequence)
         }
@@ -247,6 +267,8 @@ public final class SnapshotWriter: Sendable {
             } else {
                 s.headManifest = try SnapshotCatalog(store: store).manifest(pending.id)
             }
+            let newest = s.headManifest
+            published.withLock { $0 = newest }
             try ReplicationError.wrapMeta { () throws(MetaError) in
                 try metadata.recordPublishedSnapshot(generation: pending.generation, id: pending.id, changeSequence: pending.changeSequence)
             }

@@ -7,6 +7,7 @@ import MossaicCore
 import MossaicFS
 import MossaicMeta
 import MossaicObjectStore
+import MossaicReplication
 
 /// `mossaicfs status MOUNTPOINT|SOURCE [--json]`: what a filesystem holds and how its daemon is
 /// doing. For a mountpoint the figures come live from the daemon (its control socket); for an
@@ -54,7 +55,12 @@ struct StatusCommand: ParsableCommand {
             throw OptionError("no metadata at \(database): this machine has not mounted \(store.displayName) with that cache_dir")
         }
         let metadata = try SQLiteMetaStore(path: database, readOnly: true)
-        return try FilesystemStatus.offline(store: store.displayName, uuid: superblock.uuid, metadata: metadata)
+        var status = try FilesystemStatus.offline(store: store.displayName, uuid: superblock.uuid, metadata: metadata)
+        // The store's newest snapshot and its lease (a writer may be mounted on another host).
+        let catalog = SnapshotCatalog(store: store)
+        let newest = try catalog.head().map { try catalog.manifest($0.pointer.snapshot) }
+        status.fillReplication(newest: newest, lease: try catalog.lease())
+        return status
     }
 
     /// Asks the daemon using `cacheDirectory` over its control socket.

@@ -83,3 +83,21 @@ extension ReplicationLoaderTests {
         writer.stopBackground(finalSnapshot: true)
     }
 }
+
+extension ReplicationLoaderTests {
+    @Test func aMountWhoseLeaseWasTakenRefusesChanges() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("loader-\(UUID().uuidString)").path
+        let store = try DirectoryObjectStore(root: root + "/store", create: true)
+        _ = try Superblock.format(store, inlineMax: 16 << 10, force: false)
+        let writer = try open(store, root + "/w")
+        try write(writer.filesystem, "before", [1])
+        // Another host takes the lease by force (its owner is believed dead).
+        _ = try WriterLease.acquire(store: store, identity: HostIdentity(hostname: "other", machineID: "m-other", bootID: "b"),
+                                    cacheDirectory: "/elsewhere", duration: 60, force: true, logger: logger)
+        #expect(throws: FSError.self) { try writer.filesystem.snapshotMetadata() }
+        #expect(throws: FSError.readOnly) { try write(writer.filesystem, "after", [2]) }
+        // The unmount's final snapshot fails, and the new holder's lease stays.
+        #expect(writer.stopBackground(finalSnapshot: true) != nil)
+        #expect(try store.head(MetadataLayout.lease) != nil)
+    }
+}

@@ -94,15 +94,15 @@ class Mount:
             raise RuntimeError(f"mount failed (exit {code}): {answer}")
         return self
 
-    def stop(self):
-        """Unmounts and waits for the daemon to finish its shutdown and exit 0."""
+    def stop(self, expect_exit=0):
+        """Unmounts and waits for the daemon to finish its shutdown and exit `expect_exit`."""
         if self.proc is None:
             return
         proc, self.proc = self.proc, None
         try:
             subprocess.run(["umount", self.mountpoint], check=True, capture_output=True)
             code = proc.wait(timeout=EXIT_TIMEOUT)
-            assert code == 0, f"daemon exited with {code}"
+            assert code == expect_exit, f"daemon exited with {code}"
         finally:
             if proc.poll() is None:
                 proc.kill()

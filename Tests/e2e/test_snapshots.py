@@ -1,6 +1,7 @@
 """The bucket alone restores the filesystem: metadata snapshots in the store, the single-writer
 lease, read-only mounts (ARCHITECTURE.md §5). All on moto with authentication; every mount is
 stopped by its PID (Mount.stop/kill) on every path."""
+import errno
 import hashlib
 import json
 import os
@@ -220,6 +221,31 @@ def test_a_second_read_write_mount_is_refused_in_one_line(fs):
     # A crashed writer's lease does not lock its own cache_dir out: remount at once.
     m.kill()
     fs.mount("mnt", "cache")
+
+
+def test_a_forced_takeover_fences_the_old_writer(fs):
+    lease_time = 3.0
+    a = fs.mount("a", "cache-a", f"lease_time={lease_time}")
+    write_file(os.path.join(a.mountpoint, "x"), b"1")
+    # Same host, another cache_dir, a live holder: refused without force_lease.
+    with pytest.raises(RuntimeError, match="already mounted read-write"):
+        fs.mount("b", "cache-b")
+    b = fs.mount("b", "cache-b", "force_lease")
+
+    def refused():
+        try:
+            write_file(os.path.join(a.mountpoint, "y"), b"2", fsync=False)
+            return False
+        except OSError as e:
+            assert e.errno == errno.EROFS, e
+            return True
+    # The old writer notices at its next renewal (every lease_time/3) and refuses changes.
+    wait_until(refused, lease_time + 5, "the old writer refusing changes")
+    # Its unmount cannot publish a final snapshot (exit 1), and leaves the new lease alone.
+    a.stop(expect_exit=1)
+    write_file(os.path.join(b.mountpoint, "z"), b"3")
+    b.stop()
+    assert "z" in os.listdir(fs.mount("c", "cache-b").mountpoint)
 
 
 def test_lease_of_another_host_waits_for_expiry_or_force_lease(fs):
