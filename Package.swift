@@ -1,7 +1,7 @@
 // swift-tools-version: 6.0
 // mossaicfs — a FUSE filesystem on S3-compatible object storage (or a local directory).
-// Layers (arrows point down only): mossaicfs → MossaicFUSE → MossaicFS → {MossaicMeta,
-// MossaicCache, MossaicObjectStore} → MossaicCore. Each C module is imported by exactly one
+// Layers (arrows point down only): mossaicfs → MossaicFUSE → MossaicFS → {MossaicReplication,
+// MossaicCache} → {MossaicMeta, MossaicObjectStore} → MossaicCore. Each C module is imported by exactly one
 // Swift target, so no libfuse/sqlite/curl type leaks past the layer that owns it.
 import PackageDescription
 
@@ -23,6 +23,7 @@ let package = Package(
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "libcrypto"),
         .target(name: "CCurl", path: "Sources/CCurl", linkerSettings: [.linkedLibrary("curl")]),
+        .target(name: "CIoctl", path: "Sources/CIoctl"),
 
         .target(name: "MossaicCore", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "MossaicObjectStore",
@@ -32,8 +33,12 @@ let package = Package(
         .target(name: "MossaicCache",
                 dependencies: ["MossaicCore", "MossaicObjectStore", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
+        // Metadata snapshots into the store, restore, the writer lease (ARCHITECTURE.md §5).
+        .target(name: "MossaicReplication",
+                dependencies: ["MossaicCore", "MossaicMeta", "MossaicObjectStore", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
         .target(name: "MossaicFS",
-                dependencies: ["MossaicCore", "MossaicMeta", "MossaicCache", "MossaicObjectStore",
+                dependencies: ["MossaicCore", "MossaicMeta", "MossaicCache", "MossaicObjectStore", "MossaicReplication",
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         .target(name: "MossaicFUSE",
@@ -41,6 +46,7 @@ let package = Package(
                 swiftSettings: strict),
         .executableTarget(name: "mossaicfs",
                           dependencies: ["MossaicFUSE", "MossaicFS", "MossaicObjectStore", "MossaicMeta", "MossaicCore",
+                                         "MossaicReplication", "CIoctl",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
                           swiftSettings: strict),
@@ -51,9 +57,12 @@ let package = Package(
         .testTarget(name: "MossaicObjectStoreTests",
                     dependencies: ["MossaicObjectStore", "MossaicTestSupport", "MossaicCore"], swiftSettings: strict),
         .testTarget(name: "MossaicMetaTests", dependencies: ["MossaicMeta", "MossaicCore"], swiftSettings: strict),
+        .testTarget(name: "MossaicReplicationTests",
+                    dependencies: ["MossaicReplication", "MossaicTestSupport", "MossaicMeta", "MossaicObjectStore", "MossaicCore"],
+                    swiftSettings: strict),
         .testTarget(name: "MossaicFSTests",
                     dependencies: ["MossaicFS", "MossaicTestSupport", "MossaicMeta", "MossaicCache",
-                                   "MossaicObjectStore", "MossaicCore"],
+                                   "MossaicObjectStore", "MossaicCore", "MossaicReplication"],
                     swiftSettings: strict),
     ]
 )

@@ -19,6 +19,8 @@ public enum FSError: Error, Equatable, Sendable, CustomStringConvertible {
     case fileTooLarge
     case noSpace
     case crossDevice
+    /// An ioctl request this filesystem does not know.
+    case unknownRequest
     /// lseek SEEK_DATA/SEEK_HOLE past the end, or no data after the offset.
     case noSuchAddress
     /// A failure of the object store, the cache or the metadata database; the text says which
@@ -45,6 +47,7 @@ public enum FSError: Error, Equatable, Sendable, CustomStringConvertible {
         case .fileTooLarge: "file too large"
         case .noSpace: "no space left"
         case .crossDevice: "cross-device link"
+        case .unknownRequest: "inappropriate ioctl"
         case .noSuchAddress: "no such device or address"
         case .io(let why): "I/O error: \(why)"
         }

@@ -60,7 +60,7 @@ public enum FilesystemChecker {
         }
         let known = try meta { () throws(MetaError) in try metadata.knownStoredChunks() }
         report.unreferencedObjects = present.keys.filter { !known.contains($0) }.count
-        let referenced = try meta { () throws(MetaError) in try metadata.referencedStoredChunks() }
+        let referenced = try meta { () throws(MetaError) in try metadata.referencedStoredChunkLengths() }
         report.referencedObjects = referenced.count
         report.missing = referenced.filter { present[$0.0] == nil }.map(\.0)
 

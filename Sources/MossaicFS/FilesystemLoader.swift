@@ -3,9 +3,15 @@ import MossaicCache
 import MossaicCore
 import MossaicMeta
 import MossaicObjectStore
+import MossaicReplication
 
 /// Opens a formatted filesystem for mounting: superblock, cache directory (locked), metadata,
 /// blob cache. Every failure is a `FormatError` with a one-line message for the CLI.
+///
+/// The metadata comes from the local `meta.db` or from the store's snapshots
+/// (FilesystemLoader+Metadata.swift): a read-write mount takes the writer lease and reconciles
+/// `meta.db` with `meta/HEAD`; a read-only mount assembles a snapshot in
+/// `cache_dir/snapshots/` and never touches `meta.db`.
 public enum FilesystemLoader {
     public struct Settings: Sendable {
         public var cacheDirectory: String?
@@ -19,40 +25,80 @@ public enum FilesystemLoader {
         public var syncInterval: Double = 1
         public var uploadThreads = 8
         public var readAheadChunks = 8
+        public var replication: ReplicationSettings
         public init(cacheDirectory: String? = nil, readOnly: Bool = false, memoryCacheBytes: Int = 32 << 20,
                     diskCacheBytes: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30, maxDirtyBytesPerFile: Int = 16 << 20,
-                    checkPermissions: Bool = true, updateAccessTimes: Bool = true) {
+                    checkPermissions: Bool = true, updateAccessTimes: Bool = true,
+                    replication: ReplicationSettings = ReplicationSettings()) {
             self.cacheDirectory = cacheDirectory; self.readOnly = readOnly; self.memoryCacheBytes = memoryCacheBytes
             self.diskCacheBytes = diskCacheBytes; self.freeSpaceFloor = freeSpaceFloor; self.maxDirtyBytesPerFile = maxDirtyBytesPerFile
             self.checkPermissions = checkPermissions; self.updateAccessTimes = updateAccessTimes
+            self.replication = replication
+        }
+    }
+
+    /// Metadata snapshots and the writer lease (mount options in parentheses).
+    public struct ReplicationSettings: Sendable {
+        /// Seconds between snapshots while the metadata changes (`meta_interval`).
+        public var interval: Double
+        /// Snapshots kept in the store (`meta_keep`).
+        public var keep: Int
+        /// Seconds a writer lease lasts without renewal (`lease_time`); renewed every third.
+        public var leaseDuration: Double
+        /// Read-only mounts: seconds between checks for a newer snapshot (`poll_interval`).
+        public var pollInterval: Double
+        /// Read-only mounts: this snapshot, not the newest, and no following (`snapshot=`).
+        public var snapshot: String?
+        /// Replace local metadata that differs from the store's newest snapshot (`discard_local`).
+        public var discardLocal: Bool
+        /// Take the writer lease even if another live mount holds it (`force_lease`).
+        public var forceLease: Bool
+        public init(interval: Double = 10, keep: Int = 30, leaseDuration: Double = 60, pollInterval: Double = 10,
+                    snapshot: String? = nil, discardLocal: Bool = false, forceLease: Bool = false) {
+            self.interval = interval; self.keep = keep; self.leaseDuration = leaseDuration; self.pollInterval = pollInterval
+            self.snapshot = snapshot; self.discardLocal = discardLocal; self.forceLease = forceLease
         }
     }
 
     /// The opened filesystem with the cache directory whose lock it holds (keep both alive
-    /// for the life of the mount).
+    /// for the life of the mount), and its background metadata work.
     public struct Opened: Sendable {
         public var filesystem: MossaicFilesystem
         public var cacheDirectory: CacheDirectory
+        /// Read-write mounts: periodic snapshots and the writer lease.
+        public var replicator: MetadataReplicator?
+        /// Read-only mounts without `snapshot=`: follows the store's newest snapshot.
+        public var follower: HeadFollower?
+
+        /// Starts the background threads (once the mount is live).
+        public func startBackground() {
+            replicator?.start()
+            follower?.start()
+        }
+
+        /// Stops them. A read-write mount publishes a final snapshot (`finalSnapshot`) and
+        /// releases its lease; the snapshot's error is returned.
+        @discardableResult
+        public func stopBackground(finalSnapshot: Bool) -> ReplicationError? {
+            follower?.stop()
+            return replicator?.stop(finalSnapshot: finalSnapshot)
+        }
     }
 
     public static func open(store: any ObjectStore, settings: Settings, logger: Logger, metrics: Metrics = Metrics()) throws(FormatError) -> Opened {
         let superblock = try Superblock.load(from: store)
         let cacheDirectory = try CacheDirectory(path: settings.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid)
-        let metadata: SQLiteMetaStore
-        do {
-            metadata = try SQLiteMetaStore(path: cacheDirectory.metadataPath)
-            if let owner = try metadata.setting("fs_uuid") {
-                guard owner == superblock.uuid else {
-                    throw FormatError.metadata("\(cacheDirectory.metadataPath) belongs to filesystem \(owner), not to \(store.displayName) (\(superblock.uuid)); use another cache_dir=")
-                }
-            } else {
-                try metadata.setSetting("fs_uuid", superblock.uuid)
-            }
-        } catch let error as FormatError {
-            throw error
-        } catch {
-            throw .metadata("cannot open metadata \(cacheDirectory.metadataPath): \(error)")
+        if settings.readOnly {
+            return try openReadOnly(store: store, superblock: superblock, cacheDirectory: cacheDirectory, settings: settings,
+                                    logger: logger, metrics: metrics)
         }
+        return try openWritable(store: store, superblock: superblock, cacheDirectory: cacheDirectory, settings: settings,
+                                logger: logger, metrics: metrics)
+    }
+
+    static func makeFilesystem(store: any ObjectStore, metadata: SQLiteMetaStore, superblock: Superblock,
+                               cacheDirectory: CacheDirectory, settings: Settings, logger: Logger,
+                               metrics: Metrics) throws(FormatError) -> MossaicFilesystem {
         let cache: BlobCache
         do {
             cache = try BlobCache(store: store, configuration: .init(
@@ -75,6 +121,6 @@ public enum FilesystemLoader {
         } catch {
             throw .metadata("cannot start filesystem: \(error)")
         }
-        return Opened(filesystem: filesystem, cacheDirectory: cacheDirectory)
+        return filesystem
     }
 }

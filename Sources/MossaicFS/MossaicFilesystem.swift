@@ -3,6 +3,7 @@ import MossaicCache
 import MossaicCore
 import MossaicMeta
 import MossaicObjectStore
+import MossaicReplication
 import Synchronization
 
 /// The filesystem as a plain Swift API: no libfuse type appears here, so all of it runs under
@@ -61,6 +62,9 @@ public final class MossaicFilesystem: Sendable {
     /// Access times set by reads but not yet written (Linux's lazytime): written in one
     /// transaction per sync interval, laid over the stored attributes meanwhile.
     let pendingAccessTimes = Mutex<[InodeNumber: Timestamp]>([:])
+    /// Metadata snapshots of a read-write mount, for `snapshotMetadata()`; set once by the
+    /// loader (see MossaicFilesystem+Snapshots.swift).
+    let replicator = Mutex<MetadataReplicator?>(nil)
 
     public init(metadata: SQLiteMetaStore, cache: BlobCache, superblock: Superblock, options: Options, logger: Logger,
                 metrics: Metrics = Metrics()) {
@@ -235,7 +239,8 @@ public final class MossaicFilesystem: Sendable {
     /// The kernel dropped `count` references to `ino`.
     public func forget(_ ino: InodeNumber, count: UInt64) {
         guard inodes.forget(ino, count: count) else { return }
-        guard openFiles.withLock({ $0[ino] == nil }) else { return }
+        // A read-only mount has no orphans of its own and its database is never written.
+        guard !options.readOnly, openFiles.withLock({ $0[ino] == nil }) else { return }
         do { try purge(ino) } catch { logger.error("cannot purge unlinked inode", metadata: ["ino": "\(ino.rawValue)", "error": "\(error)"]) }
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import MossaicCore
 import MossaicObjectStore
+import MossaicReplication
 
 /// `mossaicfs.json` at the root of the store: what makes a directory or bucket prefix a
 /// mossaicfs filesystem, and the options fixed when it was formatted.
@@ -77,6 +78,9 @@ public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
     case store(ObjectStoreError)
     case cacheDirectory(String)
     case metadata(String)
+    /// Metadata snapshots and the writer lease: lease held elsewhere, local metadata older than
+    /// the store's, a damaged snapshot.
+    case replication(ReplicationError)
 
     public var description: String {
         switch self {
@@ -86,6 +90,7 @@ public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
         case .store(let e): e.description
         case .cacheDirectory(let why): why
         case .metadata(let why): why
+        case .replication(let e): e.description
         }
     }
 }

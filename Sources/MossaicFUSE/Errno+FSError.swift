@@ -26,6 +26,7 @@ extension FSError {
         case .fileTooLarge: EFBIG
         case .noSpace: ENOSPC
         case .crossDevice: EXDEV
+        case .unknownRequest: ENOTTY
         case .noSuchAddress: ENXIO
         case .io: EIO
         }

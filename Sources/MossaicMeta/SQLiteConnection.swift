@@ -88,6 +88,8 @@ final class SQLiteConnection: @unchecked Sendable {
     }
 
     var changes: Int { Int(sqlite3_changes(db)) }
+    /// Rows changed by INSERT/UPDATE/DELETE on this connection since it was opened.
+    var totalChanges: Int64 { Int64(sqlite3_total_changes64(db)) }
     var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(db) }
 
     /// Reads a PRAGMA's value back, to check that a setting really took.

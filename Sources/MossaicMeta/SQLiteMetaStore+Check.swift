@@ -154,7 +154,7 @@ extension SQLiteMetaStore {
     }
 
     /// Every stored chunk a file references, with its length (what must exist in the store).
-    public func referencedStoredChunks() throws(MetaError) -> [(ChunkHash, Int)] {
+    public func referencedStoredChunkLengths() throws(MetaError) -> [(ChunkHash, Int)] {
         try withConnection { (c) throws(MetaError) in
             try c.query("SELECT hash, length FROM chunks WHERE state = ? AND refcount > 0", [.int(ChunkState.stored.rawValue)]) {
                 (ChunkHash(bytes: $0.blob(0)), Int($0.int(1)))

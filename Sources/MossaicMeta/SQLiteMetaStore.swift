@@ -11,17 +11,30 @@ import Synchronization
 /// committed with `synchronous=FULL`: when they return, they and everything before them survive
 /// power loss. Other metadata changes use `synchronous=NORMAL`: atomic and immediately safe
 /// against a crash of the daemon, durable against power loss at the next FULL commit.
+///
+/// Every write transaction that changes a row also bumps the `change_seq` setting in the same
+/// transaction, so "changed since the last metadata snapshot" survives a crash
+/// (see `SQLiteMetaStore+Snapshots.swift`).
 public final class SQLiteMetaStore: Sendable {
-    private let connection: Mutex<SQLiteConnection>
-    public let path: String
+    /// Replaced only by `replaceDatabase(with:)` (read-only mounts following the store's newest
+    /// snapshot); every other use just locks it.
+    let connection: Mutex<SQLiteConnection>
+    public let readOnly: Bool
+
+    /// The database file in use (it changes when a read-only mount switches snapshots).
+    public var path: String { connection.withLock { $0.path } }
     /// Transactions committed with synchronous=NORMAL since the last FULL commit.
     private let unsynced = Atomic<Int>(0)
 
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    /// `readOnly` opens an existing database without ever writing to it (a downloaded snapshot);
+    /// its schema must then already be current (`prepareSnapshotFile`).
     public init(path: String, readOnly: Bool = false) throws(MetaError) {
         let c = try SQLiteConnection(path: path, readOnly: readOnly)
-        self.path = path
-        if !readOnly {
+        self.readOnly = readOnly
+        if readOnly {
+            try Self.checkSchema(c, exact: true)
+        } else {
             try c.execute("PRAGMA journal_mode=WAL")
             // A PRAGMA that did not take fails silently; read it back.
             let journal = try c.pragma("journal_mode")
@@ -33,11 +46,22 @@ public final class SQLiteMetaStore: Sendable {
         connection = Mutex(c)
     }
 
-    private static func migrate(_ c: SQLiteConnection) throws(MetaError) {
+    /// Refuses a database newer than this build (and, with `exact`, an older one, which a
+    /// read-only connection cannot migrate). Returns its version.
+    @discardableResult
+    static func checkSchema(_ c: SQLiteConnection, exact: Bool = false) throws(MetaError) -> Int64 {
         let version = try c.queryOne("PRAGMA user_version") { $0.int(0) } ?? 0
         if version > Schema.version {
             throw .incompatible("\(c.path) has metadata schema \(version); this mossaicfs understands up to \(Schema.version) (upgrade mossaicfs)")
         }
+        if exact && version != Schema.version {
+            throw .incompatible("\(c.path) has metadata schema \(version), not \(Schema.version); it must be upgraded before a read-only open")
+        }
+        return version
+    }
+
+    static func migrate(_ c: SQLiteConnection) throws(MetaError) {
+        let version = try checkSchema(c)
         if version == 0 {
             try c.transaction(durable: true) { () throws(MetaError) in
                 try c.execute(Schema.v1)
@@ -52,9 +76,20 @@ public final class SQLiteMetaStore: Sendable {
         try connection.withLock { (c) throws(MetaError) -> T in try body(c) }
     }
 
-    func write<T: Sendable>(durable: Bool = false, _ body: (SQLiteConnection) throws(MetaError) -> T) throws(MetaError) -> T {
+    /// Runs `body` as one write transaction. If it changed any row and `counted` (the default),
+    /// `change_seq` is bumped in the same transaction: the snapshotter's persistent "dirty"
+    /// mark. Bookkeeping that is not a filesystem change (sync, snapshot records) passes
+    /// `counted: false`. Changes are counted with `sqlite3_total_changes` on this connection, so
+    /// a transaction that touched nothing (e.g. purging an inode that is not an orphan) leaves
+    /// the metadata clean.
+    func write<T: Sendable>(durable: Bool = false, counted: Bool = true, _ body: (SQLiteConnection) throws(MetaError) -> T) throws(MetaError) -> T {
         try withConnection { (c) throws(MetaError) in
-            let result = try c.transaction(durable: durable) { () throws(MetaError) in try body(c) }
+            let result = try c.transaction(durable: durable) { () throws(MetaError) in
+                let before = c.totalChanges
+                let result = try body(c)
+                if counted && c.totalChanges != before { try Self.countChange(c) }
+                return result
+            }
             // A FULL commit fsyncs the WAL, and with it every earlier transaction.
             if durable { unsynced.store(0, ordering: .relaxed) } else { unsynced.add(1, ordering: .relaxed) }
             return result
@@ -67,7 +102,7 @@ public final class SQLiteMetaStore: Sendable {
     /// Makes every change so far durable (fsync, fsyncdir, syncfs): a FULL commit of a
     /// one-row write, which fsyncs the WAL holding all earlier transactions.
     public func sync() throws(MetaError) {
-        try write(durable: true) { (c) throws(MetaError) in
+        try write(durable: true, counted: false) { (c) throws(MetaError) in
             try c.run("INSERT INTO settings(key, value) VALUES('last_sync', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                       [.text(String(Timestamp.now().nanoseconds))])
         }

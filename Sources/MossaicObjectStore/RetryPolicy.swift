@@ -30,8 +30,9 @@ public struct RetryPolicy: Sendable, Equatable {
     public static let standard = RetryPolicy(maxAttempts: 9)
 
     /// For the up-front access check of `format`/`mount`: an unreachable or misconfigured
-    /// endpoint must be reported within seconds, not after the full data-path budget.
-    public static let accessCheck = RetryPolicy(maxAttempts: 3, baseDelay: 0.1, maxDelay: 0.5, totalBudget: 4,
+    /// endpoint must be reported within seconds, not after the full data-path budget. The
+    /// 4-second budget bounds the time; the attempts inside it let a burst of 503s pass.
+    public static let accessCheck = RetryPolicy(maxAttempts: 8, baseDelay: 0.1, maxDelay: 0.5, totalBudget: 4,
                                                 connectTimeout: 1.5, requestTimeout: 4)
 
     /// The wait before retry number `retry` (1 for the first retry).

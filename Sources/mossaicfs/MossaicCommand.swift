@@ -10,8 +10,9 @@ struct MossaicCommand: ParsableCommand {
         abstract: "A POSIX filesystem on S3-compatible object storage or a local directory, over FUSE.",
         discussion: """
         Files are cut into 1 MiB chunks named by their SHA-256 (identical chunks are stored once);
-        the metadata lives in SQLite under cache_dir. A file's data is durable when close(2) or
-        fsync(2) returns successfully.
+        the metadata lives in SQLite under cache_dir and is snapshotted into the store, so the
+        store alone restores the filesystem. A file's data is durable when close(2) or fsync(2)
+        returns successfully.
 
         SOURCE is a local directory (the embedded store) or s3://bucket/prefix. For S3, the
         credentials come from -o credentials=FILE (AWS shared-credentials format, profile=NAME),
@@ -26,10 +27,13 @@ struct MossaicCommand: ParsableCommand {
           mossaicfs format s3://bucket/prefix -o endpoint=https://s3.example.net
           mossaicfs mount s3://bucket/prefix /mnt/data -o endpoint=https://s3.example.net,credentials=/etc/mossaicfs/key
           mount -t fuse.mossaicfs /srv/mossaic /mnt/data -o cache_dir=/var/cache/mossaicfs/data
+          mossaicfs snapshot /mnt/data          # publish the metadata to the store now
+          mossaicfs snapshots /srv/mossaic      # list the metadata snapshots
+          mossaicfs mount /srv/mossaic /mnt/old -o ro,snapshot=0000000042-3fa9c1d2
           umount /mnt/data
         """,
         version: "mossaicfs \(version)",
-        subcommands: [MountCommand.self, FormatCommand.self, StatusCommand.self, FsckCommand.self],
+        subcommands: [MountCommand.self, FormatCommand.self, StatusCommand.self, FsckCommand.self, SnapshotsCommand.self, SnapshotCommand.self],
         defaultSubcommand: MountCommand.self
     )
 }

@@ -20,7 +20,8 @@ struct MountCommand: ParsableCommand {
         discussion: """
         Options (-o, comma-separated; see mossaicfs(8)):
           cache_dir=PATH        local metadata and cache (default /var/cache/mossaicfs/<fs-uuid>)
-          ro                    read-only mount
+          ro                    read-only mount of the newest metadata snapshot (no lease); follows
+                                the store's newest snapshot
           allow_other           let users other than the mounting one access the mount
           default_permissions   the kernel checks permissions (default: mossaicfs checks them itself)
           acl                   POSIX ACLs (setfacl/getfacl), enforced by the kernel; implies default_permissions
@@ -36,6 +37,16 @@ struct MountCommand: ParsableCommand {
           fsname=NAME           the source shown in /proc/mounts (default SOURCE)
           debug                 log every FUSE request
           metrics=HOST:PORT     Prometheus metrics at http://HOST:PORT/metrics (loopback only)
+        Metadata snapshots and the single-writer lease:
+          meta_interval=S       snapshot the metadata into the store every S seconds while it
+                                changes (default 10; also at unmount and `mossaicfs snapshot`)
+          meta_keep=N           snapshots kept in the store (default 30)
+          lease_time=S          the writer lease lasts S seconds, renewed every S/3 (default 60)
+          discard_local         replace local metadata that differs from the store's newest
+                                snapshot (after another machine wrote) instead of refusing
+          force_lease           take the writer lease from a live holder (its host is dead)
+          poll_interval=S       ro: check for a newer snapshot every S seconds (default 10)
+          snapshot=ID           ro: show snapshot ID (see `mossaicfs snapshots`), do not follow
         S3 sources (s3://bucket/prefix):
           endpoint=URL          S3 endpoint (default AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS)
           region=NAME           region (default AWS_REGION, AWS_DEFAULT_REGION, us-east-1)
@@ -128,7 +139,10 @@ struct MountCommand: ParsableCommand {
                 cacheDirectory: parsed.cacheDirectory, readOnly: parsed.readOnly,
                 memoryCacheBytes: parsed.memoryCacheBytes, diskCacheBytes: parsed.diskCacheBytes,
                 freeSpaceFloor: parsed.cacheFreeBytes, checkPermissions: !parsed.kernelPermissions,
-                updateAccessTimes: !parsed.noatime)
+                updateAccessTimes: !parsed.noatime,
+                replication: .init(interval: parsed.metaInterval, keep: parsed.metaKeep, leaseDuration: parsed.leaseTime,
+                                   pollInterval: parsed.pollInterval, snapshot: parsed.snapshot,
+                                   discardLocal: parsed.discardLocal, forceLease: parsed.forceLease))
             settings.syncInterval = parsed.syncInterval
             settings.uploadThreads = parsed.uploadThreads
             settings.readAheadChunks = parsed.readAheadChunks
@@ -163,6 +177,7 @@ struct MountCommand: ParsableCommand {
                 }
             }
         } catch {
+            opened.stopBackground(finalSnapshot: true)  // gives the writer lease back
             fail("\(error)")
         }
 
@@ -172,8 +187,10 @@ struct MountCommand: ParsableCommand {
             maxThreads: parsed.maxThreads, entryTimeout: parsed.entryTimeout, attributeTimeout: parsed.attributeTimeout,
             posixACL: parsed.posixACL)
         var registration: String?
+        var sessionError: FUSEError?
         do {
             try FUSESession.run(filesystem, configuration, logger: logger) {
+                opened.startBackground()
                 control.start()
                 exporter?.start()
                 registration = MountRegistry.register(mountpoint: mountpointPath, cacheDirectory: opened.cacheDirectory.path)
@@ -181,13 +198,19 @@ struct MountCommand: ParsableCommand {
                 Daemon.report(fd: readyFd, Daemon.readyMessage)
             }
         } catch {
-            fail("\(error)")
+            sessionError = error
         }
         control.stop()
         exporter?.stop()
         if let registration { unlink(registration) }
         unlink(opened.cacheDirectory.path + "/control.sock")
+        // Unmounted (or never mounted), and FUSESession.run has committed every open file:
+        // publish the final metadata snapshot and release the writer lease. A final snapshot
+        // that fails is an exit status 1 (and logged): the store lags behind this cache_dir.
+        let snapshotFailure = opened.stopBackground(finalSnapshot: true)
         withExtendedLifetime(opened.cacheDirectory) {}
+        if let sessionError { fail("\(sessionError)") }
+        if snapshotFailure != nil { Foundation_exit(1) }
     }
 
     /// Cache figures kept by the blob cache, and uploads in flight, as metrics.

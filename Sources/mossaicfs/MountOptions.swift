@@ -21,6 +21,14 @@ struct MountOptions: Equatable {
     var syncInterval = 1.0
     var uploadThreads = 8
     var readAheadChunks = 8
+    /// Metadata snapshots and the writer lease (see FilesystemLoader.ReplicationSettings).
+    var metaInterval = 10.0
+    var metaKeep = 30
+    var leaseTime = 60.0
+    var pollInterval = 10.0
+    var snapshot: String?
+    var discardLocal = false
+    var forceLease = false
     /// `metrics=HOST:PORT`: Prometheus text endpoint on a loopback address.
     var metricsEndpoint: String?
     /// Options handed to libfuse and the kernel as they are.
@@ -49,6 +57,7 @@ struct MountOptions: Equatable {
                 try apply(item)
             }
         }
+        try validate()
     }
 
     private mutating func apply(_ item: String) throws(OptionError) {
@@ -70,6 +79,11 @@ struct MountOptions: Equatable {
         func seconds() throws(OptionError) -> Double {
             let v = try required()
             guard let s = Double(v), s >= 0, s.isFinite else { throw OptionError("option '\(key)': '\(v)' is not a number of seconds") }
+            return s
+        }
+        func positiveSeconds() throws(OptionError) -> Double {
+            let s = try seconds()
+            guard s >= 0.1 else { throw OptionError("option '\(key)' must be at least 0.1 seconds") }
             return s
         }
         func flag() throws(OptionError) {
@@ -105,6 +119,18 @@ struct MountOptions: Equatable {
             readAheadChunks = n
         case "entry_timeout": entryTimeout = try seconds()
         case "fsname": fsname = try required()
+        case "meta_interval": metaInterval = try positiveSeconds()
+        case "meta_keep":
+            let v = try required()
+            guard let n = Int(v), (1...100_000).contains(n) else { throw OptionError("option 'meta_keep': '\(v)' is not a number of snapshots from 1 to 100000") }
+            metaKeep = n
+        case "lease_time":
+            leaseTime = try positiveSeconds()
+            guard leaseTime >= 3 else { throw OptionError("option 'lease_time' must be at least 3 seconds (it is renewed every third)") }
+        case "poll_interval": pollInterval = try positiveSeconds()
+        case "snapshot": snapshot = try required()
+        case "discard_local": try flag(); discardLocal = true
+        case "force_lease": try flag(); forceLease = true
         case "metrics": metricsEndpoint = try required()
         case _ where Self.fuseFlags.contains(key):
             try flag()
@@ -117,6 +143,15 @@ struct MountOptions: Equatable {
         default:
             throw OptionError("unknown option '\(key)' (see mossaicfs --help and mossaicfs(8))")
         }
+    }
+
+    /// Checks options against each other (after all are parsed).
+    private func validate() throws(OptionError) {
+        if snapshot != nil && !readOnly {
+            throw OptionError("option 'snapshot' shows a past snapshot and needs a read-only mount: add 'ro'")
+        }
+        if readOnly && discardLocal { throw OptionError("option 'discard_local' applies to read-write mounts (a read-only mount never uses local metadata)") }
+        if readOnly && forceLease { throw OptionError("option 'force_lease' applies to read-write mounts (a read-only mount takes no lease)") }
     }
 
     /// Splits at commas not escaped with a backslash.

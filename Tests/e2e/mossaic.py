@@ -156,6 +156,18 @@ class Filesystem:
         return self.mnt.joinpath(*parts)
 
 
+def wait_until(predicate, timeout, what):
+    """Polls `predicate` until it is true or `timeout` seconds passed (then fails naming `what`).
+    For events the test cannot be told about (a read-only mount picking up a new snapshot):
+    the deadline bounds the wait, the poll period only how soon success is noticed."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.1f}s")
+        time.sleep(0.05)
+    return time.monotonic() - (deadline - timeout)
+
+
 def sha256_file(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:

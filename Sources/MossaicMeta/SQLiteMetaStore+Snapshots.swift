@@ -1,0 +1,250 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import MossaicCore
+
+/// Where this database stands relative to the metadata snapshots in the object store
+/// (`settings` rows; the snapshot logic itself is in MossaicReplication).
+///
+/// - `changeSequence` (`change_seq`): bumped by every write transaction that changed a row.
+/// - `generation`, `snapshotID`, `snapshotChangeSequence` (`snapshot_*`): the last snapshot
+///   this database was equal to — restored from, or cut from and published — and the
+///   `change_seq` it had then. The database is *dirty* when `changeSequence` differs.
+/// - `pending` (`snapshot_pending`): a snapshot whose manifest is in the store and whose
+///   `meta/HEAD` swap was attempted but not confirmed (a crash between the two). If HEAD names
+///   it at the next mount, it was published.
+///
+/// Snapshot copies carry these rows too, rewritten so that a restored copy says "I am
+/// generation N, clean": restoring needs no extra bookkeeping.
+public struct ReplicationState: Sendable, Equatable {
+    public var changeSequence: Int64
+    public var generation: Int64
+    public var snapshotID: String?
+    public var snapshotChangeSequence: Int64
+    public var pending: PendingSnapshot?
+
+    public init(changeSequence: Int64, generation: Int64, snapshotID: String?, snapshotChangeSequence: Int64, pending: PendingSnapshot?) {
+        self.changeSequence = changeSequence; self.generation = generation; self.snapshotID = snapshotID
+        self.snapshotChangeSequence = snapshotChangeSequence; self.pending = pending
+    }
+
+    /// Changed since the last snapshot it was equal to (or never snapshotted).
+    public var isDirty: Bool { snapshotID == nil || changeSequence != snapshotChangeSequence }
+}
+
+public struct PendingSnapshot: Sendable, Equatable {
+    public var generation: Int64
+    public var id: String
+    public var changeSequence: Int64
+    public init(generation: Int64, id: String, changeSequence: Int64) {
+        self.generation = generation; self.id = id; self.changeSequence = changeSequence
+    }
+}
+
+/// What a snapshot copy holds, for its manifest.
+public struct SnapshotCopyInfo: Sendable, Equatable {
+    /// `change_seq` of the copy: the snapshot contains exactly the changes up to it.
+    public var changeSequence: Int64
+    public var schemaVersion: Int64
+    public var inodes: Int64
+    /// Regular files with at least one name, and the sum of their sizes.
+    public var files: Int64
+    public var logicalBytes: Int64
+    public var databaseBytes: Int64
+}
+
+extension SQLiteMetaStore {
+    enum Keys {
+        static let changeSequence = "change_seq"
+        static let generation = "snapshot_generation"
+        static let snapshotID = "snapshot_id"
+        static let snapshotChangeSequence = "snapshot_change_seq"
+        static let pending = "snapshot_pending"
+    }
+
+    static func countChange(_ c: SQLiteConnection) throws(MetaError) {
+        try c.run("""
+            INSERT INTO settings(key, value) VALUES('\(Keys.changeSequence)', '1')
+            ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1
+            """)
+    }
+
+    static func replicationState(_ c: SQLiteConnection) throws(MetaError) -> ReplicationState {
+        var values: [String: String] = [:]
+        for (k, v) in try c.query("SELECT key, value FROM settings WHERE key IN (?, ?, ?, ?, ?)",
+                                  [.text(Keys.changeSequence), .text(Keys.generation), .text(Keys.snapshotID),
+                                   .text(Keys.snapshotChangeSequence), .text(Keys.pending)], row: { ($0.text(0), $0.text(1)) }) {
+            values[k] = v
+        }
+        var pending: PendingSnapshot?
+        if let p = values[Keys.pending] {
+            let parts = p.split(separator: " ")
+            if parts.count == 3, let g = Int64(parts[0]), let s = Int64(parts[2]) {
+                pending = PendingSnapshot(generation: g, id: String(parts[1]), changeSequence: s)
+            }
+        }
+        return ReplicationState(
+            changeSequence: values[Keys.changeSequence].flatMap { Int64($0) } ?? 0,
+            generation: values[Keys.generation].flatMap { Int64($0) } ?? 0,
+            snapshotID: values[Keys.snapshotID],
+            snapshotChangeSequence: values[Keys.snapshotChangeSequence].flatMap { Int64($0) } ?? 0,
+            pending: pending)
+    }
+
+    private static func set(_ c: SQLiteConnection, _ key: String, _ value: String) throws(MetaError) {
+        try c.run("INSERT INTO settings(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                  [.text(key), .text(value)])
+    }
+
+    private static func recordSnapshot(_ c: SQLiteConnection, generation: Int64, id: String, changeSequence: Int64) throws(MetaError) {
+        try set(c, Keys.generation, String(generation))
+        try set(c, Keys.snapshotID, id)
+        try set(c, Keys.snapshotChangeSequence, String(changeSequence))
+        try c.run("DELETE FROM settings WHERE key = ?", [.text(Keys.pending)])
+    }
+
+    public func replicationState() throws(MetaError) -> ReplicationState {
+        try withConnection { (c) throws(MetaError) in try Self.replicationState(c) }
+    }
+
+    /// Records that a snapshot's HEAD swap is about to be attempted (not a filesystem change).
+    public func recordPendingSnapshot(_ pending: PendingSnapshot) throws(MetaError) {
+        try write(durable: true, counted: false) { (c) throws(MetaError) in
+            try Self.set(c, Keys.pending, "\(pending.generation) \(pending.id) \(pending.changeSequence)")
+        }
+    }
+
+    /// Forgets a pending snapshot whose HEAD swap failed.
+    public func clearPendingSnapshot() throws(MetaError) {
+        try write(durable: true, counted: false) { (c) throws(MetaError) in
+            try c.run("DELETE FROM settings WHERE key = ?", [.text(Keys.pending)])
+        }
+    }
+
+    /// Records that snapshot `id` (generation `generation`, holding this database's changes up
+    /// to `changeSequence`) is now the store's HEAD. Durable: after a power loss the database
+    /// must not believe itself older than HEAD.
+    public func recordPublishedSnapshot(generation: Int64, id: String, changeSequence: Int64) throws(MetaError) {
+        try write(durable: true, counted: false) { (c) throws(MetaError) in
+            try Self.recordSnapshot(c, generation: generation, id: id, changeSequence: changeSequence)
+        }
+    }
+
+    /// A consistent copy of the database at `path`, labelled as snapshot `id` of `generation`.
+    ///
+    /// The copy is made with SQLite's online backup API from a second, read-only connection
+    /// inside one read transaction: writers on the main connection go on meanwhile (WAL), and
+    /// `change_seq` read in that transaction is exactly the state copied. The copy is then
+    /// rewritten in place (it is our private file): its `snapshot_*` rows say "generation N,
+    /// clean", no `snapshot_pending`, and `journal_mode=DELETE`, so that a restored or
+    /// read-only copy is one self-contained file. The backup writes pages at their page
+    /// numbers, so regions of the file that did not change since the last copy are
+    /// byte-identical and their 1 MiB chunks are not uploaded again.
+    public func snapshotCopy(to path: String, generation: Int64, id: String) throws(MetaError) -> SnapshotCopyInfo {
+        Self.removeDatabaseFiles(path)
+        let source = self.path
+        let reader = try SQLiteConnection(path: source, readOnly: true)
+        try reader.execute("BEGIN")
+        let changeSequence: Int64
+        do {
+            // The first read starts the read transaction that the backup below reuses.
+            changeSequence = try Self.replicationState(reader).changeSequence
+            try reader.backup(to: path)
+            try reader.execute("COMMIT")
+        } catch {
+            try? reader.execute("ROLLBACK")
+            Self.removeDatabaseFiles(path)
+            throw error
+        }
+        do throws(MetaError) {
+            let copy = try SQLiteConnection(path: path, readOnly: false)
+            try copy.execute("PRAGMA journal_mode=DELETE")
+            let journal = try copy.pragma("journal_mode")
+            guard journal.lowercased() == "delete" else {
+                throw MetaError.incompatible("\(path): SQLite refused journal_mode=DELETE (got \(journal))")
+            }
+            try copy.transaction(durable: true) { () throws(MetaError) in
+                try Self.recordSnapshot(copy, generation: generation, id: id, changeSequence: changeSequence)
+            }
+            var info = try Self.statistics(copy)
+            info.changeSequence = changeSequence
+            var st = stat()
+            info.databaseBytes = stat(path, &st) == 0 ? Int64(st.st_size) : 0
+            return info
+        } catch {
+            Self.removeDatabaseFiles(path)
+            throw error
+        }
+    }
+
+    static func statistics(_ c: SQLiteConnection) throws(MetaError) -> SnapshotCopyInfo {
+        let schema = try c.queryOne("PRAGMA user_version") { $0.int(0) } ?? 0
+        let inodes = try c.queryOne("SELECT count(*) FROM inodes") { $0.int(0) } ?? 0
+        let (files, bytes) = try c.queryOne("SELECT count(*), coalesce(sum(size), 0) FROM inodes WHERE kind = ? AND nlink > 0",
+                                            [.int(Int64(FileKind.regular.rawValue))]) { ($0.int(0), $0.int(1)) } ?? (0, 0)
+        let sequence = try replicationState(c).changeSequence
+        return SnapshotCopyInfo(changeSequence: sequence, schemaVersion: schema, inodes: inodes, files: files,
+                                logicalBytes: bytes, databaseBytes: 0)
+    }
+
+    /// Makes a downloaded snapshot file ready to be opened read-only: refuses a newer schema,
+    /// migrates an older one (the file is our private copy), and keeps it a single file
+    /// (`journal_mode=DELETE`). Returns its replication state.
+    @discardableResult
+    public static func prepareSnapshotFile(_ path: String) throws(MetaError) -> ReplicationState {
+        let c = try SQLiteConnection(path: path, readOnly: false)
+        try c.execute("PRAGMA journal_mode=DELETE")
+        try migrate(c)
+        return try replicationState(c)
+    }
+
+    /// The replication state and statistics of a database file (a snapshot copy), without
+    /// changing it.
+    public static func inspect(_ path: String) throws(MetaError) -> (state: ReplicationState, info: SnapshotCopyInfo, fsUUID: String?) {
+        let c = try SQLiteConnection(path: path, readOnly: true)
+        try checkSchema(c)
+        let uuid = try c.queryOne("SELECT value FROM settings WHERE key = 'fs_uuid'") { $0.text(0) }
+        return (try replicationState(c), try statistics(c), uuid)
+    }
+
+    /// Every stored (not inline) chunk the files of the database at `path` reference — including
+    /// chunks whose refcount is 0 in today's metadata but that this older snapshot still uses.
+    /// For garbage collection of chunk objects (`MossaicReplication.SnapshotCatalog`).
+    public static func referencedStoredChunks(inDatabase path: String) throws(MetaError) -> Set<ChunkHash> {
+        let c = try SQLiteConnection(path: path, readOnly: true)
+        try checkSchema(c)
+        let rows = try c.query("""
+            SELECT DISTINCT f.hash FROM file_chunks f JOIN chunks c ON c.hash = f.hash WHERE c.state = ?
+            """, [.int(ChunkState.stored.rawValue)]) { ChunkHash(bytes: $0.blob(0)) }
+        return Set(rows)
+    }
+
+    /// Every stored chunk with a reference in the live database (refcount > 0).
+    public func referencedStoredChunks() throws(MetaError) -> Set<ChunkHash> {
+        try withConnection { (c) throws(MetaError) in
+            Set(try c.query("SELECT hash FROM chunks WHERE state = ? AND refcount > 0", [.int(ChunkState.stored.rawValue)]) {
+                ChunkHash(bytes: $0.blob(0))
+            })
+        }
+    }
+
+    /// Switches this store to the database file at `path` (a newer snapshot, for a read-only
+    /// mount following the store). The swap happens under the connection lock, so every
+    /// operation sees either the old database or the new one, never a mix; the old connection
+    /// is closed when the last reference goes (here, at once).
+    public func replaceDatabase(with path: String) throws(MetaError) {
+        let c = try SQLiteConnection(path: path, readOnly: readOnly)
+        if readOnly {
+            try Self.checkSchema(c, exact: true)
+        } else {
+            try c.execute("PRAGMA journal_mode=WAL")
+            try Self.migrate(c)
+        }
+        connection.withLock { $0 = c }
+    }
+
+    /// Removes a database file and its journal/WAL companions (temp copies).
+    public static func removeDatabaseFiles(_ file: String) {
+        for suffix in ["", "-journal", "-wal", "-shm"] { Glibc.unlink(file + suffix) }
+    }
+}

@@ -1,0 +1,88 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import MossaicCore
+import MossaicMeta
+import MossaicObjectStore
+import Synchronization
+
+/// Assembles a snapshot's database file from its pieces.
+public enum SnapshotDownloader {
+    public struct Statistics: Sendable, Equatable {
+        public var pieces = 0
+        public var piecesDownloaded = 0
+        public var bytesDownloaded = 0
+    }
+
+    /// Parallel GETs of pieces (moto and S3 both serve several times the single-stream rate).
+    static let width = 8
+
+    /// Writes the database of `manifest` to `path`: into a temp file beside it, fsynced, then
+    /// renamed into place, so `path` is either absent/old or complete. Every piece is checked
+    /// against its SHA-256. `reusing` is an earlier snapshot's file with its manifest: pieces
+    /// it has are copied from it (and checked) instead of downloaded.
+    @discardableResult
+    public static func download(_ manifest: SnapshotManifest, from store: any ObjectStore, to path: String,
+                                reusing: (path: String, manifest: SnapshotManifest)? = nil) throws(ReplicationError) -> Statistics {
+        var local: [ChunkHash: UInt64] = [:]
+        if let reusing {
+            var offset: UInt64 = 0
+            for piece in reusing.manifest.chunks {
+                if let h = piece.hash, local[h] == nil { local[h] = offset }
+                offset += UInt64(piece.size)
+            }
+        }
+        let temp = path + ".download"
+        SQLiteMetaStore.removeDatabaseFiles(temp)
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .local(SystemError("create", path: temp).description) }
+        var closed = false
+        defer { if !closed { close(fd) }; unlink(temp) }
+
+        var offsets: [UInt64] = []
+        var offset: UInt64 = 0
+        for piece in manifest.chunks { offsets.append(offset); offset += UInt64(piece.size) }
+        let downloaded = Mutex((count: 0, bytes: 0))
+        let reusePath = reusing?.path
+        let reusable = local, pieceOffsets = offsets
+        let pieces = manifest.chunks
+        let error: ReplicationError? = ParallelWork.run(count: pieces.count, width: width) { i in
+            let piece = pieces[i]
+            guard let hash = piece.hash else { return .damaged("snapshot \(manifest.id): invalid piece name") }
+            var bytes: [UInt8]?
+            if let reusePath, let at = reusable[hash],
+               let candidate = try? PosixFiles.read(reusePath, offset: at, count: piece.size),
+               candidate.count == piece.size, ChunkHash.of(candidate) == hash {
+                bytes = candidate
+            }
+            if bytes == nil {
+                let key = MetadataLayout.chunk(hash)
+                do throws(ObjectStoreError) { bytes = try store.get(key) } catch {
+                    if case .notFound = error { return .damaged("snapshot \(manifest.id) is incomplete: \(key) is missing") }
+                    return .store(error)
+                }
+                guard bytes!.count == piece.size, ChunkHash.of(bytes!) == hash else {
+                    return .damaged("snapshot \(manifest.id): \(key) does not match its name")
+                }
+                downloaded.withLock { $0.count += 1; $0.bytes += piece.size }
+            }
+            do throws(SystemError) {
+                try PosixFiles.withBytes(bytes!) { (raw) throws(SystemError) in try PosixFiles.write(fd: fd, raw, offset: pieceOffsets[i], path: temp) }
+            } catch {
+                return .local(error.description)
+            }
+            return nil
+        }
+        if let error { throw error }
+        guard ftruncate(fd, off_t(manifest.databaseBytes)) == 0, fsync(fd) == 0 else {
+            throw .local(SystemError("fsync", path: temp).description)
+        }
+        close(fd)
+        closed = true
+        SQLiteMetaStore.removeDatabaseFiles(path)
+        guard rename(temp, path) == 0 else { throw .local(SystemError("rename", path: path).description) }
+        try? PosixFiles.syncDirectory(of: path)
+        let d = downloaded.withLock { $0 }
+        return Statistics(pieces: pieces.count, piecesDownloaded: d.count, bytesDownloaded: d.bytes)
+    }
+}

@@ -1,0 +1,315 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Logging
+import MossaicCore
+import MossaicMeta
+import MossaicObjectStore
+import Synchronization
+
+/// Takes metadata snapshots into the store and prunes old ones. Only a writer holding the
+/// lease uses it.
+///
+/// One snapshot, in the order that keeps the store consistent at every step:
+/// 1. a consistent copy of the database (`SQLiteMetaStore.snapshotCopy`, SQLite backup API),
+///    labelled with the next generation and a new id;
+/// 2. the copy cut into 1 MiB pieces named by their SHA-256; pieces the current HEAD snapshot
+///    already lists are not uploaded again, the others are PUT to `meta/chunks/`;
+/// 3. the manifest, PUT with If-None-Match (an id is never reused);
+/// 4. `snapshot_pending` recorded locally, then `meta/HEAD` replaced with If-Match the ETag
+///    of the HEAD this writer last saw (If-None-Match for the first): if anyone else moved
+///    HEAD, the swap fails and this writer stops publishing (`.headMoved`);
+/// 5. the local database records the snapshot as published (durably).
+/// So HEAD never names a manifest that is not complete, and a manifest never lists a piece
+/// that is not stored. File chunks are uploaded before the SQLite commit that references them
+/// (ARCHITECTURE.md §3), so any copy of the database references only stored chunks too.
+/// A crash between 4 and 5 is resolved at the next mount or snapshot: if HEAD names the
+/// pending id, it was published.
+///
+/// Concurrency: the whole of a snapshot (and pruning) runs under `state`'s lock — the
+/// snapshot lock. Lock order: snapshot lock, then the metadata connection lock (taken and
+/// released inside `SQLiteMetaStore` calls); never the other way round.
+public final class SnapshotWriter: Sendable {
+    public struct Configuration: Sendable {
+        public var fsUUID: String
+        /// Where the database copy is made (a temp file in cache_dir, removed after each run).
+        public var workPath: String
+        /// Snapshots kept: HEAD and its ancestors, at least 1.
+        public var keep: Int
+        public var host: String
+        public init(fsUUID: String, workPath: String, keep: Int, host: String = HostIdentity.current().hostname) {
+            self.fsUUID = fsUUID; self.workPath = workPath; self.keep = max(1, keep); self.host = host
+        }
+    }
+
+    public struct Statistics: Sendable, Equatable {
+        public var pieces = 0
+        public var piecesUploaded = 0
+        public var bytesUploaded = 0
+        public var databaseBytes: Int64 = 0
+        public var seconds = 0.0
+    }
+
+    public enum Outcome: Sendable, Equatable {
+        /// Nothing changed since the snapshot named (nil: there is none and nothing to take).
+        case unchanged(String?)
+        case published(SnapshotManifest, Statistics)
+
+        public var snapshotID: String? {
+            switch self {
+            case .unchanged(let id): id
+            case .published(let m, _): m.id
+            }
+        }
+    }
+
+    public let store: any ObjectStore
+    public let metadata: SQLiteMetaStore
+    public let configuration: Configuration
+    public let lease: WriterLease?
+    let logger: Logger
+    /// Parallel piece uploads.
+    static let width = 8
+
+    private struct State {
+        var head: PublishedHead?
+        var headManifest: SnapshotManifest?
+        /// Manifests read or written, by id (they are immutable).
+        var manifests: [String: SnapshotManifest] = [:]
+        /// Set when this writer must not publish any more (lease lost, HEAD moved).
+        var stopped: ReplicationError?
+    }
+    private let state: Mutex<State>
+
+    /// `head`/`headManifest`: the store's HEAD as read at mount (nil if none).
+    public init(store: any ObjectStore, metadata: SQLiteMetaStore, head: PublishedHead?, headManifest: SnapshotManifest?,
+                configuration: Configuration, lease: WriterLease?, logger: Logger) {
+        self.store = store; self.metadata = metadata; self.configuration = configuration; self.lease = lease; self.logger = logger
+        var s = State(head: head, headManifest: headManifest)
+        if let headManifest { s.manifests[headManifest.id] = headManifest }
+        state = Mutex(s)
+    }
+
+    /// HEAD as this writer knows it.
+    public var head: PublishedHead? { state.withLock { $0.head } }
+
+    /// Takes a snapshot if the database changed since the last one; returns what it did.
+    public func snapshot() throws(ReplicationError) -> Outcome {
+        try state.withLock { (s) throws(ReplicationError) -> Outcome in try takeSnapshot(&s) }
+    }
+
+    /// Deletes meta pieces that no manifest in the store lists (left by a crash between
+    /// uploading pieces and the manifest, or during pruning). Run at mount by the writer.
+    @discardableResult
+    public func sweepUnreferencedPieces() throws(ReplicationError) -> Int {
+        try state.withLock { (s) throws(ReplicationError) -> Int in
+            let catalog = SnapshotCatalog(store: store)
+            var referenced: Set<ChunkHash> = []
+            for id in try catalog.snapshotIDs() {
+                do throws(ReplicationError) {
+                    let m = try cachedManifest(id, &s, catalog)
+                    referenced.formUnion(m.pieceHashes)
+                } catch .noSuchSnapshot {
+                    continue
+                } catch .damaged {
+                    continue  // unusable anyway
+                }
+            }
+            let objects = try ReplicationError.wrap { () throws(ObjectStoreError) in try store.list(prefix: MetadataLayout.chunksPrefix) }
+            var removed = 0
+            for object in objects {
+                guard let hash = MetadataLayout.chunkHash(key: object.key), !referenced.contains(hash) else { continue }
+                try ReplicationError.wrap { () throws(ObjectStoreError) in try store.delete(object.key) }
+                removed += 1
+            }
+            return removed
+        }
+    }
+
+    // MARK: Snapshot
+
+    private func takeSnapshot(_ s: inout State) throws(ReplicationError) -> Outcome {
+        if let stopped = s.stopped { throw stopped }
+        if let lost = lease?.lostReason {
+            s.stopped = .leaseLost(lost)
+            throw .leaseLost(lost)
+        }
+        var local = try ReplicationError.wrapMeta { () throws(MetaError) in try metadata.replicationState() }
+        if let pending = local.pending {
+            try resolvePending(pending, &s)
+            local = try ReplicationError.wrapMeta { () throws(MetaError) in try metadata.replicationState() }
+        }
+        let headID = s.head?.pointer.snapshot
+        if !local.isDirty, let headID, local.snapshotID == headID { return .unchanged(headID) }
+
+        let started = Timestamp.now()
+        let generation = max(s.head?.pointer.generation ?? 0, local.generation) + 1
+        let id = SnapshotID.make(generation: generation)
+        let path = configuration.workPath
+        let copy = try ReplicationError.wrapMeta { () throws(MetaError) in
+            try metadata.snapshotCopy(to: path, generation: generation, id: id)
+        }
+        defer { SQLiteMetaStore.removeDatabaseFiles(path) }
+
+        // Cut and name the pieces.
+        let chunkSize = FormatConstants.chunkSize
+        var pieces: [SnapshotManifest.Piece] = []
+        var offset: Int64 = 0
+        while offset < copy.databaseBytes {
+            let count = Int(min(Int64(chunkSize), copy.databaseBytes - offset))
+            let bytes: [UInt8]
+            do { bytes = try PosixFiles.read(path, offset: UInt64(offset), count: count) } catch { throw .local(error.description) }
+            guard bytes.count == count else { throw .local("\(path): short read") }
+            pieces.append(.init(sha256: ChunkHash.of(bytes).hex, size: count))
+            offset += Int64(count)
+        }
+        // Upload what the HEAD snapshot does not have (it is retained, so its pieces stay).
+        let known = s.headManifest?.pieceHashes ?? []
+        var seen: Set<String> = []
+        var uploads: [(index: Int, piece: SnapshotManifest.Piece)] = []
+        for (i, piece) in pieces.enumerated() where !known.contains(piece.hash!) && seen.insert(piece.sha256).inserted {
+            uploads.append((i, piece))
+        }
+        let work = uploads
+        let store = self.store
+        let failure: ReplicationError? = ParallelWork.run(count: work.count, width: Self.width) { n in
+            let (index, piece) = work[n]
+            do {
+                let bytes = try PosixFiles.read(path, offset: UInt64(index * chunkSize), count: piece.size)
+                try store.put(MetadataLayout.chunk(piece.hash!), bytes)
+                return nil
+            } catch let e as ObjectStoreError {
+                return .store(e)
+            } catch {
+                return .local("\(error)")
+            }
+        }
+        if let failure { throw failure }
+
+        let manifest = SnapshotManifest(
+            id: id, generation: generation, parent: headID, fsUUID: configuration.fsUUID, created: started,
+            host: configuration.host, schemaVersion: copy.schemaVersion, inodes: copy.inodes, files: copy.files,
+            logicalBytes: copy.logicalBytes, databaseBytes: copy.databaseBytes, chunks: pieces)
+        _ = try ReplicationError.wrap { () throws(ObjectStoreError) in
+            try store.put(MetadataLayout.manifest(id), manifest.encoded(), condition: .ifNoneMatch)
+        }
+        s.manifests[id] = manifest
+
+        try ReplicationError.wrapMeta { () throws(MetaError) in
+            try metadata.recordPendingSnapshot(PendingSnapshot(generation: generation, id: id, changeSequence: copy.changeSequence))
+        }
+        let pointer = HeadPointer(snapshot: id, generation: generation)
+        let etag: String
+        do {
+            etag = try store.put(MetadataLayout.head, pointer.encoded(), condition: s.head.map { .ifMatch($0.etag) } ?? .ifNoneMatch)
+        } catch .preconditionFailed {
+            let current = try SnapshotCatalog(store: store).head()
+            if let current, current.pointer.snapshot == id {
+                etag = current.etag  // an earlier attempt of this very PUT went through
+            } else {
+                try? metadata.clearPendingSnapshot()
+                let error = ReplicationError.headMoved(current: current?.pointer.snapshot ?? "(HEAD removed)")
+                s.stopped = error
+                throw error
+            }
+        } catch {
+            // Outcome unknown: the pending record stays, and is resolved by the next attempt.
+            throw .store(error)
+        }
+        s.head = PublishedHead(pointer: pointer, etag: etag)
+        s.headManifest = manifest
+        try ReplicationError.wrapMeta { () throws(MetaError) in
+            try metadata.recordPublishedSnapshot(generation: generation, id: id, changeSequence: copy.changeSequence)
+        }
+        let stats = Statistics(pieces: pieces.count, piecesUploaded: uploads.count, bytesUploaded: uploads.reduce(0) { $0 + $1.piece.size },
+                               databaseBytes: copy.databaseBytes,
+                               seconds: Double(Timestamp.now().nanoseconds - started.nanoseconds) / 1e9)
+        logger.info("metadata snapshot published", metadata: [
+            "snapshot": "\(id)", "pieces": "\(stats.pieces)", "uploaded": "\(stats.piecesUploaded)",
+            "bytes": "\(stats.bytesUploaded)", "db_bytes": "\(stats.databaseBytes)",
+            "seconds": "\(String(format: "%.3f", stats.seconds))"])
+        do {
+            try prune(&s)
+        } catch {
+            logger.warning("pruning old metadata snapshots failed (retried after the next snapshot)", metadata: ["error": "\(error)"])
+        }
+        return .published(manifest, stats)
+    }
+
+    /// A snapshot whose HEAD swap had an unknown outcome: published if HEAD names it.
+    private func resolvePending(_ pending: PendingSnapshot, _ s: inout State) throws(ReplicationError) {
+        let current = try SnapshotCatalog(store: store).head()
+        if let current, current.pointer.snapshot == pending.id {
+            s.head = current
+            if let known = s.manifests[pending.id] {
+                s.headManifest = known
+            } else {
+                s.headManifest = try SnapshotCatalog(store: store).manifest(pending.id)
+            }
+            try ReplicationError.wrapMeta { () throws(MetaError) in
+                try metadata.recordPublishedSnapshot(generation: pending.generation, id: pending.id, changeSequence: pending.changeSequence)
+            }
+        } else if current?.etag == s.head?.etag {
+            try ReplicationError.wrapMeta { () throws(MetaError) in try metadata.clearPendingSnapshot() }
+        } else {
+            let error = ReplicationError.headMoved(current: current?.pointer.snapshot ?? "(HEAD removed)")
+            s.stopped = error
+            throw error
+        }
+    }
+
+    /// A manifest from the cache, or read (and cached); manifests are immutable.
+    private func cachedManifest(_ id: String, _ s: inout State, _ catalog: SnapshotCatalog) throws(ReplicationError) -> SnapshotManifest {
+        if let known = s.manifests[id] { return known }
+        let m = try catalog.manifest(id)
+        s.manifests[id] = m
+        return m
+    }
+
+    // MARK: Retention
+
+    /// Deletes manifests that fell out of retention (not among HEAD and its `keep - 1`
+    /// ancestors; manifests of a generation above HEAD's are never touched — they may be a
+    /// racing writer's, about to lose its HEAD swap), then the pieces only they listed. A piece
+    /// any remaining manifest lists is never deleted. Manifests go first: a crash in between
+    /// leaves unlisted pieces, which `sweepUnreferencedPieces` removes later, never a manifest
+    /// with missing pieces.
+    private func prune(_ s: inout State) throws(ReplicationError) {
+        guard let head = s.head else { return }
+        let catalog = SnapshotCatalog(store: store)
+        let ids = try catalog.snapshotIDs()
+        let retained = try catalog.retainedChain(from: head.pointer.snapshot, keep: configuration.keep, cache: s.manifests)
+        for m in retained { s.manifests[m.id] = m }
+        let retainedIDs = Set(retained.map(\.id))
+        var kept = retained.reduce(into: Set<ChunkHash>()) { $0.formUnion($1.pieceHashes) }
+        var doomed: [String] = []
+        var doomedPieces: Set<ChunkHash> = []
+        for id in ids where !retainedIDs.contains(id) {
+            var manifest: SnapshotManifest?
+            do throws(ReplicationError) {
+                manifest = try cachedManifest(id, &s, catalog)
+            } catch .noSuchSnapshot {
+                continue
+            } catch .damaged {
+                manifest = nil
+            }
+            if let g = SnapshotID.generation(of: id), g > head.pointer.generation {
+                kept.formUnion(manifest?.pieceHashes ?? [])
+                continue
+            }
+            doomed.append(id)
+            doomedPieces.formUnion(manifest?.pieceHashes ?? [])
+        }
+        for id in doomed {
+            try ReplicationError.wrap { () throws(ObjectStoreError) in try store.delete(MetadataLayout.manifest(id)) }
+            s.manifests[id] = nil
+        }
+        for hash in doomedPieces.subtracting(kept) {
+            try ReplicationError.wrap { () throws(ObjectStoreError) in try store.delete(MetadataLayout.chunk(hash)) }
+        }
+        if !doomed.isEmpty {
+            logger.debug("pruned metadata snapshots", metadata: ["snapshots": "\(doomed.count)", "pieces": "\(doomedPieces.subtracting(kept).count)"])
+        }
+    }
+}

@@ -1,0 +1,54 @@
+import ArgumentParser
+import MossaicCore
+import MossaicFS
+import MossaicObjectStore
+import MossaicReplication
+
+/// `mossaicfs snapshots SOURCE`: the metadata snapshots in the store, oldest first.
+struct SnapshotsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "snapshots",
+        abstract: "List the metadata snapshots in SOURCE (id, time, files, logical bytes).",
+        discussion: """
+        Each line is one snapshot: its id (for `mount -o ro,snapshot=ID`; the generation number,
+        the id's first part, works too), when it was taken (UTC), how many regular files it has
+        and the sum of their sizes, and the host that took it. The newest one, which read-write
+        and read-only mounts start from, is marked HEAD.
+        """)
+
+    @Argument(help: "The filesystem: a local directory or s3://bucket/prefix.")
+    var source: String
+
+    @Option(name: .customShort("o"), help: ArgumentHelp("Store options for s3:// sources (endpoint=, region=, credentials=, …), comma-separated.", valueName: "options"))
+    var options: [String] = []
+
+    func run() throws {
+        do {
+            let parsed = try MountOptions(options)
+            let store = try StoreFactory.open(source, options: parsed.store, create: false)
+            _ = try Superblock.load(from: store)
+            let catalog = SnapshotCatalog(store: store)
+            let head = try catalog.head()
+            let manifests = try catalog.manifests()
+            guard !manifests.isEmpty else {
+                Console.out("no metadata snapshots in \(store.displayName) yet (a read-write mount takes the first)")
+                return
+            }
+            let rows = [["ID", "CREATED", "FILES", "BYTES", "HOST", ""]] + manifests.map { m in
+                [m.id, m.created, String(m.files), String(m.logicalBytes), m.host, m.id == head?.pointer.snapshot ? "HEAD" : ""]
+            }
+            let widths = (0..<6).map { c in rows.map { $0[c].count }.max() ?? 0 }
+            for row in rows {
+                let cells = row.enumerated().map { c, text in
+                    // Numbers right-aligned, text left-aligned.
+                    let pad = String(repeating: " ", count: widths[c] - text.count)
+                    return (c == 2 || c == 3) ? pad + text : text + pad
+                }
+                Console.out(cells.joined(separator: "  ").trimmingWhitespace())
+            }
+        } catch {
+            Console.error("\(error)")
+            throw ExitCode.failure
+        }
+    }
+}
