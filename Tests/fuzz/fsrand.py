@@ -665,7 +665,7 @@ class Run:
             return
         r = self.ref.apply(op)
         m = self.mnt.apply(op)
-        if m == ["err", "ENOTCONN"] and not self.daemon_alive():
+        if not self.daemon_alive():   # the mount then answers ENOTCONN / ECONNABORTED
             raise Mismatch(i, op, f"the mossaicfs daemon died: {self.crash_summary()}", ("crash", op["op"]))
         if op["op"] not in ("read", "stat", "readlink", "listdir", "hread", "hfsync"):
             self._tree = None
@@ -683,7 +683,7 @@ class Run:
     def crash_summary(self):
         """The daemon's exit and the first lines of its crash report."""
         m = self.fs.mount
-        code = m.proc.poll() if m is not None and m.proc is not None else None
+        code = m.proc.poll() if m is not None and m.proc is not None else "unknown"
         try:
             log = (self.root / "daemon.log").read_text(errors="replace").splitlines()
         except OSError:
@@ -712,15 +712,20 @@ class Run:
         self.check_trees(self.count, {"op": "end-after-remount"})
 
     def stop(self):
-        """Stops the daemon; a daemon that already died is cleaned up (the mismatch that found
-        it has been raised), never left mounted."""
+        """Stops the daemon and returns None, or what went wrong (a daemon that had died or did
+        not exit 0); the mount is never left behind."""
         self.ref.close_all()
         self.mnt.close_all()
         if self.fs.mount is not None and not self.daemon_alive():
+            summary = self.crash_summary()
             m, self.fs.mount = self.fs.mount, None
             m.kill()
-            return
-        self.fs.stop()
+            return summary
+        try:
+            self.fs.stop()
+            return None
+        except Exception as e:
+            return f"{e}; {self.crash_summary()}"
 
     def cleanup(self, keep=False):
         if not keep and not is_mounted(self.fs.mnt):
@@ -732,45 +737,53 @@ def short(value, limit=300):
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def replay(env, ops):
-    """Runs `ops` on fresh stores; returns None or the Mismatch."""
+def execute(env, ops, on_op=None):
+    """Runs operations (a list, or a generator of them given the tree) on fresh stores.
+    Returns the Mismatch or None. Any failure of the daemon or of a remount is a mismatch too,
+    and so is a daemon that does not exit 0 at the final unmount."""
     run = Run(env)
+    failure = None
     try:
-        for op in ops:
-            run.apply(op)
-        run.finish()
-        return None
-    except Mismatch as m:
-        return m
+        try:
+            for op in ops(run) if callable(ops) else ops:
+                run.apply(op)
+                if on_op:
+                    on_op(run.count)
+            run.finish()
+        except Mismatch as m:
+            failure = m
+        except Exception as e:  # a remount that failed, a daemon that died under us
+            failure = Mismatch(run.count - 1, {"op": "harness"}, f"{type(e).__name__}: {e}; {run.crash_summary()}",
+                               ("harness",))
     finally:
-        run.stop()
-        run.cleanup()
+        stop_error = run.stop()
+        run.cleanup(keep=failure is not None or stop_error is not None)
+    if failure is None and stop_error:
+        failure = Mismatch(run.count, {"op": "unmount"}, f"the daemon did not stop cleanly: {stop_error}", ("unmount",))
+    return failure
+
+
+def replay(env, ops):
+    return execute(env, ops)
 
 
 def generate(env, seed, count, exclude, big, progress):
     """Generates and runs `count` operations; returns (ops, None) or (ops up to the failure, Mismatch)."""
     gen = Generator(seed, exclude=exclude, big=big)
-    run = Run(env)
     ops = []
-    failed = None
     started = time.monotonic()
-    try:
-        try:
-            for i in range(count):
-                op = gen.next(run.tree())
-                ops.append(op)
-                run.apply(op)
-                if progress and (i + 1) % 1000 == 0:
-                    rate = (i + 1) / (time.monotonic() - started)
-                    print(f"fsrand: {i + 1}/{count} ops, {rate:.0f} ops/s", flush=True)
-            run.finish()
-            return ops, None
-        except Mismatch as m:
-            failed = m
-            return ops, m
-    finally:
-        run.stop()
-        run.cleanup(keep=failed is not None)
+
+    def produce(run):
+        for _ in range(count):
+            op = gen.next(run.tree())
+            ops.append(op)
+            yield op
+
+    def progress_line(done):
+        if progress and done % 1000 == 0:
+            print(f"fsrand: {done}/{count} ops, {done / (time.monotonic() - started):.0f} ops/s", flush=True)
+    failure = execute(env, produce, progress_line)
+    return ops, failure
 
 
 def shrink(env, ops, failure, budget, seconds=float("inf")):
