@@ -18,7 +18,7 @@ public struct ChunkHash: Hashable, Sendable, CustomStringConvertible {
         guard utf8.count == 64 else { return nil }
         var bytes = [UInt8](repeating: 0, count: 32)
         for i in 0..<32 {
-            guard let hi = Self.nibble(utf8[2 * i]), let lo = Self.nibble(utf8[2 * i + 1]) else { return nil }
+            guard let hi = Hex.nibble(utf8[2 * i]), let lo = Hex.nibble(utf8[2 * i + 1]) else { return nil }
             bytes[i] = hi << 4 | lo
         }
         self.init(bytes: bytes)
@@ -55,7 +55,12 @@ public struct ChunkHash: Hashable, Sendable, CustomStringConvertible {
         data.withUnsafeBytes { of($0) }
     }
 
-    private static func nibble(_ c: UInt8) -> UInt8? {
+}
+
+/// Hex digits, for hashes in object keys and percent-decoding in the S3 layer.
+public enum Hex {
+    /// The value of one hex digit (either case), or nil.
+    public static func nibble(_ c: UInt8) -> UInt8? {
         switch c {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
         case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10

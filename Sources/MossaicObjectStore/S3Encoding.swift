@@ -1,3 +1,5 @@
+import MossaicCore
+
 /// The encodings S3 requests need and libcurl does not provide.
 ///
 /// curl's SigV4 signer (7.88) uses the path and query exactly as written in the URL: it neither
@@ -45,7 +47,7 @@ enum S3Encoding {
             case UInt8(ascii: "+"):
                 out.append(UInt8(ascii: " "))
             case UInt8(ascii: "%"):
-                guard let hi = bytes.next().flatMap(nibble), let lo = bytes.next().flatMap(nibble) else { return nil }
+                guard let hi = bytes.next().flatMap({ Hex.nibble($0) }), let lo = bytes.next().flatMap({ Hex.nibble($0) }) else { return nil }
                 out.append(hi << 4 | lo)
             default:
                 out.append(byte)
@@ -79,12 +81,4 @@ enum S3Encoding {
         }
     }
 
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
-        default: nil
-        }
-    }
 }
