@@ -15,3 +15,13 @@ public struct SystemError: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var description: String { "\(operation) \(path): \(String(cString: strerror(errno)))" }
 }
+
+extension String {
+    /// The string without leading and trailing whitespace (Foundation-free).
+    public func trimmingWhitespace() -> String {
+        var s = Substring(self)
+        while let c = s.first, c.isWhitespace { s.removeFirst() }
+        while let c = s.last, c.isWhitespace { s.removeLast() }
+        return String(s)
+    }
+}

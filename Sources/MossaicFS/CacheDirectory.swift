@@ -41,7 +41,7 @@ public final class CacheDirectory: @unchecked Sendable {
         let fd = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .cacheDirectory("cannot open \(lockPath): \(String(cString: strerror(errno)))") }
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
-            let holder = (try? PosixFiles.read(lockPath)).map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) } ?? "?"
+            let holder = (try? PosixFiles.read(lockPath)).map { String(decoding: $0, as: UTF8.self).trimmingWhitespace() } ?? "?"
             close(fd)
             throw .cacheDirectory("cache_dir \(path) is in use by another mossaicfs process (pid \(holder)); unmount it first, or give this mount its own cache_dir=")
         }
@@ -52,14 +52,4 @@ public final class CacheDirectory: @unchecked Sendable {
     }
 
     deinit { close(lockFD) }
-}
-
-private extension String {
-    func trimmingCharacters(in _: WhitespaceSet) -> String {
-        var s = Substring(self)
-        while let c = s.first, c.isWhitespace { s.removeFirst() }
-        while let c = s.last, c.isWhitespace { s.removeLast() }
-        return String(s)
-    }
-    enum WhitespaceSet { case whitespacesAndNewlines }
 }

@@ -56,16 +56,22 @@ extension FilesystemStatus {
 }
 
 extension MossaicFilesystem {
+    /// The blob cache's figures alone: counters in memory, no metadata query (what the
+    /// metrics endpoint reads at every scrape).
+    public func cacheStatus() -> FilesystemStatus.Cache {
+        let stats = cache.statistics
+        let reads = stats.memoryHits + stats.diskHits + stats.storeGets
+        return FilesystemStatus.Cache(
+            memoryBytes: stats.memoryBytes, diskBytes: stats.diskBytes, memoryHits: stats.memoryHits, diskHits: stats.diskHits,
+            misses: stats.storeGets, hitRate: reads > 0 ? Double(stats.memoryHits + stats.diskHits) / Double(reads) : nil,
+            corruptChunks: stats.corrupt)
+    }
+
     /// Live figures of the mounted filesystem. `pendingUploads` is what the store is being
     /// sent right now (commits upload before they publish).
     public func status(pendingUploads: Int) throws(FSError) -> FilesystemStatus {
         let usage = try meta { () throws(MetaError) in try metadata.usageDetails() }
-        let stats = cache.statistics
-        let reads = stats.memoryHits + stats.diskHits + stats.storeGets
-        let cacheStatus = FilesystemStatus.Cache(
-            memoryBytes: stats.memoryBytes, diskBytes: stats.diskBytes, memoryHits: stats.memoryHits, diskHits: stats.diskHits,
-            misses: stats.storeGets, hitRate: reads > 0 ? Double(stats.memoryHits + stats.diskHits) / Double(reads) : nil,
-            corruptChunks: stats.corrupt)
+        let cacheStatus = cacheStatus()
         let files = openFiles.withLock { Array($0.values) }
         let dirty = files.reduce(0) { sum, f in sum + f.state.withLock { $0.dirtyBytes } }
         var status = FilesystemStatus(store: storeName, filesystemUUID: superblock.uuid, mounted: true, readOnly: options.readOnly,

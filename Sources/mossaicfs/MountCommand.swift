@@ -216,7 +216,7 @@ struct MountCommand: ParsableCommand {
     /// Cache figures kept by the blob cache, and uploads in flight, as metrics.
     private static func collectCacheMetrics(_ filesystem: MossaicFilesystem, _ store: InstrumentedObjectStore, into metrics: Metrics) {
         metrics.addCollector { m in
-            guard let c = try? filesystem.status(pendingUploads: store.uploadsInFlight).cache else { return }
+            let c = filesystem.cacheStatus()
             m.set("mossaicfs_cache_hits_total", "Chunk reads served by a cache.", type: "counter", labels: [("level", "memory")], Double(c.memoryHits))
             m.set("mossaicfs_cache_hits_total", "Chunk reads served by a cache.", type: "counter", labels: [("level", "disk")], Double(c.diskHits))
             m.set("mossaicfs_cache_misses_total", "Chunk reads that went to the store.", type: "counter", Double(c.misses))
