@@ -24,7 +24,7 @@ extension MossaicFilesystem {
             } catch {
                 logger.error("commit failed", metadata: ["ino": "\(file.ino.rawValue)", "error": "\(error)"])
                 metrics.increment("mossaicfs_commit_failures_total", "Commits that could not store or publish a file.")
-                file.failed(error)
+                file.failed(error, committedSize: try? metadata.attributes(of: file.ino).size)
                 throw error
             }
         }

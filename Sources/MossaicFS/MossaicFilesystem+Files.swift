@@ -100,9 +100,11 @@ extension MossaicFilesystem {
     }
 
     /// Called at every close(2) of a descriptor: commits buffered writes. Its error is what
-    /// close(2) returns.
+    /// close(2) returns. A read-only descriptor wrote nothing, so it neither commits nor
+    /// reports the failure of another descriptor's writes.
     public func flush(_ ino: InodeNumber, handle: HandleID) throws(FSError) {
-        let (file, _) = try openFile(handle)
+        let (file, writable) = try openFile(handle)
+        guard writable else { return }
         try commit(file, durable: options.durableClose)
     }
 
@@ -122,9 +124,9 @@ extension MossaicFilesystem {
     /// The last reference to a descriptor is gone. Commits anything left (normally flush did),
     /// and drops the file's write state with its last handle.
     public func release(_ ino: InodeNumber, handle: HandleID) throws(FSError) {
-        guard let h = handles.remove(handle), case .file(let file, _) = h else { throw .badHandle }
+        guard let h = handles.remove(handle), case .file(let file, let writable) = h else { throw .badHandle }
         var failure: FSError?
-        do { try commit(file, durable: options.durableClose) } catch { failure = error }
+        if writable { do { try commit(file, durable: options.durableClose) } catch { failure = error } }
         let last = openFiles.withLock { files -> Bool in
             let remaining = file.state.withLock { s -> Int in s.handles -= 1; return s.handles }
             guard remaining == 0 else { return false }

@@ -183,8 +183,20 @@ final class OpenFile: Sendable {
         }
     }
 
-    func failed(_ error: FSError) {
-        state.withLock { s in if s.failure == nil { s.failure = error } }
+    /// Marks the file failed and discards its buffered writes: they will never be published,
+    /// so from now on stat and read show the committed file (`committedSize`, when it could be
+    /// read) rather than bytes that are not stored anywhere. The loss itself is reported by
+    /// the failing call, by every later write, flush and fsync, and by close.
+    func failed(_ error: FSError, committedSize: UInt64?) {
+        state.withLock { s in
+            if s.failure == nil { s.failure = error }
+            s.pages.removeAll()
+            s.uploads.removeAll()
+            s.dirtyBytes = 0
+            if let committedSize { s.size = committedSize }
+            s.sizeDirty = false
+            s.mtime = nil
+        }
     }
 
     /// Size and time as written, to lay over the committed attributes.
