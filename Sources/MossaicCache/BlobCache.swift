@@ -7,7 +7,7 @@ import MossaicCore
 import MossaicObjectStore
 import Synchronization
 
-/// Chunks by hash: memory LRU, then disk LRU, then the object store.
+/// Chunks by hash: memory LRU, then write-back staging, then disk LRU, then the object store.
 ///
 /// Every byte handed out is verified: chunks from the store and from the disk cache are
 /// re-hashed, and a mismatch is an error (from the store) or a dropped cache file that is
@@ -68,17 +68,25 @@ public final class BlobCache: Sendable {
     }
 
     public let store: any ObjectStore
+    /// Write-back staging (read-write mounts): chunks committed but not yet in the store.
+    public let staging: StagingArea?
     private let state: Mutex<State>
     private let logger: Logger
 
-    public init(store: any ObjectStore, configuration: Configuration, logger: Logger) throws(SystemError) {
+    public init(store: any ObjectStore, configuration: Configuration, staging: StagingArea? = nil, logger: Logger) throws(SystemError) {
         self.store = store
+        self.staging = staging
         self.logger = logger
         var disk: DiskLRU?
         if let dir = configuration.diskDirectory {
             disk = try DiskLRU(directory: dir, limit: configuration.diskLimit, freeSpaceFloor: configuration.freeSpaceFloor)
         }
         state = Mutex(State(memory: MemoryLRU(limit: configuration.memoryLimit), disk: disk))
+    }
+
+    /// Starts the staging area's upload threads; a stored chunk's bytes move to the disk cache.
+    public func startWriteback(threads: Int) {
+        staging?.start(store: store, threads: threads) { [weak self] hash, bytes in self?.writeToDisk(hash, bytes) }
     }
 
     public var statistics: Statistics {
@@ -115,8 +123,17 @@ public final class BlobCache: Sendable {
             state.withLock { s in s.disk?.removed(hash) }
             return try fetch(hash)
         case .lead:
+            if let bytes = readStaged(hash) { return bytes }
             return try fetch(hash)
         }
+    }
+
+    /// A staged chunk may not be in the store yet: its staged file is the authoritative copy.
+    /// Called as the leader of the chunk's flight.
+    private func readStaged(_ hash: ChunkHash) -> [UInt8]? {
+        guard let bytes = staging?.read(hash) else { return nil }
+        finishFlight(hash, .success(bytes), source: .disk)
+        return bytes
     }
 
     private enum Source { case disk, store }
@@ -170,8 +187,10 @@ public final class BlobCache: Sendable {
     /// upload), so it is not sent again; concurrent uploads of one chunk share one PUT.
     public func upload(_ hash: ChunkHash, _ bytes: [UInt8]) throws(CacheError) {
         enum Step { case done, lead(Flight), follow(Flight) }
+        // A staged chunk read into memory is not in the store yet: this upload must not skip it.
+        let isStaged = staging?.contains(hash) == true
         let step: Step = state.withLock { s in
-            if s.memory.get(hash) != nil || s.disk?.contains(hash) == true || s.uploaded.contains(hash) { return .done }
+            if !isStaged, s.memory.get(hash) != nil || s.disk?.contains(hash) == true || s.uploaded.contains(hash) { return .done }
             if let flight = s.uploading[hash] { return .follow(flight) }
             let flight = Flight()
             s.uploading[hash] = flight
@@ -198,6 +217,15 @@ public final class BlobCache: Sendable {
             _ = try result.get()
             writeToDisk(hash, bytes)
         }
+    }
+
+    /// Write-back mode: makes chunk `hash` durable in the staging area; background threads
+    /// store it. Chunks known to be in the store already are not staged.
+    public func stage(_ hash: ChunkHash, _ bytes: [UInt8]) throws(CacheError) {
+        guard let staging else { return try upload(hash, bytes) }
+        let inStore = state.withLock { s in s.disk?.contains(hash) == true || s.uploaded.contains(hash) }
+        if inStore { return }
+        do { try staging.stage(hash, bytes) } catch { throw .staging(error) }
     }
 
     /// Publishes a disk-cache file (temp + rename), then evicts what the bounds require.

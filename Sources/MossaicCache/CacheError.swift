@@ -6,11 +6,14 @@ public enum CacheError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The store returned bytes whose SHA-256 is not the chunk's name: never handed out.
     case corrupt(hash: ChunkHash, actual: ChunkHash)
     case store(ObjectStoreError)
+    /// A write-back chunk could not be written to the staging directory.
+    case staging(SystemError)
 
     public var description: String {
         switch self {
         case .corrupt(let hash, let actual): "chunk \(hash) is corrupt in the store (its bytes hash to \(actual))"
         case .store(let e): e.description
+        case .staging(let e): "write-back staging: \(e)"
         }
     }
 }

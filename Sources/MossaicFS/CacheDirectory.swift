@@ -24,6 +24,7 @@ public final class CacheDirectory: @unchecked Sendable {
 
     public var metadataPath: String { path + "/meta.db" }
     public var blobsPath: String { path + "/blobs" }
+    /// Write-back chunks not yet in the store (StagingArea).
     public var stagingPath: String { path + "/staging" }
     public var spoolPath: String { path + "/spool" }
 

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import MossaicCache
 import MossaicCore
 import MossaicMeta
@@ -21,7 +24,10 @@ extension MetaError {
 }
 
 extension CacheError {
-    var fsError: FSError { .io(description) }
+    var fsError: FSError {
+        if case .staging(let e) = self, e.errno == ENOSPC { return .noSpace }
+        return .io(description)
+    }
 }
 
 /// Runs a metadata call, translating its error.

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import MossaicCore
 import MossaicMeta
 import MossaicObjectStore
@@ -17,6 +20,9 @@ public enum FilesystemChecker {
         public var corrupt: [ChunkHash] = []
         /// Missing or corrupt objects put back from a good copy in the local disk cache.
         public var restored: [ChunkHash] = []
+        /// Referenced chunks not in the store yet but staged by a write-back mount: not damage,
+        /// the next mount uploads them first (`--repair` does now, and lists them in `restored`).
+        public var staged: [ChunkHash] = []
         /// Objects no chunk row knows: garbage for `gc`, not damage.
         public var unreferencedObjects = 0
         public var checkedObjects = 0
@@ -33,9 +39,12 @@ public enum FilesystemChecker {
         public var repair: Bool
         /// The disk cache (cache_dir/blobs), where good copies may be found.
         public var blobsDirectory: String?
+        /// Write-back staging (cache_dir/staging): chunks committed but not yet uploaded.
+        public var stagingDirectory: String?
         public var threads: Int
-        public init(verify: Bool, repair: Bool, blobsDirectory: String?, threads: Int = 8) {
-            self.verify = verify; self.repair = repair; self.blobsDirectory = blobsDirectory; self.threads = threads
+        public init(verify: Bool, repair: Bool, blobsDirectory: String?, stagingDirectory: String? = nil, threads: Int = 8) {
+            self.verify = verify; self.repair = repair; self.blobsDirectory = blobsDirectory
+            self.stagingDirectory = stagingDirectory; self.threads = threads
         }
     }
 
@@ -63,6 +72,14 @@ public enum FilesystemChecker {
         let referenced = try meta { () throws(MetaError) in try metadata.referencedStoredChunkLengths() }
         report.referencedObjects = referenced.count
         report.missing = referenced.filter { present[$0.0] == nil }.map(\.0)
+        if let staging = options.stagingDirectory {
+            let staged = Set(report.missing.filter { isStaged($0, in: staging) })
+            report.staged = report.missing.filter { staged.contains($0) }
+            report.missing.removeAll { staged.contains($0) }
+            if options.repair {
+                for hash in report.staged where uploadStaged(hash, from: staging, store: store) { report.restored.append(hash) }
+            }
+        }
 
         if options.verify {
             let candidates = referenced.filter { present[$0.0] != nil }.map(\.0)
@@ -101,6 +118,21 @@ public enum FilesystemChecker {
         }
         for ticket in tickets { _ = try? ticket.wait() }
         return state.withLock { $0.bad }.sorted { $0.hex < $1.hex }
+    }
+
+    private static func isStaged(_ hash: ChunkHash, in staging: String) -> Bool {
+        guard let bytes = try? PosixFiles.read("\(staging)/\(hash.hex)") else { return false }
+        return ChunkHash.of(bytes) == hash
+    }
+
+    /// Uploads a staged chunk and removes its staged file, as the next mount would.
+    private static func uploadStaged(_ hash: ChunkHash, from staging: String, store: any ObjectStore) -> Bool {
+        let path = "\(staging)/\(hash.hex)"
+        guard let bytes = try? PosixFiles.read(path), ChunkHash.of(bytes) == hash, (try? store.put(hash.objectKey, bytes)) != nil else {
+            return false
+        }
+        unlink(path)
+        return true
     }
 
     /// Puts a chunk back from the disk cache if the cached copy still hashes to its name.

@@ -105,9 +105,14 @@ extension FilesystemLoader {
         let meta = metadata!
         let filesystem = try makeFilesystem(store: store, metadata: meta, superblock: superblock, cacheDirectory: cacheDirectory,
                                             settings: settings, logger: logger, metrics: metrics)
+        var snapshotConfiguration = SnapshotWriter.Configuration(fsUUID: superblock.uuid, workPath: cacheDirectory.snapshotWorkPath,
+                                                                 keep: r.keep)
+        if let staging = filesystem.cache.staging {
+            snapshotConfiguration.waitForStagedChunks = { @Sendable (seconds: Double) -> Bool in staging.waitForStaged(timeout: seconds) }
+        }
         let writer = SnapshotWriter(
             store: store, metadata: meta, head: head, headManifest: headManifest,
-            configuration: .init(fsUUID: superblock.uuid, workPath: cacheDirectory.snapshotWorkPath, keep: r.keep),
+            configuration: snapshotConfiguration,
             lease: lease, logger: logger)
         if snapshotFirst {
             do { _ = try writer.snapshot() } catch { throw .replication(error) }

@@ -25,6 +25,9 @@ public enum FilesystemLoader {
         public var syncInterval: Double = 1
         public var uploadThreads = 8
         public var readAheadChunks = 8
+        /// Write-back mode (`writeback`) and the most bytes it stages (`staging_size`).
+        public var writeback = false
+        public var stagingBytes = 1 << 30
         public var replication: ReplicationSettings
         public init(cacheDirectory: String? = nil, readOnly: Bool = false, memoryCacheBytes: Int = 32 << 20,
                     diskCacheBytes: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30, maxDirtyBytesPerFile: Int = 16 << 20,
@@ -96,23 +99,47 @@ public enum FilesystemLoader {
                                 logger: logger, metrics: metrics)
     }
 
+    /// Chunks staged by an earlier write-back mount (a crash, or an unmount whose drain was
+    /// interrupted) are uploaded before the filesystem is served. A store that fails meanwhile
+    /// does not hold the mount up for more than a minute: the rest uploads in the background.
+    private static func replayStagedChunks(_ staging: StagingArea, logger: Logger) {
+        let found = staging.pending
+        guard found.chunks > 0 else { return }
+        logger.notice("write-back: uploading chunks staged by an earlier mount", metadata: [
+            "chunks": "\(found.chunks)", "bytes": "\(found.bytes)"])
+        let left = staging.drain(timeout: 60) { _, _ in }
+        if left.chunks > 0 {
+            logger.warning("write-back: staged chunks still uploading in the background", metadata: ["chunks": "\(left.chunks)"])
+        }
+    }
+
     static func makeFilesystem(store: any ObjectStore, metadata: SQLiteMetaStore, superblock: Superblock,
                                cacheDirectory: CacheDirectory, settings: Settings, logger: Logger,
                                metrics: Metrics) throws(FormatError) -> MossaicFilesystem {
         let cache: BlobCache
         do {
+            // Every read-write mount opens the staging area, with or without `writeback`:
+            // chunks an earlier write-back mount staged must reach the store either way.
+            let staging = settings.readOnly ? nil : try StagingArea(
+                directory: cacheDirectory.stagingPath, limit: settings.stagingBytes, logger: logger)
             cache = try BlobCache(store: store, configuration: .init(
                 memoryLimit: settings.memoryCacheBytes,
                 diskDirectory: store.isLocal ? nil : cacheDirectory.blobsPath,
-                diskLimit: settings.diskCacheBytes, freeSpaceFloor: settings.freeSpaceFloor), logger: logger)
+                diskLimit: settings.diskCacheBytes, freeSpaceFloor: settings.freeSpaceFloor), staging: staging, logger: logger)
         } catch {
             throw .cacheDirectory("cannot open blob cache: \(error)")
+        }
+        // Upload threads only where there is or will be something to upload.
+        if let staging = cache.staging, settings.writeback || staging.pending.chunks > 0 {
+            cache.startWriteback(threads: settings.uploadThreads)
+            replayStagedChunks(staging, logger: logger)
         }
         var options = MossaicFilesystem.Options(readOnly: settings.readOnly, maxDirtyBytesPerFile: settings.maxDirtyBytesPerFile,
                                                 checkPermissions: settings.checkPermissions,
                                                 updateAccessTimes: settings.updateAccessTimes,
                                                 syncInterval: settings.syncInterval, uploadThreads: settings.uploadThreads)
         options.readAheadChunks = settings.readAheadChunks
+        options.writeback = settings.writeback
         let filesystem = MossaicFilesystem(metadata: metadata, cache: cache, superblock: superblock,
                                            options: options,
                                            logger: logger, metrics: metrics)

@@ -27,6 +27,9 @@ public struct FilesystemStatus: Codable, Sendable {
     public var openFiles: Int
     public var dirtyBytes: Int
     public var pendingUploads: Int
+    /// Write-back: chunks (and their bytes) staged in cache_dir/staging, not yet in the store.
+    public var stagedChunks: Int = 0
+    public var stagedBytes: Int = 0
     public var lastSnapshotAgeSeconds: Double?
     public var leaseHolder: String?
 
@@ -67,6 +70,9 @@ extension MossaicFilesystem {
             corruptChunks: stats.corrupt)
     }
 
+    /// Write-back chunks staged and not yet stored (nil for a read-only mount).
+    public var stagedChunks: (chunks: Int, bytes: Int)? { cache.staging?.pending }
+
     /// Live figures of the mounted filesystem. `pendingUploads` is what the store is being
     /// sent right now (commits upload before they publish).
     public func status(pendingUploads: Int) throws(FSError) -> FilesystemStatus {
@@ -77,6 +83,7 @@ extension MossaicFilesystem {
         var status = FilesystemStatus(store: storeName, filesystemUUID: superblock.uuid, mounted: true, readOnly: options.readOnly,
                                       usage: usage, cache: cacheStatus, openFiles: files.count, dirtyBytes: dirty,
                                       pendingUploads: pendingUploads)
+        if let staged = cache.staging?.pending { (status.stagedChunks, status.stagedBytes) = staged }
         if let replicator = replicator.withLock({ $0 }) {
             status.fillReplication(newest: replicator.writer.headManifest, lease: replicator.lease?.record)
         }

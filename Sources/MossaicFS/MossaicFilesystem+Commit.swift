@@ -5,6 +5,9 @@ import MossaicMeta
 /// their SHA-256; chunks the metadata does not know are stored (inline in SQLite if small, else
 /// uploaded) BEFORE one SQLite transaction publishes the new chunk list, size and times. A crash
 /// in between leaves at worst unreferenced objects, never a reference to a missing chunk.
+/// In write-back mode "stored" means staged: fsynced in `cache_dir/staging`, stored in the
+/// object store by background threads (StagingArea), and never named by a metadata snapshot
+/// before it is there.
 extension MossaicFilesystem {
     /// Commits the file's buffered writes, if any. Returns whether there were any.
     /// `durable`: the commit is fsynced (fsync(2)); otherwise it is atomic and survives a
@@ -107,7 +110,11 @@ extension MossaicFilesystem {
         if bytes.count <= superblock.inlineMax {
             return StoredChunk(ref: ref, new: NewChunk(hash: hash, length: bytes.count, state: .inline, inlineData: bytes))
         }
-        do { try cache.upload(hash, bytes) } catch { throw error.fsError }
+        do {
+            if options.writeback { try cache.stage(hash, bytes) } else { try cache.upload(hash, bytes) }
+        } catch {
+            throw error.fsError
+        }
         return StoredChunk(ref: ref, new: NewChunk(hash: hash, length: bytes.count, state: .stored, inlineData: nil))
     }
 

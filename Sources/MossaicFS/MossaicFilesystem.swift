@@ -32,6 +32,8 @@ public final class MossaicFilesystem: Sendable {
         public var uploadWindow: Int
         /// Chunks fetched ahead of a sequential reader, at most (0: no read-ahead).
         public var readAheadChunks: Int = 8
+        /// Commits stage new chunks locally and background threads store them (`writeback`).
+        public var writeback = false
         public init(readOnly: Bool = false, maxDirtyBytesPerFile: Int = 16 << 20, checkPermissions: Bool = true,
                     updateAccessTimes: Bool = true, syncInterval: Double = 1, uploadThreads: Int = 8, uploadWindow: Int = 8) {
             self.readOnly = readOnly; self.maxDirtyBytesPerFile = maxDirtyBytesPerFile
@@ -109,6 +111,7 @@ public final class MossaicFilesystem: Sendable {
             do { try commit(file, durable: true) } catch { failures.append((file.ino, error)) }
         }
         if !options.readOnly {
+            drainStagedChunks()
             syncer.stop()
             writeAccessTimes()
             do { try purgeAllOrphans() } catch { logger.error("cannot purge orphans at shutdown: \(error)") }
@@ -116,6 +119,21 @@ public final class MossaicFilesystem: Sendable {
             do { try metadata.checkpoint() } catch { logger.warning("WAL checkpoint failed: \(error)") }
         }
         return failures
+    }
+
+    /// Unmount in write-back mode: waits until every staged chunk is in the store, saying how
+    /// much is left while it does. Interrupted (the daemon killed), the rest stays staged and
+    /// the next mount uploads it first.
+    private func drainStagedChunks() {
+        guard let staging = cache.staging else { return }
+        let left = staging.drain { chunks, bytes in
+            logger.notice("write-back: uploading staged chunks before exit", metadata: [
+                "chunks_left": "\(chunks)", "bytes_left": "\(bytes)"])
+        }
+        staging.stop()
+        if left.chunks > 0 {
+            logger.warning("write-back: staged chunks left for the next mount", metadata: ["chunks": "\(left.chunks)"])
+        }
     }
 
     private func purgeAllOrphans() throws(FSError) {

@@ -38,8 +38,14 @@ public final class SnapshotWriter: Sendable {
         /// Snapshots kept: HEAD and its ancestors, at least 1.
         public var keep: Int
         public var host: String
-        public init(fsUUID: String, workPath: String, keep: Int, host: String = HostIdentity.current().hostname) {
+        /// Write-back mounts: waits (at most the given seconds) until every chunk staged at the
+        /// time of the call is in the store, and says whether they are. Called right after the
+        /// database copy is made, so that a snapshot never names a chunk only staged locally.
+        public var waitForStagedChunks: (@Sendable (Double) -> Bool)?
+        public init(fsUUID: String, workPath: String, keep: Int, host: String = HostIdentity.current().hostname,
+                    waitForStagedChunks: (@Sendable (Double) -> Bool)? = nil) {
             self.fsUUID = fsUUID; self.workPath = workPath; self.keep = max(1, keep); self.host = host
+            self.waitForStagedChunks = waitForStagedChunks
         }
     }
 
@@ -71,6 +77,8 @@ public final class SnapshotWriter: Sendable {
     let logger: Logger
     /// Parallel piece uploads.
     static let width = 8
+    /// Seconds a snapshot waits for staged chunks to be stored before it is postponed.
+    static let stagedChunksWait = 30.0
 
     private struct State {
         var head: PublishedHead?
@@ -156,8 +164,11 @@ public final class SnapshotWriter: Sendable {
             try metadata.snapshotCopy(to: path, generation: generation, id: id)
         }
         defer { SQLiteMetaStore.removeDatabaseFiles(path) }
-        // Today every referenced chunk is inline or stored before its commit; should a
-        // write-back state appear, a snapshot must wait for its uploads, never name them.
+        // Write-back: chunks of the copy may be only staged. They were staged before the copy
+        // was made, so once everything staged now is stored, every chunk the copy names is.
+        if let wait = configuration.waitForStagedChunks, !wait(Self.stagedChunksWait) {
+            throw .local("write-back chunks are still being uploaded; snapshot postponed")
+        }
         guard copy.unstoredChunks == 0 else {
             throw .local("\(copy.unstoredChunks) referenced chunks are not in the store yet; snapshot postponed")
         }

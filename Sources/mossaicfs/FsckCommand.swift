@@ -42,7 +42,8 @@ struct FsckCommand: ParsableCommand {
             let metadata = try SQLiteMetaStore(path: cacheDirectory.metadataPath)
             let bar = ProgressBar()
             let report = try FilesystemChecker.run(store: store, metadata: metadata, options: .init(
-                verify: verify, repair: repair, blobsDirectory: store.isLocal ? nil : cacheDirectory.blobsPath),
+                verify: verify, repair: repair, blobsDirectory: store.isLocal ? nil : cacheDirectory.blobsPath,
+                stagingDirectory: cacheDirectory.stagingPath),
                 progress: { bar.show($0, $1, $2) })
             bar.finish()
             for line in report.problems { Console.out("problem: \(line)") }
@@ -52,6 +53,10 @@ struct FsckCommand: ParsableCommand {
             if repair { summary += " (\(report.repairedRows) rows repaired, \(report.remaining.count) left)" }
             summary += ", \(report.missing.count) missing and \(report.corrupt.count) corrupt of \(report.referencedObjects) referenced objects"
             if verify { summary += " (\(report.checkedObjects) verified)" }
+            if !report.staged.isEmpty {
+                summary += repair ? ", \(report.staged.count) write-back staged uploaded"
+                                  : ", \(report.staged.count) write-back staged (uploaded at the next mount)"
+            }
             if !report.restored.isEmpty { summary += ", \(report.restored.count) restored" }
             summary += ", \(report.unreferencedObjects) unreferenced objects (for gc)"
             summary += report.isClean ? ": clean" : ": NOT clean"

@@ -32,6 +32,9 @@ struct MountCommand: ParsableCommand {
           upload_threads=N      chunks hashed and stored in parallel (default 8)
           read_ahead=N          chunks fetched ahead of a sequential reader (default 8, 0: off)
           attr_timeout=S, entry_timeout=S   kernel cache lifetimes (default 1)
+          writeback             close/fsync stage chunks in cache_dir/staging; background
+                                threads upload them (survives crashes and store outages)
+          staging_size=SIZE     most bytes write-back staging holds (default 1G)
           sync_interval=S       a close(2) is durable against power loss within S seconds
                                 (default 1; 0: fsync at every close). fsync(2) is always at once
           fsname=NAME           the source shown in /proc/mounts (default SOURCE)
@@ -146,6 +149,8 @@ struct MountCommand: ParsableCommand {
             settings.syncInterval = parsed.syncInterval
             settings.uploadThreads = parsed.uploadThreads
             settings.readAheadChunks = parsed.readAheadChunks
+            settings.writeback = parsed.writeback
+            settings.stagingBytes = parsed.stagingBytes
             opened = try FilesystemLoader.open(store: store, settings: settings, logger: logger, metrics: metrics)
             if let s3 = base as? S3ObjectStore {
                 metrics.addCollector { m in
@@ -224,6 +229,10 @@ struct MountCommand: ParsableCommand {
             m.set("mossaicfs_cache_bytes", "Bytes held by each cache.", labels: [("level", "disk")], Double(c.diskBytes))
             m.set("mossaicfs_corrupt_chunks_total", "Chunks from the store whose bytes did not match their hash.", type: "counter", Double(c.corruptChunks))
             m.set("mossaicfs_uploads_in_flight", "Chunk uploads in progress (the upload queue).", Double(store.uploadsInFlight))
+            if let staged = filesystem.stagedChunks {
+                m.set("mossaicfs_staged_chunks", "Write-back chunks staged locally, not yet in the store.", Double(staged.chunks))
+                m.set("mossaicfs_staged_bytes", "Bytes of the write-back chunks staged locally.", Double(staged.bytes))
+            }
         }
     }
 

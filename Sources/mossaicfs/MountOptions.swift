@@ -21,6 +21,9 @@ struct MountOptions: Equatable {
     var syncInterval = 1.0
     var uploadThreads = 8
     var readAheadChunks = 8
+    /// Write-back mode: commits stage chunks in cache_dir/staging, uploaded in the background.
+    var writeback = false
+    var stagingBytes = 1 << 30
     /// Metadata snapshots and the writer lease (see FilesystemLoader.ReplicationSettings).
     var metaInterval = 10.0
     var metaKeep = 30
@@ -132,6 +135,8 @@ struct MountOptions: Equatable {
         case "discard_local": try flag(); discardLocal = true
         case "force_lease": try flag(); forceLease = true
         case "metrics": metricsEndpoint = try required()
+        case "writeback": try flag(); writeback = true
+        case "staging_size": stagingBytes = try size()
         case _ where Self.fuseFlags.contains(key):
             try flag()
             passThrough.append(key)
@@ -151,6 +156,7 @@ struct MountOptions: Equatable {
             throw OptionError("option 'snapshot' shows a past snapshot and needs a read-only mount: add 'ro'")
         }
         if readOnly && discardLocal { throw OptionError("option 'discard_local' applies to read-write mounts (a read-only mount never uses local metadata)") }
+        if readOnly && writeback { throw OptionError("option 'writeback' applies to read-write mounts") }
         if readOnly && forceLease { throw OptionError("option 'force_lease' applies to read-write mounts (a read-only mount takes no lease)") }
     }
 

@@ -97,6 +97,7 @@ struct StatusCommand: ParsableCommand {
         if s.mounted {
             rows.append(("open files", "\(s.openFiles) (\(bytes(UInt64(s.dirtyBytes))) buffered)"))
             rows.append(("pending uploads", "\(s.pendingUploads)"))
+            rows.append(("write-back staged", "\(s.stagedChunks) chunks (\(bytes(UInt64(s.stagedBytes))))"))
         }
         rows.append(("last snapshot", s.lastSnapshotAgeSeconds.map { String(format: "%.0f s ago", $0) } ?? "none"))
         rows.append(("lease holder", s.leaseHolder ?? "none"))

@@ -35,12 +35,14 @@ struct Fixture {
     let fs: MossaicFilesystem
     let cacheDirectory: CacheDirectory
 
-    init() throws {
+    init(writeback: Bool = false) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("fs-\(UUID().uuidString)").path
         let directory = try DirectoryObjectStore(root: root + "/store", create: true)
         _ = try Superblock.format(directory, inlineMax: 16 << 10, force: false)
         store = SwitchableStore(directory)
-        let opened = try FilesystemLoader.open(store: store, settings: .init(cacheDirectory: root + "/cache"), logger: Logger(label: "test"))
+        var settings = FilesystemLoader.Settings(cacheDirectory: root + "/cache")
+        settings.writeback = writeback
+        let opened = try FilesystemLoader.open(store: store, settings: settings, logger: Logger(label: "test"))
         fs = opened.filesystem
         cacheDirectory = opened.cacheDirectory
     }
