@@ -21,7 +21,7 @@ public final class BlobCache: Sendable {
         public var diskDirectory: String?
         public var diskLimit: Int
         public var freeSpaceFloor: Int
-        public init(memoryLimit: Int = 32 << 20, diskDirectory: String? = nil, diskLimit: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30) {
+        public init(memoryLimit: Int = 16 << 20, diskDirectory: String? = nil, diskLimit: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30) {
             self.memoryLimit = memoryLimit; self.diskDirectory = diskDirectory; self.diskLimit = diskLimit; self.freeSpaceFloor = freeSpaceFloor
         }
     }
@@ -47,6 +47,11 @@ public final class BlobCache: Sendable {
         var uploaded: Set<ChunkHash> = []
         /// Corrupt chunks already logged: each is reported once, however often it is read.
         var reportedCorrupt: Set<ChunkHash> = []
+        /// Chunks whose disk-cache file (or, for a local store, whose object) this process has
+        /// hashed or written from verified bytes: ranges of them are read without loading and
+        /// re-hashing the whole chunk (`read(_:range:)`). Bounded: forgetting only costs one
+        /// more full verification.
+        var verified: Set<ChunkHash> = []
         var stats = Statistics()
     }
 
@@ -132,11 +137,62 @@ public final class BlobCache: Sendable {
     /// Called as the leader of the chunk's flight.
     private func readStaged(_ hash: ChunkHash) -> [UInt8]? {
         guard let bytes = staging?.read(hash) else { return nil }
-        finishFlight(hash, .success(bytes), source: .disk)
+        finishFlight(hash, .success(bytes), source: .staging)
         return bytes
     }
 
-    private enum Source { case disk, store }
+    private enum Source { case disk, staging, store }
+
+    /// Bytes `range` of chunk `hash`. A chunk verified earlier in this process is read in
+    /// part, from its disk-cache file or (local stores) its object, so a random reader of a
+    /// file larger than the memory cache reads 4 KiB, not a whole chunk that it re-hashes.
+    /// Anything else goes through `read(_:)`, which verifies the whole chunk first.
+    ///
+    /// The trust is per process: a cache file or local object altered behind the daemon's
+    /// back after it was verified is not noticed by ranged reads (as with the page cache).
+    public func read(_ hash: ChunkHash, range: Range<Int>) throws(CacheError) -> [UInt8] {
+        enum Plan { case memory([UInt8]), file(String), local, whole }
+        let isLocal = store.isLocal
+        let plan: Plan = state.withLock { s in
+            if let bytes = s.memory.get(hash) { s.stats.memoryHits += 1; return .memory(bytes) }
+            guard s.verified.contains(hash) else { return .whole }
+            if s.disk != nil {
+                guard s.disk!.contains(hash) else { return .whole }
+                return .file(s.disk!.path(hash))
+            }
+            return isLocal ? .local : .whole
+        }
+        switch plan {
+        case .memory(let bytes):
+            return Self.slice(bytes, range)
+        case .file(let path):
+            if let bytes = try? PosixFiles.read(path, offset: UInt64(range.lowerBound), count: range.count), bytes.count == range.count {
+                state.withLock { $0.stats.diskHits += 1 }
+                return bytes
+            }
+        case .local:
+            if let bytes = try? store.get(hash.objectKey, range: UInt64(range.lowerBound)..<UInt64(range.upperBound)),
+               bytes.count == range.count {
+                state.withLock { $0.stats.diskHits += 1 }
+                return bytes
+            }
+        case .whole:
+            break
+        }
+        // Not verified, or its file changed length or vanished (evicted): the whole chunk.
+        state.withLock { _ = $0.verified.remove(hash) }
+        return Self.slice(try read(hash), range)
+    }
+
+    private static func slice(_ bytes: [UInt8], _ range: Range<Int>) -> [UInt8] {
+        let upper = min(range.upperBound, bytes.count)
+        return upper > range.lowerBound ? Array(bytes[range.lowerBound..<upper]) : []
+    }
+
+    private func markVerified(_ s: inout State, _ hash: ChunkHash) {
+        if s.verified.count >= 1_000_000 { s.verified.removeAll(keepingCapacity: true) }
+        s.verified.insert(hash)
+    }
 
     /// GETs the chunk as the leader of its flight, verifies it and caches it.
     private func fetch(_ hash: ChunkHash) throws(CacheError) -> [UInt8] {
@@ -166,7 +222,10 @@ public final class BlobCache: Sendable {
             switch result {
             case .success(let bytes):
                 s.memory.insert(hash, bytes)
-                if source == .disk { s.stats.diskHits += 1 } else { s.stats.storeGets += 1 }
+                if source == .store { s.stats.storeGets += 1 } else { s.stats.diskHits += 1 }
+                // Its disk file (or a local store's object) just hashed right; a remote
+                // chunk's disk file is marked when it is written (writeToDisk).
+                if source == .disk || (source == .store && store.isLocal) { markVerified(&s, hash) }
             case .failure(.corrupt):
                 s.stats.storeGets += 1
                 s.stats.corrupt += 1
@@ -183,14 +242,14 @@ public final class BlobCache: Sendable {
     /// Not in the memory cache: a writer streaming a large file would fill it with chunks that
     /// are rarely read at once, and memory is the budget that counts.
     ///
-    /// A chunk in a cache is in the store (caches are filled only from the store or after an
-    /// upload), so it is not sent again; concurrent uploads of one chunk share one PUT.
+    /// Only a PUT by this process proves the object is there: a cached copy does not, since
+    /// `mossaicfs gc` may have deleted the object of a chunk no metadata referenced any more
+    /// (and another host's disk cache may still hold it). Concurrent uploads of one chunk
+    /// share one PUT.
     public func upload(_ hash: ChunkHash, _ bytes: [UInt8]) throws(CacheError) {
         enum Step { case done, lead(Flight), follow(Flight) }
-        // A staged chunk read into memory is not in the store yet: this upload must not skip it.
-        let isStaged = staging?.contains(hash) == true
         let step: Step = state.withLock { s in
-            if !isStaged, s.memory.get(hash) != nil || s.disk?.contains(hash) == true || s.uploaded.contains(hash) { return .done }
+            if s.uploaded.contains(hash) { return .done }
             if let flight = s.uploading[hash] { return .follow(flight) }
             let flight = Flight()
             s.uploading[hash] = flight
@@ -220,11 +279,10 @@ public final class BlobCache: Sendable {
     }
 
     /// Write-back mode: makes chunk `hash` durable in the staging area; background threads
-    /// store it. Chunks known to be in the store already are not staged.
+    /// store it. Chunks this process has stored already are not staged.
     public func stage(_ hash: ChunkHash, _ bytes: [UInt8]) throws(CacheError) {
         guard let staging else { return try upload(hash, bytes) }
-        let inStore = state.withLock { s in s.disk?.contains(hash) == true || s.uploaded.contains(hash) }
-        if inStore { return }
+        if state.withLock({ $0.uploaded.contains(hash) }) { return }
         do { try staging.stage(hash, bytes) } catch { throw .staging(error) }
     }
 
@@ -239,7 +297,11 @@ public final class BlobCache: Sendable {
             logger.warning("cannot write cache file", metadata: ["path": "\(path)", "error": "\(error)"])
             return
         }
-        let victims = state.withLock { s in s.disk?.added(hash, size: bytes.count) ?? [] }
+        // `bytes` hash to `hash` (every caller verified or computed it): the file is verified.
+        let victims = state.withLock { s in
+            markVerified(&s, hash)
+            return s.disk?.added(hash, size: bytes.count) ?? []
+        }
         for victim in victims { unlink(victim) }
     }
 }

@@ -29,7 +29,7 @@ public enum FilesystemLoader {
         public var writeback = false
         public var stagingBytes = 1 << 30
         public var replication: ReplicationSettings
-        public init(cacheDirectory: String? = nil, readOnly: Bool = false, memoryCacheBytes: Int = 32 << 20,
+        public init(cacheDirectory: String? = nil, readOnly: Bool = false, memoryCacheBytes: Int = 16 << 20,
                     diskCacheBytes: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30, maxDirtyBytesPerFile: Int = 16 << 20,
                     checkPermissions: Bool = true, updateAccessTimes: Bool = true,
                     replication: ReplicationSettings = ReplicationSettings()) {

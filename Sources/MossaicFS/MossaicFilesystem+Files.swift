@@ -206,6 +206,14 @@ extension MossaicFilesystem {
     func committedBytes(_ ref: ChunkRef?, _ pageRange: Range<Int>) throws(FSError) -> [UInt8] {
         var piece = [UInt8](repeating: 0, count: pageRange.count)
         guard let ref, pageRange.lowerBound < ref.length else { return piece }
+        if ref.length > superblock.inlineMax {
+            // A stored chunk: only the bytes wanted (the cache verifies the chunk once).
+            let wanted = pageRange.lowerBound..<min(pageRange.upperBound, ref.length)
+            let bytes: [UInt8]
+            do { bytes = try cache.read(ref.hash, range: wanted) } catch { throw error.fsError }
+            piece.replaceSubrange(0..<bytes.count, with: bytes)
+            return piece
+        }
         let chunk = try chunkBytes(ref.hash, referencedLength: ref.length)
         let upper = min(pageRange.upperBound, ref.length, chunk.count)
         if upper > pageRange.lowerBound {

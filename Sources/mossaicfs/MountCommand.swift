@@ -26,7 +26,7 @@ struct MountCommand: ParsableCommand {
           default_permissions   the kernel checks permissions (default: mossaicfs checks them itself)
           acl                   POSIX ACLs (setfacl/getfacl), enforced by the kernel; implies default_permissions
           cache_size=SIZE       disk cache bound for remote stores (default 10G)
-          mem_cache_size=SIZE   memory cache bound (default 32M)
+          mem_cache_size=SIZE   memory cache bound (default 16M)
           cache_free=SIZE       free space the disk cache leaves on its filesystem (default 1G)
           threads=N             FUSE worker threads (default 16)
           upload_threads=N      chunks hashed and stored in parallel (default 8)

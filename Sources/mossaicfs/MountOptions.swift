@@ -11,7 +11,7 @@ struct MountOptions: Equatable {
     var kernelPermissions = false
     var posixACL = false
     var noatime = false
-    var memoryCacheBytes = 32 << 20
+    var memoryCacheBytes = 16 << 20
     var diskCacheBytes = 10 << 30
     var cacheFreeBytes = 1 << 30
     var maxThreads = 16
