@@ -97,26 +97,17 @@ public enum FilesystemChecker {
     /// GETs and re-hashes every object, `threads` at a time. Returns the bad ones.
     private static func verify(_ hashes: [ChunkHash], store: any ObjectStore, threads: Int,
                                progress: @escaping @Sendable (String, Int, Int) -> Void) -> [ChunkHash] {
-        let state = Mutex((next: 0, done: 0, bad: [ChunkHash]()))
-        let pool = UploadPool(threads: threads)
-        defer { pool.stop() }
-        let tickets = (0..<max(1, min(threads, hashes.count))).map { _ in
-            pool.submit { () throws(FSError) -> StoredChunk? in
-                while true {
-                    let i = state.withLock { s -> Int in defer { s.next += 1 }; return s.next }
-                    guard i < hashes.count else { return nil }
-                    let hash = hashes[i]
-                    let good = (try? store.get(hash.objectKey)).map { ChunkHash.of($0) == hash } ?? false
-                    let done = state.withLock { s -> Int in
-                        s.done += 1
-                        if !good { s.bad.append(hash) }
-                        return s.done
-                    }
-                    progress("verifying objects", done, hashes.count)
-                }
+        let state = Mutex((done: 0, bad: [ChunkHash]()))
+        ParallelLoop.run(count: hashes.count, threads: threads) { i in
+            let hash = hashes[i]
+            let good = (try? store.get(hash.objectKey)).map { ChunkHash.of($0) == hash } ?? false
+            let done = state.withLock { s -> Int in
+                s.done += 1
+                if !good { s.bad.append(hash) }
+                return s.done
             }
+            progress("verifying objects", done, hashes.count)
         }
-        for ticket in tickets { _ = try? ticket.wait() }
         return state.withLock { $0.bad }.sorted { $0.hex < $1.hex }
     }
 

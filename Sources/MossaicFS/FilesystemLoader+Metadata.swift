@@ -50,7 +50,42 @@ extension FilesystemLoader {
 
     private static func openWritable(store: any ObjectStore, superblock: Superblock, cacheDirectory: CacheDirectory,
                                      lease: WriterLease, settings: Settings, logger: Logger, metrics: Metrics) throws(FormatError) -> Opened {
-        let r = settings.replication
+        let local = try reconcileWritable(store: store, superblock: superblock, cacheDirectory: cacheDirectory,
+                                          discardLocal: settings.replication.discardLocal, logger: logger)
+        let meta = local.metadata
+        let filesystem = try makeFilesystem(store: store, metadata: meta, superblock: superblock, cacheDirectory: cacheDirectory,
+                                            settings: settings, logger: logger, metrics: metrics)
+        var snapshotConfiguration = SnapshotWriter.Configuration(fsUUID: superblock.uuid, workPath: cacheDirectory.snapshotWorkPath,
+                                                                 keep: settings.replication.keep)
+        if let staging = filesystem.cache.staging {
+            snapshotConfiguration.waitForStagedChunks = { @Sendable (seconds: Double) -> Bool in staging.waitForStaged(timeout: seconds) }
+        }
+        let writer = SnapshotWriter(
+            store: store, metadata: meta, head: local.head, headManifest: local.headManifest,
+            configuration: snapshotConfiguration, lease: lease, logger: logger)
+        if local.snapshotFirst {
+            do { _ = try writer.snapshot() } catch { throw .replication(error) }
+        }
+        let replicator = MetadataReplicator(writer: writer, lease: lease, interval: settings.replication.interval, logger: logger) {
+            [weak filesystem] error in filesystem?.fence(error.description)
+        }
+        filesystem.attach(replicator)
+        return Opened(filesystem: filesystem, cacheDirectory: cacheDirectory, replicator: replicator, follower: nil)
+    }
+
+    /// The local metadata of a read-write mount (or of `gc`), reconciled with the store's HEAD.
+    struct WritableMetadata {
+        var metadata: SQLiteMetaStore
+        var head: PublishedHead?
+        var headManifest: SnapshotManifest?
+        /// The store lacks what the local metadata holds: publish a snapshot before going live.
+        var snapshotFirst: Bool
+    }
+
+    /// Opens `meta.db` as `MountReconciliation` decides: as it is, restored from HEAD, created
+    /// empty, or refused (another machine wrote since). Call it holding the writer lease.
+    static func reconcileWritable(store: any ObjectStore, superblock: Superblock, cacheDirectory: CacheDirectory,
+                                  discardLocal: Bool, logger: Logger) throws(FormatError) -> WritableMetadata {
         let catalog = SnapshotCatalog(store: store)
         let (head, headManifest) = try readHead(catalog, superblock: superblock)
         let path = cacheDirectory.metadataPath
@@ -63,7 +98,7 @@ extension FilesystemLoader {
             metadata = m
         }
         let decision = MountReconciliation.decide(local: local, head: head?.pointer, headManifest: headManifest,
-                                                  discardLocal: r.discardLocal, cacheDirectory: cacheDirectory.path)
+                                                  discardLocal: discardLocal, cacheDirectory: cacheDirectory.path)
         var snapshotFirst = false
         switch decision {
         case .fresh:
@@ -102,26 +137,7 @@ extension FilesystemLoader {
         case .refuse(let why):
             throw .replication(.localOlder(why))
         }
-        let meta = metadata!
-        let filesystem = try makeFilesystem(store: store, metadata: meta, superblock: superblock, cacheDirectory: cacheDirectory,
-                                            settings: settings, logger: logger, metrics: metrics)
-        var snapshotConfiguration = SnapshotWriter.Configuration(fsUUID: superblock.uuid, workPath: cacheDirectory.snapshotWorkPath,
-                                                                 keep: r.keep)
-        if let staging = filesystem.cache.staging {
-            snapshotConfiguration.waitForStagedChunks = { @Sendable (seconds: Double) -> Bool in staging.waitForStaged(timeout: seconds) }
-        }
-        let writer = SnapshotWriter(
-            store: store, metadata: meta, head: head, headManifest: headManifest,
-            configuration: snapshotConfiguration,
-            lease: lease, logger: logger)
-        if snapshotFirst {
-            do { _ = try writer.snapshot() } catch { throw .replication(error) }
-        }
-        let replicator = MetadataReplicator(writer: writer, lease: lease, interval: r.interval, logger: logger) {
-            [weak filesystem] error in filesystem?.fence(error.description)
-        }
-        filesystem.attach(replicator)
-        return Opened(filesystem: filesystem, cacheDirectory: cacheDirectory, replicator: replicator, follower: nil)
+        return WritableMetadata(metadata: metadata!, head: head, headManifest: headManifest, snapshotFirst: snapshotFirst)
     }
 
     /// HEAD and its manifest, checked to belong to this filesystem.

@@ -181,7 +181,8 @@ public final class DirectoryObjectStore: ObjectStore {
                     try walk(relative: key, prefix: prefix, into: &result)
                 }
             } else if st.st_mode & S_IFMT == S_IFREG, key.hasPrefix(prefix) {
-                result.append(ObjectInfo(key: key, size: UInt64(st.st_size), etag: Self.etag(st)))
+                result.append(ObjectInfo(key: key, size: UInt64(st.st_size), etag: Self.etag(st),
+                                         lastModified: Timestamp(seconds: Int64(st.st_mtim.tv_sec), nanoseconds: Int64(st.st_mtim.tv_nsec))))
             }
         }
     }

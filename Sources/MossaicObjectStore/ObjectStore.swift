@@ -1,3 +1,5 @@
+import MossaicCore
+
 /// Where a filesystem's objects live: chunks, the superblock and metadata snapshots.
 ///
 /// Keys are relative to the store's root (a directory, or a bucket plus prefix) and use `/` as a
@@ -52,7 +54,13 @@ public struct ObjectInfo: Sendable, Equatable {
     public var key: String
     public var size: UInt64
     public var etag: String
-    public init(key: String, size: UInt64, etag: String) { self.key = key; self.size = size; self.etag = etag }
+    /// When the object was last written (S3's LastModified, a file's mtime). `list` sets it;
+    /// `head` may leave it nil. The garbage collector spares objects younger than its grace
+    /// period by it — on S3 it is the server's clock, so hosts need roughly synchronised clocks.
+    public var lastModified: Timestamp?
+    public init(key: String, size: UInt64, etag: String, lastModified: Timestamp? = nil) {
+        self.key = key; self.size = size; self.etag = etag; self.lastModified = lastModified
+    }
 }
 
 /// Errors of the object store layer. Messages are one line and never contain a secret.

@@ -130,7 +130,8 @@ public final class S3ObjectStore: ObjectStore {
             let page = try listPage(fullPrefix: storePrefix + prefix, maxKeys: configuration.listPageSize,
                                     continuationToken: token, policy: configuration.retryPolicy)
             for object in page.objects where object.key.hasPrefix(storePrefix) {
-                result.append(ObjectInfo(key: String(object.key.dropFirst(storePrefix.count)), size: object.size, etag: object.etag))
+                result.append(ObjectInfo(key: String(object.key.dropFirst(storePrefix.count)), size: object.size, etag: object.etag,
+                                         lastModified: object.lastModified))
             }
             guard page.isTruncated else { break }
             guard let next = page.nextContinuationToken, next != token else {

@@ -1,4 +1,5 @@
 import Foundation
+import MossaicCore
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
@@ -75,19 +76,20 @@ struct S3ErrorBody {
 /// One page of a ListObjectsV2 response requested with `encoding-type=url`.
 struct ListObjectsPage {
     /// Full keys (decoded), as stored in the bucket.
-    var objects: [(key: String, size: UInt64, etag: String)]
+    var objects: [(key: String, size: UInt64, etag: String, lastModified: Timestamp?)]
     var nextContinuationToken: String?
     var isTruncated: Bool
 
     init?(_ bytes: [UInt8]) {
         guard let root = S3XMLElement.parse(bytes), root.name == "ListBucketResult" else { return nil }
         let urlEncoded = root.child("EncodingType") == "url"
-        var objects: [(key: String, size: UInt64, etag: String)] = []
+        var objects: [(key: String, size: UInt64, etag: String, lastModified: Timestamp?)] = []
         for entry in root.all("Contents") {
             guard let rawKey = entry.child("Key"),
                   let key = urlEncoded ? S3Encoding.urlDecode(rawKey) : rawKey,
                   let size = entry.child("Size").flatMap({ UInt64($0) }) else { return nil }
-            objects.append((key, size, S3Encoding.unquoteETag(entry.child("ETag") ?? "")))
+            objects.append((key, size, S3Encoding.unquoteETag(entry.child("ETag") ?? ""),
+                            entry.child("LastModified").flatMap { S3Encoding.timestamp(iso8601: $0) }))
         }
         self.objects = objects
         isTruncated = root.child("IsTruncated") == "true"

@@ -36,7 +36,7 @@ public enum MetadataLayout {
     }
 
     /// The hash a meta chunk key names, or nil.
-    static func chunkHash(key: String) -> ChunkHash? {
+    public static func chunkHash(key: String) -> ChunkHash? {
         guard key.hasPrefix(chunksPrefix), let slash = key.lastIndex(of: "/") else { return nil }
         return ChunkHash(hex: key[key.index(after: slash)...])
     }

@@ -102,12 +102,14 @@ public struct SnapshotCatalog: Sendable {
     /// garbage collector must keep all of them, besides what the live metadata references: a
     /// chunk whose refcount dropped to 0 after the oldest retained snapshot was taken is still
     /// referenced by that snapshot, and restoring it must find the chunk. Each snapshot's
-    /// database is assembled in `workDirectory` and removed afterwards.
-    public func referencedFileChunks(of snapshots: [SnapshotManifest], workDirectory: String) throws(ReplicationError) -> Set<ChunkHash> {
+    /// database is assembled in `workDirectory` and removed afterwards. `progress(done, total)`
+    /// is told after each snapshot.
+    public func referencedFileChunks(of snapshots: [SnapshotManifest], workDirectory: String,
+                                     progress: (Int, Int) -> Void = { _, _ in }) throws(ReplicationError) -> Set<ChunkHash> {
         var result: Set<ChunkHash> = []
         var previous: (path: String, manifest: SnapshotManifest)?
         defer { if let previous { SQLiteMetaStore.removeDatabaseFiles(previous.path) } }
-        for snapshot in snapshots {
+        for (done, snapshot) in snapshots.enumerated() {
             let path = workDirectory + "/gc-\(snapshot.id).db"
             // Consecutive snapshots share most pieces: copy them from the previous file.
             _ = try SnapshotDownloader.download(snapshot, from: store, to: path, reusing: previous)
@@ -116,6 +118,7 @@ public struct SnapshotCatalog: Sendable {
             result.formUnion(try ReplicationError.wrapMeta { () throws(MetaError) in
                 try SQLiteMetaStore.referencedStoredChunks(inDatabase: path)
             })
+            progress(done + 1, snapshots.count)
         }
         return result
     }

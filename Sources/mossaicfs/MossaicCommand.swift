@@ -29,11 +29,12 @@ struct MossaicCommand: ParsableCommand {
           mount -t fuse.mossaicfs /srv/mossaic /mnt/data -o cache_dir=/var/cache/mossaicfs/data
           mossaicfs snapshot /mnt/data          # publish the metadata to the store now
           mossaicfs snapshots /srv/mossaic      # list the metadata snapshots
+          mossaicfs gc /srv/mossaic --dry-run   # what deleted files still hold in the store
           mossaicfs mount /srv/mossaic /mnt/old -o ro,snapshot=0000000042-3fa9c1d2
           umount /mnt/data
         """,
         version: "mossaicfs \(version)",
-        subcommands: [MountCommand.self, FormatCommand.self, StatusCommand.self, FsckCommand.self, SnapshotsCommand.self, SnapshotCommand.self],
+        subcommands: [MountCommand.self, FormatCommand.self, StatusCommand.self, FsckCommand.self, GcCommand.self, SnapshotsCommand.self, SnapshotCommand.self],
         defaultSubcommand: MountCommand.self
     )
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MossaicCore
 import MossaicObjectStore
 import Synchronization
 import Testing
@@ -122,6 +123,9 @@ struct ObjectStoreConformance {
         #expect(listed.map(\.size) == objects.map { UInt64($0.1.count) })
         let probe = try #require(listed.first { $0.key == keys[123] })
         #expect(try store.head(keys[123])?.etag == probe.etag)
+        // The garbage collector's grace period goes by it: written just now, give or take skew.
+        let written = try #require(probe.lastModified)
+        #expect(abs(Timestamp.now().secondsSince(written)) < 300)
 
         let narrowed = try store.list(prefix: prefix + "k01")
         #expect(narrowed.map(\.key) == Array(keys[100..<200]))

@@ -1,3 +1,4 @@
+import MossaicCore
 @testable import MossaicObjectStore
 import Testing
 
@@ -18,6 +19,15 @@ struct S3EncodingTests {
         #expect(S3Encoding.urlDecode("100%") == nil)
         #expect(S3Encoding.urlDecode("%G0") == nil)
         #expect(S3Encoding.urlDecode("%FF") == nil, "not UTF-8")
+    }
+
+    @Test func lastModifiedTimes() {
+        #expect(S3Encoding.timestamp(iso8601: "1970-01-01T00:00:00Z") == Timestamp(seconds: 0, nanoseconds: 0))
+        #expect(S3Encoding.timestamp(iso8601: "2024-02-29T23:59:59.5Z") == Timestamp(seconds: 1_709_251_199, nanoseconds: 500_000_000))
+        #expect(S3Encoding.timestamp(iso8601: "2026-11-21T10:20:30.123456789Z") == Timestamp(seconds: 1_795_256_430, nanoseconds: 123_456_789))
+        #expect(S3Encoding.timestamp(iso8601: "2024-01-01 00:00:00Z") == nil)
+        #expect(S3Encoding.timestamp(iso8601: "2024-13-01T00:00:00Z") == nil)
+        #expect(S3Encoding.timestamp(iso8601: "2024-01-01T00:00:00") == nil, "no zone")
     }
 
     @Test func etags() {
@@ -42,6 +52,7 @@ struct S3EncodingTests {
         #expect(page.objects.map(\.key) == ["p/a b+c", "p/é&<"])
         #expect(page.objects.map(\.size) == [5, 0])
         #expect(page.objects.map(\.etag) == ["0123", "4567"])
+        #expect(page.objects.map(\.lastModified) == [Timestamp(seconds: 1_704_067_200, nanoseconds: 0), nil])
         #expect(page.isTruncated)
         #expect(page.nextContinuationToken == "tok/en+=")
 

@@ -16,11 +16,16 @@ Towards the client it speaks HTTP/1.1 with keep-alive, so connection reuse is ex
 For tests that need an exact sequence instead, a pattern such as "after,none" is cycled
 through, one entry per request ("before", "after" or "none"), in place of the random draw.
 
+Latency spikes: a seeded share (`latency_rate`) of requests is held for a random time in
+`latency` (seconds) before it is forwarded. Outages (in-process only): `outage("refuse")` closes
+every connection without an answer until `restore()`; `outage("stall")` holds every request
+without an answer until `restore()`, then closes the connection.
+
 With a certificate and key it serves HTTPS (the upstream stays plain HTTP), which is how the
 tests check TLS verification and CA-file handling without a real S3.
 
 CLI: fault_proxy.py --upstream http://127.0.0.1:PORT [--rate 0.1] [--seed 1] [--pattern P] [--port 0]
-                    [--tls-cert CERT.pem --tls-key KEY.pem]
+                    [--latency-rate 0.02] [--latency 0.2,1.0] [--tls-cert CERT.pem --tls-key KEY.pem]
 prints one JSON line {"endpoint": ..., "pid": ...} and serves until SIGTERM.
 """
 from __future__ import annotations
@@ -35,6 +40,7 @@ import signal
 import ssl
 import sys
 import threading
+import time
 import urllib.parse
 
 # Per-hop headers (RFC 9110 7.6.1) are not forwarded; Content-Length is recomputed.
@@ -49,7 +55,8 @@ class FaultProxy:
     """In-process form: `with FaultProxy("http://127.0.0.1:5000", rate=0.1) as p: p.endpoint`."""
 
     def __init__(self, upstream: str, rate: float = 0.1, seed: int = 1, host: str = "127.0.0.1", port: int = 0,
-                 pattern: list[str] | None = None, tls_cert: str | None = None, tls_key: str | None = None):
+                 pattern: list[str] | None = None, tls_cert: str | None = None, tls_key: str | None = None,
+                 latency_rate: float = 0.0, latency: tuple[float, float] = (0.2, 1.0)):
         parsed = urllib.parse.urlsplit(upstream)
         if parsed.scheme != "http" or not parsed.hostname:
             raise ValueError(f"upstream must be http://HOST:PORT, not {upstream!r}")
@@ -64,6 +71,12 @@ class FaultProxy:
         self.requests = 0
         self.faults_before = 0
         self.faults_after = 0
+        self.latency_rate = latency_rate
+        self.latency = latency
+        self.delayed = 0
+        self._outage: str | None = None
+        self._outage_over = threading.Event()
+        self.refused = 0
         self._server = http.server.ThreadingHTTPServer((host, port), _Handler)
         self._server.daemon_threads = True
         self._server.proxy = self  # type: ignore[attr-defined]
@@ -102,6 +115,38 @@ class FaultProxy:
             self.faults_after += 1
             return "after"
 
+    def delay(self) -> float:
+        """Seconds to hold this request (0 for most), from the seeded generator."""
+        if self.latency_rate <= 0:
+            return 0.0
+        with self._lock:
+            if self._rng.random() >= self.latency_rate:
+                return 0.0
+            self.delayed += 1
+            return self._rng.uniform(*self.latency)
+
+    def outage(self, mode: str) -> None:
+        """From now on every request is refused ("refuse") or held ("stall"), until restore()."""
+        if mode not in ("refuse", "stall"):
+            raise ValueError(f"outage mode must be refuse or stall, not {mode!r}")
+        with self._lock:
+            self._outage_over.clear()
+            self._outage = mode
+
+    def restore(self) -> None:
+        with self._lock:
+            self._outage = None
+            self._outage_over.set()
+
+    def in_outage(self) -> str | None:
+        with self._lock:
+            if self._outage:
+                self.refused += 1
+            return self._outage
+
+    def wait_outage_over(self) -> None:
+        self._outage_over.wait()
+
     def serve_forever(self) -> None:
         self._server.serve_forever(poll_interval=0.2)
 
@@ -111,6 +156,7 @@ class FaultProxy:
         return self
 
     def stop(self) -> None:
+        self.restore()  # lets stalled handler threads finish
         if self._thread is not None:
             self._server.shutdown()
             self._thread.join(timeout=5)
@@ -199,7 +245,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             body = self.rfile.read(length) if length else b""
         proxy: FaultProxy = self.server.proxy  # type: ignore[attr-defined]
         head = self.command == "HEAD"
+        outage = proxy.in_outage()
+        if outage:
+            if outage == "stall":
+                proxy.wait_outage_over()
+            self.close_connection = True  # no answer at all: the client sees the connection drop
+            return
         fault = proxy.decide()
+        pause = proxy.delay()
+        if pause:
+            time.sleep(pause)  # the injected latency spike itself
         if fault == "before":
             self._reply(503, [("Content-Type", "application/xml")], _SLOWDOWN, head=head)
             return
@@ -222,14 +277,17 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=0.1, help="share of requests answered 503 (0..1)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--pattern", default="", help="comma-separated before/after/none, cycled (overrides --rate)")
+    parser.add_argument("--latency-rate", type=float, default=0.0, help="share of requests held before forwarding (0..1)")
+    parser.add_argument("--latency", default="0.2,1.0", help="MIN,MAX seconds a held request waits (default 0.2,1.0)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate")
     parser.add_argument("--tls-key", help="the certificate's PEM private key")
     args = parser.parse_args()
     pattern = [p.strip() for p in args.pattern.split(",") if p.strip()]
+    low, high = (float(x) for x in args.latency.split(","))
     proxy = FaultProxy(args.upstream, rate=args.rate, seed=args.seed, host=args.host, port=args.port, pattern=pattern,
-                       tls_cert=args.tls_cert, tls_key=args.tls_key)
+                       tls_cert=args.tls_cert, tls_key=args.tls_key, latency_rate=args.latency_rate, latency=(low, high))
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(json.dumps({"endpoint": proxy.endpoint, "pid": os.getpid()}), flush=True)
     try:

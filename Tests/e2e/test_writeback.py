@@ -170,3 +170,19 @@ def test_writers_wait_while_staging_is_full(tmp_path, moto, proxy):
         outage(proxy, False)
         fs.stop()
     assert staged(fs) == set()
+
+
+def test_gc_stores_staged_chunks_before_it_publishes_a_snapshot(wfs, moto, proxy, tmp_path):
+    outage(proxy, True)
+    files = {"k": os.urandom(2 * MiB + 5)}
+    write_fsynced(wfs.path("k"), files["k"])
+    wanted = chunk_names(files["k"])
+    wfs.mount.kill()
+    outage(proxy, False)
+    gc = subprocess.run([BIN, "gc", wfs.source, "-o", f"cache_dir={wfs.cache}", "--grace", "0"], env=wfs.env,
+                        capture_output=True, text=True)
+    assert gc.returncode == 0, gc.stdout + gc.stderr
+    assert staged(wfs) == set()
+    assert wanted <= chunk_keys(moto, wfs.prefix)
+    # gc's snapshot is what the bucket alone restores.
+    fresh_mount_reads(wfs, tmp_path, files)

@@ -1,0 +1,287 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import MossaicCache
+import MossaicCore
+import MossaicMeta
+import MossaicObjectStore
+import MossaicReplication
+import Synchronization
+
+/// `mossaicfs gc`: deletes the objects nothing refers to any more.
+///
+/// - a chunk object (`chunks/`) is garbage when no live chunk row needs it (none, or a stored
+///   chunk at refcount 0: a deleted or overwritten file's) and no metadata snapshot in the store
+///   references it — a snapshot must stay restorable until retention prunes it;
+/// - a snapshot piece (`meta/chunks/`) is garbage when no manifest in the store lists it (HEAD's
+///   manifest is one of them, so HEAD's pieces always stay);
+/// - and either only once it is older than the grace period (by its LastModified or mtime), a
+///   margin for uploads whose commit is still to come.
+///
+/// It works like a read-write mount without FUSE: it holds the cache_dir's lock and the
+/// writer lease (renewed while it runs), so no mount anywhere writes meanwhile, and it
+/// reconciles `meta.db` with HEAD as a mount would (restoring it on a fresh machine, refusing
+/// local metadata older than the store's). Order of the deletions, each step safe against a
+/// crash before the next:
+/// 1. the rows of garbage chunks leave the metadata (a commit deduplicates against any row,
+///    so a row must never outlive its object);
+/// 2. a snapshot publishes that, so a restore from HEAD has no such rows either;
+/// 3. the objects go, and their copies in this cache_dir's disk cache (a cached copy counts as
+///    stored for the upload path).
+public enum GarbageCollector {
+    public struct Options: Sendable {
+        /// Report what would be deleted, delete nothing (no rows, no snapshot, no objects).
+        public var dryRun: Bool
+        /// Seconds an unreferenced object must have existed before it is deleted.
+        public var grace: Double
+        /// The lease (`lease_time`, `force_lease`) and reconciliation (`discard_local`) settings.
+        public var replication: FilesystemLoader.ReplicationSettings
+        /// Parallel DELETE requests.
+        public var threads: Int
+        public init(dryRun: Bool, grace: Double, replication: FilesystemLoader.ReplicationSettings = .init(), threads: Int = 8) {
+            self.dryRun = dryRun; self.grace = grace; self.replication = replication; self.threads = threads
+        }
+    }
+
+    public struct Report: Sendable {
+        public var dryRun = false
+        /// Objects listed: file chunks and snapshot pieces.
+        public var scannedChunks = 0
+        public var scannedPieces = 0
+        /// Deleted (or, dry, to be deleted) objects and their bytes.
+        public var deletedChunks = 0
+        public var deletedPieces = 0
+        public var bytesFreed: UInt64 = 0
+        /// Unreferenced by the live metadata but kept because a snapshot references them.
+        public var keptForSnapshots = 0
+        /// Unreferenced but younger than the grace period.
+        public var keptYoung = 0
+        /// Rows of chunks at refcount 0 removed from the metadata.
+        public var rowsDropped = 0
+        /// Snapshots whose references were read.
+        public var snapshots = 0
+        /// Objects that could not be deleted, and other failures that did not stop the run.
+        public var errors: [String] = []
+
+        public var scanned: Int { scannedChunks + scannedPieces }
+        public var deleted: Int { deletedChunks + deletedPieces }
+    }
+
+    private struct Doomed: Sendable {
+        var key: String
+        var size: UInt64
+        var chunk: ChunkHash?
+    }
+
+    /// Collects the garbage of the filesystem in `store`, whose local state is `cacheDirectory`
+    /// (default: the default cache_dir of its uuid). Throws when it cannot start or must stop
+    /// (lease held elsewhere, metadata older than the store's, a snapshot unreadable); failures
+    /// of single deletions are in the report.
+    public static func run(store: any ObjectStore, cacheDirectory path: String?, options: Options, logger: Logger,
+                           progress: @escaping @Sendable (String, Int, Int) -> Void) throws(FormatError) -> Report {
+        let superblock = try Superblock.load(from: store)
+        // The lock: no daemon uses this cache_dir (its meta.db) while gc runs.
+        let cacheDirectory = try CacheDirectory(path: path ?? CacheDirectory.defaultRoot + "/" + superblock.uuid)
+        defer { withExtendedLifetime(cacheDirectory) {} }
+        let catalog = SnapshotCatalog(store: store)
+        let hasHead = try replication { () throws(ReplicationError) in try catalog.head() } != nil
+        guard PosixFiles.exists(cacheDirectory.metadataPath) || hasHead else {
+            throw .metadata("no metadata at \(cacheDirectory.metadataPath) and no metadata snapshot in \(store.displayName): nothing says which objects are in use (give -o cache_dir= of the machine that mounts it)")
+        }
+        removeLeftovers(cacheDirectory)
+        try uploadStagedChunks(store: store, cacheDirectory: cacheDirectory, threads: options.threads, logger: logger,
+                               progress: progress)
+
+        let r = options.replication
+        let lease = try replication { () throws(ReplicationError) in
+            try WriterLease.acquire(store: store, cacheDirectory: cacheDirectory.path, duration: r.leaseDuration,
+                                    force: r.forceLease, logger: logger)
+        }
+        let local: FilesystemLoader.WritableMetadata
+        do {
+            local = try FilesystemLoader.reconcileWritable(store: store, superblock: superblock, cacheDirectory: cacheDirectory,
+                                                           discardLocal: r.discardLocal, logger: logger)
+        } catch {
+            try? lease.release()
+            throw error
+        }
+        // Retention is the mounts' business (meta_keep): this writer's snapshot prunes nothing
+        // that is still in HEAD's chain.
+        let writer = SnapshotWriter(store: store, metadata: local.metadata, head: local.head, headManifest: local.headManifest,
+                                    configuration: .init(fsUUID: superblock.uuid, workPath: cacheDirectory.snapshotWorkPath, keep: Int.max),
+                                    lease: lease, logger: logger)
+        // Only the lease thread runs; snapshots are taken below, when gc needs one.
+        let replicator = MetadataReplicator(writer: writer, lease: lease, interval: 1e9, logger: logger)
+        replicator.start()
+        defer {
+            // Publishes what changed (unless dry), and releases the lease. A failed snapshot
+            // keeps the lease: the local metadata is then newer than the store's, and no other
+            // machine may mount read-write from the older HEAD.
+            if let error = replicator.stop(finalSnapshot: !options.dryRun) {
+                logger.error("gc: the metadata snapshot failed; the writer lease is kept", metadata: ["error": "\(error)"])
+            }
+        }
+        var report = Report()
+        report.dryRun = options.dryRun
+        try collect(store: store, metadata: local.metadata, catalog: catalog, cacheDirectory: cacheDirectory,
+                    replicator: replicator, options: options, report: &report, progress: progress)
+        return report
+    }
+
+    private static func collect(store: any ObjectStore, metadata: SQLiteMetaStore, catalog: SnapshotCatalog,
+                                cacheDirectory: CacheDirectory, replicator: MetadataReplicator, options: Options,
+                                report: inout Report,
+                                progress: @escaping @Sendable (String, Int, Int) -> Void) throws(FormatError) {
+        // Listed first: whatever appears later is not looked at (and nobody else writes now).
+        progress("listing objects", 0, 0)
+        let chunkObjects = try listing(store, prefix: "chunks/")
+        let pieceObjects = try listing(store, prefix: MetadataLayout.chunksPrefix)
+        report.scannedChunks = chunkObjects.count
+        report.scannedPieces = pieceObjects.count
+        let now = Timestamp.now()
+        let old = { (info: ObjectInfo) -> Bool in
+            guard let written = info.lastModified else { return false }  // unknown age: spared
+            return now.secondsSince(written) >= options.grace
+        }
+
+        let rows = try meta { () throws(MetaError) in try metadata.chunkRowsForCollection() }
+        let manifests = try replication { () throws(ReplicationError) in try catalog.manifests() }
+        report.snapshots = manifests.count
+        let inSnapshots = try replication { () throws(ReplicationError) in
+            try catalog.referencedFileChunks(of: manifests, workDirectory: cacheDirectory.path) { progress("reading snapshots", $0, $1) }
+        }
+
+        var doomed: [Doomed] = []
+        var listed: Set<ChunkHash> = []
+        for info in chunkObjects {
+            // Only keys a chunk can have: anything else in chunks/ is not ours to judge.
+            guard let hash = ChunkHash(hex: info.key.split(separator: "/").last ?? ""), info.key == hash.objectKey else { continue }
+            listed.insert(hash)
+            if rows.live.contains(hash) { continue }
+            if inSnapshots.contains(hash) { report.keptForSnapshots += 1; continue }
+            if !old(info) { report.keptYoung += 1; continue }
+            doomed.append(Doomed(key: info.key, size: info.size, chunk: hash))
+        }
+        // Rows of doomed chunks, and rows at refcount 0 whose object is gone already (a commit
+        // would deduplicate new data against them and reference a missing object).
+        let doomedChunks = Set(doomed.compactMap(\.chunk))
+        let rowsToDrop = rows.unreferenced.filter { doomedChunks.contains($0) || !listed.contains($0) }
+        if options.dryRun {
+            report.rowsDropped = rowsToDrop.count
+        } else {
+            report.rowsDropped = try meta { () throws(MetaError) in
+                try metadata.dropUnreferencedStoredChunks(Array(rowsToDrop))
+            }
+            progress("publishing metadata", 0, 0)
+            do { _ = try replicator.snapshotNow() } catch { throw .replication(error) }
+        }
+
+        // Manifests are read again: the snapshot just taken may list pieces that were garbage
+        // a moment ago (same bytes), and must keep them.
+        var pieces: Set<ChunkHash> = []
+        for m in try replication({ () throws(ReplicationError) in try catalog.manifests() }) + manifests { pieces.formUnion(m.pieceHashes) }
+        if let head = try replication({ () throws(ReplicationError) in try catalog.head() }) {
+            pieces.formUnion(try replication { () throws(ReplicationError) in try catalog.manifest(head.pointer.snapshot) }.pieceHashes)
+        }
+        for info in pieceObjects {
+            guard let hash = MetadataLayout.chunkHash(key: info.key), info.key == MetadataLayout.chunk(hash), !pieces.contains(hash) else { continue }
+            if !old(info) { report.keptYoung += 1; continue }
+            doomed.append(Doomed(key: info.key, size: info.size, chunk: nil))
+        }
+
+        if options.dryRun {
+            for d in doomed { count(d, into: &report) }
+            return
+        }
+        try delete(doomed, store: store, lease: replicator.lease, blobs: cacheDirectory.blobsPath, threads: options.threads,
+                   report: &report, progress: progress)
+    }
+
+    /// DELETEs in parallel. Before each one the lease must still be ours with a third of its
+    /// time left: if renewals keep failing, another mount could take it over soon, and then
+    /// objects its writes need must not vanish.
+    private static func delete(_ doomed: [Doomed], store: any ObjectStore, lease: WriterLease?, blobs: String, threads: Int,
+                               report: inout Report, progress: @escaping @Sendable (String, Int, Int) -> Void) throws(FormatError) {
+        if let lease { try replication { () throws(ReplicationError) in try lease.renew() } }
+        let state = Mutex((done: 0, deleted: [Int](), errors: [String]()))
+        ParallelLoop.run(count: doomed.count, threads: threads) { i in
+            let d = doomed[i]
+            var failure: String?
+            if let lease, let why = leaseTrouble(lease) {
+                failure = "\(d.key): not deleted: \(why)"
+            } else {
+                do {
+                    try store.delete(d.key)
+                    if let hash = d.chunk {
+                        let hex = hash.hex
+                        unlink("\(blobs)/\(hex.prefix(2))/\(hex)")
+                    }
+                } catch {
+                    failure = "\(d.key): \(error)"
+                }
+            }
+            let done = state.withLock { s -> Int in
+                s.done += 1
+                if let failure { s.errors.append(failure) } else { s.deleted.append(i) }
+                return s.done
+            }
+            progress("deleting objects", done, doomed.count)
+        }
+        let (deleted, errors) = state.withLock { ($0.deleted, $0.errors) }
+        for i in deleted { count(doomed[i], into: &report) }
+        report.errors += errors.sorted()
+    }
+
+    private static func leaseTrouble(_ lease: WriterLease) -> String? {
+        if let lost = lease.lostReason { return "writer lease lost: \(lost)" }
+        let left = Double(lease.record.expiresNanoseconds - Timestamp.now().nanoseconds) / 1e9
+        return left < lease.duration / 3 ? "the writer lease could not be renewed (expires in \(Int(left)) s)" : nil
+    }
+
+    private static func count(_ d: Doomed, into report: inout Report) {
+        if d.chunk != nil { report.deletedChunks += 1 } else { report.deletedPieces += 1 }
+        report.bytesFreed += d.size
+    }
+
+    /// Snapshot databases of an interrupted run (`gc-<id>.db`), and what a crashed mount left.
+    /// Write-back chunks a mount staged but did not store are uploaded first, as the next
+    /// mount would: gc publishes a metadata snapshot, which must name only stored chunks.
+    private static func uploadStagedChunks(store: any ObjectStore, cacheDirectory: CacheDirectory, threads: Int, logger: Logger,
+                                           progress: @escaping @Sendable (String, Int, Int) -> Void) throws(FormatError) {
+        let staging: StagingArea
+        do {
+            staging = try StagingArea(directory: cacheDirectory.stagingPath, limit: Int.max, logger: logger)
+        } catch {
+            throw .cacheDirectory("write-back staging: \(error)")
+        }
+        let found = staging.pending.chunks
+        guard found > 0 else { return }
+        staging.start(store: store, threads: threads) { _, _ in }
+        let left = staging.drain(timeout: 120, every: 0.5) { chunks, _ in progress("uploading staged chunks", found - chunks, found) }
+        staging.stop()
+        guard left.chunks == 0 else {
+            throw .cacheDirectory("\(left.chunks) write-back chunks staged in \(cacheDirectory.stagingPath) could not be stored; gc needs them in the store first")
+        }
+    }
+
+    private static func removeLeftovers(_ cacheDirectory: CacheDirectory) {
+        for name in (try? PosixFiles.listDirectory(cacheDirectory.path)) ?? [] where name.hasPrefix("gc-") {
+            unlink(cacheDirectory.path + "/" + name)
+        }
+        SQLiteMetaStore.removeDatabaseFiles(cacheDirectory.snapshotWorkPath)
+        SQLiteMetaStore.removeDatabaseFiles(cacheDirectory.metadataPath + ".download")
+    }
+
+    private static func listing(_ store: any ObjectStore, prefix: String) throws(FormatError) -> [ObjectInfo] {
+        do { return try store.list(prefix: prefix) } catch { throw .store(error) }
+    }
+
+    private static func replication<T>(_ body: () throws(ReplicationError) -> T) throws(FormatError) -> T {
+        do { return try body() } catch { throw .replication(error) }
+    }
+
+    private static func meta<T>(_ body: () throws(MetaError) -> T) throws(FormatError) -> T {
+        do { return try body() } catch { throw .metadata("metadata: \(error)") }
+    }
+}

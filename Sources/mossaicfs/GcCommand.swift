@@ -1,0 +1,67 @@
+import ArgumentParser
+import Logging
+import MossaicCore
+import MossaicFS
+import MossaicObjectStore
+
+/// `mossaicfs gc SOURCE`: deletes objects that neither the metadata nor any metadata snapshot
+/// in the store references, once they are older than the grace period.
+struct GcCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gc",
+        abstract: "Delete objects nothing references any more (deleted files' chunks, old snapshot pieces).",
+        discussion: """
+        Deletes chunk objects that no file in the metadata and no metadata snapshot in the store \
+        references, and snapshot pieces (meta/chunks/) no snapshot lists, once they are older than \
+        --grace. Chunks of deleted files stay while a retained snapshot still has the file; they go \
+        in a gc after retention (meta_keep) pruned that snapshot. Like a read-write mount, gc takes \
+        the cache_dir's lock and the writer lease, so it refuses to run while the filesystem is \
+        mounted read-write, and no mount starts while it runs. Ends with one summary line; exit \
+        status 1 if something could not be deleted or gc could not run.
+        """)
+
+    @Argument(help: "The filesystem: a local directory or s3://bucket/prefix.")
+    var source: String
+
+    @Flag(name: .long, help: "Report what would be deleted; delete nothing.")
+    var dryRun = false
+
+    @Option(name: .long, help: ArgumentHelp("Keep unreferenced objects younger than this: a number with s, m, h or d.", valueName: "duration"))
+    var grace = "1h"
+
+    @Option(name: .customShort("o"), help: ArgumentHelp("cache_dir=, lease_time=, force_lease, discard_local and store options, comma-separated.", valueName: "options"))
+    var options: [String] = []
+
+    func run() throws {
+        do {
+            guard let graceSeconds = GraceDuration.parse(grace) else {
+                throw OptionError("--grace: '\(grace)' is not a duration (e.g. 90s, 30m, 1h, 2d)")
+            }
+            let parsed = try MountOptions(options)
+            var logger = Logger(label: "mossaicfs") { StreamLogHandler.standardError(label: $0) }
+            logger.logLevel = .warning
+            let store = try StoreFactory.open(source, options: parsed.store, create: false)
+            let bar = ProgressBar()
+            let report = try GarbageCollector.run(
+                store: store, cacheDirectory: parsed.cacheDirectory,
+                options: .init(dryRun: dryRun, grace: graceSeconds, replication: .init(
+                    leaseDuration: parsed.leaseTime, discardLocal: parsed.discardLocal, forceLease: parsed.forceLease)),
+                logger: logger, progress: { bar.show($0, $1, $2) })
+            bar.finish()
+            for line in report.errors { Console.out("error: \(line)") }
+            let verb = report.dryRun ? "would delete" : "deleted"
+            var summary = "gc \(store.displayName): \(report.scanned) objects scanned, \(report.deleted) \(verb)"
+            summary += " (\(report.deletedChunks) chunks, \(report.deletedPieces) snapshot pieces), \(report.bytesFreed) bytes"
+            summary += report.dryRun ? " to free" : " freed"
+            summary += "; kept \(report.keptForSnapshots) for \(report.snapshots) snapshots, \(report.keptYoung) younger than \(grace)"
+            if !report.errors.isEmpty { summary += "; \(report.errors.count) errors" }
+            Console.out(summary)
+            if !report.errors.isEmpty { throw ExitCode.failure }
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            Console.error("\(error)")
+            throw ExitCode.failure
+        }
+    }
+}
