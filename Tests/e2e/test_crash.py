@@ -22,6 +22,7 @@ import uuid
 
 import pytest
 
+from fault_proxy import FaultProxy
 from mossaic import Filesystem, run, s3_env
 from s3server import MotoServer
 
@@ -116,7 +117,9 @@ def verify(fs, journal):
     return len(states)
 
 
-def crash_rounds(fs, rounds, tmp_path):
+def crash_rounds(fs, rounds, tmp_path, outage=None):
+    """`outage(on)`, if given, makes the store fail while the writers run (write-back rounds:
+    their fsyncs stage chunks that only the next mount can upload)."""
     print(f"crash test: seed {SEED} (CRASH_SEED={SEED} to repeat), {rounds} rounds, store {fs.source}")
     rng = random.Random(SEED)
     journal = Journal(tmp_path / "journal.jsonl")
@@ -127,11 +130,17 @@ def crash_rounds(fs, rounds, tmp_path):
             kill_after = journal.fsyncs + rng.randint(1, 12)
             threads = [threading.Thread(target=writer, args=(str(fs.mnt), f"r{rnd:02d}-w{i}", rng.randrange(1 << 30), journal, errors))
                        for i in range(WRITERS)]
+            if outage:
+                outage(True)
             for t in threads:
                 t.start()
             reached = journal.wait_for(kill_after, FSYNC_WAIT)
             m, fs.mount = fs.mount, None
             m.kill()   # SIGKILL by PID, then the dead mount is detached (umount -l)
+            if outage:
+                outage(False)
+                staged = [n for n in os.listdir(fs.cache / "staging") if len(n) == 64]
+                print(f"round {rnd}: {len(staged)} chunks staged at the kill")
             for t in threads:
                 t.join(FSYNC_WAIT)
                 assert not t.is_alive(), f"round {rnd}: a writer is stuck after the daemon was killed (seed {SEED})"
@@ -161,6 +170,17 @@ def crash_rounds(fs, rounds, tmp_path):
 
 def test_fsynced_data_survives_sigkill_local(tmp_path):
     crash_rounds(Filesystem(tmp_path), ROUNDS, tmp_path)
+
+
+def test_fsynced_data_survives_sigkill_s3_writeback(tmp_path):
+    # Write-back rounds: the store answers 503 while the writers run, so every fsync'ed chunk
+    # is only staged when the daemon dies; the next mount uploads it before serving.
+    with MotoServer(bucket="crash-wb-e2e") as server, FaultProxy(server.endpoint, rate=0.0) as proxy:
+        def outage(on):
+            proxy.pattern = ["before"] if on else []
+        fs = Filesystem(tmp_path, options=["writeback"], source=f"s3://{server.bucket}/crash-{uuid.uuid4().hex[:8]}",
+                        env=s3_env(server, AWS_ENDPOINT_URL=proxy.endpoint))
+        crash_rounds(fs, max(3, ROUNDS // 4), tmp_path, outage=outage)
 
 
 def test_fsynced_data_survives_sigkill_s3(tmp_path):
