@@ -185,6 +185,7 @@ public final class BlobCache: Sendable {
     }
 
     private static func slice(_ bytes: [UInt8], _ range: Range<Int>) -> [UInt8] {
+        if range.lowerBound == 0, range.upperBound >= bytes.count { return bytes }  // shared, not copied
         let upper = min(range.upperBound, bytes.count)
         return upper > range.lowerBound ? Array(bytes[range.lowerBound..<upper]) : []
     }

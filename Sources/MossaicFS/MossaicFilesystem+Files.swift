@@ -167,6 +167,9 @@ extension MossaicFilesystem {
             }
         }
 
+        if first == last, pages[first] == nil {
+            return try committedBytes(refs[first], pageSlice(first, of: range))  // one chunk: no copy into `out`
+        }
         var out: [UInt8] = []
         out.reserveCapacity(Int(range.upperBound - range.lowerBound))
         for index in first...last {
@@ -204,16 +207,17 @@ extension MossaicFilesystem {
     /// Bytes `pageRange` of a committed page: the referenced chunk's bytes up to the
     /// reference's length, zeros after it and for a hole.
     func committedBytes(_ ref: ChunkRef?, _ pageRange: Range<Int>) throws(FSError) -> [UInt8] {
-        var piece = [UInt8](repeating: 0, count: pageRange.count)
-        guard let ref, pageRange.lowerBound < ref.length else { return piece }
+        guard let ref, pageRange.lowerBound < ref.length else { return [UInt8](repeating: 0, count: pageRange.count) }
         if ref.length > superblock.inlineMax {
-            // A stored chunk: only the bytes wanted (the cache verifies the chunk once).
+            // A stored chunk: only the bytes wanted (the cache verifies the chunk once), used
+            // as they come — no zeroed buffer to copy them into, past the chunk's end zeros.
             let wanted = pageRange.lowerBound..<min(pageRange.upperBound, ref.length)
-            let bytes: [UInt8]
+            var bytes: [UInt8]
             do { bytes = try cache.read(ref.hash, range: wanted) } catch { throw error.fsError }
-            piece.replaceSubrange(0..<bytes.count, with: bytes)
-            return piece
+            if bytes.count < pageRange.count { bytes.append(contentsOf: repeatElement(0, count: pageRange.count - bytes.count)) }
+            return bytes
         }
+        var piece = [UInt8](repeating: 0, count: pageRange.count)
         let chunk = try chunkBytes(ref.hash, referencedLength: ref.length)
         let upper = min(pageRange.upperBound, ref.length, chunk.count)
         if upper > pageRange.lowerBound {
