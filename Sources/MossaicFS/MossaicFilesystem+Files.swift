@@ -55,8 +55,10 @@ extension MossaicFilesystem {
         var current = attrs
         if mode.truncate {
             do {
-                // setattr commits other descriptors' buffered writes first, then cuts.
-                current = try setattr(ino, AttributeChanges(size: 0), handle: handle)
+                // setattr commits other descriptors' buffered writes first, then cuts; as the
+                // caller's truncation it also clears setuid/setgid, which the kernel never sends
+                // for a truncating open.
+                current = try setattr(ino, AttributeChanges(size: 0), handle: handle, caller: caller)
             } catch {
                 try? release(ino, handle: handle)
                 throw error
