@@ -183,7 +183,8 @@ public final class MossaicFilesystem: Sendable {
             if !caller.isRoot && !caller.isMember(of: changes.gid ?? attrs.gid) { changes.permissions = mode & ~0o2000 }
         }
         if changes.size != nil, handle == nil { try permissions.check(attrs, caller, .write) }
-        if changes.atime != nil || changes.mtime != nil {
+        // Times that come with a size are the truncation's own (ftruncate, O_TRUNC).
+        if changes.atime != nil || changes.mtime != nil, changes.size == nil {
             if changes.timesAreNow {
                 if caller.uid != attrs.uid { try permissions.check(attrs, caller, .write) }
             } else {
