@@ -294,8 +294,12 @@ enum FUSEOperations {
             let b = FUSEBridge.from(req)
             b.serve(req, "setxattr", ino) { () throws(FSError) in
                 try b.checkACLName(name)
-                let mode: MossaicFilesystem.XattrSetMode =
-                    flags & Int32(XATTR_CREATE) != 0 ? .create : flags & Int32(XATTR_REPLACE) != 0 ? .replace : .any
+                let mode: MossaicFilesystem.XattrSetMode = switch (flags & Int32(XATTR_CREATE) != 0, flags & Int32(XATTR_REPLACE) != 0) {
+                case (true, true): .createAndReplace
+                case (true, false): .create
+                case (false, true): .replace
+                case (false, false): .any
+                }
                 let bytes = size == 0 ? [] : Array(UnsafeRawBufferPointer(start: value, count: size))
                 try b.filesystem.setxattr(InodeNumber(ino), name: FUSEBridge.name(name), value: bytes, mode: mode, caller: FUSEBridge.caller(req))
                 b.replyOK(req)
@@ -313,7 +317,7 @@ enum FUSEOperations {
         ops.listxattr = { req, ino, size in
             let b = FUSEBridge.from(req)
             b.serve(req, "listxattr", ino) { () throws(FSError) in
-                FUSEDirectoryReply.replySized(req, try b.filesystem.listxattr(InodeNumber(ino)), size)
+                FUSEDirectoryReply.replySized(req, try b.filesystem.listxattr(InodeNumber(ino), caller: FUSEBridge.caller(req)), size)
             }
         }
 
