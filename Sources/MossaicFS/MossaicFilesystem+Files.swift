@@ -18,8 +18,10 @@ extension MossaicFilesystem {
         /// open, not as a separate setattr. As on Linux it needs write permission, and it
         /// truncates even with O_RDONLY.
         public var truncate: Bool
-        public init(readable: Bool = true, writable: Bool, truncate: Bool = false) {
-            self.readable = readable; self.writable = writable; self.truncate = truncate
+        /// The open of execve(2) (__FMODE_EXEC): it needs execute permission, not read.
+        public var execute: Bool
+        public init(readable: Bool = true, writable: Bool, truncate: Bool = false, execute: Bool = false) {
+            self.readable = readable; self.writable = writable; self.truncate = truncate; self.execute = execute
         }
     }
 
@@ -41,7 +43,7 @@ extension MossaicFilesystem {
         default: throw .invalidArgument
         }
         var want: AccessMask = []
-        if mode.readable { want.insert(.read) }
+        if mode.execute { want.insert(.execute) } else if mode.readable { want.insert(.read) }
         if mode.writable || mode.truncate { want.insert(.write) }
         if mode.truncate { try checkWritable() }
         try permissions.check(attrs, caller, want)
@@ -55,8 +57,10 @@ extension MossaicFilesystem {
         var current = attrs
         if mode.truncate {
             do {
-                // setattr commits other descriptors' buffered writes first, then cuts.
-                current = try setattr(ino, AttributeChanges(size: 0), handle: handle)
+                // setattr commits other descriptors' buffered writes first, then cuts; as the
+                // caller's truncation it also clears setuid/setgid, which the kernel never sends
+                // for a truncating open.
+                current = try setattr(ino, AttributeChanges(size: 0), handle: handle, caller: caller)
             } catch {
                 try? release(ino, handle: handle)
                 throw error

@@ -47,7 +47,11 @@ extension MossaicFilesystem {
     public func link(_ ino: InodeNumber, newParent: InodeNumber, newName: [UInt8], caller: Caller = .root) throws(FSError) -> FileAttributes {
         try checkWritable()
         try Self.checkName(newName)
-        if permissions.enabled { try permissions.check(try getattr(newParent), caller, [.write, .execute]) }
+        if permissions.enabled {
+            // The source first, as Linux: its EPERM wins over the directory's EACCES.
+            try permissions.checkLinkSource(try getattr(ino), caller)
+            try permissions.check(try getattr(newParent), caller, [.write, .execute])
+        }
         let attrs: FileAttributes
         do {
             attrs = try metadata.link(ino, parent: newParent, name: newName, now: .now())

@@ -3,27 +3,43 @@ import MossaicMeta
 
 /// Extended attributes. Values up to 64 KiB (XATTR_SIZE_MAX), names up to 255 bytes.
 extension MossaicFilesystem {
-    public enum XattrSetMode: Sendable { case any, create, replace }
+    public enum XattrSetMode: Sendable { case any, create, replace, createAndReplace }
 
     /// Who may read or change an attribute. `user.*` follows the file's read/write bits;
     /// `trusted.*` and `security.*` are checked by the kernel (capabilities); the POSIX ACLs
     /// (`system.posix_acl_*`, only reaching us with `-o acl`) may be set by the owner.
     private func checkXattr(_ ino: InodeNumber, name: [UInt8], write: Bool, caller: Caller) throws(FSError) {
+        // A namespace with nothing after it is EINVAL, one ext4 has no handler for EOPNOTSUPP:
+        // the kernel's answers for ext4, which it leaves to FUSE filesystems.
+        if Self.prefixedNamespaces.contains(name) { throw .invalidArgument }
+        guard Self.prefixedNamespaces.contains(where: { name.starts(with: $0) }) || Self.aclNames.contains(name) else { throw .notSupported }
         guard permissions.enabled else { return }
         let attrs = try getattr(ino)
         if name.starts(with: Array("user.".utf8)) {
+            // In a sticky directory only the owner (or root) may write them. The kernel checks
+            // this itself, but on its copy of the mode, which lacks the sticky bit here.
+            if write, attrs.kind == .directory, attrs.permissions & 0o1000 != 0 { try permissions.checkOwner(attrs, caller) }
             try permissions.check(attrs, caller, write ? .write : .read)
         } else if write && name.starts(with: Array("system.".utf8)) {
             try permissions.checkOwner(attrs, caller)
         }
     }
 
+    private static let prefixedNamespaces: Set<[UInt8]> = [Array("user.".utf8), Array("trusted.".utf8), Array("security.".utf8)]
+    private static let trusted = Array("trusted.".utf8)
+    private static let aclNames: Set<[UInt8]> = [Array("system.posix_acl_access".utf8), Array("system.posix_acl_default".utf8)]
+
     public func setxattr(_ ino: InodeNumber, name: [UInt8], value: [UInt8], mode: XattrSetMode, caller: Caller = .root) throws(FSError) {
         try checkWritable()
         try checkXattr(ino, name: name, write: true, caller: caller)
         guard !name.isEmpty, name.count <= 255 else { throw .rangeTooSmall }
         guard value.count <= 65536 else { throw .noSpace }
-        let m: SQLiteMetaStore.XattrMode = switch mode { case .any: .any; case .create: .create; case .replace: .replace }
+        let m: SQLiteMetaStore.XattrMode = switch mode {
+        case .any: .any
+        case .create: .create
+        case .replace: .replace
+        case .createAndReplace: .createAndReplace
+        }
         try meta { () throws(MetaError) in try metadata.setXattr(ino, name: name, value: value, mode: m, now: .now()) }
     }
 
@@ -32,11 +48,12 @@ extension MossaicFilesystem {
         return try meta { () throws(MetaError) in try metadata.xattr(ino, name: name) }
     }
 
-    /// Names, each followed by a NUL, as listxattr(2) returns them.
-    public func listxattr(_ ino: InodeNumber) throws(FSError) -> [UInt8] {
+    /// Names, each followed by a NUL, as listxattr(2) returns them. `trusted.*` only to root
+    /// (CAP_SYS_ADMIN), as ext4 lists them; the kernel passes our list on unfiltered.
+    public func listxattr(_ ino: InodeNumber, caller: Caller = .root) throws(FSError) -> [UInt8] {
         let names = try meta { () throws(MetaError) in try metadata.xattrNames(ino) }
         var out: [UInt8] = []
-        for n in names { out += n; out.append(0) }
+        for n in names where caller.isRoot || !n.starts(with: Self.trusted) { out += n; out.append(0) }
         return out
     }
 

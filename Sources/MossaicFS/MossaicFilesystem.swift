@@ -174,8 +174,11 @@ public final class MossaicFilesystem: Sendable {
     public func setattr(_ ino: InodeNumber, _ changes: AttributeChanges, handle: HandleID? = nil, caller: Caller = .root) throws(FSError) -> FileAttributes {
         try checkWritable()
         var changes = changes
-        if permissions.enabled { try checkSetattr(ino, &changes, handle: handle, caller: caller) }
+        let current = try getattr(ino)
         let file = openFiles.withLock { $0[ino] }
+        let modeIsKill = PrivilegeKill.interpret(&changes, attrs: current, caller: caller, kernelHidesSticky: permissions.enabled,
+                                                 isOpen: file != nil)
+        if permissions.enabled { try checkSetattr(current, &changes, modeIsKill: modeIsKill, handle: handle, caller: caller) }
         if let file { try commit(file) }
         // A pending access time from a read must not overwrite one set now (or be lost).
         let pendingAtime = pendingAccessTimes.withLock { $0.removeValue(forKey: ino) }
@@ -186,23 +189,20 @@ public final class MossaicFilesystem: Sendable {
     }
 
     /// chmod/chown/truncate/utimes rules of Linux without capabilities but root's.
-    private func checkSetattr(_ ino: InodeNumber, _ changes: inout AttributeChanges, handle: HandleID?, caller: Caller) throws(FSError) {
-        let attrs = try getattr(ino)
+    private func checkSetattr(_ attrs: FileAttributes, _ changes: inout AttributeChanges, modeIsKill: Bool, handle: HandleID?,
+                              caller: Caller) throws(FSError) {
         if let uid = changes.uid, !caller.isRoot, !(caller.uid == attrs.uid && uid == attrs.uid) { throw .notPermitted }
         if let gid = changes.gid, !caller.isRoot, !(caller.uid == attrs.uid && (gid == attrs.gid || caller.isMember(of: gid))) {
             throw .notPermitted
         }
-        if let mode = changes.permissions {
-            // Clearing setuid/setgid only is what the kernel asks after a write or chown by an
-            // unprivileged caller: allowed to anyone who could make that change.
-            let killPrivilegesOnly = mode == attrs.permissions & ~0o6000
-            if !killPrivilegesOnly {
-                try permissions.checkOwner(attrs, caller)
-                if !caller.isRoot && !caller.isMember(of: changes.gid ?? attrs.gid) { changes.permissions = mode & ~0o2000 }
-            }
+        // A kill of setuid/setgid (PrivilegeKill) is allowed to whoever made the change behind it.
+        if let mode = changes.permissions, !modeIsKill {
+            try permissions.checkOwner(attrs, caller)
+            if !caller.isRoot && !caller.isMember(of: changes.gid ?? attrs.gid) { changes.permissions = mode & ~0o2000 }
         }
         if changes.size != nil, handle == nil { try permissions.check(attrs, caller, .write) }
-        if changes.atime != nil || changes.mtime != nil {
+        // Times that come with a size are the truncation's own (ftruncate, O_TRUNC).
+        if changes.atime != nil || changes.mtime != nil, changes.size == nil {
             if changes.timesAreNow {
                 if caller.uid != attrs.uid { try permissions.check(attrs, caller, .write) }
             } else {

@@ -38,6 +38,21 @@ struct Permissions: Sendable {
         throw .notPermitted
     }
 
+    /// fs.protected_hardlinks (on by default): linking to a file needs its ownership, root, or
+    /// a plain file (not setuid, not setgid-executable) the caller may read and write. The
+    /// kernel asks this of the permission checks that, without default_permissions, allow all.
+    func checkLinkSource(_ attrs: FileAttributes, _ caller: Caller) throws(FSError) {
+        guard enabled, !caller.isRoot, caller.uid != attrs.uid, Self.hardLinksProtected() else { return }
+        let plain = attrs.kind == .regular && attrs.permissions & 0o4000 == 0 && attrs.permissions & 0o2010 != 0o2010
+        guard plain, (try? check(attrs, caller, [.read, .write])) != nil else { throw .notPermitted }
+    }
+
+    /// Read at each link, as the kernel does: the sysctl may change while mounted.
+    private static func hardLinksProtected() -> Bool {
+        guard let value = try? PosixFiles.read("/proc/sys/fs/protected_hardlinks") else { return true }
+        return value.first != UInt8(ascii: "0")
+    }
+
     /// Removing or replacing `victim` in directory `dir`: write and search on the directory,
     /// and in a sticky directory only the owner of the entry or of the directory, or root.
     func checkRemoval(of victim: FileAttributes, in dir: FileAttributes, _ caller: Caller) throws(FSError) {

@@ -5,6 +5,7 @@ internal import CFuse
 import Logging
 import MossaicCore
 import MossaicFS
+import Synchronization
 
 /// The state libfuse's callbacks reach through `fuse_req_userdata`: the filesystem, the logger
 /// and the cache timeouts handed to the kernel. Every reply to the kernel is sent from the
@@ -25,6 +26,12 @@ struct RequestReference: @unchecked Sendable {
     }
 }
 
+/// The session, for notifications to the kernel. @unchecked: a C handle, set once the session
+/// exists and cleared before it is destroyed; libfuse allows notifications from any thread.
+struct SessionReference: @unchecked Sendable {
+    let session: OpaquePointer
+}
+
 final class FUSEBridge: Sendable {
     let filesystem: MossaicFilesystem
     let logger: Logger
@@ -34,6 +41,7 @@ final class FUSEBridge: Sendable {
     let attributeTimeout: Double
     /// Ask the kernel for POSIX ACL support (`-o acl`).
     let posixACL: Bool
+    let session = Mutex<SessionReference?>(nil)
 
     init(filesystem: MossaicFilesystem, logger: Logger, entryTimeout: Double, attributeTimeout: Double, posixACL: Bool) {
         self.filesystem = filesystem
@@ -66,14 +74,28 @@ final class FUSEBridge: Sendable {
         return Array(UnsafeRawBufferPointer(start: p, count: strlen(p)))
     }
 
-    func entry(_ attrs: FileAttributes) -> fuse_entry_param {
+    /// `cacheable`: the kernel may keep the name (`MossaicFilesystem.namesCacheable`); if not,
+    /// every walk through it comes back to lookup.
+    func entry(_ attrs: FileAttributes, cacheable: Bool) -> fuse_entry_param {
         var e = fuse_entry_param()
         e.ino = fuse_ino_t(attrs.ino.rawValue)
         e.generation = attrs.generation
         e.attr = attrs.stat
         e.attr_timeout = attributeTimeout
-        e.entry_timeout = entryTimeout
+        e.entry_timeout = cacheable ? entryTimeout : 0
         return e
+    }
+
+    /// Makes the kernel drop `names` of directory `dir` from its cache. Only after the reply to
+    /// the request that made it necessary: the kernel locks `dir` for this, as it does while
+    /// that request (a chmod of `dir`, a rename into it) waits for its reply.
+    func forgetNames(in dir: InodeNumber, _ names: [[UInt8]]) {
+        guard !names.isEmpty, let se = session.withLock({ $0 })?.session else { return }
+        for name in names {
+            let cString = name.map { CChar(bitPattern: $0) } + [0]
+            // ENOENT (the kernel had not cached it) is the expected outcome for many.
+            _ = fuse_lowlevel_notify_inval_entry(se, fuse_ino_t(dir.rawValue), cString, name.count)
+        }
     }
 
     // MARK: Replies (each request is answered by exactly one of these)
@@ -89,8 +111,9 @@ final class FUSEBridge: Sendable {
         fuse_reply_err(req, error.errno)
     }
 
-    func replyEntry(_ req: fuse_req_t?, _ attrs: FileAttributes) {
-        var e = entry(attrs)
+    /// An entry reply for a name in directory `parent`.
+    func replyEntry(_ req: fuse_req_t?, _ attrs: FileAttributes, parent: fuse_ino_t) {
+        var e = entry(attrs, cacheable: filesystem.namesCacheable(in: InodeNumber(parent)))
         if fuse_reply_entry(req, &e) != 0 {
             // The kernel did not take the reference (request interrupted): undo it.
             filesystem.forget(attrs.ino, count: 1)

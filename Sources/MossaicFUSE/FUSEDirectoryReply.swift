@@ -15,6 +15,7 @@ enum FUSEDirectoryReply {
         b.serve(req, plus ? "readdirplus" : "readdir", ino) { () throws(FSError) in
             guard let fi, off >= 0 else { throw .invalidArgument }
             let entries = try b.filesystem.readdir(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh), offset: UInt64(off))
+            let cacheable = plus && b.filesystem.namesCacheable(in: InodeNumber(ino))
             var buffer = [CChar](repeating: 0, count: size)
             var used = 0
             buffer.withUnsafeMutableBufferPointer { buf in
@@ -23,7 +24,7 @@ enum FUSEDirectoryReply {
                     let remaining = size - used
                     let needed: Int
                     if plus {
-                        var e = entry.isDotOrDotDot ? fuse_entry_param() : b.entry(entry.attributes)
+                        var e = entry.isDotOrDotDot ? fuse_entry_param() : b.entry(entry.attributes, cacheable: cacheable)
                         if entry.isDotOrDotDot {
                             // No lookup reference for . and ..: only the type and number matter.
                             e.attr = entry.attributes.stat

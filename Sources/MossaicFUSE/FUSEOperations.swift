@@ -34,7 +34,8 @@ enum FUSEOperations {
         ops.lookup = { req, parent, name in
             let b = FUSEBridge.from(req)
             b.serve(req, "lookup", parent) { () throws(FSError) in
-                b.replyEntry(req, try b.filesystem.lookup(parent: InodeNumber(parent), name: FUSEBridge.name(name), caller: FUSEBridge.caller(req)))
+                b.replyEntry(req, try b.filesystem.lookup(parent: InodeNumber(parent), name: FUSEBridge.name(name), caller: FUSEBridge.caller(req)),
+                             parent: parent)
             }
         }
 
@@ -74,12 +75,13 @@ enum FUSEOperations {
                 else if set & UInt32(FUSE_SET_ATTR_ATIME) != 0 { changes.atime = Timestamp(attr.pointee.st_atim) }
                 if set & UInt32(FUSE_SET_ATTR_MTIME_NOW) != 0 { changes.mtime = now }
                 else if set & UInt32(FUSE_SET_ATTR_MTIME) != 0 { changes.mtime = Timestamp(attr.pointee.st_mtim) }
-                // Explicit times come with ATIME/MTIME alone; "now" sets the *_NOW bit too.
-                let explicitAtime = set & UInt32(FUSE_SET_ATTR_ATIME) != 0 && set & UInt32(FUSE_SET_ATTR_ATIME_NOW) == 0
-                let explicitMtime = set & UInt32(FUSE_SET_ATTR_MTIME) != 0 && set & UInt32(FUSE_SET_ATTR_MTIME_NOW) == 0
-                changes.timesAreNow = !explicitAtime && !explicitMtime
+                // utimensat(2) without times (or both UTIME_NOW) sets both to now, with the
+                // *_NOW bits; any other combination (UTIME_NOW with UTIME_OMIT too) is explicit.
+                changes.timesAreNow = set & UInt32(FUSE_SET_ATTR_ATIME_NOW) != 0 && set & UInt32(FUSE_SET_ATTR_MTIME_NOW) != 0
                 let handle = fi.map { HandleID(rawValue: $0.pointee.fh) }
+                let before = changes.permissions == nil ? nil : try? b.filesystem.getattr(InodeNumber(ino))
                 b.replyAttr(req, try b.filesystem.setattr(InodeNumber(ino), changes, handle: handle, caller: FUSEBridge.caller(req)))
+                if let before { b.forgetNames(in: InodeNumber(ino), b.filesystem.namesToForget(in: InodeNumber(ino), before: before)) }
             }
         }
 
@@ -98,10 +100,10 @@ enum FUSEOperations {
                 guard let kind = FileKind(mode: mode) else { throw .invalidArgument }
                 if kind == .regular {
                     b.replyEntry(req, try b.filesystem.mknod(parent: InodeNumber(parent), name: FUSEBridge.name(name), kind: .regular,
-                                                            permissions: mode & 0o7777, rdev: 0, caller: FUSEBridge.caller(req)))
+                                                            permissions: mode & 0o7777, rdev: 0, caller: FUSEBridge.caller(req)), parent: parent)
                 } else {
                     b.replyEntry(req, try b.filesystem.mknod(parent: InodeNumber(parent), name: FUSEBridge.name(name), kind: kind,
-                                                            permissions: mode & 0o7777, rdev: UInt64(rdev), caller: FUSEBridge.caller(req)))
+                                                            permissions: mode & 0o7777, rdev: UInt64(rdev), caller: FUSEBridge.caller(req)), parent: parent)
                 }
             }
         }
@@ -110,7 +112,7 @@ enum FUSEOperations {
             let b = FUSEBridge.from(req)
             b.serve(req, "mkdir", parent) { () throws(FSError) in
                 b.replyEntry(req, try b.filesystem.mkdir(parent: InodeNumber(parent), name: FUSEBridge.name(name),
-                                                        permissions: mode & 0o7777, caller: FUSEBridge.caller(req)))
+                                                        permissions: mode & 0o7777, caller: FUSEBridge.caller(req)), parent: parent)
             }
         }
 
@@ -134,7 +136,7 @@ enum FUSEOperations {
             let b = FUSEBridge.from(req)
             b.serve(req, "symlink", parent) { () throws(FSError) in
                 b.replyEntry(req, try b.filesystem.symlink(target: FUSEBridge.name(link), parent: InodeNumber(parent),
-                                                          name: FUSEBridge.name(name), caller: FUSEBridge.caller(req)))
+                                                          name: FUSEBridge.name(name), caller: FUSEBridge.caller(req)), parent: parent)
             }
         }
 
@@ -146,6 +148,8 @@ enum FUSEOperations {
                 try b.filesystem.rename(parent: InodeNumber(parent), name: FUSEBridge.name(name), newParent: InodeNumber(newParent),
                                         newName: FUSEBridge.name(newName), flags: RenameFlags(rawValue: flags), caller: FUSEBridge.caller(req))
                 b.replyOK(req)
+                // The kernel moves its cached name along, with the lifetime it had where it was.
+                if !b.filesystem.namesCacheable(in: InodeNumber(newParent)) { b.forgetNames(in: InodeNumber(newParent), [FUSEBridge.name(newName)]) }
             }
         }
 
@@ -153,7 +157,7 @@ enum FUSEOperations {
             let b = FUSEBridge.from(req)
             b.serve(req, "link", ino) { () throws(FSError) in
                 b.replyEntry(req, try b.filesystem.link(InodeNumber(ino), newParent: InodeNumber(newParent), newName: FUSEBridge.name(newName),
-                                                       caller: FUSEBridge.caller(req)))
+                                                       caller: FUSEBridge.caller(req)), parent: newParent)
             }
         }
 
@@ -162,8 +166,10 @@ enum FUSEOperations {
             b.serve(req, "open", ino) { () throws(FSError) in
                 guard let fi else { throw .invalidArgument }
                 let access = fi.pointee.flags & O_ACCMODE
+                // __FMODE_EXEC, which Glibc does not define: the kernel's flag for execve's open.
+                let fmodeExec: Int32 = 0x20
                 let mode = MossaicFilesystem.OpenMode(readable: access != O_WRONLY, writable: access != O_RDONLY,
-                                                      truncate: fi.pointee.flags & O_TRUNC != 0)
+                                                      truncate: fi.pointee.flags & O_TRUNC != 0, execute: fi.pointee.flags & fmodeExec != 0)
                 let (handle, keepCache) = try b.filesystem.openKeepingCache(InodeNumber(ino), mode: mode, caller: FUSEBridge.caller(req))
                 fi.pointee.fh = handle.rawValue
                 fi.pointee.keep_cache = keepCache ? 1 : 0
@@ -178,7 +184,7 @@ enum FUSEOperations {
                 let (attrs, handle) = try b.filesystem.create(parent: InodeNumber(parent), name: FUSEBridge.name(name),
                                                               permissions: mode & 0o7777, caller: FUSEBridge.caller(req))
                 fi.pointee.fh = handle.rawValue
-                var e = b.entry(attrs)
+                var e = b.entry(attrs, cacheable: b.filesystem.namesCacheable(in: InodeNumber(parent)))
                 if fuse_reply_create(req, &e, fi) != 0 {
                     try? b.filesystem.release(attrs.ino, handle: handle)
                     b.filesystem.forget(attrs.ino, count: 1)
@@ -288,8 +294,12 @@ enum FUSEOperations {
             let b = FUSEBridge.from(req)
             b.serve(req, "setxattr", ino) { () throws(FSError) in
                 try b.checkACLName(name)
-                let mode: MossaicFilesystem.XattrSetMode =
-                    flags & Int32(XATTR_CREATE) != 0 ? .create : flags & Int32(XATTR_REPLACE) != 0 ? .replace : .any
+                let mode: MossaicFilesystem.XattrSetMode = switch (flags & Int32(XATTR_CREATE) != 0, flags & Int32(XATTR_REPLACE) != 0) {
+                case (true, true): .createAndReplace
+                case (true, false): .create
+                case (false, true): .replace
+                case (false, false): .any
+                }
                 let bytes = size == 0 ? [] : Array(UnsafeRawBufferPointer(start: value, count: size))
                 try b.filesystem.setxattr(InodeNumber(ino), name: FUSEBridge.name(name), value: bytes, mode: mode, caller: FUSEBridge.caller(req))
                 b.replyOK(req)
@@ -307,7 +317,7 @@ enum FUSEOperations {
         ops.listxattr = { req, ino, size in
             let b = FUSEBridge.from(req)
             b.serve(req, "listxattr", ino) { () throws(FSError) in
-                FUSEDirectoryReply.replySized(req, try b.filesystem.listxattr(InodeNumber(ino)), size)
+                FUSEDirectoryReply.replySized(req, try b.filesystem.listxattr(InodeNumber(ino), caller: FUSEBridge.caller(req)), size)
             }
         }
 

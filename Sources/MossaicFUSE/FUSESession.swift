@@ -74,6 +74,8 @@ public enum FUSESession {
             throw .invalidOptions(FUSELog.lastMessage() ?? configuration.fuseOptions.joined(separator: ","))
         }
         defer { fuse_session_destroy(session) }
+        bridge.session.withLock { $0 = SessionReference(session: session) }
+        defer { bridge.session.withLock { $0 = nil } }
 
         guard fuse_set_signal_handlers(session) == 0 else { throw .mountFailed("cannot install signal handlers") }
         defer { fuse_remove_signal_handlers(session) }

@@ -63,8 +63,8 @@ public struct AttributeChanges: Sendable {
     public var size: UInt64?
     public var atime: Timestamp?
     public var mtime: Timestamp?
-    /// Every time being set is "now" (UTIME_NOW), which write permission suffices for;
-    /// explicit times need ownership.
+    /// Both times are set to "now" (utimensat without times), which write permission suffices
+    /// for; any other time change needs ownership.
     public var timesAreNow: Bool
     public init(permissions: UInt32? = nil, uid: UInt32? = nil, gid: UInt32? = nil, size: UInt64? = nil,
                 atime: Timestamp? = nil, mtime: Timestamp? = nil, timesAreNow: Bool = false) {

@@ -3,7 +3,9 @@ import MossaicCore
 /// Extended attributes. Names and values are bytes; any namespace is stored as given (the
 /// kernel has already checked the caller may use it). A change updates the inode's ctime.
 extension SQLiteMetaStore {
-    public enum XattrMode: Sendable { case any, create, replace }
+    /// `createAndReplace`: XATTR_CREATE|XATTR_REPLACE, which fails either way (EEXIST or
+    /// ENODATA), as on ext4.
+    public enum XattrMode: Sendable { case any, create, replace, createAndReplace }
 
     public func xattr(_ ino: InodeNumber, name: [UInt8]) throws(MetaError) -> [UInt8] {
         try withConnection { (c) throws(MetaError) in
@@ -27,8 +29,8 @@ extension SQLiteMetaStore {
             _ = try Self.attributes(c, ino)
             let key = SQLValue.int(Int64(ino.rawValue))
             let exists = try c.queryOne("SELECT 1 FROM xattrs WHERE ino = ? AND name = ?", [key, .blob(name)], row: { _ in true }) != nil
-            if mode == .create && exists { throw .exists }
-            if mode == .replace && !exists { throw .noAttribute }
+            if (mode == .create || mode == .createAndReplace) && exists { throw .exists }
+            if (mode == .replace || mode == .createAndReplace) && !exists { throw .noAttribute }
             try c.run("INSERT INTO xattrs(ino, name, value) VALUES(?, ?, ?) ON CONFLICT(ino, name) DO UPDATE SET value = excluded.value",
                       [key, .blob(name), .blob(value)])
             try c.run("UPDATE inodes SET ctime_ns = ? WHERE ino = ?", [.int(now.nanoseconds), key])

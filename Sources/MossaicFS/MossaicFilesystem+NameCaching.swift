@@ -1,0 +1,30 @@
+import MossaicCore
+import MossaicMeta
+
+/// How long the kernel may keep names, when mossaicfs checks permissions itself.
+///
+/// A name the kernel has cached is walked through without a lookup, and so without lookup's
+/// search-permission check of its directory — for every caller, not only the one it was looked
+/// up for. Names are therefore cached only in directories everyone may search (all three
+/// execute bits; root may search any directory); in the others every walk asks again. Caching
+/// nothing at all would be correct too, but makes each path walk a round trip per component
+/// (measured: stat of a cached 5-deep path some 100 times slower).
+extension MossaicFilesystem {
+    /// Whether the kernel may cache names in directory `dir` for every caller.
+    public func namesCacheable(in dir: InodeNumber) -> Bool {
+        guard permissions.enabled else { return true }
+        guard let attrs = try? getattr(dir) else { return false }
+        return Self.everyoneSearches(attrs)
+    }
+
+    static func everyoneSearches(_ attrs: FileAttributes) -> Bool { attrs.permissions & 0o111 == 0o111 }
+
+    /// Names in `dir` the kernel may hold (their inodes are referenced), after a chmod of `dir`
+    /// from `before`: those it cached while everyone could search it, when that ended. Empty
+    /// when nothing needs forgetting.
+    public func namesToForget(in dir: InodeNumber, before: FileAttributes) -> [[UInt8]] {
+        guard permissions.enabled, before.kind == .directory, Self.everyoneSearches(before), !namesCacheable(in: dir) else { return [] }
+        guard let (_, entries) = try? metadata.readDirectory(dir) else { return [] }
+        return entries.filter { inodes.isReferenced($0.attributes.ino) }.map(\.name)
+    }
+}
