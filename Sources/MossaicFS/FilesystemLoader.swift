@@ -25,6 +25,7 @@ public enum FilesystemLoader {
         public var syncInterval: Double = 1
         public var uploadThreads = 8
         public var readAheadChunks = 8
+        public var posixACL = false
         public var replication: ReplicationSettings
         public init(cacheDirectory: String? = nil, readOnly: Bool = false, memoryCacheBytes: Int = 32 << 20,
                     diskCacheBytes: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30, maxDirtyBytesPerFile: Int = 16 << 20,
@@ -113,6 +114,7 @@ public enum FilesystemLoader {
                                                 updateAccessTimes: settings.updateAccessTimes,
                                                 syncInterval: settings.syncInterval, uploadThreads: settings.uploadThreads)
         options.readAheadChunks = settings.readAheadChunks
+        options.posixACL = settings.posixACL
         let filesystem = MossaicFilesystem(metadata: metadata, cache: cache, superblock: superblock,
                                            options: options,
                                            logger: logger, metrics: metrics)

@@ -146,6 +146,7 @@ struct MountCommand: ParsableCommand {
             settings.syncInterval = parsed.syncInterval
             settings.uploadThreads = parsed.uploadThreads
             settings.readAheadChunks = parsed.readAheadChunks
+            settings.posixACL = parsed.posixACL
             opened = try FilesystemLoader.open(store: store, settings: settings, logger: logger, metrics: metrics)
             if let s3 = base as? S3ObjectStore {
                 metrics.addCollector { m in
