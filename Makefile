@@ -20,7 +20,7 @@ MOUNTPOINT ?= /mnt/mossaicfs
 
 # The differential tester: operations per store in `make test` (local and S3, so twice this),
 # and the knobs of `make fuzz` (FUZZ_STORE=local, s3 or both; EXCLUDE=op,op skips operations).
-FSRAND_OPS ?= 10000
+FSRAND_OPS ?= 20000
 OPS ?= 20000
 SEED ?= $(shell date +%s)
 FUZZ_STORE ?= local

@@ -28,6 +28,7 @@ public enum FilesystemLoader {
         /// Write-back mode (`writeback`) and the most bytes it stages (`staging_size`).
         public var writeback = false
         public var stagingBytes = 1 << 30
+        public var posixACL = false
         public var replication: ReplicationSettings
         public init(cacheDirectory: String? = nil, readOnly: Bool = false, memoryCacheBytes: Int = 16 << 20,
                     diskCacheBytes: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30, maxDirtyBytesPerFile: Int = 16 << 20,
@@ -140,6 +141,7 @@ public enum FilesystemLoader {
                                                 syncInterval: settings.syncInterval, uploadThreads: settings.uploadThreads)
         options.readAheadChunks = settings.readAheadChunks
         options.writeback = settings.writeback
+        options.posixACL = settings.posixACL
         let filesystem = MossaicFilesystem(metadata: metadata, cache: cache, superblock: superblock,
                                            options: options,
                                            logger: logger, metrics: metrics)

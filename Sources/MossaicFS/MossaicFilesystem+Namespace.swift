@@ -22,15 +22,18 @@ extension MossaicFilesystem {
 
     public func mknod(parent: InodeNumber, name: [UInt8], kind: FileKind, permissions: UInt32, rdev: UInt64, caller: Caller) throws(FSError) -> FileAttributes {
         guard kind != .directory, kind != .symlink else { throw .invalidArgument }
-        let (gid, perms) = try ownership(parent: parent, caller: caller, permissions: permissions, isDirectory: false)
+        let (gid, requested) = try ownership(parent: parent, caller: caller, permissions: permissions, isDirectory: false)
+        let (perms, xattrs) = try initialPermissions(parent: parent, kind: kind, permissions: requested, caller: caller)
         return try create(parent: parent, name: name,
                           .init(kind: kind, permissions: perms, uid: caller.uid, gid: gid,
-                                rdev: kind == .characterDevice || kind == .blockDevice ? rdev : 0), caller: caller)
+                                rdev: kind == .characterDevice || kind == .blockDevice ? rdev : 0, xattrs: xattrs), caller: caller)
     }
 
     public func mkdir(parent: InodeNumber, name: [UInt8], permissions: UInt32, caller: Caller) throws(FSError) -> FileAttributes {
-        let (gid, perms) = try ownership(parent: parent, caller: caller, permissions: permissions, isDirectory: true)
-        return try create(parent: parent, name: name, .init(kind: .directory, permissions: perms, uid: caller.uid, gid: gid), caller: caller)
+        let (gid, requested) = try ownership(parent: parent, caller: caller, permissions: permissions, isDirectory: true)
+        let (perms, xattrs) = try initialPermissions(parent: parent, kind: .directory, permissions: requested, caller: caller)
+        return try create(parent: parent, name: name, .init(kind: .directory, permissions: perms, uid: caller.uid, gid: gid, xattrs: xattrs),
+                          caller: caller)
     }
 
     public func symlink(target: [UInt8], parent: InodeNumber, name: [UInt8], caller: Caller) throws(FSError) -> FileAttributes {

@@ -34,6 +34,7 @@ extension MossaicFilesystem {
         try checkXattr(ino, name: name, write: true, caller: caller)
         guard !name.isEmpty, name.count <= 255 else { throw .rangeTooSmall }
         guard value.count <= 65536 else { throw .noSpace }
+        if options.posixACL && name == PosixACL.accessName { return try setAccessACL(ino, value: value, caller: caller) }
         let m: SQLiteMetaStore.XattrMode = switch mode {
         case .any: .any
         case .create: .create

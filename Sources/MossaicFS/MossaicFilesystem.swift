@@ -34,6 +34,9 @@ public final class MossaicFilesystem: Sendable {
         public var readAheadChunks: Int = 8
         /// Commits stage new chunks locally and background threads store them (`writeback`).
         public var writeback = false
+        /// POSIX ACLs (`-o acl`): keep the mode and ACLs in step, inherit default ACLs, apply
+        /// the umask (MossaicFilesystem+ACL.swift).
+        public var posixACL = false
         public init(readOnly: Bool = false, maxDirtyBytesPerFile: Int = 16 << 20, checkPermissions: Bool = true,
                     updateAccessTimes: Bool = true, syncInterval: Double = 1, uploadThreads: Int = 8, uploadWindow: Int = 8) {
             self.readOnly = readOnly; self.maxDirtyBytesPerFile = maxDirtyBytesPerFile
@@ -183,7 +186,8 @@ public final class MossaicFilesystem: Sendable {
         // A pending access time from a read must not overwrite one set now (or be lost).
         let pendingAtime = pendingAccessTimes.withLock { $0.removeValue(forKey: ino) }
         if changes.atime == nil, pendingAtime != nil { changes.atime = pendingAtime }
-        let attrs = try meta { () throws(MetaError) in try metadata.setAttributes(of: ino, changes, now: .now()) }
+        let acl = try changes.permissions.map { (p) throws(FSError) in try accessACL(of: ino, afterChmodTo: p) } ?? [:]
+        let attrs = try meta { () throws(MetaError) in try metadata.setAttributes(of: ino, changes, now: .now(), xattrs: acl) }
         if let size = changes.size, let file { file.truncated(to: size) }
         return attrs
     }

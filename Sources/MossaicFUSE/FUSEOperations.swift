@@ -27,8 +27,12 @@ enum FUSEOperations {
             // listing at no extra cost here, and ls -l/find then need no lookup per entry.
             conn.pointee.want &= ~UInt32(FUSE_CAP_READDIRPLUS_AUTO)
             // POSIX ACLs: the kernel enforces them (and with them default_permissions) and
-            // stores them through setxattr as system.posix_acl_*.
-            if b.posixACL && conn.pointee.capable & UInt32(FUSE_CAP_POSIX_ACL) != 0 { conn.pointee.want |= UInt32(FUSE_CAP_POSIX_ACL) }
+            // stores them through setxattr as system.posix_acl_*. A default ACL replaces the
+            // umask, so the kernel must leave the umask to us (DONT_MASK; MossaicFilesystem+ACL).
+            if b.posixACL && conn.pointee.capable & UInt32(FUSE_CAP_POSIX_ACL) != 0 {
+                conn.pointee.want |= UInt32(FUSE_CAP_POSIX_ACL)
+                if conn.pointee.capable & UInt32(FUSE_CAP_DONT_MASK) != 0 { conn.pointee.want |= UInt32(FUSE_CAP_DONT_MASK) }
+            }
         }
 
         ops.lookup = { req, parent, name in

@@ -12,8 +12,12 @@ extension SQLiteMetaStore {
         public var gid: UInt32
         public var rdev: UInt64
         public var symlinkTarget: [UInt8]?
-        public init(kind: FileKind, permissions: UInt32, uid: UInt32, gid: UInt32, rdev: UInt64 = 0, symlinkTarget: [UInt8]? = nil) {
+        /// Extended attributes it is born with (inherited ACLs), in the same transaction.
+        public var xattrs: [[UInt8]: [UInt8]]
+        public init(kind: FileKind, permissions: UInt32, uid: UInt32, gid: UInt32, rdev: UInt64 = 0, symlinkTarget: [UInt8]? = nil,
+                    xattrs: [[UInt8]: [UInt8]] = [:]) {
             self.kind = kind; self.permissions = permissions; self.uid = uid; self.gid = gid; self.rdev = rdev; self.symlinkTarget = symlinkTarget
+            self.xattrs = xattrs
         }
     }
 
@@ -61,6 +65,9 @@ extension SQLiteMetaStore {
             try c.run("INSERT INTO dentries(parent, name, ino) VALUES(?, ?, ?)", [.int(Int64(parent.rawValue)), .blob(name), .int(Int64(ino.rawValue))])
             if let target = node.symlinkTarget {
                 try c.run("INSERT INTO symlinks(ino, target) VALUES(?, ?)", [.int(Int64(ino.rawValue)), .blob(target)])
+            }
+            for (name, value) in node.xattrs {
+                try c.run("INSERT INTO xattrs(ino, name, value) VALUES(?, ?, ?)", [.int(Int64(ino.rawValue)), .blob(name), .blob(value)])
             }
             try Self.touchDirectory(c, parent, now: now, nlinkDelta: isDirectory ? 1 : 0)
             return try Self.attributes(c, ino)

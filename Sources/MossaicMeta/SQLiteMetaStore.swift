@@ -184,9 +184,21 @@ public final class SQLiteMetaStore: Sendable {
 
     /// Applies a setattr. A size change of a regular file cuts or drops chunk references (no chunk
     /// is rewritten: `file_chunks.length` shrinks) and, unless given, sets mtime. ctime is `now`.
-    public func setAttributes(of ino: InodeNumber, _ changes: AttributeChanges, now: Timestamp) throws(MetaError) -> FileAttributes {
+    /// `xattrs`: attributes set (or, nil, removed) in the same transaction — an ACL kept in step
+    /// with the mode.
+    public func setAttributes(of ino: InodeNumber, _ changes: AttributeChanges, now: Timestamp,
+                              xattrs: [[UInt8]: [UInt8]?] = [:]) throws(MetaError) -> FileAttributes {
         try write { (c) throws(MetaError) in
             var attrs = try Self.attributes(c, ino)
+            for (name, value) in xattrs {
+                let key: [SQLValue] = [.int(Int64(ino.rawValue)), .blob(name)]
+                if let value {
+                    try c.run("INSERT INTO xattrs(ino, name, value) VALUES(?, ?, ?) ON CONFLICT(ino, name) DO UPDATE SET value = excluded.value",
+                              key + [.blob(value)])
+                } else {
+                    try c.run("DELETE FROM xattrs WHERE ino = ? AND name = ?", key)
+                }
+            }
             if let p = changes.permissions { attrs.permissions = p & 0o7777 }
             if let u = changes.uid { attrs.uid = u }
             if let g = changes.gid { attrs.gid = g }

@@ -151,6 +151,7 @@ struct MountCommand: ParsableCommand {
             settings.readAheadChunks = parsed.readAheadChunks
             settings.writeback = parsed.writeback
             settings.stagingBytes = parsed.stagingBytes
+            settings.posixACL = parsed.posixACL
             opened = try FilesystemLoader.open(store: store, settings: settings, logger: logger, metrics: metrics)
             if let s3 = base as? S3ObjectStore {
                 metrics.addCollector { m in

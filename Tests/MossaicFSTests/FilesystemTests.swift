@@ -35,13 +35,14 @@ struct Fixture {
     let fs: MossaicFilesystem
     let cacheDirectory: CacheDirectory
 
-    init(writeback: Bool = false) throws {
+    init(writeback: Bool = false, posixACL: Bool = false) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("fs-\(UUID().uuidString)").path
         let directory = try DirectoryObjectStore(root: root + "/store", create: true)
         _ = try Superblock.format(directory, inlineMax: 16 << 10, force: false)
         store = SwitchableStore(directory)
         var settings = FilesystemLoader.Settings(cacheDirectory: root + "/cache")
         settings.writeback = writeback
+        settings.posixACL = posixACL
         let opened = try FilesystemLoader.open(store: store, settings: settings, logger: Logger(label: "test"))
         fs = opened.filesystem
         cacheDirectory = opened.cacheDirectory
@@ -209,6 +210,62 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         let mine = try f.fs.mknod(parent: sticky.ino, name: Array("m".utf8), kind: .regular, permissions: 0o600, rdev: 0, caller: user)
         #expect(mine.uid == 1000)
         try f.fs.unlink(parent: sticky.ino, name: Array("m".utf8), caller: user)
+    }
+
+    /// The kernel's kills of setuid/setgid, as they arrive without default_permissions.
+    @Test func privilegeKillsEndWithExt4sMode() throws {
+        let f = try Fixture()
+        let user = Caller(uid: 1000, gid: 1000)
+        func file(_ name: String, _ mode: UInt32, owner: Caller = .root) throws -> InodeNumber {
+            let ino = try f.fs.mknod(parent: .root, name: Array(name.utf8), kind: .regular, permissions: 0, rdev: 0, caller: .root).ino
+            _ = try f.fs.setattr(ino, AttributeChanges(uid: owner.uid, gid: owner.gid), caller: .root)
+            return try f.fs.setattr(ino, AttributeChanges(permissions: mode), caller: .root).ino
+        }
+        // chown: the kernel's mode lacks the sticky bit, which stays.
+        let a = try file("a", 0o5744)
+        #expect(try f.fs.setattr(a, AttributeChanges(permissions: 0o744, uid: 0, gid: 7), caller: .root).permissions == 0o1744)
+        // A non-member's write of a setgid file without group-exec: an empty setattr.
+        let b = try file("b", 0o2666)
+        #expect(try f.fs.setattr(b, AttributeChanges(), caller: user).permissions == 0o666)
+        // A non-owner's write of a setuid sticky file.
+        let c = try file("c", 0o7777)
+        #expect(try f.fs.setattr(c, AttributeChanges(permissions: 0o777), caller: user).permissions == 0o1777)
+        // An owner's chmod of a closed file is a chmod.
+        let d = try file("d", 0o5777, owner: user)
+        #expect(try f.fs.setattr(d, AttributeChanges(permissions: 0o777), caller: user).permissions == 0o777)
+        // Truncation by root keeps the bits.
+        let e = try file("e", 0o6755)
+        #expect(try f.fs.setattr(e, AttributeChanges(size: 0), caller: .root).permissions == 0o6755)
+    }
+
+    @Test func aclsKeepTheModeInStepAndAreInherited() throws {
+        let f = try Fixture(posixACL: true)
+        let access = Array("system.posix_acl_access".utf8), inheritable = Array("system.posix_acl_default".utf8)
+        func acl(_ entries: [(UInt16, UInt16, UInt32)]) -> [UInt8] {
+            func le(_ v: UInt32, _ n: Int) -> [UInt8] { (0..<n).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+            return le(2, 4) + entries.flatMap { le(UInt32($0.0), 2) + le(UInt32($0.1), 2) + le($0.2, 4) }
+        }
+        let none = UInt32.max
+        let user = Caller(uid: 1000, gid: 1000, umask: 0o022)
+        let ino = try f.fs.mknod(parent: .root, name: Array("f".utf8), kind: .regular, permissions: 0o600, rdev: 0, caller: .root).ino
+        try f.fs.setxattr(ino, name: access, value: acl([(1, 6, none), (2, 4, 1000), (4, 0, none), (0x10, 4, none), (0x20, 0, none)]), mode: .any)
+        #expect(try f.fs.getattr(ino).permissions == 0o640)
+        _ = try f.fs.setattr(ino, AttributeChanges(permissions: 0o600))
+        #expect(Array(try f.fs.getxattr(ino, name: access)[28..<32]) == [0x10, 0, 0, 0])  // the mask entry: ---
+        try f.fs.setxattr(ino, name: access, value: acl([(1, 6, none), (4, 4, none), (0x20, 4, none)]), mode: .any)
+        #expect(try f.fs.getattr(ino).permissions == 0o644)
+        #expect(throws: FSError.noAttribute) { try f.fs.getxattr(ino, name: access) }
+        // Without a default ACL the umask applies; with one it does not.
+        let dir = try f.fs.mkdir(parent: .root, name: Array("d".utf8), permissions: 0o777, caller: Caller(uid: 0, gid: 0, umask: 0o022))
+        #expect(dir.permissions == 0o755)
+        _ = try f.fs.setattr(dir.ino, AttributeChanges(permissions: 0o777))
+        let rules = acl([(1, 7, none), (2, 5, 2000), (4, 5, none), (0x10, 7, none), (0x20, 1, none)])
+        try f.fs.setxattr(dir.ino, name: inheritable, value: rules, mode: .any)
+        let child = try f.fs.mknod(parent: dir.ino, name: Array("g".utf8), kind: .regular, permissions: 0o666, rdev: 0, caller: user)
+        #expect(child.permissions == 0o660)
+        #expect(try f.fs.getxattr(child.ino, name: access) == acl([(1, 6, none), (2, 5, 2000), (4, 5, none), (0x10, 6, none), (0x20, 0, none)]))
+        let sub = try f.fs.mkdir(parent: dir.ino, name: Array("s".utf8), permissions: 0o777, caller: user)
+        #expect(try f.fs.getxattr(sub.ino, name: inheritable) == rules)
     }
 
     @Test func badNamesAreRefused() throws {

@@ -1,6 +1,6 @@
 """The differential random-operation tester (Tests/fuzz/fsrand.py), bounded, in every test run:
-FSRAND_OPS operations (default 10,000) on a local-directory store and as many on S3 (moto),
-so a `make test` applies 20,000 operations in all. On a mismatch the output names the seed,
+FSRAND_OPS operations (default 20,000, about 1.5 minutes per store) on a local-directory store
+and as many on S3 (moto), so a `make test` applies 40,000 operations in all. On a mismatch the output names the seed,
 the shortest failing prefix and a minimized reproduction (`fsrand.py --replay FILE`).
 `make fuzz OPS=… SEED=…` runs longer."""
 import os
@@ -13,7 +13,7 @@ import pytest
 from mossaic import BIN
 
 FSRAND = Path(__file__).resolve().parents[1] / "fuzz" / "fsrand.py"
-OPS = int(os.environ.get("FSRAND_OPS", "10000"))
+OPS = int(os.environ.get("FSRAND_OPS", "20000"))
 SEED = int(os.environ.get("FSRAND_SEED", "20261121"))
 
 

@@ -106,8 +106,9 @@ def test_default_acl_is_inherited(px):
                 os.getxattr(d / "dir" / "sub", ACCESS), os.getxattr(d / "dir" / "sub", DEFAULT))
     px.same(create, user=ALICE)
     px.expect(lambda d: os.getxattr(d / "dir" / "sub", DEFAULT), ok(DEFAULT_ACL))
-    # a default ACL replaces the umask: the group class gets the mask's rwx
-    px.expect(lambda d: perms(d / "dir" / "f"), ok(0o664))
+    # a default ACL replaces the umask: each class gets what both the requested 0o666 and the
+    # ACL grant — group rw- (mask rwx, despite umask 022), other --- (OTHER is --x)
+    px.expect(lambda d: perms(d / "dir" / "f"), ok(0o660))
 
 
 def test_acl_errors(px):
