@@ -64,10 +64,7 @@ def test_fsrand_under_503s_and_latency_spikes(faulty_s3, tmp_path):
     os.umask(0o022)
     r = fsrand.Run(env)
     r.fs.moto = server
-    # chown is left out: a chown of a hard-linked special file can lose the sticky bit, with
-    # or without faults (known_failures.txt, "chown ... loses the sticky bit"; reproduced by
-    # `fsrand.py --ops 2600 --seed 20261122 --store local`), which is not what this test is about.
-    gen = fsrand.Generator(SEED, exclude={"chown"})
+    gen = fsrand.Generator(SEED)
     try:
         for _ in range(OPS):
             r.apply(gen.next(r.tree()))
