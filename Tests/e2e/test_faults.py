@@ -6,8 +6,9 @@
 (b) An outage: the proxy first holds every request without an answer, then refuses every
     connection. Cached reads keep working meanwhile; a write + fsync that cannot be stored fails
     with EIO once the retry budget is spent; when the store is back, new writes succeed without
-    a remount. The outage lasts at least FAULT_OUTAGE_SECONDS (default 0: as long as those
-    steps take, a few seconds; the issue's 60 s with FAULT_OUTAGE_SECONDS=60). The mount uses
+    a remount. The outage lasts at least FAULT_OUTAGE_SECONDS (default 60, longer than the
+    default writer lease renewal period; FAULT_OUTAGE_SECONDS=0 ends it as soon as those steps
+    are done). The mount uses
     retries=3 so that the EIO comes within about a second instead of the default budget's
     ~10-20 s (8 retries, backoff up to 10 s): the same code path, bounded.
 """
@@ -32,7 +33,7 @@ import fsrand  # noqa: E402
 MiB = 1 << 20
 OPS = int(os.environ.get("FAULT_OPS", "3000"))
 SEED = int(os.environ.get("FAULT_SEED", "20261122"))
-OUTAGE_SECONDS = float(os.environ.get("FAULT_OUTAGE_SECONDS", "0"))
+OUTAGE_SECONDS = float(os.environ.get("FAULT_OUTAGE_SECONDS", "60"))
 HANG = 60  # seconds after which a call that should not wait for the store counts as hung
 
 
