@@ -79,6 +79,13 @@ struct MountOptions: Equatable {
             guard let n = ByteSize.parse(v) else { throw OptionError("option '\(key)': '\(v)' is not a size (e.g. 512M, 20G)") }
             return n
         }
+        func integer(_ range: ClosedRange<Int>, of unit: String? = nil) throws(OptionError) -> Int {
+            let v = try required()
+            guard let n = Int(v), range.contains(n) else {
+                throw OptionError("option '\(key)': '\(v)' is not a number\(unit.map { " of " + $0 } ?? "") from \(range.lowerBound) to \(range.upperBound)")
+            }
+            return n
+        }
         func seconds() throws(OptionError) -> Double {
             let v = try required()
             guard let s = Double(v), s >= 0, s.isFinite else { throw OptionError("option '\(key)': '\(v)' is not a number of seconds") }
@@ -106,27 +113,15 @@ struct MountOptions: Equatable {
         case "cache_size": diskCacheBytes = try size()
         case "mem_cache_size": memoryCacheBytes = try size()
         case "cache_free": cacheFreeBytes = try size()
-        case "threads":
-            let v = try required()
-            guard let n = Int(v), (1...256).contains(n) else { throw OptionError("option 'threads': '\(v)' is not a number from 1 to 256") }
-            maxThreads = n
+        case "threads": maxThreads = try integer(1...256)
         case "attr_timeout": attributeTimeout = try seconds()
         case "sync_interval": syncInterval = try seconds()
-        case "upload_threads":
-            let v = try required()
-            guard let n = Int(v), (1...128).contains(n) else { throw OptionError("option 'upload_threads': '\(v)' is not a number from 1 to 128") }
-            uploadThreads = n
-        case "read_ahead":
-            let v = try required()
-            guard let n = Int(v), (0...64).contains(n) else { throw OptionError("option 'read_ahead': '\(v)' is not a number of chunks from 0 to 64") }
-            readAheadChunks = n
+        case "upload_threads": uploadThreads = try integer(1...128)
+        case "read_ahead": readAheadChunks = try integer(0...64, of: "chunks")
         case "entry_timeout": entryTimeout = try seconds()
         case "fsname": fsname = try required()
         case "meta_interval": metaInterval = try positiveSeconds()
-        case "meta_keep":
-            let v = try required()
-            guard let n = Int(v), (1...100_000).contains(n) else { throw OptionError("option 'meta_keep': '\(v)' is not a number of snapshots from 1 to 100000") }
-            metaKeep = n
+        case "meta_keep": metaKeep = try integer(1...100_000, of: "snapshots")
         case "lease_time":
             leaseTime = try positiveSeconds()
             guard leaseTime >= 3 else { throw OptionError("option 'lease_time' must be at least 3 seconds (it is renewed every third)") }

@@ -5,33 +5,21 @@ import MossaicCore
 import MossaicFS
 import MossaicMeta
 import MossaicObjectStore
+import MossaicTestSupport
 import Synchronization
 import Testing
 
-/// A store that fails every PUT while `failing` is set; everything else goes to `base`.
-final class SwitchableStore: ObjectStore {
-    let base: any ObjectStore
+/// Test control over a fixture's store: PUTs fail while `failing` is set; the others are counted.
+final class PutControl: Sendable {
     let failing = Atomic<Bool>(false)
     let puts = Atomic<Int>(0)
-    init(_ base: any ObjectStore) { self.base = base }
-    func put(_ key: String, _ data: [UInt8], condition: PutCondition) throws(ObjectStoreError) -> String {
-        if failing.load(ordering: .relaxed) { throw .failed("injected PUT failure") }
-        puts.add(1, ordering: .relaxed)
-        return try base.put(key, data, condition: condition)
-    }
-    func get(_ key: String) throws(ObjectStoreError) -> [UInt8] { try base.get(key) }
-    func get(_ key: String, range: Range<UInt64>) throws(ObjectStoreError) -> [UInt8] { try base.get(key, range: range) }
-    func head(_ key: String) throws(ObjectStoreError) -> ObjectInfo? { try base.head(key) }
-    func delete(_ key: String) throws(ObjectStoreError) { try base.delete(key) }
-    func list(prefix: String) throws(ObjectStoreError) -> [ObjectInfo] { try base.list(prefix: prefix) }
-    var displayName: String { base.displayName }
-    var isLocal: Bool { true }
 }
 
 /// A formatted filesystem on a directory store in a temp dir, opened without FUSE.
 struct Fixture {
     let root: String
-    let store: SwitchableStore
+    let store: PutInterceptingObjectStore
+    let putControl = PutControl()
     let fs: MossaicFilesystem
     let cacheDirectory: CacheDirectory
 
@@ -39,7 +27,11 @@ struct Fixture {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("fs-\(UUID().uuidString)").path
         let directory = try DirectoryObjectStore(root: root + "/store", create: true)
         _ = try Superblock.format(directory, inlineMax: 16 << 10, force: false)
-        store = SwitchableStore(directory)
+        store = PutInterceptingObjectStore(directory) { [putControl] key, data, condition, base throws(ObjectStoreError) in
+            if putControl.failing.load(ordering: .relaxed) { throw .failed("injected PUT failure") }
+            putControl.puts.add(1, ordering: .relaxed)
+            return try base.put(key, data, condition: condition)
+        }
         var settings = FilesystemLoader.Settings(cacheDirectory: root + "/cache")
         settings.writeback = writeback
         settings.posixACL = posixACL
@@ -108,7 +100,7 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
     @Test func identicalChunksAreStoredOnce() throws {
         let f = try Fixture()
         // Opening took the writer lease and published the first metadata snapshot.
-        let putsAtOpen = f.store.puts.load(ordering: .relaxed)
+        let putsAtOpen = f.putControl.puts.load(ordering: .relaxed)
         let block = randomBytes(MiB, seed: 4)
         let (a, ha) = try f.createFile("a")
         try f.write(a, ha, 0, block + block)
@@ -117,7 +109,7 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         try f.write(b, hb, 0, block)
         try f.fs.release(b, handle: hb)
         #expect(try f.objects().count == 1)
-        #expect(f.store.puts.load(ordering: .relaxed) - putsAtOpen == 1)
+        #expect(f.putControl.puts.load(ordering: .relaxed) - putsAtOpen == 1)
     }
 
     @Test func smallFilesStayInlineAndZeroPagesAreHoles() throws {
@@ -151,10 +143,10 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
     @Test func aFailedCommitIsReportedAndTheFileStaysFailed() throws {
         let f = try Fixture()
         let (ino, h) = try f.createFile("f")
-        f.store.failing.store(true, ordering: .relaxed)
+        f.putControl.failing.store(true, ordering: .relaxed)
         try f.write(ino, h, 0, randomBytes(MiB, seed: 6))
         #expect(throws: FSError.self) { try f.fs.flush(ino, handle: h) }
-        f.store.failing.store(false, ordering: .relaxed)
+        f.putControl.failing.store(false, ordering: .relaxed)
         // The store works again, but nothing is reported durable that was not stored.
         #expect(throws: FSError.self) { try f.fs.write(ino, handle: h, offset: 0, data: UnsafeRawBufferPointer(start: nil, count: 0)) }
         #expect(throws: FSError.self) { try f.fs.fsync(ino, handle: h) }

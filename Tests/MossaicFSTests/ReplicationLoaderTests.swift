@@ -16,6 +16,14 @@ import Testing
                                                                 replication: .init(snapshot: snapshot)), logger: logger)
     }
 
+    /// A temp directory and a filesystem formatted in `root/store`.
+    func formattedStore() throws -> (root: String, store: DirectoryObjectStore) {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("loader-\(UUID().uuidString)").path
+        let store = try DirectoryObjectStore(root: root + "/store", create: true)
+        _ = try Superblock.format(store, inlineMax: 16 << 10, force: false)
+        return (root, store)
+    }
+
     func write(_ fs: MossaicFilesystem, _ name: String, _ bytes: [UInt8]) throws {
         let (attrs, h) = try fs.create(parent: .root, name: Array(name.utf8), permissions: 0o640, caller: .root)
         _ = try bytes.withUnsafeBytes { try fs.write(attrs.ino, handle: h, offset: 0, data: $0) }
@@ -30,9 +38,7 @@ import Testing
     }
 
     @Test func theStoreAloneRestoresAndOneWriterAtATime() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("loader-\(UUID().uuidString)").path
-        let store = try DirectoryObjectStore(root: root + "/store", create: true)
-        _ = try Superblock.format(store, inlineMax: 16 << 10, force: false)
+        let (root, store) = try formattedStore()
         let big = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
 
         var first: FilesystemLoader.Opened? = try open(store, root + "/a")
@@ -66,9 +72,7 @@ import Testing
 
 extension ReplicationLoaderTests {
     @Test func readOnlyBeforeTheFirstSnapshotShowsAnEmptyRootAndFollows() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("loader-\(UUID().uuidString)").path
-        let store = try DirectoryObjectStore(root: root + "/store", create: true)
-        _ = try Superblock.format(store, inlineMax: 16 << 10, force: false)
+        let (root, store) = try formattedStore()
         let reader = try open(store, root + "/r", readOnly: true)
         let h = try reader.filesystem.opendir(.root)
         #expect(try reader.filesystem.readdir(.root, handle: h, offset: 0).filter { !$0.isDotOrDotDot }.isEmpty)
@@ -86,9 +90,7 @@ extension ReplicationLoaderTests {
 
 extension ReplicationLoaderTests {
     @Test func aMountWhoseLeaseWasTakenRefusesChanges() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("loader-\(UUID().uuidString)").path
-        let store = try DirectoryObjectStore(root: root + "/store", create: true)
-        _ = try Superblock.format(store, inlineMax: 16 << 10, force: false)
+        let (root, store) = try formattedStore()
         let writer = try open(store, root + "/w")
         try write(writer.filesystem, "before", [1])
         // Another host takes the lease by force (its owner is believed dead).

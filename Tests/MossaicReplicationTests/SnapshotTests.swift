@@ -141,21 +141,12 @@ struct Rig {
     }
 
     /// A store that applies HEAD writes but reports them failed (the response was lost).
-    final class LostHeadResponse: ObjectStore {
-        let base: any ObjectStore
-        init(_ base: any ObjectStore) { self.base = base }
-        func put(_ key: String, _ data: [UInt8], condition: PutCondition) throws(ObjectStoreError) -> String {
+    static func lostHeadResponse(_ base: any ObjectStore) -> any ObjectStore {
+        PutInterceptingObjectStore(base) { key, data, condition, base throws(ObjectStoreError) in
             let etag = try base.put(key, data, condition: condition)
             if key == MetadataLayout.head { throw .failed("connection reset") }
             return etag
         }
-        func get(_ key: String) throws(ObjectStoreError) -> [UInt8] { try base.get(key) }
-        func get(_ key: String, range: Range<UInt64>) throws(ObjectStoreError) -> [UInt8] { try base.get(key, range: range) }
-        func head(_ key: String) throws(ObjectStoreError) -> ObjectInfo? { try base.head(key) }
-        func delete(_ key: String) throws(ObjectStoreError) { try base.delete(key) }
-        func list(prefix: String) throws(ObjectStoreError) -> [ObjectInfo] { try base.list(prefix: prefix) }
-        var displayName: String { base.displayName }
-        var isLocal: Bool { true }
     }
 
     @Test func aHeadSwapWithAnUnknownOutcomeIsResolved() throws {
@@ -164,7 +155,7 @@ struct Rig {
         _ = try rig.writer().snapshot()
         try rig.addFile("b")
         // The swap happens, its answer is lost: the database keeps a pending record …
-        #expect(throws: ReplicationError.self) { try rig.writer(LostHeadResponse(rig.base)).snapshot() }
+        #expect(throws: ReplicationError.self) { try rig.writer(Self.lostHeadResponse(rig.base)).snapshot() }
         let state = try rig.metadata.replicationState()
         let head = try #require(try SnapshotCatalog(store: rig.base).head())
         #expect(state.pending?.id == head.pointer.snapshot && state.generation == 1)

@@ -168,6 +168,16 @@ def wait_until(predicate, timeout, what):
     return time.monotonic() - (deadline - timeout)
 
 
+def write_fsynced(path, data):
+    """Creates or truncates `path`, writes `data` and fsyncs it (fsync's error is raised)."""
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def sha256_file(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from fault_proxy import FaultProxy
-from mossaic import Filesystem, run, s3_env, sha256_file
+from mossaic import Filesystem, run, s3_env, sha256_file, write_fsynced
 from s3server import MotoServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fuzz"))
@@ -81,15 +81,6 @@ def test_fsrand_under_503s_and_latency_spikes(faulty_s3, tmp_path):
     assert c.returncode == 0, c.stdout + c.stderr
 
 
-def write_fsync(path, data):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def read_uncached(path):
     """Reads a file after dropping its pages from the kernel's cache, so the daemon serves it."""
     fd = os.open(path, os.O_RDONLY)
@@ -135,7 +126,7 @@ def test_outage_cached_reads_work_writes_fail_then_recover(faulty_s3, tmp_path):
 
         proxy.outage("refuse")   # and the stalled requests fail too
         with pytest.raises(OSError) as e:
-            write_fsync(fs.path("dir", "lost"), os.urandom(2 * MiB))
+            write_fsynced(fs.path("dir", "lost"), os.urandom(2 * MiB))
         assert e.value.errno == errno.EIO
         while time.monotonic() - started < OUTAGE_SECONDS:
             assert read_uncached(fs.path("dir", "cached")) == cached
@@ -145,10 +136,10 @@ def test_outage_cached_reads_work_writes_fail_then_recover(faulty_s3, tmp_path):
 
         # Back: new writes succeed on the same mount, and nothing unstored was published.
         fresh = os.urandom(2 * MiB + 99)
-        write_fsync(fs.path("dir", "after"), fresh)
+        write_fsynced(fs.path("dir", "after"), fresh)
         assert read_uncached(fs.path("dir", "after")) == fresh
         assert os.path.getsize(fs.path("dir", "lost")) == 0
-        write_fsync(fs.path("dir", "lost"), b"second try")
+        write_fsynced(fs.path("dir", "lost"), b"second try")
     finally:
         proxy.restore()
         fs.stop()   # the final snapshot must reach the store: the daemon exits 0

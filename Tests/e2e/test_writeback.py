@@ -15,7 +15,7 @@ import boto3
 import pytest
 
 from fault_proxy import FaultProxy
-from mossaic import BIN, Filesystem, Mount, s3_env, wait_until
+from mossaic import BIN, Filesystem, Mount, s3_env, wait_until, write_fsynced
 from s3server import MotoServer
 
 MiB = 1 << 20
@@ -68,15 +68,6 @@ def wfs(tmp_path, moto, proxy):
     finally:
         outage(proxy, False)  # lets a failing test's daemon drain and exit
         f.stop()
-
-
-def write_fsynced(path, data):
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def fresh_mount_reads(fs, tmp_path, files):
