@@ -263,7 +263,7 @@ public final class BlobCache: Sendable {
             _ = try flight.wait().get()
         case .lead(let flight):
             var result: Result<[UInt8], CacheError> = .success(bytes)
-            do { try store.put(hash.objectKey, bytes) } catch { result = .failure(.store(error)) }
+            do { try store.putChunk(hash, bytes) } catch { result = .failure(.store(error)) }
             state.withLock { s in
                 s.uploading[hash] = nil
                 if case .success = result {

@@ -223,7 +223,7 @@ public final class StagingArea: @unchecked Sendable {
                 continue
             }
             do {
-                try store.put(hash.objectKey, bytes)
+                try store.putChunk(hash, bytes)
             } catch {
                 condition.lock()
                 let first = failingSince == nil

@@ -13,6 +13,12 @@ public final class Metrics: Sendable {
         var counts = [UInt64](repeating: 0, count: Metrics.buckets.count)
         var sum = 0.0
         var count: UInt64 = 0
+
+        mutating func record(_ seconds: Double) {
+            for i in Metrics.buckets.indices where seconds <= Metrics.buckets[i] { counts[i] += 1 }
+            sum += seconds
+            count += 1
+        }
     }
 
     private struct Family {
@@ -38,6 +44,8 @@ public final class Metrics: Sendable {
     }
 
     private static func escape(_ s: String) -> String {
+        // Label values are op names and errnos: nearly always nothing to escape.
+        guard s.utf8.contains(where: { $0 == UInt8(ascii: "\\") || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\n") }) else { return s }
         var out = ""
         for c in s {
             switch c {
@@ -63,14 +71,11 @@ public final class Metrics: Sendable {
 
     public func observe(_ name: String, _ help: String, labels: [(String, String)] = [], seconds: Double) {
         let key = Self.render(labels)
+        // Mutated in place through the dictionaries' default subscripts: copying the family or
+        // the histogram out and back made every FUSE op copy a dictionary and an array
+        // (copy-on-write), a measurable share of a metadata-heavy workload's CPU.
         state.withLock { s in
-            var family = s.families[name] ?? Family(type: "histogram", help: help)
-            var h = family.histograms[key] ?? Histogram()
-            for (i, bound) in Self.buckets.enumerated() where seconds <= bound { h.counts[i] += 1 }
-            h.sum += seconds
-            h.count += 1
-            family.histograms[key] = h
-            s.families[name] = family
+            s.families[name, default: Family(type: "histogram", help: help)].histograms[key, default: Histogram()].record(seconds)
         }
     }
 

@@ -119,7 +119,7 @@ public enum FilesystemChecker {
     /// Uploads a staged chunk and removes its staged file, as the next mount would.
     private static func uploadStaged(_ hash: ChunkHash, from staging: String, store: any ObjectStore) -> Bool {
         let path = "\(staging)/\(hash.hex)"
-        guard let bytes = try? PosixFiles.read(path), ChunkHash.of(bytes) == hash, (try? store.put(hash.objectKey, bytes)) != nil else {
+        guard let bytes = try? PosixFiles.read(path), ChunkHash.of(bytes) == hash, (try? store.putChunk(hash, bytes)) != nil else {
             return false
         }
         unlink(path)
@@ -130,6 +130,6 @@ public enum FilesystemChecker {
     private static func restoreFromCache(_ hash: ChunkHash, blobs: String, store: any ObjectStore) -> Bool {
         let hex = hash.hex
         guard let bytes = try? PosixFiles.read("\(blobs)/\(hex.prefix(2))/\(hex)"), ChunkHash.of(bytes) == hash else { return false }
-        return (try? store.put(hash.objectKey, bytes)) != nil
+        return (try? store.putChunk(hash, bytes)) != nil
     }
 }

@@ -52,6 +52,12 @@ public final class InstrumentedObjectStore: ObjectStore {
         return try record("put", bytesOut: data.count) { () throws(ObjectStoreError) in try base.put(key, data, condition: condition) }
     }
 
+    public func putChunk(_ hash: ChunkHash, _ bytes: [UInt8]) throws(ObjectStoreError) {
+        inFlightPuts.add(1, ordering: .relaxed)
+        defer { inFlightPuts.subtract(1, ordering: .relaxed) }
+        try record("put", bytesOut: bytes.count) { () throws(ObjectStoreError) in try base.putChunk(hash, bytes) }
+    }
+
     public func get(_ key: String) throws(ObjectStoreError) -> [UInt8] {
         try record("get", { () throws(ObjectStoreError) in try base.get(key) }, bytesIn: { $0.count })
     }

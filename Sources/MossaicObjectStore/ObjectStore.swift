@@ -11,6 +11,11 @@ public protocol ObjectStore: Sendable {
     @discardableResult
     func put(_ key: String, _ data: [UInt8], condition: PutCondition) throws(ObjectStoreError) -> String
 
+    /// Stores chunk `bytes` under its content address `hash.objectKey`. `hash` is the SHA-256
+    /// of `bytes` (the caller named the chunk by it), so a store that needs the payload's hash
+    /// — S3 signs it — uses this one instead of hashing a megabyte again.
+    func putChunk(_ hash: ChunkHash, _ bytes: [UInt8]) throws(ObjectStoreError)
+
     /// The whole object. Throws `.notFound` if there is none.
     func get(_ key: String) throws(ObjectStoreError) -> [UInt8]
 
@@ -38,6 +43,10 @@ extension ObjectStore {
     @discardableResult
     public func put(_ key: String, _ data: [UInt8]) throws(ObjectStoreError) -> String {
         try put(key, data, condition: .none)
+    }
+
+    public func putChunk(_ hash: ChunkHash, _ bytes: [UInt8]) throws(ObjectStoreError) {
+        try put(hash.objectKey, bytes, condition: .none)
     }
 }
 

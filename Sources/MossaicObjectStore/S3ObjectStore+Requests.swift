@@ -38,14 +38,15 @@ extension S3ObjectStore {
     /// Sends one request, retrying transient failures per `policy` (the configuration's by
     /// default). Returns the response of the final attempt for the operation to interpret.
     func send(_ operation: S3Operation, key: String?, query: [(name: String, value: String)],
-              headers: [(name: String, value: String)], body: [UInt8] = [],
+              headers: [(name: String, value: String)], body: [UInt8] = [], payloadHash: ChunkHash? = nil,
               policy: RetryPolicy? = nil) throws(ObjectStoreError) -> SendOutcome {
         let policy = policy ?? configuration.retryPolicy
         var allHeaders = headers
         // curl 7.88 does not send x-amz-content-sha256 (curl/curl#8810), which S3 requires, and
         // for read-callback uploads it would sign the hash of an empty body. Sent explicitly, curl
         // signs the header and uses its value as the payload hash.
-        allHeaders.append(("x-amz-content-sha256", ChunkHash.of(body).hex))
+        // A chunk's name is its payload's hash (`payloadHash`): no second pass over it.
+        allHeaders.append(("x-amz-content-sha256", (payloadHash ?? ChunkHash.of(body)).hex))
         // curl has no option for STS session tokens; the header is signed like any other.
         if let token = configuration.credentials.sessionToken { allHeaders.append(("x-amz-security-token", token)) }
         let request = HTTPRequest(method: operation.method, url: url(for: key, query: query), headers: allHeaders, body: body)

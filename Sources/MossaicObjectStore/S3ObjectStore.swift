@@ -58,6 +58,15 @@ public final class S3ObjectStore: ObjectStore {
         throw .preconditionFailed(key: key)
     }
 
+    public func putChunk(_ hash: ChunkHash, _ bytes: [UInt8]) throws(ObjectStoreError) {
+        // Debug builds (the unit tests) check the contract; S3 itself would answer
+        // XAmzContentSHA256Mismatch to a wrong hash.
+        assert(ChunkHash.of(bytes) == hash, "putChunk: the bytes do not hash to \(hash)")
+        let key = hash.objectKey
+        let response = try send(.put, key: key, query: [], headers: [], body: bytes, payloadHash: hash).response
+        guard (200..<300).contains(response.status) else { throw error(for: response, operation: .put, key: key) }
+    }
+
     public func get(_ key: String) throws(ObjectStoreError) -> [UInt8] {
         try fetch(key).bytes
     }
