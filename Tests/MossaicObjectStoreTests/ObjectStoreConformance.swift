@@ -33,6 +33,7 @@ struct ObjectStoreConformance {
         ("if-none-match", { try $0.conditionalCreate() }),
         ("if-match", { try $0.conditionalReplace() }),
         ("concurrent puts and gets", { try $0.concurrentAccess() }),
+        ("chunk put", { try $0.chunkPut() }),
     ]
 
     /// Runs every case (or the named ones); a case that throws is recorded and the next one runs.
@@ -198,6 +199,19 @@ struct ObjectStoreConformance {
     // MARK: - Helpers
 
     /// Deterministic, non-repeating-looking bytes (so truncation or shifts are caught).
+    /// putChunk stores a chunk under its content address (S3 signs the given hash as the
+    /// payload's). Chunk keys are not namespaced: the run's namespace is written into the bytes,
+    /// so the chunk is this run's own.
+    func chunkPut() throws {
+        var bytes = Self.bytes(1 << 20, seed: 7)
+        bytes.replaceSubrange(0..<namespace.utf8.count, with: Array(namespace.utf8))
+        let hash = ChunkHash.of(bytes)
+        defer { try? store.delete(hash.objectKey) }
+        try store.putChunk(hash, bytes)
+        #expect(try store.get(hash.objectKey) == bytes)
+        #expect(try store.head(hash.objectKey)?.size == UInt64(bytes.count))
+    }
+
     static func bytes(_ count: Int, seed: UInt8) -> [UInt8] {
         var x = UInt32(seed) &* 2_654_435_761 &+ 1
         return (0..<count).map { _ in
