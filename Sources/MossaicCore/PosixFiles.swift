@@ -35,8 +35,7 @@ public enum PosixFiles {
     }
 
     private static func readAll(fd: Int32, count: Int, offset: off_t, path: String) throws(SystemError) -> [UInt8] {
-        // Filled by pread directly: zeroing a megabyte first only to overwrite it cost a
-        // measurable share of a cold sequential read.
+        // Filled by pread directly: no zeroing of up to a megabyte that is then overwritten.
         var failure: SystemError?
         let buffer = [UInt8](unsafeUninitializedCapacity: count) { raw, initialized in
             var done = 0

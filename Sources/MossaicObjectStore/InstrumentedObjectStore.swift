@@ -47,15 +47,18 @@ public final class InstrumentedObjectStore: ObjectStore {
 
     @discardableResult
     public func put(_ key: String, _ data: [UInt8], condition: PutCondition) throws(ObjectStoreError) -> String {
-        inFlightPuts.add(1, ordering: .relaxed)
-        defer { inFlightPuts.subtract(1, ordering: .relaxed) }
-        return try record("put", bytesOut: data.count) { () throws(ObjectStoreError) in try base.put(key, data, condition: condition) }
+        try recordPut(data.count) { () throws(ObjectStoreError) in try base.put(key, data, condition: condition) }
     }
 
     public func putChunk(_ hash: ChunkHash, _ bytes: [UInt8]) throws(ObjectStoreError) {
+        try recordPut(bytes.count) { () throws(ObjectStoreError) in try base.putChunk(hash, bytes) }
+    }
+
+    /// Both kinds of PUT count as "put" and as in flight while they run.
+    private func recordPut<T>(_ count: Int, _ body: () throws(ObjectStoreError) -> T) throws(ObjectStoreError) -> T {
         inFlightPuts.add(1, ordering: .relaxed)
         defer { inFlightPuts.subtract(1, ordering: .relaxed) }
-        try record("put", bytesOut: bytes.count) { () throws(ObjectStoreError) in try base.putChunk(hash, bytes) }
+        return try record("put", bytesOut: count, body)
     }
 
     public func get(_ key: String) throws(ObjectStoreError) -> [UInt8] {

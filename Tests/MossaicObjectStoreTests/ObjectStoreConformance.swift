@@ -196,9 +196,6 @@ struct ObjectStoreConformance {
         #expect(try store.list(prefix: namespace + "concurrent/t").count == 48)
     }
 
-    // MARK: - Helpers
-
-    /// Deterministic, non-repeating-looking bytes (so truncation or shifts are caught).
     /// putChunk stores a chunk under its content address (S3 signs the given hash as the
     /// payload's). Chunk keys are not namespaced: the run's namespace is written into the bytes,
     /// so the chunk is this run's own.
@@ -212,6 +209,9 @@ struct ObjectStoreConformance {
         #expect(try store.head(hash.objectKey)?.size == UInt64(bytes.count))
     }
 
+    // MARK: - Helpers
+
+    /// Deterministic, non-repeating-looking bytes (so truncation or shifts are caught).
     static func bytes(_ count: Int, seed: UInt8) -> [UInt8] {
         var x = UInt32(seed) &* 2_654_435_761 &+ 1
         return (0..<count).map { _ in
