@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("MOSSAICFS_BIN") or str(REPO / ".build" / "debug" / "mossaicfs")
 READY_TIMEOUT = 60
 EXIT_TIMEOUT = 120
+CHUNK = 1 << 20  # FormatConstants.chunkSize
 
 
 def run(*args, check=True, **kw):
@@ -176,6 +177,15 @@ def write_fsynced(path, data):
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def random_file(size):
+    """Random bytes in which no 1 MiB chunk ends in a zero byte: a chunk is stored without its
+    trailing zeros, so tests that count stored bytes or hash objects need full-length chunks."""
+    data = bytearray(os.urandom(size))
+    for end in range(CHUNK, size + CHUNK, CHUNK):
+        data[min(end, size) - 1] = 0x5A
+    return bytes(data)
 
 
 def sha256_file(path):

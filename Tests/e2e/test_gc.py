@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from mossaic import Filesystem, Mount, run, s3_env, sha256_file
+from mossaic import Filesystem, Mount, random_file, run, s3_env, sha256_file
 from s3server import MotoServer
 
 MiB = 1 << 20
@@ -53,13 +53,6 @@ class Store:
             path = self.fs.store / key
             t = path.stat().st_mtime - seconds
             os.utime(path, (t, t))
-
-
-def random_file(size):
-    data = bytearray(os.urandom(size))
-    for end in range(MiB, size + MiB, MiB):  # no chunk ends in zeros (those are not stored)
-        data[min(end, size) - 1] = 0x5A
-    return bytes(data)
 
 
 def chunk_key(data):

@@ -5,7 +5,7 @@ import socket
 import subprocess
 import urllib.request
 
-from mossaic import Filesystem, run
+from mossaic import Filesystem, random_file, run
 
 
 def free_port():
@@ -19,7 +19,7 @@ def test_status_of_a_mount_and_of_an_unmounted_source(tmp_path):
     f = Filesystem(tmp_path, options=[f"metrics=127.0.0.1:{port}"])
     try:
         f.start()
-        data = os.urandom(2 << 20)  # 2 MiB: two different stored chunks
+        data = random_file(2 << 20)  # 2 MiB: two different stored chunks
         f.path("a").write_bytes(data)
         subprocess.run(["cp", str(f.path("a")), str(f.path("b"))], check=True)  # same chunks again
         f.path("small").write_bytes(b"x" * 100)
