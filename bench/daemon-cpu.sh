@@ -12,11 +12,10 @@ set -euo pipefail
 old=$1 new=$2 workload=${3:-write} rounds=${4:-2}
 work=/tmp/bench-cpu
 rm -rf "$work"; mkdir -p "$work/mnt"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-moto_server -p "$port" > "$work/moto.log" 2>&1 &
-moto=$!
-trap 'umount "$work/mnt" 2>/dev/null || true; kill "$moto"' EXIT
-for _ in $(seq 100); do curl -s "http://127.0.0.1:$port/" > /dev/null && break; sleep 0.1; done
+source "$(dirname "${BASH_SOURCE[0]}")/moto.sh"
+moto=
+trap 'umount "$work/mnt" 2>/dev/null || true; [[ -n $moto ]] && kill "$moto"' EXIT
+start_moto "$work"
 curl -s -X PUT "http://127.0.0.1:$port/bench-cpu" > /dev/null
 export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench
 ticks=$(getconf CLK_TCK)

@@ -13,11 +13,10 @@ set -euo pipefail
 rounds=${1:-2}
 work=/tmp/bench-moto-cost
 rm -rf "$work"; mkdir -p "$work"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-moto_server -p "$port" > "$work/moto.log" 2>&1 &
-moto=$!
-trap 'kill "$moto"' EXIT
-for _ in $(seq 100); do curl -s "http://127.0.0.1:$port/" > /dev/null && break; sleep 0.1; done
+source "$(dirname "${BASH_SOURCE[0]}")/moto.sh"
+moto=
+trap '[[ -n $moto ]] && kill "$moto"' EXIT
+start_moto "$work"
 bucket=http://127.0.0.1:$port/moto-cost
 curl -sf -X PUT "$bucket" > /dev/null
 ticks=$(getconf CLK_TCK)
