@@ -94,6 +94,12 @@ public final class BlobCache: Sendable {
         staging?.start(store: store, threads: threads) { [weak self] hash, bytes in self?.writeToDisk(hash, bytes) }
     }
 
+    /// Where chunk `hash` is cached under a disk-cache directory (cache_dir/blobs): for the
+    /// offline tools (fsck, gc) that read or drop cached copies without opening the cache.
+    public static func diskCachePath(of hash: ChunkHash, in directory: String) -> String {
+        DiskLRU.path(of: hash, in: directory)
+    }
+
     public var statistics: Statistics {
         state.withLock { s in
             var out = s.stats

@@ -38,7 +38,9 @@ struct DiskLRU {
         }
     }
 
-    func path(_ hash: ChunkHash) -> String {
+    func path(_ hash: ChunkHash) -> String { Self.path(of: hash, in: directory) }
+
+    static func path(of hash: ChunkHash, in directory: String) -> String {
         let hex = hash.hex
         return "\(directory)/\(hex.prefix(2))/\(hex)"
     }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import MossaicCache
 import MossaicCore
 import MossaicMeta
 import MossaicObjectStore
@@ -73,12 +74,19 @@ public enum FilesystemChecker {
         report.referencedObjects = referenced.count
         report.missing = referenced.filter { present[$0.0] == nil }.map(\.0)
         if let staging = options.stagingDirectory {
-            let staged = Set(report.missing.filter { isStaged($0, in: staging) })
-            report.staged = report.missing.filter { staged.contains($0) }
-            report.missing.removeAll { staged.contains($0) }
-            if options.repair {
-                for hash in report.staged where uploadStaged(hash, from: staging, store: store) { report.restored.append(hash) }
+            // Each staged file is read and verified once, and with --repair uploaded from there.
+            var stillMissing: [ChunkHash] = []
+            for hash in report.missing {
+                let path = "\(staging)/\(hash.hex)"
+                guard let bytes = try? PosixFiles.read(path), ChunkHash.of(bytes) == hash else { stillMissing.append(hash); continue }
+                report.staged.append(hash)
+                // Uploaded and its staged file removed, as the next mount would do.
+                if options.repair, (try? store.putChunk(hash, bytes)) != nil {
+                    unlink(path)
+                    report.restored.append(hash)
+                }
             }
+            report.missing = stillMissing
         }
 
         if options.verify {
@@ -111,25 +119,9 @@ public enum FilesystemChecker {
         return state.withLock { $0.bad }.sorted { $0.hex < $1.hex }
     }
 
-    private static func isStaged(_ hash: ChunkHash, in staging: String) -> Bool {
-        guard let bytes = try? PosixFiles.read("\(staging)/\(hash.hex)") else { return false }
-        return ChunkHash.of(bytes) == hash
-    }
-
-    /// Uploads a staged chunk and removes its staged file, as the next mount would.
-    private static func uploadStaged(_ hash: ChunkHash, from staging: String, store: any ObjectStore) -> Bool {
-        let path = "\(staging)/\(hash.hex)"
-        guard let bytes = try? PosixFiles.read(path), ChunkHash.of(bytes) == hash, (try? store.putChunk(hash, bytes)) != nil else {
-            return false
-        }
-        unlink(path)
-        return true
-    }
-
     /// Puts a chunk back from the disk cache if the cached copy still hashes to its name.
     private static func restoreFromCache(_ hash: ChunkHash, blobs: String, store: any ObjectStore) -> Bool {
-        let hex = hash.hex
-        guard let bytes = try? PosixFiles.read("\(blobs)/\(hex.prefix(2))/\(hex)"), ChunkHash.of(bytes) == hash else { return false }
+        guard let bytes = try? PosixFiles.read(BlobCache.diskCachePath(of: hash, in: blobs)), ChunkHash.of(bytes) == hash else { return false }
         return (try? store.putChunk(hash, bytes)) != nil
     }
 }

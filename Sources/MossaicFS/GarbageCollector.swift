@@ -27,8 +27,8 @@ import Synchronization
 /// 1. the rows of garbage chunks leave the metadata (a commit deduplicates against any row,
 ///    so a row must never outlive its object);
 /// 2. a snapshot publishes that, so a restore from HEAD has no such rows either;
-/// 3. the objects go, and their copies in this cache_dir's disk cache (a cached copy counts as
-///    stored for the upload path).
+/// 3. the objects go, and their copies in this cache_dir's disk cache (nothing references them,
+///    so they would only take space until evicted).
 public enum GarbageCollector {
     public struct Options: Sendable {
         /// Report what would be deleted, delete nothing (no rows, no snapshot, no objects).
@@ -213,10 +213,7 @@ public enum GarbageCollector {
             } else {
                 do {
                     try store.delete(d.key)
-                    if let hash = d.chunk {
-                        let hex = hash.hex
-                        unlink("\(blobs)/\(hex.prefix(2))/\(hex)")
-                    }
+                    if let hash = d.chunk { unlink(BlobCache.diskCachePath(of: hash, in: blobs)) }
                 } catch {
                     failure = "\(d.key): \(error)"
                 }
@@ -244,7 +241,6 @@ public enum GarbageCollector {
         report.bytesFreed += d.size
     }
 
-    /// Snapshot databases of an interrupted run (`gc-<id>.db`), and what a crashed mount left.
     /// Write-back chunks a mount staged but did not store are uploaded first, as the next
     /// mount would: gc publishes a metadata snapshot, which must name only stored chunks.
     private static func uploadStagedChunks(store: any ObjectStore, cacheDirectory: CacheDirectory, threads: Int, logger: Logger,
@@ -265,6 +261,7 @@ public enum GarbageCollector {
         }
     }
 
+    /// Snapshot databases of an interrupted run (`gc-<id>.db`), and what a crashed mount left.
     private static func removeLeftovers(_ cacheDirectory: CacheDirectory) {
         for name in (try? PosixFiles.listDirectory(cacheDirectory.path)) ?? [] where name.hasPrefix("gc-") {
             unlink(cacheDirectory.path + "/" + name)

@@ -3,7 +3,8 @@ import MossaicMeta
 
 /// Extended attributes. Values up to 64 KiB (XATTR_SIZE_MAX), names up to 255 bytes.
 extension MossaicFilesystem {
-    public enum XattrSetMode: Sendable { case any, create, replace, createAndReplace }
+    /// XATTR_CREATE / XATTR_REPLACE, both, or neither: the metadata's own modes.
+    public typealias XattrSetMode = SQLiteMetaStore.XattrMode
 
     /// Who may read or change an attribute. `user.*` follows the file's read/write bits;
     /// `trusted.*` and `security.*` are checked by the kernel (capabilities); the POSIX ACLs
@@ -35,13 +36,7 @@ extension MossaicFilesystem {
         guard !name.isEmpty, name.count <= 255 else { throw .rangeTooSmall }
         guard value.count <= 65536 else { throw .noSpace }
         if options.posixACL && name == PosixACL.accessName { return try setAccessACL(ino, value: value, caller: caller) }
-        let m: SQLiteMetaStore.XattrMode = switch mode {
-        case .any: .any
-        case .create: .create
-        case .replace: .replace
-        case .createAndReplace: .createAndReplace
-        }
-        try meta { () throws(MetaError) in try metadata.setXattr(ino, name: name, value: value, mode: m, now: .now()) }
+        try meta { () throws(MetaError) in try metadata.setXattr(ino, name: name, value: value, mode: mode, now: .now()) }
     }
 
     public func getxattr(_ ino: InodeNumber, name: [UInt8], caller: Caller = .root) throws(FSError) -> [UInt8] {

@@ -23,7 +23,7 @@ enum FUSEOperations {
             // only be lowered here; the daemon raises it through sysfs after mounting.)
             conn.pointee.max_write = 1 << 20
             // Left off, by measurement (docs/BENCHMARKS.md, session 4): FUSE_CAP_WRITEBACK_CACHE
-            // made every local-store workload slower (256 MiB write 400-496 vs 573-613 MB/s,
+            // made every local-store workload slower (256 MiB write 400-496 vs 495-613 MB/s,
             // +15 % daemon CPU; bench/local-ab.sh), and splicing replies gains nothing at 1 MiB
             // requests (libfuse's passthrough_ll, bench/fuse-splice.sh), so reads reply from memory.
             if conn.pointee.capable & UInt32(FUSE_CAP_READDIRPLUS) != 0 { conn.pointee.want |= UInt32(FUSE_CAP_READDIRPLUS) }

@@ -66,9 +66,7 @@ extension SQLiteMetaStore {
             if let target = node.symlinkTarget {
                 try c.run("INSERT INTO symlinks(ino, target) VALUES(?, ?)", [.int(Int64(ino.rawValue)), .blob(target)])
             }
-            for (name, value) in node.xattrs {
-                try c.run("INSERT INTO xattrs(ino, name, value) VALUES(?, ?, ?)", [.int(Int64(ino.rawValue)), .blob(name), .blob(value)])
-            }
+            for (name, value) in node.xattrs { try Self.storeXattr(c, ino, name: name, value: value) }
             try Self.touchDirectory(c, parent, now: now, nlinkDelta: isDirectory ? 1 : 0)
             return try Self.attributes(c, ino)
         }

@@ -31,9 +31,19 @@ extension SQLiteMetaStore {
             let exists = try c.queryOne("SELECT 1 FROM xattrs WHERE ino = ? AND name = ?", [key, .blob(name)], row: { _ in true }) != nil
             if (mode == .create || mode == .createAndReplace) && exists { throw .exists }
             if (mode == .replace || mode == .createAndReplace) && !exists { throw .noAttribute }
-            try c.run("INSERT INTO xattrs(ino, name, value) VALUES(?, ?, ?) ON CONFLICT(ino, name) DO UPDATE SET value = excluded.value",
-                      [key, .blob(name), .blob(value)])
+            try Self.storeXattr(c, ino, name: name, value: value)
             try c.run("UPDATE inodes SET ctime_ns = ? WHERE ino = ?", [.int(now.nanoseconds), key])
+        }
+    }
+
+    /// Sets (or, for nil, removes) one attribute row inside the caller's transaction.
+    static func storeXattr(_ c: SQLiteConnection, _ ino: InodeNumber, name: [UInt8], value: [UInt8]?) throws(MetaError) {
+        let key: [SQLValue] = [.int(Int64(ino.rawValue)), .blob(name)]
+        if let value {
+            try c.run("INSERT INTO xattrs(ino, name, value) VALUES(?, ?, ?) ON CONFLICT(ino, name) DO UPDATE SET value = excluded.value",
+                      key + [.blob(value)])
+        } else {
+            try c.run("DELETE FROM xattrs WHERE ino = ? AND name = ?", key)
         }
     }
 

@@ -190,15 +190,7 @@ public final class SQLiteMetaStore: Sendable {
                               xattrs: [[UInt8]: [UInt8]?] = [:]) throws(MetaError) -> FileAttributes {
         try write { (c) throws(MetaError) in
             var attrs = try Self.attributes(c, ino)
-            for (name, value) in xattrs {
-                let key: [SQLValue] = [.int(Int64(ino.rawValue)), .blob(name)]
-                if let value {
-                    try c.run("INSERT INTO xattrs(ino, name, value) VALUES(?, ?, ?) ON CONFLICT(ino, name) DO UPDATE SET value = excluded.value",
-                              key + [.blob(value)])
-                } else {
-                    try c.run("DELETE FROM xattrs WHERE ino = ? AND name = ?", key)
-                }
-            }
+            for (name, value) in xattrs { try Self.storeXattr(c, ino, name: name, value: value) }
             if let p = changes.permissions { attrs.permissions = p & 0o7777 }
             if let u = changes.uid { attrs.uid = u }
             if let g = changes.gid { attrs.gid = g }

@@ -72,6 +72,9 @@ enum S3Encoding {
 
     /// `2026-01-31T12:34:56.789Z` (ListObjectsV2's LastModified, always UTC) → a timestamp;
     /// nil if it is not in that form. Fractional seconds are optional.
+    ///
+    /// Not Foundation's ISO8601DateFormatter: it keeps at most milliseconds, through a Double,
+    /// where this keeps every digit given, and gc parses one of these per object listed.
     static func timestamp(iso8601 text: String) -> Timestamp? {
         let bytes = Array(text.utf8)
         func number(_ range: Range<Int>) -> Int? {

@@ -177,3 +177,21 @@ def test_gc_stores_staged_chunks_before_it_publishes_a_snapshot(wfs, moto, proxy
     assert wanted <= chunk_keys(moto, wfs.prefix)
     # gc's snapshot is what the bucket alone restores.
     fresh_mount_reads(wfs, tmp_path, files)
+
+
+def test_fsck_repair_uploads_staged_chunks(wfs, moto, proxy):
+    outage(proxy, True)
+    data = os.urandom(2 * MiB + 5)
+    write_fsynced(wfs.path("r"), data)
+    wanted = chunk_names(data)
+    assert wanted <= staged(wfs)
+    wfs.mount.kill()
+    outage(proxy, False)
+    check = subprocess.run([BIN, "fsck", wfs.source, "-o", f"cache_dir={wfs.cache}", "--repair"], env=wfs.env,
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert f"{len(wanted)} write-back staged uploaded" in check.stdout, check.stdout
+    assert f"{len(wanted)} restored" in check.stdout, check.stdout
+    # Uploaded from the staged files, which are then gone, as after a mount's replay.
+    assert staged(wfs) == set()
+    assert wanted <= chunk_keys(moto, wfs.prefix)
