@@ -71,13 +71,14 @@ extension MossaicFilesystem {
             let page = content
             preparing.append((index, uploads.submit { [self] () throws(FSError) in try prepareChunk(page, index: index) }))
         }
+        // Every page's outcome; a nil value is a hole (updateValue keeps it, `= nil` would not).
         var settled: [UInt64: StoredChunk?] = [:]
         var firstError: FSError?  // every job is waited for before failing
         var toStore: [(UInt64, PreparedChunk)] = []
         for (index, ticket) in preparing {
             do throws(FSError) {
                 let prepared = try ticket.wait()
-                if let prepared, prepared.bytes != nil { toStore.append((index, prepared)) } else { settled[index] = prepared?.stored }
+                if let prepared, prepared.bytes != nil { toStore.append((index, prepared)) } else { settled.updateValue(prepared?.stored, forKey: index) }
             } catch {
                 if firstError == nil { firstError = error }
             }
@@ -97,7 +98,7 @@ extension MossaicFilesystem {
             }
         }
         for (index, ticket, slot) in reused {
-            do throws(FSError) { settled[index] = try ticket.wait()[slot] } catch { if firstError == nil { firstError = error } }
+            do throws(FSError) { settled.updateValue(try ticket.wait()[slot], forKey: index) } catch { if firstError == nil { firstError = error } }
         }
         if let firstError { throw firstError }
         var changes: [(ChunkIndex, ChunkRef?)] = []
