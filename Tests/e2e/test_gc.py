@@ -116,7 +116,7 @@ def test_gc_deletes_only_unreferenced_old_objects(kind, tmp_path, moto):
     r = gc(fs, "--dry-run", "--grace", "0")
     assert r.returncode == 0, r.stdout + r.stderr
     assert store.keys("") == everything, "--dry-run deleted something"
-    assert f"{len(garbage)} would delete ({len(gone) + 1} chunks, 1 snapshot pieces)" in r.stdout, r.stdout
+    assert f"{len(garbage)} would delete ({len(gone) + 1} chunks, 0 packs, 1 snapshot pieces)" in r.stdout, r.stdout
 
     r = gc(fs)                                       # default grace 1 h: all of it is young
     assert r.returncode == 0 and store.keys("") == everything, r.stdout + r.stderr
