@@ -193,6 +193,13 @@ public final class BlobCache: Sendable {
         return Self.slice(try read(hash, at: location), range)
     }
 
+    /// Whether chunk `hash` needs no GET to be read: it is in memory or the disk cache, or a
+    /// fetch of it is under way. Read-ahead verifies such chunks one per job (in parallel, as
+    /// their hashing is the work) and gathers only the others into pack runs.
+    public func isCachedOrComing(_ hash: ChunkHash) -> Bool {
+        state.withLock { s in s.memory.contains(hash) || s.inFlight[hash] != nil || s.disk?.contains(hash) == true }
+    }
+
     /// Read-ahead of chunks that lie one after another in one pack: ONE ranged GET for all of
     /// them instead of one per chunk (S3 charges per request), each chunk then verified and
     /// cached on its own. Chunks cached or being fetched already are skipped; anything that

@@ -199,12 +199,21 @@ extension MossaicFilesystem {
         let extended = indexes.lowerBound...(indexes.upperBound + UInt64(max(options.packChunks - 1, 0)))
         guard let candidates = try? meta({ () throws(MetaError) in try metadata.chunkRefs(ino, indexes: extended) }) else { return }
         var runs: [[ChunkRef]] = []
+        var extending = true  // the last run may still grow past the window
         for ref in candidates where ref.length > superblock.inlineMax {
-            if let previous = runs.last?.last, Self.continues(previous, with: ref) {
+            let inWindow = indexes.contains(ref.index.rawValue)
+            if cache.isCachedOrComing(ref.hash) {
+                // No GET needed: read (verified) on a job of its own, in parallel with others.
+                if inWindow { runs.append([ref]) }
+                extending = false
+            } else if extending, let previous = runs.last?.last, Self.continues(previous, with: ref) {
                 runs[runs.count - 1].append(ref)
-            } else if indexes.contains(ref.index.rawValue) {
+            } else if inWindow {
                 runs.append([ref])
-            }  // past the window and not continuing a pack run: left for later
+                extending = true
+            } else {
+                extending = false  // past the window and not continuing a pack run: left for later
+            }
         }
         if let last = runs.last?.last?.index.rawValue, last > indexes.upperBound { file.prefetched(through: last) }
         for run in runs {
