@@ -7,7 +7,9 @@ import MossaicCore
 import MossaicObjectStore
 import Synchronization
 
-/// Chunks by hash: memory LRU, then write-back staging, then disk LRU, then the object store.
+/// Chunks by hash: memory LRU, then write-back staging, then disk LRU, then the object store,
+/// where a chunk is its own object or a range of a pack (`ChunkLocation`). Callers pass the
+/// location their metadata row names; the cache itself is keyed by hash only.
 ///
 /// Every byte handed out is verified: chunks from the store and from the disk cache are
 /// re-hashed, and a mismatch is an error (from the store) or a dropped cache file that is
@@ -43,8 +45,9 @@ public final class BlobCache: Sendable {
         var inFlight: [ChunkHash: Flight] = [:]
         var uploading: [ChunkHash: Flight] = [:]
         /// Chunks uploaded by this process, not yet known to the metadata as stored (a commit
-        /// in progress): another page with the same bytes needs no second PUT. Hashes only.
-        var uploaded: Set<ChunkHash> = []
+        /// in progress), and where they went: another page with the same bytes needs no second
+        /// PUT, and its row must name the same place.
+        var uploaded: [ChunkHash: ChunkLocation] = [:]
         /// Corrupt chunks already logged: each is reported once, however often it is read.
         var reportedCorrupt: Set<ChunkHash> = []
         /// Chunks whose disk-cache file (or, for a local store, whose object) this process has
@@ -109,8 +112,8 @@ public final class BlobCache: Sendable {
         }
     }
 
-    /// The verified bytes of chunk `hash`.
-    public func read(_ hash: ChunkHash) throws(CacheError) -> [UInt8] {
+    /// The verified bytes of chunk `hash`, whose metadata row says it is at `location`.
+    public func read(_ hash: ChunkHash, at location: ChunkLocation) throws(CacheError) -> [UInt8] {
         enum Step { case hit([UInt8]), disk(String), lead(Flight), follow(Flight) }
         let step: Step = state.withLock { s in
             if let bytes = s.memory.get(hash) { s.stats.memoryHits += 1; return .hit(bytes) }
@@ -132,10 +135,10 @@ public final class BlobCache: Sendable {
             logger.warning("dropping damaged cache file", metadata: ["chunk": "\(hash)", "path": "\(path)"])
             unlink(path)
             state.withLock { s in s.disk?.removed(hash) }
-            return try fetch(hash)
+            return try fetch(hash, at: location)
         case .lead:
             if let bytes = readStaged(hash) { return bytes }
-            return try fetch(hash)
+            return try fetch(hash, at: location)
         }
     }
 
@@ -156,7 +159,7 @@ public final class BlobCache: Sendable {
     ///
     /// The trust is per process: a cache file or local object altered behind the daemon's
     /// back after it was verified is not noticed by ranged reads (as with the page cache).
-    public func read(_ hash: ChunkHash, range: Range<Int>) throws(CacheError) -> [UInt8] {
+    public func read(_ hash: ChunkHash, at location: ChunkLocation, range: Range<Int>) throws(CacheError) -> [UInt8] {
         enum Plan { case memory([UInt8]), file(String), local, whole }
         let isLocal = store.isLocal
         let plan: Plan = state.withLock { s in
@@ -177,7 +180,7 @@ public final class BlobCache: Sendable {
                 return bytes
             }
         case .local:
-            if let bytes = try? store.get(hash.objectKey, range: UInt64(range.lowerBound)..<UInt64(range.upperBound)),
+            if let bytes = try? store.get(location.key(of: hash), range: location.objectRange(range)),
                bytes.count == range.count {
                 state.withLock { $0.stats.diskHits += 1 }
                 return bytes
@@ -187,7 +190,57 @@ public final class BlobCache: Sendable {
         }
         // Not verified, or its file changed length or vanished (evicted): the whole chunk.
         state.withLock { _ = $0.verified.remove(hash) }
-        return Self.slice(try read(hash), range)
+        return Self.slice(try read(hash, at: location), range)
+    }
+
+    /// Whether chunk `hash` needs no GET to be read: it is in memory or the disk cache, or a
+    /// fetch of it is under way. Read-ahead verifies such chunks one per job (in parallel, as
+    /// their hashing is the work) and gathers only the others into pack runs.
+    public func isCachedOrComing(_ hash: ChunkHash) -> Bool {
+        state.withLock { s in s.memory.contains(hash) || s.inFlight[hash] != nil || s.disk?.contains(hash) == true }
+    }
+
+    /// Read-ahead of chunks that lie one after another in one pack: ONE ranged GET for all of
+    /// them instead of one per chunk (S3 charges per request), each chunk then verified and
+    /// cached on its own. Chunks cached or being fetched already are skipped; anything that
+    /// is not such a run (own objects, staged chunks) is read chunk by chunk. A chunk whose
+    /// bytes in the run do not verify is fetched again alone, which reports it as corrupt.
+    public func prefetch(_ chunks: [(hash: ChunkHash, location: ChunkLocation)]) {
+        let pack = chunks.first?.location.pack
+        guard chunks.count > 1, let pack, chunks.allSatisfy({ $0.location.pack == pack }) else {
+            for chunk in chunks { _ = try? read(chunk.hash, at: chunk.location) }
+            return
+        }
+        let led: [(hash: ChunkHash, location: ChunkLocation, flight: Flight)] = state.withLock { s in
+            var led: [(hash: ChunkHash, location: ChunkLocation, flight: Flight)] = []
+            for chunk in chunks where !s.memory.contains(chunk.hash) && s.inFlight[chunk.hash] == nil && s.disk?.contains(chunk.hash) != true {
+                let flight = Flight()
+                s.inFlight[chunk.hash] = flight
+                led.append((chunk.hash, chunk.location, flight))
+            }
+            return led
+        }
+        guard !led.isEmpty else { return }
+        var lower = UInt64.max, upper: UInt64 = 0
+        for chunk in led {
+            guard case .packed(_, let offset, let length) = chunk.location else { continue }
+            lower = min(lower, offset)
+            upper = max(upper, offset + UInt64(length))
+        }
+        let run = try? store.get(pack.packKey, range: lower..<upper)
+        for chunk in led {
+            guard case .packed(_, let offset, let length) = chunk.location else { continue }
+            let start = Int(offset - lower)
+            if let run, run.count >= start + length {
+                let bytes = Array(run[start..<(start + length)])
+                if ChunkHash.of(bytes) == chunk.hash {
+                    finishFlight(chunk.hash, .success(bytes), source: .store)
+                    writeToDisk(chunk.hash, bytes)
+                    continue
+                }
+            }
+            _ = try? fetch(chunk.hash, at: chunk.location)  // alone: retried, and reported if corrupt
+        }
     }
 
     private static func slice(_ bytes: [UInt8], _ range: Range<Int>) -> [UInt8] {
@@ -202,10 +255,14 @@ public final class BlobCache: Sendable {
     }
 
     /// GETs the chunk as the leader of its flight, verifies it and caches it.
-    private func fetch(_ hash: ChunkHash) throws(CacheError) -> [UInt8] {
+    private func fetch(_ hash: ChunkHash, at location: ChunkLocation) throws(CacheError) -> [UInt8] {
         let result: Result<[UInt8], CacheError>
         do {
-            let bytes = try store.get(hash.objectKey)
+            let bytes: [UInt8]
+            switch location {
+            case .object: bytes = try store.get(hash.objectKey)
+            case .packed(let pack, let offset, let length): bytes = try store.get(pack.packKey, range: offset..<(offset + UInt64(length)))
+            }
             let actual = ChunkHash.of(bytes)
             if actual == hash {
                 result = .success(bytes)
@@ -253,20 +310,23 @@ public final class BlobCache: Sendable {
     /// `mossaicfs gc` may have deleted the object of a chunk no metadata referenced any more
     /// (and another host's disk cache may still hold it). Concurrent uploads of one chunk
     /// share one PUT.
-    public func upload(_ hash: ChunkHash, _ bytes: [UInt8]) throws(CacheError) {
-        enum Step { case done, lead(Flight), follow(Flight) }
+    /// Returns where the chunk is: its own object, or wherever this process stored it before.
+    @discardableResult
+    public func upload(_ hash: ChunkHash, _ bytes: [UInt8]) throws(CacheError) -> ChunkLocation {
+        enum Step { case done(ChunkLocation), lead(Flight), follow(Flight) }
         let step: Step = state.withLock { s in
-            if s.uploaded.contains(hash) { return .done }
+            if let location = s.uploaded[hash] { return .done(location) }
             if let flight = s.uploading[hash] { return .follow(flight) }
             let flight = Flight()
             s.uploading[hash] = flight
             return .lead(flight)
         }
         switch step {
-        case .done:
-            return
+        case .done(let location):
+            return location
         case .follow(let flight):
             _ = try flight.wait().get()
+            return .object
         case .lead(let flight):
             var result: Result<[UInt8], CacheError> = .success(bytes)
             do { try store.putChunk(hash, bytes) } catch { result = .failure(.store(error)) }
@@ -276,21 +336,67 @@ public final class BlobCache: Sendable {
                     s.stats.uploads += 1
                     // Bounded: forgetting only risks one redundant PUT of identical bytes.
                     if s.uploaded.count >= 100_000 { s.uploaded.removeAll(keepingCapacity: true) }
-                    s.uploaded.insert(hash)
+                    s.uploaded[hash] = .object
                 }
             }
             flight.finish(result)
             _ = try result.get()
             writeToDisk(hash, bytes)
+            return .object
         }
+    }
+
+    /// Stores new chunks with ONE PUT of a pack (their bytes concatenated, named by its
+    /// SHA-256) and keeps each in the disk cache. Returns where every chunk is. Chunks this
+    /// process stored before are not stored again; a single remaining chunk becomes its own
+    /// object (a pack of one would only be a longer name). Unlike single chunks, concurrent
+    /// packs holding one chunk are not merged: both are complete, and the row names one.
+    public func uploadPack(_ chunks: [(hash: ChunkHash, bytes: [UInt8])]) throws(CacheError) -> [ChunkHash: ChunkLocation] {
+        var locations: [ChunkHash: ChunkLocation] = [:]
+        var members: [(hash: ChunkHash, bytes: [UInt8])] = []
+        state.withLock { s in
+            for chunk in chunks where locations[chunk.hash] == nil {
+                if let known = s.uploaded[chunk.hash] { locations[chunk.hash] = known; continue }
+                locations[chunk.hash] = .object  // placeholder: marks the hash as taken
+                members.append(chunk)
+            }
+        }
+        if members.count == 1 {
+            locations[members[0].hash] = try upload(members[0].hash, members[0].bytes)
+            return locations
+        }
+        guard !members.isEmpty else { return locations }
+        var pack: [UInt8] = []
+        pack.reserveCapacity(members.reduce(0) { $0 + $1.bytes.count })
+        var placed: [(ChunkHash, UInt64, Int)] = []
+        for member in members {
+            placed.append((member.hash, UInt64(pack.count), member.bytes.count))
+            pack += member.bytes
+        }
+        let packHash = ChunkHash.of(pack)
+        do { try store.putPack(packHash, pack) } catch { throw .store(error) }
+        state.withLock { s in
+            s.stats.uploads += 1
+            if s.uploaded.count >= 100_000 { s.uploaded.removeAll(keepingCapacity: true) }
+            for (hash, offset, length) in placed {
+                let location = ChunkLocation.packed(pack: packHash, offset: offset, length: length)
+                s.uploaded[hash] = location
+                locations[hash] = location
+            }
+        }
+        for member in members { writeToDisk(member.hash, member.bytes) }
+        return locations
     }
 
     /// Write-back mode: makes chunk `hash` durable in the staging area; background threads
     /// store it. Chunks this process has stored already are not staged.
-    public func stage(_ hash: ChunkHash, _ bytes: [UInt8]) throws(CacheError) {
+    /// Returns where the chunk is (staged chunks become their own objects).
+    @discardableResult
+    public func stage(_ hash: ChunkHash, _ bytes: [UInt8]) throws(CacheError) -> ChunkLocation {
         guard let staging else { return try upload(hash, bytes) }
-        if state.withLock({ $0.uploaded.contains(hash) }) { return }
+        if let location = state.withLock({ $0.uploaded[hash] }) { return location }
         do { try staging.stage(hash, bytes) } catch { throw .staging(error) }
+        return .object
     }
 
     /// Publishes a disk-cache file (temp + rename), then evicts what the bounds require.

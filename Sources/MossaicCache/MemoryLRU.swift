@@ -42,4 +42,7 @@ struct MemoryLRU {
     }
 
     var count: Int { entries.count }
+
+    /// Whether `hash` is cached, without counting as a use.
+    func contains(_ hash: ChunkHash) -> Bool { entries[hash] != nil }
 }

@@ -8,6 +8,12 @@ import MossaicObjectStore
 import Synchronization
 
 /// `mossaicfs fsck`: the metadata's own consistency, and the metadata against the store.
+///
+/// Chunks are checked where their rows place them: their own object (`chunks/`) or a range of a
+/// pack (`packs/`), which holds several chunks. Damage is reported per chunk, with the object the
+/// bytes should be in. A good copy found locally (disk cache, write-back staging) is put back as
+/// the chunk's own object and its row pointed there: rebuilding a pack would need every other
+/// chunk in it, and a chunk is found by its row wherever it is.
 public enum FilesystemChecker {
     public struct Report: Sendable {
         /// Metadata inconsistencies found (before any repair).
@@ -15,23 +21,28 @@ public enum FilesystemChecker {
         /// Metadata inconsistencies still there after repairing (empty without --repair).
         public var remaining: [String] = []
         public var repairedRows = 0
-        /// Referenced chunks with no object in the store: their files read as EIO there.
-        public var missing: [ChunkHash] = []
-        /// Objects whose bytes do not hash to their name (--verify).
-        public var corrupt: [ChunkHash] = []
-        /// Missing or corrupt objects put back from a good copy in the local disk cache.
+        /// Referenced chunks whose object is not in the store: their files read as EIO there.
+        public var missing: [LocatedChunk] = []
+        /// Referenced chunks whose bytes are there but wrong: not hashing to their name
+        /// (--verify), or past the end of an object (a pack) cut short (seen in the listing).
+        public var corrupt: [LocatedChunk] = []
+        /// Missing or corrupt chunks put back (as their own objects) from a good local copy.
         public var restored: [ChunkHash] = []
         /// Referenced chunks not in the store yet but staged by a write-back mount: not damage,
         /// the next mount uploads them first (`--repair` does now, and lists them in `restored`).
         public var staged: [ChunkHash] = []
-        /// Objects no chunk row knows: garbage for `gc`, not damage.
+        /// Objects (chunk objects and packs) no chunk row names: garbage for `gc`, not damage.
         public var unreferencedObjects = 0
+        /// Objects downloaded by --verify, and the referenced chunks re-hashed in them.
         public var checkedObjects = 0
+        public var checkedChunks = 0
+        /// Referenced stored chunks, and the objects holding them.
+        public var referencedChunks = 0
         public var referencedObjects = 0
 
         /// What is still wrong at the end.
         public var isClean: Bool {
-            remaining.isEmpty && missing.allSatisfy { restored.contains($0) } && corrupt.allSatisfy { restored.contains($0) }
+            remaining.isEmpty && (missing + corrupt).allSatisfy { restored.contains($0.hash) }
         }
     }
 
@@ -61,67 +72,106 @@ public enum FilesystemChecker {
         }
 
         progress("listing objects", 0, 0)
-        let listed: [ObjectInfo]
-        do { listed = try store.list(prefix: "chunks/") } catch { throw .io(error.description) }
-        var present: [ChunkHash: UInt64] = [:]
-        for info in listed {
-            guard let hash = ChunkHash(hex: info.key.split(separator: "/").last ?? "") else { continue }
-            present[hash] = info.size
-        }
-        let known = try meta { () throws(MetaError) in try metadata.knownStoredChunks() }
-        report.unreferencedObjects = present.keys.filter { !known.contains($0) }.count
+        let sizes = try objectSizes(store)
+        let known = Set(try meta { () throws(MetaError) in try metadata.knownStoredChunks() }.map(\.key))
+        report.unreferencedObjects = sizes.keys.filter { !known.contains($0) }.count
         let referenced = try meta { () throws(MetaError) in try metadata.referencedStoredChunkLengths() }
-        report.referencedObjects = referenced.count
-        report.missing = referenced.filter { present[$0.0] == nil }.map(\.0)
+        report.referencedChunks = referenced.count
+        report.referencedObjects = Set(referenced.map(\.chunk.key)).count
+        var present: [(chunk: LocatedChunk, length: Int)] = []
+        for r in referenced {
+            guard let size = sizes[r.chunk.key] else { report.missing.append(r.chunk); continue }
+            // The listing gives the size: a pack cut short lost the chunks past its end.
+            if size < r.chunk.location.objectRange(0..<r.length).upperBound { report.corrupt.append(r.chunk); continue }
+            present.append(r)
+        }
         if let staging = options.stagingDirectory {
-            // Each staged file is read and verified once, and with --repair uploaded from there.
-            var stillMissing: [ChunkHash] = []
-            for hash in report.missing {
-                let path = "\(staging)/\(hash.hex)"
-                guard let bytes = try? PosixFiles.read(path), ChunkHash.of(bytes) == hash else { stillMissing.append(hash); continue }
-                report.staged.append(hash)
+            // Write-back staging holds chunks bound for their own objects (rows without a pack):
+            // each staged file is read and verified once, and with --repair uploaded from there.
+            var stillMissing: [LocatedChunk] = []
+            for chunk in report.missing {
+                let path = "\(staging)/\(chunk.hash.hex)"
+                guard chunk.location == .object, let bytes = try? PosixFiles.read(path), ChunkHash.of(bytes) == chunk.hash else {
+                    stillMissing.append(chunk); continue
+                }
+                report.staged.append(chunk.hash)
                 // Uploaded and its staged file removed, as the next mount would do.
-                if options.repair, (try? store.putChunk(hash, bytes)) != nil {
+                if options.repair, (try? store.putChunk(chunk.hash, bytes)) != nil {
                     unlink(path)
-                    report.restored.append(hash)
+                    report.restored.append(chunk.hash)
                 }
             }
             report.missing = stillMissing
         }
 
         if options.verify {
-            let candidates = referenced.filter { present[$0.0] != nil }.map(\.0)
-            report.corrupt = verify(candidates, store: store, threads: options.threads, progress: progress)
-            report.checkedObjects = candidates.count
+            let objects = Dictionary(grouping: present, by: \.chunk.key)
+            report.corrupt += verify(objects, store: store, threads: options.threads, progress: progress)
+            report.checkedObjects = objects.count
+            report.checkedChunks = present.count
         }
-        if options.repair, let blobs = options.blobsDirectory {
-            for hash in report.missing + report.corrupt where restoreFromCache(hash, blobs: blobs, store: store) {
-                report.restored.append(hash)
+        if options.repair {
+            for chunk in report.missing + report.corrupt {
+                if try restore(chunk, options: options, store: store, metadata: metadata) { report.restored.append(chunk.hash) }
             }
         }
         return report
     }
 
-    /// GETs and re-hashes every object, `threads` at a time. Returns the bad ones.
-    private static func verify(_ hashes: [ChunkHash], store: any ObjectStore, threads: Int,
-                               progress: @escaping @Sendable (String, Int, Int) -> Void) -> [ChunkHash] {
-        let state = Mutex((done: 0, bad: [ChunkHash]()))
-        ParallelLoop.run(count: hashes.count, threads: threads) { i in
-            let hash = hashes[i]
-            let good = (try? store.get(hash.objectKey)).map { ChunkHash.of($0) == hash } ?? false
-            let done = state.withLock { s -> Int in
-                s.done += 1
-                if !good { s.bad.append(hash) }
-                return s.done
+    /// Sizes of the chunk objects and packs in the store, by key (other keys are not ours).
+    private static func objectSizes(_ store: any ObjectStore) throws(FSError) -> [String: UInt64] {
+        var sizes: [String: UInt64] = [:]
+        for prefix in ["chunks/", "packs/"] {
+            let listed: [ObjectInfo]
+            do { listed = try store.list(prefix: prefix) } catch { throw .io(error.description) }
+            for info in listed {
+                guard let hash = ChunkHash(hex: info.key.split(separator: "/").last ?? ""),
+                      info.key == hash.objectKey || info.key == hash.packKey else { continue }
+                sizes[info.key] = info.size
             }
-            progress("verifying objects", done, hashes.count)
         }
-        return state.withLock { $0.bad }.sorted { $0.hex < $1.hex }
+        return sizes
     }
 
-    /// Puts a chunk back from the disk cache if the cached copy still hashes to its name.
-    private static func restoreFromCache(_ hash: ChunkHash, blobs: String, store: any ObjectStore) -> Bool {
-        guard let bytes = try? PosixFiles.read(BlobCache.diskCachePath(of: hash, in: blobs)), ChunkHash.of(bytes) == hash else { return false }
-        return (try? store.putChunk(hash, bytes)) != nil
+    /// GETs every object once, `threads` at a time, and re-hashes the referenced chunks in it
+    /// (a chunk object must be exactly its chunk). Returns the bad chunks; an object that
+    /// cannot be read makes all of its chunks bad.
+    private static func verify(_ objects: [String: [(chunk: LocatedChunk, length: Int)]], store: any ObjectStore, threads: Int,
+                               progress: @escaping @Sendable (String, Int, Int) -> Void) -> [LocatedChunk] {
+        let work = objects.map { (key: $0.key, chunks: $0.value) }
+        let state = Mutex((done: 0, bad: [LocatedChunk]()))
+        ParallelLoop.run(count: work.count, threads: threads) { i in
+            let (key, chunks) = work[i]
+            let bytes = try? store.get(key)
+            let bad = chunks.filter { c in
+                guard let bytes else { return true }
+                guard case .packed = c.chunk.location else { return ChunkHash.of(bytes) != c.chunk.hash }
+                let range = c.chunk.location.objectRange(0..<c.length)
+                guard range.upperBound <= UInt64(bytes.count) else { return true }
+                return bytes[Int(range.lowerBound)..<Int(range.upperBound)].withUnsafeBytes { ChunkHash.of($0) } != c.chunk.hash
+            }.map(\.chunk)
+            let done = state.withLock { s -> Int in
+                s.done += 1
+                s.bad += bad
+                return s.done
+            }
+            progress("verifying objects", done, work.count)
+        }
+        return state.withLock { $0.bad }.sorted { $0.hash.hex < $1.hash.hex }
+    }
+
+    /// Puts `chunk` back as its own object from a copy that still hashes to its name — the disk
+    /// cache, else write-back staging — and points its row there if it was in a pack. The row
+    /// moves only after the object is stored: a row must never name a missing object.
+    private static func restore(_ chunk: LocatedChunk, options: Options, store: any ObjectStore,
+                                metadata: SQLiteMetaStore) throws(FSError) -> Bool {
+        let candidates = [options.blobsDirectory.map { BlobCache.diskCachePath(of: chunk.hash, in: $0) },
+                          options.stagingDirectory.map { "\($0)/\(chunk.hash.hex)" }].compactMap { $0 }
+        guard let bytes = candidates.lazy.compactMap({ try? PosixFiles.read($0) }).first(where: { ChunkHash.of($0) == chunk.hash }),
+              (try? store.putChunk(chunk.hash, bytes)) != nil else { return false }
+        if chunk.location != .object {
+            try meta { () throws(MetaError) in try metadata.relocateChunk(chunk.hash, to: .object) }
+        }
+        return true
     }
 }

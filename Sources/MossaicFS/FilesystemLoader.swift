@@ -25,6 +25,8 @@ public enum FilesystemLoader {
         public var syncInterval: Double = 1
         public var uploadThreads = 8
         public var readAheadChunks = 8
+        /// New chunks per pack object, at most (`pack_chunks`).
+        public var packChunks = 4
         /// Write-back mode (`writeback`) and the most bytes it stages (`staging_size`).
         public var writeback = false
         public var stagingBytes = 1 << 30
@@ -140,6 +142,7 @@ public enum FilesystemLoader {
                                                 updateAccessTimes: settings.updateAccessTimes,
                                                 syncInterval: settings.syncInterval, uploadThreads: settings.uploadThreads)
         options.readAheadChunks = settings.readAheadChunks
+        options.packChunks = settings.packChunks
         options.writeback = settings.writeback
         options.posixACL = settings.posixACL
         let filesystem = MossaicFilesystem(metadata: metadata, cache: cache, superblock: superblock,

@@ -11,9 +11,14 @@ import Synchronization
 
 /// `mossaicfs gc`: deletes the objects nothing refers to any more.
 ///
-/// - a chunk object (`chunks/`) is garbage when no live chunk row needs it (none, or a stored
-///   chunk at refcount 0: a deleted or overwritten file's) and no metadata snapshot in the store
-///   references it — a snapshot must stay restorable until retention prunes it;
+/// - a file-data object — a chunk's own object (`chunks/`) or a pack of several chunks
+///   (`packs/`) — is live while a live chunk row has its bytes in it (a referenced chunk, or one
+///   that is not a plain stored chunk at refcount 0: a deleted or overwritten file's). Otherwise
+///   it is garbage, unless a metadata snapshot in the store places a chunk it references there —
+///   a snapshot must stay restorable until retention prunes it;
+/// - a pack with one live chunk stays whole, with the bytes of its unreferenced chunks: gc does
+///   not repack (that would mean a GET and a PUT of the live part, and moving rows). Their rows
+///   stay too, so rewriting those bytes needs no upload;
 /// - a snapshot piece (`meta/chunks/`) is garbage when no manifest in the store lists it (HEAD's
 ///   manifest is one of them, so HEAD's pieces always stay);
 /// - and either only once it is older than the grace period (by its LastModified or mtime), a
@@ -24,11 +29,11 @@ import Synchronization
 /// reconciles `meta.db` with HEAD as a mount would (restoring it on a fresh machine, refusing
 /// local metadata older than the store's). Order of the deletions, each step safe against a
 /// crash before the next:
-/// 1. the rows of garbage chunks leave the metadata (a commit deduplicates against any row,
-///    so a row must never outlive its object);
+/// 1. the rows of chunks at refcount 0 whose object is garbage (or gone) leave the metadata
+///    (a commit deduplicates against any row, so a row must never outlive its object);
 /// 2. a snapshot publishes that, so a restore from HEAD has no such rows either;
-/// 3. the objects go, and their copies in this cache_dir's disk cache (nothing references them,
-///    so they would only take space until evicted).
+/// 3. the objects go, and the copies of their chunks in this cache_dir's disk cache (nothing
+///    references them, so they would only take space until evicted).
 public enum GarbageCollector {
     public struct Options: Sendable {
         /// Report what would be deleted, delete nothing (no rows, no snapshot, no objects).
@@ -46,17 +51,21 @@ public enum GarbageCollector {
 
     public struct Report: Sendable {
         public var dryRun = false
-        /// Objects listed: file chunks and snapshot pieces.
+        /// Objects listed: chunk objects, packs and snapshot pieces.
         public var scannedChunks = 0
+        public var scannedPacks = 0
         public var scannedPieces = 0
         /// Deleted (or, dry, to be deleted) objects and their bytes.
         public var deletedChunks = 0
+        public var deletedPacks = 0
         public var deletedPieces = 0
         public var bytesFreed: UInt64 = 0
         /// Unreferenced by the live metadata but kept because a snapshot references them.
         public var keptForSnapshots = 0
         /// Unreferenced but younger than the grace period.
         public var keptYoung = 0
+        /// Chunks at refcount 0 whose bytes stay because their pack holds a live chunk too.
+        public var unreferencedInLivePacks = 0
         /// Rows of chunks at refcount 0 removed from the metadata.
         public var rowsDropped = 0
         /// Snapshots whose references were read.
@@ -64,14 +73,17 @@ public enum GarbageCollector {
         /// Objects that could not be deleted, and other failures that did not stop the run.
         public var errors: [String] = []
 
-        public var scanned: Int { scannedChunks + scannedPieces }
-        public var deleted: Int { deletedChunks + deletedPieces }
+        public var scanned: Int { scannedChunks + scannedPacks + scannedPieces }
+        public var deleted: Int { deletedChunks + deletedPacks + deletedPieces }
     }
 
     private struct Doomed: Sendable {
+        enum Kind: Sendable { case chunk, pack, piece }
         var key: String
         var size: UInt64
-        var chunk: ChunkHash?
+        var kind: Kind
+        /// Chunks whose disk-cache copies go with the object.
+        var cached: [ChunkHash] = []
     }
 
     /// Collects the garbage of the filesystem in `store`, whose local state is `cacheDirectory`
@@ -136,8 +148,10 @@ public enum GarbageCollector {
         // Listed first: whatever appears later is not looked at (and nobody else writes now).
         progress("listing objects", 0, 0)
         let chunkObjects = try listing(store, prefix: "chunks/")
+        let packObjects = try listing(store, prefix: "packs/")
         let pieceObjects = try listing(store, prefix: MetadataLayout.chunksPrefix)
         report.scannedChunks = chunkObjects.count
+        report.scannedPacks = packObjects.count
         report.scannedPieces = pieceObjects.count
         let now = Timestamp.now()
         let old = { (info: ObjectInfo) -> Bool in
@@ -145,33 +159,52 @@ public enum GarbageCollector {
             return now.secondsSince(written) >= options.grace
         }
 
+        // Everything is decided per object key: a pack holds the bytes of several chunks.
         let rows = try meta { () throws(MetaError) in try metadata.chunkRowsForCollection() }
+        let liveKeys = Set(rows.live.map(\.key))
+        let liveHashes = Set(rows.live.map(\.hash))
         let manifests = try replication { () throws(ReplicationError) in try catalog.manifests() }
         report.snapshots = manifests.count
-        let inSnapshots = try replication { () throws(ReplicationError) in
+        let snapshotKeys = Set(try replication { () throws(ReplicationError) in
             try catalog.referencedFileChunks(of: manifests, workDirectory: cacheDirectory.path) { progress("reading snapshots", $0, $1) }
-        }
+        }.map(\.key))
 
         var doomed: [Doomed] = []
-        var listed: Set<ChunkHash> = []
-        for info in chunkObjects {
-            // Only keys a chunk can have: anything else in chunks/ is not ours to judge.
-            guard let hash = ChunkHash(hex: info.key.split(separator: "/").last ?? ""), info.key == hash.objectKey else { continue }
-            listed.insert(hash)
-            if rows.live.contains(hash) { continue }
-            if inSnapshots.contains(hash) { report.keptForSnapshots += 1; continue }
+        var listed: Set<String> = []
+        for (info, kind) in chunkObjects.map({ ($0, Doomed.Kind.chunk) }) + packObjects.map({ ($0, Doomed.Kind.pack) }) {
+            // Only keys a chunk or a pack can have: anything else is not ours to judge.
+            guard let hash = ChunkHash(hex: info.key.split(separator: "/").last ?? ""),
+                  info.key == (kind == .chunk ? hash.objectKey : hash.packKey) else { continue }
+            listed.insert(info.key)
+            if liveKeys.contains(info.key) { continue }
+            if snapshotKeys.contains(info.key) { report.keptForSnapshots += 1; continue }
             if !old(info) { report.keptYoung += 1; continue }
-            doomed.append(Doomed(key: info.key, size: info.size, chunk: hash))
+            // A chunk object's cached copy goes unless the chunk lives on elsewhere (a pack).
+            doomed.append(Doomed(key: info.key, size: info.size, kind: kind,
+                                 cached: kind == .chunk && !liveHashes.contains(hash) ? [hash] : []))
         }
-        // Rows of doomed chunks, and rows at refcount 0 whose object is gone already (a commit
-        // would deduplicate new data against them and reference a missing object).
-        let doomedChunks = Set(doomed.compactMap(\.chunk))
-        let rowsToDrop = rows.unreferenced.filter { doomedChunks.contains($0) || !listed.contains($0) }
+        // Rows at refcount 0 whose object is doomed, or gone already (a commit would
+        // deduplicate new data against them and reference a missing object). Those in an object
+        // that stays keep their row: the bytes are still there.
+        var doomedIndex: [String: Int] = [:]
+        for (i, d) in doomed.enumerated() { doomedIndex[d.key] = i }
+        var rowsToDrop: [ChunkHash] = []
+        for chunk in rows.unreferenced {
+            if let i = doomedIndex[chunk.key] {
+                rowsToDrop.append(chunk.hash)
+                // A pack's chunks are cached under their own hashes: they go with their rows.
+                if doomed[i].kind == .pack { doomed[i].cached.append(chunk.hash) }
+            } else if !listed.contains(chunk.key) {
+                rowsToDrop.append(chunk.hash)
+            } else if chunk.location.pack != nil && liveKeys.contains(chunk.key) {
+                report.unreferencedInLivePacks += 1
+            }
+        }
         if options.dryRun {
             report.rowsDropped = rowsToDrop.count
         } else {
             report.rowsDropped = try meta { () throws(MetaError) in
-                try metadata.dropUnreferencedStoredChunks(Array(rowsToDrop))
+                try metadata.dropUnreferencedStoredChunks(rowsToDrop)
             }
             progress("publishing metadata", 0, 0)
             do { _ = try replicator.snapshotNow() } catch { throw .replication(error) }
@@ -187,7 +220,7 @@ public enum GarbageCollector {
         for info in pieceObjects {
             guard let hash = MetadataLayout.chunkHash(key: info.key), info.key == MetadataLayout.chunk(hash), !pieces.contains(hash) else { continue }
             if !old(info) { report.keptYoung += 1; continue }
-            doomed.append(Doomed(key: info.key, size: info.size, chunk: nil))
+            doomed.append(Doomed(key: info.key, size: info.size, kind: .piece))
         }
 
         if options.dryRun {
@@ -213,7 +246,7 @@ public enum GarbageCollector {
             } else {
                 do {
                     try store.delete(d.key)
-                    if let hash = d.chunk { unlink(BlobCache.diskCachePath(of: hash, in: blobs)) }
+                    for hash in d.cached { unlink(BlobCache.diskCachePath(of: hash, in: blobs)) }
                 } catch {
                     failure = "\(d.key): \(error)"
                 }
@@ -237,7 +270,11 @@ public enum GarbageCollector {
     }
 
     private static func count(_ d: Doomed, into report: inout Report) {
-        if d.chunk != nil { report.deletedChunks += 1 } else { report.deletedPieces += 1 }
+        switch d.kind {
+        case .chunk: report.deletedChunks += 1
+        case .pack: report.deletedPacks += 1
+        case .piece: report.deletedPieces += 1
+        }
         report.bytesFreed += d.size
     }
 

@@ -50,13 +50,15 @@ extension MossaicFilesystem {
             }
         }
 
-        // Pages a background upload already made chunks are reused; the rest are built here,
-        // small or known ones settled at once, others uploaded in parallel on the pool.
-        var results: [(UInt64, UploadTicket)] = []
+        // Pages a background upload already made chunks are reused. The rest are built and
+        // hashed in parallel on the pool (small and known chunks settled there), then the new
+        // ones stored, `packChunks` to a pack, in parallel.
+        var reused: [(UInt64, UploadTicket<[StoredChunk?]>, Int)] = []
+        var preparing: [(UInt64, UploadTicket<PreparedChunk?>)] = []
         for (index, page) in snapshot.pages where index * chunkSize < size {
             let live = Int(min(chunkSize, size - index * chunkSize))
             if let upload = snapshot.uploads[index], upload.version == page.version, live == FormatConstants.chunkSize {
-                results.append((index, upload.ticket))
+                reused.append((index, upload.ticket, upload.slot))
                 continue
             }
             var content: [UInt8]
@@ -67,21 +69,44 @@ extension MossaicFilesystem {
                 page.overlay(onto: &content, range: 0..<live)
             }
             let page = content
-            results.append((index, uploads.submit { [self] () throws(FSError) in try storeChunk(page, index: index) }))
+            preparing.append((index, uploads.submit { [self] () throws(FSError) in try prepareChunk(page, index: index) }))
         }
-        var changes: [(ChunkIndex, ChunkRef?)] = []
-        var newChunks: [ChunkHash: NewChunk] = [:]
-        var firstError: FSError?
-        for (index, ticket) in results {
+        // Every page's outcome; a nil value is a hole (updateValue keeps it, `= nil` would not).
+        var settled: [UInt64: StoredChunk?] = [:]
+        var firstError: FSError?  // every job is waited for before failing
+        var toStore: [(UInt64, PreparedChunk)] = []
+        for (index, ticket) in preparing {
             do throws(FSError) {
-                guard let stored = try ticket.wait() else { changes.append((ChunkIndex(index), nil)); continue }
-                changes.append((ChunkIndex(index), stored.ref))
-                if let new = stored.new { newChunks[new.hash] = new }
+                let prepared = try ticket.wait()
+                if let prepared, prepared.bytes != nil { toStore.append((index, prepared)) } else { settled.updateValue(prepared?.stored, forKey: index) }
             } catch {
-                if firstError == nil { firstError = error }  // wait for every job before failing
+                if firstError == nil { firstError = error }
             }
         }
+        var storing: [([UInt64], UploadTicket<[StoredChunk]>)] = []
+        if firstError == nil {
+            for start in stride(from: 0, to: toStore.count, by: options.packChunks) {
+                let group = Array(toStore[start..<min(start + options.packChunks, toStore.count)])
+                storing.append((group.map(\.0), uploads.submit { [self] () throws(FSError) in try storeChunks(group.map(\.1)) }))
+            }
+        }
+        for (indexes, ticket) in storing {
+            do throws(FSError) {
+                for (index, stored) in zip(indexes, try ticket.wait()) { settled[index] = stored }
+            } catch {
+                if firstError == nil { firstError = error }
+            }
+        }
+        for (index, ticket, slot) in reused {
+            do throws(FSError) { settled.updateValue(try ticket.wait()[slot], forKey: index) } catch { if firstError == nil { firstError = error } }
+        }
         if let firstError { throw firstError }
+        var changes: [(ChunkIndex, ChunkRef?)] = []
+        var newChunks: [ChunkHash: NewChunk] = [:]
+        for (index, stored) in settled.sorted(by: { $0.key < $1.key }) {
+            changes.append((ChunkIndex(index), stored?.ref))
+            if let new = stored?.new { newChunks[new.hash] = new }
+        }
         let newChunkList = Array(newChunks.values)
         let now = Timestamp.now()
         let current = try meta { () throws(MetaError) in try metadata.attributes(of: ino) }
@@ -92,39 +117,74 @@ extension MossaicFilesystem {
         }
     }
 
-    /// Makes `content` (page `index`'s bytes) a stored chunk: trailing zeros dropped, hashed,
-    /// and — unless the metadata already knows that hash (dedup) — kept inline if small or
-    /// uploaded. Returns the reference and the chunk row to insert, or nil for an all-zero
-    /// page (a hole).
+    /// Makes `content` (page `index`'s bytes) a chunk: trailing zeros dropped, hashed, and
+    /// settled at once if the metadata already knows that hash (dedup) or it is small enough
+    /// to be inline; otherwise its bytes are returned to be stored (`storeChunks`). Nil for an
+    /// all-zero page (a hole).
     ///
     /// Trailing zeros are not stored because a reference reads as zeros past its length: a
     /// sparse tail costs nothing and a short written prefix may become an inline chunk.
-    /// Two uploads of one new chunk (a file repeating a page) both PUT the same bytes under
-    /// the same name, which is harmless; the commit inserts its row once.
-    func storeChunk(_ content: [UInt8], index: UInt64) throws(FSError) -> StoredChunk? {
+    func prepareChunk(_ content: [UInt8], index: UInt64) throws(FSError) -> PreparedChunk? {
         guard let last = content.lastIndex(where: { $0 != 0 }) else { return nil }
         let bytes = last + 1 == content.count ? content : Array(content[...last])
         let hash = ChunkHash.of(bytes)
         let ref = ChunkRef(index: ChunkIndex(index), hash: hash, length: bytes.count)
-        if try meta({ () throws(MetaError) in try metadata.chunkInfo(hash) }) != nil { return StoredChunk(ref: ref, new: nil) }
-        if bytes.count <= superblock.inlineMax {
-            return StoredChunk(ref: ref, new: NewChunk(hash: hash, length: bytes.count, state: .inline, inlineData: bytes))
+        if try meta({ () throws(MetaError) in try metadata.chunkInfo(hash) }) != nil {
+            return PreparedChunk(stored: StoredChunk(ref: ref, new: nil), bytes: nil)
         }
+        if bytes.count <= superblock.inlineMax {
+            return PreparedChunk(stored: StoredChunk(ref: ref, new: NewChunk(hash: hash, length: bytes.count, state: .inline, inlineData: bytes)),
+                                 bytes: nil)
+        }
+        return PreparedChunk(stored: StoredChunk(ref: ref, new: NewChunk(hash: hash, length: bytes.count, state: .stored, inlineData: nil)),
+                             bytes: bytes)
+    }
+
+    /// Stores the new chunks among `prepared`: uploaded as ONE pack (a single one as its own
+    /// object), or staged one by one in write-back mode. Returns them with their locations.
+    /// Two stores of one new chunk (a file repeating a page, two files at once) both put
+    /// complete bytes; the commit inserts the row once, and the other copy is garbage for gc.
+    func storeChunks(_ prepared: [PreparedChunk]) throws(FSError) -> [StoredChunk] {
+        var locations: [ChunkHash: ChunkLocation] = [:]
         do {
-            if options.writeback { try cache.stage(hash, bytes) } else { try cache.upload(hash, bytes) }
+            if options.writeback {
+                for p in prepared { if let bytes = p.bytes { locations[p.stored.ref.hash] = try cache.stage(p.stored.ref.hash, bytes) } }
+            } else {
+                locations = try cache.uploadPack(prepared.compactMap { p in p.bytes.map { (hash: p.stored.ref.hash, bytes: $0) } })
+            }
         } catch {
             throw error.fsError
         }
-        return StoredChunk(ref: ref, new: NewChunk(hash: hash, length: bytes.count, state: .stored, inlineData: nil))
+        return prepared.map { p in
+            var stored = p.stored
+            if let location = locations[stored.ref.hash] { stored.new?.location = location }
+            return stored
+        }
     }
 
-    /// Starts uploads of pages a write completed (every byte written), so that a sequential
-    /// writer's chunks are hashed and stored while it goes on writing and close(2) waits only
-    /// for the tail. A file has at most `uploadWindow` uploads in flight; the writer waits
-    /// beyond that, which bounds the work queued ahead of the store.
+    /// One page made a stored chunk (prepared, and stored if new).
+    func storeChunk(_ content: [UInt8], index: UInt64) throws(FSError) -> StoredChunk? {
+        guard let prepared = try prepareChunk(content, index: index) else { return nil }
+        return try storeChunks([prepared])[0]
+    }
+
+    /// Completed pages of a streaming writer made chunks, the new ones stored as one pack.
+    func storePages(_ pages: [(UInt64, [UInt8])]) throws(FSError) -> [StoredChunk?] {
+        var prepared: [PreparedChunk?] = []
+        for (index, bytes) in pages { prepared.append(try prepareChunk(bytes, index: index)) }
+        let stored = try storeChunks(prepared.compactMap { $0 })
+        var next = stored.makeIterator()
+        return prepared.map { $0 == nil ? nil : next.next()! }
+    }
+
+    /// Starts uploads of pages a write completed (every byte written), `packChunks` pages per
+    /// pack, so that a sequential writer's chunks are hashed and stored while it goes on
+    /// writing and close(2) waits only for the tail. A file has at most `uploadWindow` pages
+    /// in uploads in flight; the writer waits beyond that, which bounds the work queued ahead
+    /// of the store.
     func streamCompletedPages(_ file: OpenFile, touching range: Range<UInt64>) {
-        let started = file.startUploads(touching: range) { index, bytes in
-            uploads.submit { [self] () throws(FSError) in try storeChunk(bytes, index: index) }
+        let started = file.startUploads(touching: range, groupSize: options.packChunks) { pages in
+            uploads.submit { [self] () throws(FSError) in try storePages(pages) }
         }
         guard started else { return }
         for ticket in file.uploadsBeyond(window: options.uploadWindow) {

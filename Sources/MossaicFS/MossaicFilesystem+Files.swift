@@ -151,7 +151,7 @@ extension MossaicFilesystem {
         let (file, _) = try openFile(handle)
         if file.firstRead() { accessed(ino) }
         let request = offset..<(offset + UInt64(size))
-        if let ahead = file.readAhead(request, maxWindow: options.readAheadChunks) { prefetch(ino, ahead) }
+        if let ahead = file.readAhead(request, maxWindow: options.readAheadChunks) { prefetch(file, ino, ahead) }
         let (fileSize, pages) = file.readOverlay(request)
         guard offset < fileSize, size > 0 else { return [] }
         let range = offset..<min(request.upperBound, fileSize)
@@ -191,12 +191,43 @@ extension MossaicFilesystem {
 
     /// Fetches chunks into the cache in the background. A foreground read of a chunk being
     /// fetched joins that fetch (singleflight) instead of starting another GET.
-    private func prefetch(_ ino: InodeNumber, _ indexes: ClosedRange<UInt64>) {
-        guard let refs = try? meta({ () throws(MetaError) in try metadata.chunkRefs(ino, indexes: indexes) }) else { return }
-        for ref in refs where ref.length > superblock.inlineMax {
-            let hash = ref.hash
-            prefetcher.run { [cache] in _ = try? cache.read(hash) }
+    ///
+    /// Chunks stored together in a pack are fetched together: the window is extended to the
+    /// end of the pack its last chunk is in (a sequential reader wants those next anyway), and
+    /// each run of consecutive chunks at consecutive offsets of one pack is one ranged GET.
+    private func prefetch(_ file: OpenFile, _ ino: InodeNumber, _ indexes: ClosedRange<UInt64>) {
+        let extended = indexes.lowerBound...(indexes.upperBound + UInt64(max(options.packChunks - 1, 0)))
+        guard let candidates = try? meta({ () throws(MetaError) in try metadata.chunkRefs(ino, indexes: extended) }) else { return }
+        var runs: [[ChunkRef]] = []
+        var extending = true  // the last run may still grow past the window
+        for ref in candidates where ref.length > superblock.inlineMax {
+            let inWindow = indexes.contains(ref.index.rawValue)
+            if cache.isCachedOrComing(ref.hash) {
+                // No GET needed: read (verified) on a job of its own, in parallel with others.
+                if inWindow { runs.append([ref]) }
+                extending = false
+            } else if extending, let previous = runs.last?.last, Self.continues(previous, with: ref) {
+                runs[runs.count - 1].append(ref)
+            } else if inWindow {
+                runs.append([ref])
+                extending = true
+            } else {
+                extending = false  // past the window and not continuing a pack run: left for later
+            }
         }
+        if let last = runs.last?.last?.index.rawValue, last > indexes.upperBound { file.prefetched(through: last) }
+        for run in runs {
+            let chunks = run.map { (hash: $0.hash, location: $0.location) }
+            prefetcher.run { [cache] in cache.prefetch(chunks) }
+        }
+    }
+
+    /// Whether `next` is the chunk after `previous` in the file and right after it in the same pack.
+    private static func continues(_ previous: ChunkRef, with next: ChunkRef) -> Bool {
+        guard next.index.rawValue == previous.index.rawValue + 1,
+              case .packed(let pack, let offset, let length) = previous.location,
+              case .packed(let nextPack, let nextOffset, _) = next.location else { return false }
+        return pack == nextPack && nextOffset == offset + UInt64(length)
     }
 
     /// The part of `range` (file offsets) inside page `index`, as offsets within the page.
@@ -217,12 +248,12 @@ extension MossaicFilesystem {
             // as they come — no zeroed buffer to copy them into, past the chunk's end zeros.
             let wanted = pageRange.lowerBound..<min(pageRange.upperBound, ref.length)
             var bytes: [UInt8]
-            do { bytes = try cache.read(ref.hash, range: wanted) } catch { throw error.fsError }
+            do { bytes = try cache.read(ref.hash, at: ref.location, range: wanted) } catch { throw error.fsError }
             if bytes.count < pageRange.count { bytes.append(contentsOf: repeatElement(0, count: pageRange.count - bytes.count)) }
             return bytes
         }
         var piece = [UInt8](repeating: 0, count: pageRange.count)
-        let chunk = try chunkBytes(ref.hash, referencedLength: ref.length)
+        let chunk = try chunkBytes(ref)
         let upper = min(pageRange.upperBound, ref.length, chunk.count)
         if upper > pageRange.lowerBound {
             piece.replaceSubrange(0..<(upper - pageRange.lowerBound), with: chunk[pageRange.lowerBound..<upper])
@@ -231,15 +262,15 @@ extension MossaicFilesystem {
     }
 
     /// A chunk's bytes: inline from the metadata, or through the verifying blob cache.
-    func chunkBytes(_ hash: ChunkHash, referencedLength: Int) throws(FSError) -> [UInt8] {
+    func chunkBytes(_ ref: ChunkRef) throws(FSError) -> [UInt8] {
         // A chunk is inline iff its own length is at most inline_max; a reference longer than
         // that cannot be to an inline chunk, so skip the metadata query for big chunks.
-        if referencedLength <= superblock.inlineMax,
-           let data = try meta({ () throws(MetaError) in try metadata.inlineData(hash) }) {
+        if ref.length <= superblock.inlineMax,
+           let data = try meta({ () throws(MetaError) in try metadata.inlineData(ref.hash) }) {
             return data
         }
         do {
-            return try cache.read(hash)
+            return try cache.read(ref.hash, at: ref.location)
         } catch {
             throw error.fsError  // the cache logged a corrupt chunk once; the bridge logs the op
         }

@@ -28,8 +28,11 @@ public final class MossaicFilesystem: Sendable {
         public var syncInterval: Double
         /// Threads storing chunks in parallel (`upload_threads`).
         public var uploadThreads: Int
-        /// Uploads one file may have in flight before its writer waits.
+        /// Pages one file may have in uploads in flight before its writer waits.
         public var uploadWindow: Int
+        /// New chunks stored together as one pack object, at most (`pack_chunks`; 1: every
+        /// chunk its own object). Fewer, larger requests: S3-style stores pay per request.
+        public var packChunks: Int = 4
         /// Chunks fetched ahead of a sequential reader, at most (0: no read-ahead).
         public var readAheadChunks: Int = 8
         /// Commits stage new chunks locally and background threads store them (`writeback`).

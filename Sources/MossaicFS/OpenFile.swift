@@ -28,6 +28,8 @@ final class OpenFile: Sendable {
         /// Background uploads of completed pages, by page index, with the page version each
         /// started from (a page written again needs a new one).
         var uploads: [UInt64: PageUpload] = [:]
+        /// Completed pages (index → version) waiting for enough others to fill a pack.
+        var readyPages: [UInt64: UInt64] = [:]
         /// Where the last read ended, how many reads in a row continued the previous one, and
         /// the chunk index read-ahead has been started up to.
         var readCursor: UInt64 = 0
@@ -37,9 +39,12 @@ final class OpenFile: Sendable {
         var isDirty: Bool { !pages.isEmpty || sizeDirty || mtime != nil }
     }
 
+    /// One page's part in a background upload: a job stores several completed pages as one
+    /// pack, and the page's chunk is entry `slot` of the job's result.
     struct PageUpload: Sendable {
         var version: UInt64
-        var ticket: UploadTicket
+        var ticket: UploadTicket<[StoredChunk?]>
+        var slot: Int
     }
 
     /// What a commit publishes: a copy of the dirty state at one moment.
@@ -95,6 +100,7 @@ final class OpenFile: Sendable {
                 s.dirtyBytes -= page.bytes.count
                 s.pages[index] = nil
                 s.uploads[index] = nil
+                s.readyPages[index] = nil
             }
             let last = size / chunkSize
             if size % chunkSize != 0, var page = s.pages[last] {
@@ -124,35 +130,51 @@ final class OpenFile: Sendable {
                 s.dirtyBytes -= page.bytes.count
                 s.pages[index] = nil
                 if s.uploads[index]?.version == page.version { s.uploads[index] = nil }
+                if s.readyPages[index] == page.version { s.readyPages[index] = nil }
             }
             if s.writeCounter == snapshot.writeCounter { s.mtime = nil; s.sizeDirty = false }
             else if s.size == snapshot.size { s.sizeDirty = false }
         }
     }
 
-    /// Starts (through `submit`) an upload for every page in `range` that is now completely
-    /// written and has none for its current version. Returns whether any started.
-    func startUploads(touching range: Range<UInt64>, submit: (UInt64, [UInt8]) -> UploadTicket) -> Bool {
+    /// Notes every page in `range` that is now completely written and has no upload for its
+    /// current version, and starts (through `submit`) one upload per `groupSize` such pages,
+    /// lowest indexes first — a sequential writer's pages go out as packs of consecutive
+    /// chunks. Pages that never fill a group are left to the commit. Returns whether any
+    /// upload started.
+    func startUploads(touching range: Range<UInt64>, groupSize: Int,
+                      submit: ([(UInt64, [UInt8])]) -> UploadTicket<[StoredChunk?]>) -> Bool {
         let chunkSize = UInt64(FormatConstants.chunkSize)
         guard !range.isEmpty else { return false }
         return state.withLock { s in
-            var started = false
             for index in (range.lowerBound / chunkSize)...((range.upperBound - 1) / chunkSize) {
                 guard let page = s.pages[index], page.bytes.count == FormatConstants.chunkSize,
                       page.written.covers(0..<FormatConstants.chunkSize), s.uploads[index]?.version != page.version else { continue }
-                s.uploads[index] = PageUpload(version: page.version, ticket: submit(index, page.bytes))
-                started = true
+                s.readyPages[index] = page.version
             }
-            return started
+            // Entries whose page was written again (a newer version) or is gone are stale.
+            let ready = s.readyPages.filter { s.pages[$0.key]?.version == $0.value }.keys.sorted()
+            guard ready.count >= groupSize else { return false }
+            for start in stride(from: 0, to: ready.count - groupSize + 1, by: groupSize) {
+                let group = ready[start..<(start + groupSize)].map { ($0, s.pages[$0]!) }
+                let ticket = submit(group.map { ($0.0, $0.1.bytes) })
+                for (slot, (index, page)) in group.enumerated() {
+                    s.uploads[index] = PageUpload(version: page.version, ticket: ticket, slot: slot)
+                    s.readyPages[index] = nil
+                }
+            }
+            return true
         }
     }
 
-    /// The unfinished uploads past the newest `window` ones, oldest first: what a writer
-    /// waits for before writing on.
-    func uploadsBeyond(window: Int) -> [UploadTicket] {
+    /// The unfinished uploads holding pages past the newest `window` pages in flight, oldest
+    /// first: what a writer waits for before writing on.
+    func uploadsBeyond(window: Int) -> [UploadTicket<[StoredChunk?]>] {
         state.withLock { s in
             let pending = s.uploads.sorted { $0.key < $1.key }.map(\.value.ticket).filter { !$0.isDone }
-            return pending.count > window ? Array(pending.prefix(pending.count - window)) : []
+            guard pending.count > window else { return [] }
+            var seen: Set<ObjectIdentifier> = []
+            return pending.prefix(pending.count - window).filter { seen.insert(ObjectIdentifier($0)).inserted }
         }
     }
 
@@ -175,6 +197,11 @@ final class OpenFile: Sendable {
         }
     }
 
+    /// Read-ahead went on to chunk `last` (the rest of a pack it fetched anyway).
+    func prefetched(through last: UInt64) {
+        state.withLock { s in s.prefetchedThrough = max(s.prefetchedThrough, last) }
+    }
+
     /// True exactly once per open file: the first read decides about the access time.
     func firstRead() -> Bool {
         state.withLock { s in
@@ -192,6 +219,7 @@ final class OpenFile: Sendable {
             if s.failure == nil { s.failure = error }
             s.pages.removeAll()
             s.uploads.removeAll()
+            s.readyPages.removeAll()
             s.dirtyBytes = 0
             if let committedSize { s.size = committedSize }
             s.sizeDirty = false

@@ -22,8 +22,8 @@ final class UploadPool: @unchecked Sendable {
     }
 
     /// Runs `job` on a pool thread; the ticket tells its outcome.
-    func submit(_ job: @escaping @Sendable () throws(FSError) -> StoredChunk?) -> UploadTicket {
-        let ticket = UploadTicket()
+    func submit<T: Sendable>(_ job: @escaping @Sendable () throws(FSError) -> T) -> UploadTicket<T> {
+        let ticket = UploadTicket<T>()
         condition.lock()
         queue.append {
             do throws(FSError) { ticket.finish(.success(try job())) } catch { ticket.finish(.failure(error)) }
@@ -67,17 +67,24 @@ struct StoredChunk: Sendable {
     var new: NewChunk?
 }
 
-/// The outcome of one queued upload.
-final class UploadTicket: @unchecked Sendable {
+/// A page made a chunk that may still have to be stored: `bytes` are set when the chunk is
+/// new and not inline, and `stored.new`'s location is filled in when they are stored.
+struct PreparedChunk: Sendable {
+    var stored: StoredChunk
+    var bytes: [UInt8]?
+}
+
+/// The outcome of one queued job.
+final class UploadTicket<T: Sendable>: @unchecked Sendable {
     // @unchecked: `result` is guarded by `condition`.
     private let condition = NSCondition()
-    private var result: Result<StoredChunk?, FSError>?
+    private var result: Result<T, FSError>?
 
-    func finish(_ r: Result<StoredChunk?, FSError>) {
+    func finish(_ r: Result<T, FSError>) {
         condition.lock(); result = r; condition.broadcast(); condition.unlock()
     }
 
-    func wait() throws(FSError) -> StoredChunk? {
+    func wait() throws(FSError) -> T {
         condition.lock()
         while result == nil { condition.wait() }
         let r = result!

@@ -9,11 +9,16 @@ public enum ChunkState: Int64, Sendable {
 }
 
 /// One entry of a file's chunk list: chunk `index` is the first `length` bytes of `hash`.
+/// `location` says where a stored chunk's bytes are (read from its chunk row); references a
+/// commit builds do not need it (the commit publishes the hash, the row has the location).
 public struct ChunkRef: Equatable, Sendable {
     public var index: ChunkIndex
     public var hash: ChunkHash
     public var length: Int
-    public init(index: ChunkIndex, hash: ChunkHash, length: Int) { self.index = index; self.hash = hash; self.length = length }
+    public var location: ChunkLocation
+    public init(index: ChunkIndex, hash: ChunkHash, length: Int, location: ChunkLocation = .object) {
+        self.index = index; self.hash = hash; self.length = length; self.location = location
+    }
 }
 
 /// A chunk a commit introduces; inserted if the metadata does not know it yet.
@@ -23,8 +28,25 @@ public struct NewChunk: Sendable {
     public var state: ChunkState
     /// The bytes, for inline chunks.
     public var inlineData: [UInt8]?
-    public init(hash: ChunkHash, length: Int, state: ChunkState, inlineData: [UInt8]?) {
-        self.hash = hash; self.length = length; self.state = state; self.inlineData = inlineData
+    /// Where a stored chunk was put: its own object or a range of a pack.
+    public var location: ChunkLocation
+    public init(hash: ChunkHash, length: Int, state: ChunkState, inlineData: [UInt8]?, location: ChunkLocation = .object) {
+        self.hash = hash; self.length = length; self.state = state; self.inlineData = inlineData; self.location = location
+    }
+}
+
+extension ChunkLocation {
+    /// The `pack` and `pack_offset` columns of a chunk row.
+    var columns: (pack: SQLValue, offset: SQLValue) {
+        switch self {
+        case .object: (.null, .null)
+        case .packed(let pack, let offset, _): (.blob(pack.bytes), .int(Int64(offset)))
+        }
+    }
+
+    /// A chunk row's location from its `pack`, `pack_offset` and `length` columns.
+    init(pack: [UInt8]?, offset: Int64, length: Int) {
+        if let pack, pack.count == 32 { self = .packed(pack: ChunkHash(bytes: pack), offset: UInt64(offset), length: length) } else { self = .object }
     }
 }
 

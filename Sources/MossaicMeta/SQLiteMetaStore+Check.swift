@@ -166,19 +166,22 @@ extension SQLiteMetaStore {
         return lost.count
     }
 
-    /// Every stored chunk a file references, with its length (what must exist in the store).
-    public func referencedStoredChunkLengths() throws(MetaError) -> [(ChunkHash, Int)] {
+    /// Every stored chunk a file references, where it is and its length (what must exist in
+    /// the store: `length` bytes at the location's range of its object).
+    public func referencedStoredChunkLengths() throws(MetaError) -> [(chunk: LocatedChunk, length: Int)] {
         try withConnection { (c) throws(MetaError) in
-            try c.query("SELECT hash, length FROM chunks WHERE state = ? AND refcount > 0", [.int(ChunkState.stored.rawValue)]) {
-                (ChunkHash(bytes: $0.blob(0)), Int($0.int(1)))
-            }
+            try c.query("SELECT hash, pack, pack_offset, length FROM chunks WHERE state = ? AND refcount > 0",
+                        [.int(ChunkState.stored.rawValue)]) { (LocatedChunk.read($0, from: 0), Int($0.int(3))) }
         }
     }
 
-    /// Every chunk row naming an object (referenced or awaiting garbage collection).
-    public func knownStoredChunks() throws(MetaError) -> Set<ChunkHash> {
+    /// Every chunk row naming an object (referenced or awaiting garbage collection), with the
+    /// object it names: an object no row names is garbage for `gc`.
+    public func knownStoredChunks() throws(MetaError) -> [LocatedChunk] {
         try withConnection { (c) throws(MetaError) in
-            Set(try c.query("SELECT hash FROM chunks WHERE state = ?", [.int(ChunkState.stored.rawValue)]) { ChunkHash(bytes: $0.blob(0)) })
+            try c.query("SELECT hash, pack, pack_offset, length FROM chunks WHERE state = ?", [.int(ChunkState.stored.rawValue)]) {
+                LocatedChunk.read($0, from: 0)
+            }
         }
     }
 }

@@ -5,10 +5,23 @@ extension SQLiteMetaStore {
     /// The chunk references of `ino` with index in `indexes`, in index order.
     public func chunkRefs(_ ino: InodeNumber, indexes: ClosedRange<UInt64>) throws(MetaError) -> [ChunkRef] {
         try withConnection { (c) throws(MetaError) in
-            try c.query("SELECT idx, hash, length FROM file_chunks WHERE ino = ? AND idx BETWEEN ? AND ? ORDER BY idx",
-                        [.int(Int64(ino.rawValue)), .int(Int64(indexes.lowerBound)), .int(Int64(min(indexes.upperBound, UInt64(Int64.max))))]) { s in
-                ChunkRef(index: ChunkIndex(UInt64(s.int(0))), hash: ChunkHash(bytes: s.blob(1)), length: Int(s.int(2)))
+            try c.query("""
+                SELECT f.idx, f.hash, f.length, c.pack, c.pack_offset, c.length FROM file_chunks f
+                LEFT JOIN chunks c ON c.hash = f.hash WHERE f.ino = ? AND f.idx BETWEEN ? AND ? ORDER BY f.idx
+                """, [.int(Int64(ino.rawValue)), .int(Int64(indexes.lowerBound)), .int(Int64(min(indexes.upperBound, UInt64(Int64.max))))]) { s in
+                ChunkRef(index: ChunkIndex(UInt64(s.int(0))), hash: ChunkHash(bytes: s.blob(1)), length: Int(s.int(2)),
+                         location: ChunkLocation(pack: s.isNull(3) ? nil : s.blob(3), offset: s.int(4), length: Int(s.int(5))))
             }
+        }
+    }
+
+    /// Points the row of stored chunk `hash` at `location` (fsck putting a chunk back as its
+    /// own object after its pack was lost or damaged).
+    public func relocateChunk(_ hash: ChunkHash, to location: ChunkLocation) throws(MetaError) {
+        try write(durable: true, counted: true) { (c) throws(MetaError) in
+            let (pack, offset) = location.columns
+            try c.run("UPDATE chunks SET pack = ?, pack_offset = ? WHERE hash = ? AND state = ?",
+                      [pack, offset, .blob(hash.bytes), .int(ChunkState.stored.rawValue)])
         }
     }
 
@@ -38,9 +51,12 @@ extension SQLiteMetaStore {
             var attrs = try Self.attributes(c, commit.ino)
             guard attrs.kind == .regular else { throw .invalidArgument }
             for chunk in commit.newChunks {
-                try c.run("INSERT INTO chunks(hash, length, refcount, state, data) VALUES(?, ?, 0, ?, ?) ON CONFLICT(hash) DO NOTHING",
+                // A row that exists keeps its location: its object is there (another commit
+                // stored the same bytes first), and this commit's copy is only garbage.
+                let (pack, offset) = chunk.location.columns
+                try c.run("INSERT INTO chunks(hash, length, refcount, state, data, pack, pack_offset) VALUES(?, ?, 0, ?, ?, ?, ?) ON CONFLICT(hash) DO NOTHING",
                           [.blob(chunk.hash.bytes), .int(Int64(chunk.length)), .int(chunk.state.rawValue),
-                           chunk.inlineData.map { .blob($0) } ?? .null])
+                           chunk.inlineData.map { .blob($0) } ?? .null, pack, offset])
             }
             var released: [[UInt8]] = []
             var allocatedDelta: Int64 = 0

@@ -1,18 +1,41 @@
 import MossaicCore
 
-/// What `mossaicfs gc` asks of the metadata: which chunk objects it must keep, and dropping the
-/// rows of stored chunks no file references any more.
+/// A stored chunk and where its bytes are, as a chunk row says: the unit `gc` and `fsck` reason
+/// about, since one object (a pack) may hold several chunks.
+public struct LocatedChunk: Sendable, Hashable {
+    public var hash: ChunkHash
+    public var location: ChunkLocation
+    public init(hash: ChunkHash, location: ChunkLocation) {
+        self.hash = hash; self.location = location
+    }
+
+    /// The key of the object that holds the chunk's bytes (`chunks/…` or `packs/…`).
+    public var key: String { location.key(of: hash) }
+
+    /// Columns `first` (hash), `first + 1` (pack), `first + 2` (pack_offset), `first + 3`
+    /// (length) of a row.
+    static func read(_ s: Statement, from first: Int32) -> LocatedChunk {
+        LocatedChunk(hash: ChunkHash(bytes: s.blob(first)),
+                     location: ChunkLocation(pack: s.isNull(first + 1) ? nil : s.blob(first + 1), offset: s.int(first + 2),
+                                             length: Int(s.int(first + 3))))
+    }
+}
+
+/// What `mossaicfs gc` asks of the metadata: which objects it must keep, and dropping the rows
+/// of stored chunks no file references any more.
 extension SQLiteMetaStore {
-    /// The chunk rows as the garbage collector sees them. `live`: hashes whose object must stay
+    /// The chunk rows as the garbage collector sees them, with their locations (gc decides per
+    /// object, and a pack holds several chunks). `live`: chunks whose object must stay
     /// (referenced, or not a plain stored chunk — a staged chunk's object may be half uploaded).
-    /// `unreferenced`: stored chunks at refcount 0, whose object may go once no snapshot needs it.
-    public func chunkRowsForCollection() throws(MetaError) -> (live: Set<ChunkHash>, unreferenced: Set<ChunkHash>) {
+    /// `unreferenced`: stored chunks at refcount 0, whose object may go once no live chunk and
+    /// no snapshot needs it.
+    public func chunkRowsForCollection() throws(MetaError) -> (live: [LocatedChunk], unreferenced: [LocatedChunk]) {
         try withConnection { (c) throws(MetaError) in
-            var live: Set<ChunkHash> = [], unreferenced: Set<ChunkHash> = []
-            for (hash, refcount, state) in try c.query("SELECT hash, refcount, state FROM chunks WHERE state <> ?",
-                                                       [.int(ChunkState.inline.rawValue)],
-                                                       row: { (ChunkHash(bytes: $0.blob(0)), $0.int(1), $0.int(2)) }) {
-                if refcount == 0 && state == ChunkState.stored.rawValue { unreferenced.insert(hash) } else { live.insert(hash) }
+            var live: [LocatedChunk] = [], unreferenced: [LocatedChunk] = []
+            for (chunk, refcount, state) in try c.query("""
+                SELECT hash, pack, pack_offset, length, refcount, state FROM chunks WHERE state <> ?
+                """, [.int(ChunkState.inline.rawValue)], row: { (LocatedChunk.read($0, from: 0), $0.int(4), $0.int(5)) }) {
+                if refcount == 0 && state == ChunkState.stored.rawValue { unreferenced.append(chunk) } else { live.append(chunk) }
             }
             return (live, unreferenced)
         }

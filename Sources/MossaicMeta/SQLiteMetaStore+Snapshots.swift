@@ -212,16 +212,25 @@ extension SQLiteMetaStore {
         return (try replicationState(c), try statistics(c), uuid)
     }
 
-    /// Every stored (not inline) chunk the files of the database at `path` reference — including
-    /// chunks whose refcount is 0 in today's metadata but that this older snapshot still uses.
-    /// For garbage collection of chunk objects (`MossaicReplication.SnapshotCatalog`).
-    public static func referencedStoredChunks(inDatabase path: String) throws(MetaError) -> Set<ChunkHash> {
+    /// Every stored (not inline) chunk the files of the database at `path` reference, where
+    /// that database says its bytes are — including chunks whose refcount is 0 in today's
+    /// metadata but that this older snapshot still uses, and chunks today's rows place elsewhere
+    /// (fsck moved them out of a damaged pack): restoring the snapshot reads its own rows.
+    /// For garbage collection (`MossaicReplication.SnapshotCatalog`). Opened read-only and not
+    /// migrated: a snapshot of schema 1 has no `pack` column, and all its chunks are objects.
+    public static func referencedStoredChunks(inDatabase path: String) throws(MetaError) -> Set<LocatedChunk> {
         let c = try SQLiteConnection(path: path, readOnly: true)
-        try checkSchema(c)
-        let rows = try c.query("""
-            SELECT DISTINCT f.hash FROM file_chunks f JOIN chunks c ON c.hash = f.hash WHERE c.state = ?
-            """, [.int(ChunkState.stored.rawValue)]) { ChunkHash(bytes: $0.blob(0)) }
-        return Set(rows)
+        let version = try checkSchema(c)
+        let stored: [SQLValue] = [.int(ChunkState.stored.rawValue)]
+        if version < 2 {
+            return Set(try c.query("""
+                SELECT DISTINCT f.hash FROM file_chunks f JOIN chunks c ON c.hash = f.hash WHERE c.state = ?
+                """, stored) { LocatedChunk(hash: ChunkHash(bytes: $0.blob(0)), location: .object) })
+        }
+        return Set(try c.query("""
+            SELECT DISTINCT c.hash, c.pack, c.pack_offset, c.length FROM file_chunks f JOIN chunks c ON c.hash = f.hash
+            WHERE c.state = ?
+            """, stored) { LocatedChunk.read($0, from: 0) })
     }
 
     /// Every stored chunk with a reference in the live database (refcount > 0).

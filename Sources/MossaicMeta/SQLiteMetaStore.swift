@@ -62,11 +62,12 @@ public final class SQLiteMetaStore: Sendable {
 
     static func migrate(_ c: SQLiteConnection) throws(MetaError) {
         let version = try checkSchema(c)
-        if version == 0 {
-            try c.transaction(durable: true) { () throws(MetaError) in
-                try c.execute(Schema.v1)
-                try c.execute("PRAGMA user_version = \(Schema.version)")
-            }
+        guard version < Schema.version else { return }
+        // One transaction for all steps: a crash leaves the old version, never half of one.
+        try c.transaction(durable: true) { () throws(MetaError) in
+            if version < 1 { try c.execute(Schema.v1) }
+            if version < 2 { try c.execute(Schema.v2) }
+            try c.execute("PRAGMA user_version = \(Schema.version)")
         }
     }
 

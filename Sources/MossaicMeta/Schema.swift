@@ -1,7 +1,7 @@
 /// The metadata schema and its migrations. `PRAGMA user_version` holds the version; a database
 /// newer than this build is refused rather than misread.
 enum Schema {
-    static let version: Int64 = 1
+    static let version: Int64 = 2
 
     /// Version 1. Names are BLOBs: Linux file names are bytes, not text. `file_chunks.length` is
     /// how many bytes of the chunk the file uses — the rest of its 1 MiB span reads as zeros, so
@@ -59,5 +59,15 @@ enum Schema {
         PRIMARY KEY(ino, name)
     ) WITHOUT ROWID;
     CREATE TABLE orphans(ino INTEGER PRIMARY KEY);
+    """
+
+    /// Version 2: packs. A stored chunk with `pack` set lives at `pack_offset` in the object
+    /// `packs/xx/<pack>` (several chunks stored by one PUT); with `pack` NULL it is its own
+    /// object `chunks/xx/<hash>`, as every chunk of version 1 is — so a version-1 database is
+    /// already a valid version-2 one and the migration only adds columns.
+    static let v2 = """
+    ALTER TABLE chunks ADD COLUMN pack BLOB;
+    ALTER TABLE chunks ADD COLUMN pack_offset INTEGER;
+    CREATE INDEX chunks_pack ON chunks(pack) WHERE pack IS NOT NULL;
     """
 }

@@ -54,6 +54,10 @@ public final class InstrumentedObjectStore: ObjectStore {
         try recordPut(bytes.count) { () throws(ObjectStoreError) in try base.putChunk(hash, bytes) }
     }
 
+    public func putPack(_ hash: ChunkHash, _ bytes: [UInt8]) throws(ObjectStoreError) {
+        try recordPut(bytes.count) { () throws(ObjectStoreError) in try base.putPack(hash, bytes) }
+    }
+
     /// Both kinds of PUT count as "put" and as in flight while they run.
     private func recordPut<T>(_ count: Int, _ body: () throws(ObjectStoreError) -> T) throws(ObjectStoreError) -> T {
         inFlightPuts.add(1, ordering: .relaxed)

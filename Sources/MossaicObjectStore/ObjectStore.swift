@@ -16,6 +16,10 @@ public protocol ObjectStore: Sendable {
     /// — S3 signs it — uses this one instead of hashing a megabyte again.
     func putChunk(_ hash: ChunkHash, _ bytes: [UInt8]) throws(ObjectStoreError)
 
+    /// Stores a pack (chunks concatenated, `ChunkLocation.packed`) under `hash.packKey`;
+    /// `hash` is the SHA-256 of `bytes`, as for `putChunk`.
+    func putPack(_ hash: ChunkHash, _ bytes: [UInt8]) throws(ObjectStoreError)
+
     /// The whole object. Throws `.notFound` if there is none.
     func get(_ key: String) throws(ObjectStoreError) -> [UInt8]
 
@@ -47,6 +51,10 @@ extension ObjectStore {
 
     public func putChunk(_ hash: ChunkHash, _ bytes: [UInt8]) throws(ObjectStoreError) {
         try put(hash.objectKey, bytes, condition: .none)
+    }
+
+    public func putPack(_ hash: ChunkHash, _ bytes: [UInt8]) throws(ObjectStoreError) {
+        try put(hash.packKey, bytes, condition: .none)
     }
 }
 

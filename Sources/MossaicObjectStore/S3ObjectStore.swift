@@ -46,6 +46,12 @@ public final class S3ObjectStore: ObjectStore {
         _ = try put(hash.objectKey, bytes, condition: .none, payloadHash: hash)
     }
 
+    /// A pack likewise: its name is its payload's hash.
+    public func putPack(_ hash: ChunkHash, _ bytes: [UInt8]) throws(ObjectStoreError) {
+        assert(ChunkHash.of(bytes) == hash, "putPack: the bytes do not hash to \(hash)")
+        _ = try put(hash.packKey, bytes, condition: .none, payloadHash: hash)
+    }
+
     private func put(_ key: String, _ data: [UInt8], condition: PutCondition, payloadHash: ChunkHash?) throws(ObjectStoreError) -> String {
         var headers: [(name: String, value: String)] = []
         switch condition {

@@ -98,15 +98,17 @@ public struct SnapshotCatalog: Sendable {
         return try retainedChain(from: head.pointer.snapshot, keep: keep)
     }
 
-    /// Every stored file chunk (`chunks/` object) that any of `snapshots` references. The chunk
-    /// garbage collector must keep all of them, besides what the live metadata references: a
-    /// chunk whose refcount dropped to 0 after the oldest retained snapshot was taken is still
-    /// referenced by that snapshot, and restoring it must find the chunk. Each snapshot's
+    /// Every stored file chunk that any of `snapshots` references, with the location that
+    /// snapshot gives it (its own `chunks/` object or a range of a `packs/` object). The garbage
+    /// collector must keep the objects holding all of them, besides what the live metadata
+    /// references: a chunk whose refcount dropped to 0 after the oldest retained snapshot was
+    /// taken is still referenced by that snapshot, and restoring it must find the chunk where
+    /// the snapshot's row says it is. Each snapshot's
     /// database is assembled in `workDirectory` and removed afterwards. `progress(done, total)`
     /// is told after each snapshot.
     public func referencedFileChunks(of snapshots: [SnapshotManifest], workDirectory: String,
-                                     progress: (Int, Int) -> Void = { _, _ in }) throws(ReplicationError) -> Set<ChunkHash> {
-        var result: Set<ChunkHash> = []
+                                     progress: (Int, Int) -> Void = { _, _ in }) throws(ReplicationError) -> Set<LocatedChunk> {
+        var result: Set<LocatedChunk> = []
         var previous: (path: String, manifest: SnapshotManifest)?
         defer { if let previous { SQLiteMetaStore.removeDatabaseFiles(previous.path) } }
         for (done, snapshot) in snapshots.enumerated() {

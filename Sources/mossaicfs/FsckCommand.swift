@@ -7,7 +7,8 @@ import MossaicObjectStore
 
 /// `mossaicfs fsck SOURCE`: checks an unmounted filesystem — refcounts against chunk lists,
 /// link counts against directory entries, orphan and unreachable inodes, references to chunks
-/// the metadata or the store lacks — and with --verify re-hashes every object.
+/// the metadata or the store lacks — and with --verify re-hashes every referenced chunk (each
+/// object, chunk or pack, downloaded once).
 struct FsckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fsck",
@@ -17,10 +18,10 @@ struct FsckCommand: ParsableCommand {
     @Argument(help: "The filesystem: a local directory or s3://bucket/prefix.")
     var source: String
 
-    @Flag(name: .long, help: "Download every object and check that its bytes hash to its name.")
+    @Flag(name: .long, help: "Download every object holding a referenced chunk and check that each chunk's bytes hash to its name.")
     var verify = false
 
-    @Flag(name: .long, help: "Fix the metadata (recount, relink into /lost+found) and restore bad objects from the disk cache.")
+    @Flag(name: .long, help: "Fix the metadata (recount, relink into /lost+found) and restore bad chunks from the disk cache or write-back staging.")
     var repair = false
 
     @Option(name: .customShort("o"), help: ArgumentHelp("cache_dir= and store options, comma-separated.", valueName: "options"))
@@ -44,12 +45,13 @@ struct FsckCommand: ParsableCommand {
                 progress: { bar.show($0, $1, $2) })
             bar.finish()
             for line in report.problems { Console.out("problem: \(line)") }
-            for hash in report.missing { Console.out("missing object: \(hash.objectKey)\(report.restored.contains(hash) ? " (restored from the disk cache)" : "")") }
-            for hash in report.corrupt { Console.out("corrupt object: \(hash.objectKey)\(report.restored.contains(hash) ? " (restored from the disk cache)" : "")") }
+            for chunk in report.missing { Console.out("missing object: \(describe(chunk, report))") }
+            for chunk in report.corrupt { Console.out("corrupt object: \(describe(chunk, report))") }
             var summary = "fsck \(store.displayName): \(report.problems.count) metadata problems"
             if repair { summary += " (\(report.repairedRows) rows repaired, \(report.remaining.count) left)" }
-            summary += ", \(report.missing.count) missing and \(report.corrupt.count) corrupt of \(report.referencedObjects) referenced objects"
-            if verify { summary += " (\(report.checkedObjects) verified)" }
+            summary += ", \(report.missing.count) missing and \(report.corrupt.count) corrupt of \(report.referencedChunks) referenced chunks"
+            summary += " in \(report.referencedObjects) objects"
+            if verify { summary += " (\(report.checkedChunks) verified, in \(report.checkedObjects) objects)" }
             if !report.staged.isEmpty {
                 summary += repair ? ", \(report.staged.count) write-back staged uploaded"
                                   : ", \(report.staged.count) write-back staged (uploaded at the next mount)"
@@ -66,5 +68,18 @@ struct FsckCommand: ParsableCommand {
             Console.error("\(error)")
             throw ExitCode.failure
         }
+    }
+
+    /// The object the chunk's bytes should be in (naming the chunk when that is a pack), and
+    /// whether a good copy was put back. A chunk object's copy can only have come from the disk
+    /// cache (a good staged copy makes it "staged", not missing); a packed chunk's may also come
+    /// from staging, and it now has its own object.
+    private func describe(_ chunk: LocatedChunk, _ report: FilesystemChecker.Report) -> String {
+        var line = chunk.key
+        if chunk.location != .object { line += " (chunk \(chunk.hash))" }
+        if report.restored.contains(chunk.hash) {
+            line += chunk.location == .object ? " (restored from the disk cache)" : " (restored from a local copy as \(chunk.hash.objectKey))"
+        }
+        return line
     }
 }

@@ -11,13 +11,15 @@ struct GcCommand: ParsableCommand {
         commandName: "gc",
         abstract: "Delete objects nothing references any more (deleted files' chunks, old snapshot pieces).",
         discussion: """
-        Deletes chunk objects that no file in the metadata and no metadata snapshot in the store \
-        references, and snapshot pieces (meta/chunks/) no snapshot lists, once they are older than \
-        --grace. Chunks of deleted files stay while a retained snapshot still has the file; they go \
-        in a gc after retention (meta_keep) pruned that snapshot. Like a read-write mount, gc takes \
-        the cache_dir's lock and the writer lease, so it refuses to run while the filesystem is \
-        mounted read-write, and no mount starts while it runs. Ends with one summary line; exit \
-        status 1 if something could not be deleted or gc could not run.
+        Deletes chunk objects and packs (objects holding several chunks) in which no file in the \
+        metadata and no metadata snapshot in the store references a chunk, and snapshot pieces \
+        (meta/chunks/) no snapshot lists, once they are older than --grace. Chunks of deleted files \
+        stay while a retained snapshot still has the file; they go in a gc after retention \
+        (meta_keep) pruned that snapshot. A pack with one chunk still in use stays whole (gc does \
+        not repack). Like a read-write mount, gc takes the cache_dir's lock and the writer lease, \
+        so it refuses to run while the filesystem is mounted read-write, and no mount starts while \
+        it runs. Ends with one summary line; exit status 1 if something could not be deleted or gc \
+        could not run.
         """)
 
     @Argument(help: "The filesystem: a local directory or s3://bucket/prefix.")
@@ -51,9 +53,13 @@ struct GcCommand: ParsableCommand {
             for line in report.errors { Console.out("error: \(line)") }
             let verb = report.dryRun ? "would delete" : "deleted"
             var summary = "gc \(store.displayName): \(report.scanned) objects scanned, \(report.deleted) \(verb)"
-            summary += " (\(report.deletedChunks) chunks, \(report.deletedPieces) snapshot pieces), \(report.bytesFreed) bytes"
+            summary += " (\(report.deletedChunks) chunks, \(report.deletedPacks) packs, \(report.deletedPieces) snapshot pieces)"
+            summary += ", \(report.bytesFreed) bytes"
             summary += report.dryRun ? " to free" : " freed"
             summary += "; kept \(report.keptForSnapshots) for \(report.snapshots) snapshots, \(report.keptYoung) younger than \(grace)"
+            if report.unreferencedInLivePacks > 0 {
+                summary += ", \(report.unreferencedInLivePacks) unreferenced chunks in packs still in use (not repacked)"
+            }
             if !report.errors.isEmpty { summary += "; \(report.errors.count) errors" }
             Console.out(summary)
             if !report.errors.isEmpty { throw ExitCode.failure }

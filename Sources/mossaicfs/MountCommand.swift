@@ -31,6 +31,8 @@ struct MountCommand: ParsableCommand {
           threads=N             FUSE worker threads (default 16)
           upload_threads=N      chunks hashed and stored in parallel (default 8)
           read_ahead=N          chunks fetched ahead of a sequential reader (default 8, 0: off)
+          pack_chunks=N         new chunks stored together as one object, at most
+                                (default 4; 1: every chunk its own object)
           attr_timeout=S, entry_timeout=S   kernel cache lifetimes (default 1)
           writeback             close/fsync stage chunks in cache_dir/staging; background
                                 threads upload them (survives crashes and store outages)
@@ -149,6 +151,7 @@ struct MountCommand: ParsableCommand {
             settings.syncInterval = parsed.syncInterval
             settings.uploadThreads = parsed.uploadThreads
             settings.readAheadChunks = parsed.readAheadChunks
+            settings.packChunks = parsed.packChunks
             settings.writeback = parsed.writeback
             settings.stagingBytes = parsed.stagingBytes
             settings.posixACL = parsed.posixACL

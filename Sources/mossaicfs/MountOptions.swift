@@ -21,6 +21,7 @@ struct MountOptions: Equatable {
     var syncInterval = 1.0
     var uploadThreads = 8
     var readAheadChunks = 8
+    var packChunks = 4
     /// Write-back mode: commits stage chunks in cache_dir/staging, uploaded in the background.
     var writeback = false
     var stagingBytes = 1 << 30
@@ -118,6 +119,7 @@ struct MountOptions: Equatable {
         case "sync_interval": syncInterval = try seconds()
         case "upload_threads": uploadThreads = try integer(1...128)
         case "read_ahead": readAheadChunks = try integer(0...64, of: "chunks")
+        case "pack_chunks": packChunks = try integer(1...16, of: "chunks")
         case "entry_timeout": entryTimeout = try seconds()
         case "fsname": fsname = try required()
         case "meta_interval": metaInterval = try positiveSeconds()

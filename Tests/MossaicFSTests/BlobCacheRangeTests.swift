@@ -16,9 +16,9 @@ import Testing
         let hash = ChunkHash.of(bytes)
         _ = try store.put(hash.objectKey, bytes)
 
-        #expect(try cache.read(hash, range: 100..<4196) == Array(bytes[100..<4196]))
+        #expect(try cache.read(hash, at: .object, range: 100..<4196) == Array(bytes[100..<4196]))
         #expect(cache.statistics.storeGets == 1)  // the first read loads and verifies it whole
-        #expect(try cache.read(hash, range: 8192..<12288) == Array(bytes[8192..<12288]))
+        #expect(try cache.read(hash, at: .object, range: 8192..<12288) == Array(bytes[8192..<12288]))
         #expect(cache.statistics.storeGets == 1)  // in place: no second load
         #expect(cache.statistics.diskHits == 1)
 
@@ -26,6 +26,6 @@ import Testing
         // whole chunk is loaded again and fails verification.
         let path = root + "/" + hash.objectKey
         #expect(truncate(path, off_t(MiB / 2)) == 0)
-        #expect(throws: CacheError.self) { try cache.read(hash, range: (MiB - 4096)..<MiB) }
+        #expect(throws: CacheError.self) { try cache.read(hash, at: .object, range: (MiB - 4096)..<MiB) }
     }
 }

@@ -40,8 +40,9 @@ struct Fixture {
         cacheDirectory = opened.cacheDirectory
     }
 
+    /// Chunk objects and packs.
     func objects() throws -> Set<String> {
-        Set(try store.list(prefix: "chunks/").map(\.key))
+        Set(try (store.list(prefix: "chunks/") + store.list(prefix: "packs/")).map(\.key))
     }
 
     func createFile(_ name: String) throws -> (InodeNumber, HandleID) {
@@ -74,8 +75,32 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         #expect(try f.fs.read(ino, handle: h, offset: 0, size: data.count + 10) == data)
         #expect(try f.fs.getattr(ino).size == UInt64(data.count))
         try f.fs.flush(ino, handle: h)
-        #expect(try f.objects().count == 3)  // the 100-byte tail is an inline chunk
+        // The three full chunks are one pack (stored with one PUT); the 100-byte tail is an
+        // inline chunk.
+        #expect(try f.objects().count == 1)
+        #expect(try f.store.list(prefix: "packs/").map(\.size) == [UInt64(3 * MiB)])
         #expect(try f.fs.read(ino, handle: h, offset: UInt64(MiB) - 5, size: 10) == Array(data[(MiB - 5)..<(MiB + 5)]))
+        try f.fs.release(ino, handle: h)
+    }
+
+    /// A sequential writer's full pages go out as packs of 4 consecutive chunks while it
+    /// writes (one PUT each); what is left at close is stored by the commit.
+    @Test func aSequentialWritersPagesAreStoredAsPacks() throws {
+        let f = try Fixture()
+        let (ino, h) = try f.createFile("a")
+        var data = randomBytes(9 * MiB + 10, seed: 4)
+        for end in stride(from: MiB - 1, to: data.count, by: MiB) { data[end] = 1 }  // no trailing zeros to drop
+        for start in stride(from: 0, to: data.count, by: 256 << 10) {
+            try f.write(ino, h, UInt64(start), Array(data[start..<min(start + (256 << 10), data.count)]))
+        }
+        let putsBefore = f.putControl.puts.load(ordering: .relaxed)
+        try f.fs.flush(ino, handle: h)
+        // Pages 0-3 and 4-7 as two packs; page 8 alone, as its own object; the tail inline.
+        let packSizes = try f.store.list(prefix: "packs/").map(\.size)
+        #expect(packSizes == [UInt64(4 * MiB), UInt64(4 * MiB)])
+        #expect(try f.store.list(prefix: "chunks/").map(\.size) == [UInt64(MiB)])
+        #expect(f.putControl.puts.load(ordering: .relaxed) - putsBefore <= 3)
+        #expect(try f.fs.read(ino, handle: h, offset: 0, size: data.count) == data)  // from the store: nothing is dirty
         try f.fs.release(ino, handle: h)
     }
 

@@ -234,12 +234,15 @@ struct Rig {
     @Test func fileChunksOfEveryRetainedSnapshotAreReferenced() throws {
         let rig = try Rig()
         let writer = try rig.writer(keep: 2)
-        // A file with one stored chunk X …
+        // A file with one stored chunk X, its own object, and one Y in a pack …
         let f = try rig.addFile("big")
-        let x = ChunkHash.of(name("chunk X"))
-        _ = try rig.metadata.commit(FileCommit(ino: f.ino, chunks: [(ChunkIndex(0), ChunkRef(index: ChunkIndex(0), hash: x, length: 1 << 20))],
-                                               newChunks: [NewChunk(hash: x, length: 1 << 20, state: .stored, inlineData: nil)],
-                                               size: 1 << 20, mtime: .now(), ctime: .now()))
+        let x = ChunkHash.of(name("chunk X")), y = ChunkHash.of(name("chunk Y"))
+        let inPack = ChunkLocation.packed(pack: ChunkHash.of(name("pack")), offset: 1 << 20, length: 1 << 20)
+        _ = try rig.metadata.commit(FileCommit(ino: f.ino, chunks: [(ChunkIndex(0), ChunkRef(index: ChunkIndex(0), hash: x, length: 1 << 20)),
+                                                                    (ChunkIndex(1), ChunkRef(index: ChunkIndex(1), hash: y, length: 1 << 20))],
+                                               newChunks: [NewChunk(hash: x, length: 1 << 20, state: .stored, inlineData: nil),
+                                                           NewChunk(hash: y, length: 1 << 20, state: .stored, inlineData: nil, location: inPack)],
+                                               size: 2 << 20, mtime: .now(), ctime: .now()))
         guard case .published(let withX, _) = try writer.snapshot() else { Issue.record("nothing published"); return }
         // … removed: its refcount drops to 0 after the first snapshot was taken.
         _ = try rig.metadata.unlink(parent: .root, name: name("big"), now: .now())
@@ -251,7 +254,9 @@ struct Rig {
         let catalog = SnapshotCatalog(store: rig.base)
         let both = try catalog.retained(keep: 2)
         #expect(both.map(\.id) == [withoutX.id, withX.id])
-        #expect(try catalog.referencedFileChunks(of: both, workDirectory: rig.root) == [x])
+        // With the location the snapshot gives each: gc keeps the object holding the bytes.
+        #expect(try catalog.referencedFileChunks(of: both, workDirectory: rig.root)
+                == [LocatedChunk(hash: x, location: .object), LocatedChunk(hash: y, location: inPack)])
         #expect(try catalog.referencedFileChunks(of: catalog.retained(keep: 1), workDirectory: rig.root).isEmpty)
     }
 }

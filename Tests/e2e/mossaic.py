@@ -150,8 +150,9 @@ class Filesystem:
         return self.start()
 
     def chunk_objects(self):
-        """Chunk object names (hex SHA-256) in the store."""
-        return {p.name for p in (self.store / "chunks").rglob("*") if p.is_file()}
+        """Names (hex SHA-256) of the objects holding chunk bytes in the store: chunk objects
+        and packs (several chunks stored with one PUT)."""
+        return {p.name for d in ("chunks", "packs") for p in (self.store / d).rglob("*") if p.is_file()}
 
     def path(self, *parts):
         return self.mnt.joinpath(*parts)

@@ -1,5 +1,6 @@
 """`mossaicfs fsck` finds what is wrong, names it, and --repair fixes what can be fixed."""
 import os
+import shutil
 import sqlite3
 import uuid
 
@@ -13,7 +14,11 @@ def populated(tmp_path, **kw):
     f.start()
     try:
         f.path("d").mkdir()
-        f.path("d", "big").write_bytes(os.urandom(3 * MiB))
+        # Three commits of one new chunk each: three chunk objects (chunks stored together
+        # would be one pack, see test_a_lost_pack_...).
+        for _ in range(3):
+            with open(f.path("d", "big"), "ab") as out:
+                out.write(os.urandom(MiB))
         f.path("small").write_bytes(b"s" * 100)
         os.link(f.path("small"), f.path("d", "hard"))
         # fsck refuses a mounted filesystem (the daemon holds cache_dir).
@@ -91,3 +96,35 @@ def test_repair_restores_missing_objects_from_the_disk_cache(tmp_path):
         r = fsck(f, "--repair")
         assert r.returncode == 0 and "restored from the disk cache" in r.stdout, r.stdout
         assert fsck(f, "--verify").returncode == 0
+
+
+def test_a_lost_pack_is_named_per_chunk_and_restored_as_chunk_objects(tmp_path):
+    from s3server import MotoServer
+    from test_s3 import s3_env, s3_keys
+    with MotoServer(bucket="fsck-packs") as server:
+        prefix = f"fs-{uuid.uuid4().hex[:8]}"
+        f = Filesystem(tmp_path, source=f"s3://{server.bucket}/{prefix}", env=s3_env(server))
+        data = os.urandom(4 * MiB)
+        f.start()
+        try:
+            f.path("packed").write_bytes(data)  # four new chunks in one commit: one pack
+        finally:
+            f.stop()
+        client, packs = s3_keys(server, prefix + "/packs/")
+        assert len(packs) == 1
+        client.delete_object(Bucket=server.bucket, Key=packs[0])
+        r = fsck(f)
+        assert r.returncode == 1
+        pack_key = packs[0][len(prefix) + 1:]
+        assert r.stdout.count(f"missing object: {pack_key} (chunk ") == 4, r.stdout
+        r = fsck(f, "--repair")
+        assert r.returncode == 0 and r.stdout.count("restored from a local copy as chunks/") == 4, r.stdout
+        _, chunks = s3_keys(server, prefix + "/chunks/")
+        assert len(chunks) == 4  # each chunk is its own object now, and its row says so
+        assert fsck(f, "--verify").returncode == 0
+        shutil.rmtree(f.cache / "blobs")  # read back from the store alone
+        f.start()
+        try:
+            assert f.path("packed").read_bytes() == data
+        finally:
+            f.stop()

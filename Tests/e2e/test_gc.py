@@ -74,11 +74,17 @@ def gc(fs, *args, options=()):
     return run("gc", fs.source, "-o", ",".join([f"cache_dir={fs.cache}", *options]), *args, check=False, env=fs.env)
 
 
+def data_keys(store):
+    """Keys of the objects holding file data: chunk objects and packs."""
+    return store.keys("chunks/") | store.keys("packs/")
+
+
 def written(fs, store, name, data):
-    """Writes a file through the mount; returns the chunk objects it added."""
-    before = store.keys("chunks/")
+    """Writes a file through the mount; returns the objects it added (one pack: its new
+    chunks are stored together)."""
+    before = data_keys(store)
     fs.path(name).write_bytes(data)
-    return store.keys("chunks/") - before
+    return data_keys(store) - before
 
 
 @pytest.mark.parametrize("kind", ["local", "s3"])
@@ -93,7 +99,8 @@ def test_gc_deletes_only_unreferenced_old_objects(kind, tmp_path, moto):
         snap = written(fs, store, "snap", random_file(MiB + 50_000))
         run("snapshot", str(fs.mnt), env=fs.env)     # this snapshot has it ...
         fs.path("snap").unlink()                     # ... the live metadata no longer
-        assert len(keep) == 4 and len(gone) == 2 and len(snap) == 2
+        assert len(keep) == 1 and len(gone) == 1 and len(snap) == 1
+        assert all(k.startswith("packs/") for k in keep | gone | snap)
 
         # Refused while mounted: by the cache_dir's lock, and by the writer lease (another cache_dir).
         r = gc(fs, "--grace", "0")
@@ -116,7 +123,7 @@ def test_gc_deletes_only_unreferenced_old_objects(kind, tmp_path, moto):
     r = gc(fs, "--dry-run", "--grace", "0")
     assert r.returncode == 0, r.stdout + r.stderr
     assert store.keys("") == everything, "--dry-run deleted something"
-    assert f"{len(garbage)} would delete ({len(gone) + 1} chunks, 1 snapshot pieces)" in r.stdout, r.stdout
+    assert f"{len(garbage)} would delete (1 chunks, {len(gone)} packs, 1 snapshot pieces)" in r.stdout, r.stdout
 
     r = gc(fs)                                       # default grace 1 h: all of it is young
     assert r.returncode == 0 and store.keys("") == everything, r.stdout + r.stderr
@@ -127,14 +134,14 @@ def test_gc_deletes_only_unreferenced_old_objects(kind, tmp_path, moto):
         store.age(gone | {piece}, 2 * HOUR)
         r = gc(fs)
         assert r.returncode == 0, r.stdout + r.stderr
-        assert store.keys("chunks/") == keep | snap | {orphan}
+        assert data_keys(store) == keep | snap | {orphan}
         assert piece not in store.keys("meta/")
         assert "0 bytes freed" not in r.stdout and "1 younger than 1h" in r.stdout, r.stdout
 
     r = gc(fs, "--grace", "0")
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.strip().splitlines()[-1].startswith(f"gc {fs.source}: ")
-    assert store.keys("chunks/") == keep | snap, "snapshot-referenced or live chunks deleted, or garbage kept"
+    assert data_keys(store) == keep | snap, "snapshot-referenced or live objects deleted, or garbage kept"
     assert piece not in store.keys("meta/")
 
     # Once retention pruned the snapshot that had "snap", its chunks go too.
@@ -146,7 +153,7 @@ def test_gc_deletes_only_unreferenced_old_objects(kind, tmp_path, moto):
         fs.stop()
     r = gc(fs, "--grace", "0")
     assert r.returncode == 0, r.stdout + r.stderr
-    assert store.keys("chunks/") == keep
+    assert data_keys(store) == keep
 
     r = run("fsck", fs.source, "-o", f"cache_dir={fs.cache}", "--verify", check=False, env=fs.env)
     assert r.returncode == 0 and r.stdout.strip().endswith(": clean"), r.stdout + r.stderr

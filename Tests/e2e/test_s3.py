@@ -77,9 +77,12 @@ def test_tree_and_big_file_roundtrip_from_s3_alone(tmp_path, moto):
     try:
         f.start()
         roundtrip(f, moto, tmp_path)
-        client, keys = s3_keys(moto, f.prefix + "/chunks/")
-        assert len(keys) >= 256
-        # Objects are named by the SHA-256 of their content.
+        client, chunks = s3_keys(moto, f.prefix + "/chunks/")
+        _, packs = s3_keys(moto, f.prefix + "/packs/")
+        keys = chunks + packs
+        # The 256 MiB file went out in packs of 4 chunks (one PUT each), not 256 objects.
+        assert len(packs) >= 64, (len(chunks), len(packs))
+        # Objects, chunks and packs, are named by the SHA-256 of their content.
         for key in random.Random(1).sample(keys, 20):
             body = client.get_object(Bucket=moto.bucket, Key=key)["Body"].read()
             assert hashlib.sha256(body).hexdigest() == key.rsplit("/", 1)[1]

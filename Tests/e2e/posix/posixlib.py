@@ -361,18 +361,19 @@ def access(path, mode):
 
 
 def stored_objects(fs):
-    """{key: size} of the chunk objects in the store of `fs` (a mossaic.Filesystem): files
-    under `store/chunks` for a local store, keys under `<prefix>/chunks/` for S3."""
+    """{name: size} of the objects holding chunk bytes (chunk objects and packs) in the store
+    of `fs` (a mossaic.Filesystem): files under `store/chunks` and `store/packs` for a local
+    store, keys under `<prefix>/chunks/` and `<prefix>/packs/` for S3."""
     if not fs.source.startswith("s3://"):
-        root = fs.store / "chunks"
-        return {p.name: p.stat().st_size for p in root.rglob("*") if p.is_file()} if root.exists() else {}
+        return {p.name: p.stat().st_size for d in ("chunks", "packs") for p in (fs.store / d).rglob("*") if p.is_file()}
     import boto3
     bucket, _, prefix = fs.source[len("s3://"):].partition("/")
     env = fs.env
     client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_REGION"],
                           aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
     out = {}
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + "/chunks/"):
-        for o in page.get("Contents", []):
-            out[o["Key"].rsplit("/", 1)[-1]] = o["Size"]
+    for kind in ("chunks", "packs"):
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix.rstrip("/") + f"/{kind}/"):
+            for o in page.get("Contents", []):
+                out[o["Key"].rsplit("/", 1)[-1]] = o["Size"]
     return out

@@ -143,35 +143,39 @@ def test_aligned_copy_into_the_middle_of_an_existing_file(px):
 
 def without_store_reads(fs, action):
     """Runs `action()` on a fresh mount of `fs` that cannot have read a chunk: the blob cache
-    is emptied, and a local store's chunk directory is moved away for the duration, so any
-    chunk read would fail (EIO) and any chunk written would appear in a new directory.
-    Returns (action's result, chunk objects written meanwhile, chunks in the blob cache)."""
+    is emptied, and a local store's chunk and pack directories are moved away for the
+    duration, so any chunk read would fail (EIO) and any chunk written would appear in a new
+    directory. Returns (action's result, objects written meanwhile, chunks in the blob cache)."""
     fs.stop()
     shutil.rmtree(fs.cache / "blobs", ignore_errors=True)
     os.mkdir(fs.cache / "blobs", 0o700)
     local = not fs.source.startswith("s3://")
     before = stored_objects(fs)
-    chunks, away = fs.store / "chunks", fs.store / "chunks.away"
+    dirs = [(fs.store / name, fs.store / (name + ".away")) for name in ("chunks", "packs")]
     if local:
-        os.rename(chunks, away)
+        for d, away in dirs:
+            if d.exists():
+                os.rename(d, away)
     try:
         fs.start()
         result = action()
         if local:
-            new = {p.name for p in chunks.rglob("*") if p.is_file()} if chunks.exists() else set()
+            new = {p.name for d, _ in dirs if d.exists() for p in d.rglob("*") if p.is_file()}
         else:
             new = set(stored_objects(fs)) - set(before)
         cached = [p.name for p in (fs.cache / "blobs").rglob("*") if p.is_file()]
         fs.stop()
     finally:
         if local:
-            if chunks.exists():  # written during the action: keep them, it is a failure anyway
-                for p in chunks.rglob("*"):
-                    if p.is_file():
-                        (away / p.parent.name).mkdir(exist_ok=True)
-                        os.replace(p, away / p.parent.name / p.name)
-                shutil.rmtree(chunks)
-            os.rename(away, chunks)
+            for d, away in dirs:
+                if d.exists():  # written during the action: keep them, it is a failure anyway
+                    for p in d.rglob("*"):
+                        if p.is_file():
+                            (away / p.parent.name).mkdir(parents=True, exist_ok=True)
+                            os.replace(p, away / p.parent.name / p.name)
+                    shutil.rmtree(d)
+                if away.exists():
+                    os.rename(away, d)
         if fs.mount is None:
             fs.start()
     return result, new, cached

@@ -1,0 +1,45 @@
+/// Where a stored chunk's bytes are in the object store.
+///
+/// A chunk is either its own object, `chunks/xx/<hash>`, or a byte range of a pack object,
+/// `packs/xx/<sha256 of the pack>`: the chunks one commit (or one run of a sequential writer)
+/// stored together, concatenated. Packing is a matter of request count, not of identity: a
+/// chunk is still named, deduplicated and verified by its own SHA-256 wherever it lives, and
+/// every reader re-hashes exactly the chunk's bytes. S3-style stores charge (in latency and
+/// server CPU) per request, so several chunks in one PUT and one GET are what large files need.
+public enum ChunkLocation: Sendable, Hashable {
+    /// Its own object (`ChunkHash.objectKey`). Also the answer for inline and staged chunks,
+    /// whose bytes are not found through a location.
+    case object
+    /// `length` bytes at `offset` of the pack `pack` (`ChunkHash.packKey`).
+    case packed(pack: ChunkHash, offset: UInt64, length: Int)
+
+    /// The object that holds chunk `hash`'s bytes.
+    public func key(of hash: ChunkHash) -> String {
+        switch self {
+        case .object: hash.objectKey
+        case .packed(let pack, _, _): pack.packKey
+        }
+    }
+
+    /// The pack, if the chunk is in one.
+    public var pack: ChunkHash? {
+        if case .packed(let pack, _, _) = self { return pack }
+        return nil
+    }
+
+    /// Bytes `range` of the chunk as a range of the object that holds it.
+    public func objectRange(_ range: Range<Int>) -> Range<UInt64> {
+        switch self {
+        case .object: UInt64(range.lowerBound)..<UInt64(range.upperBound)
+        case .packed(_, let offset, _): (offset + UInt64(range.lowerBound))..<(offset + UInt64(range.upperBound))
+        }
+    }
+}
+
+extension ChunkHash {
+    /// The key of the pack whose bytes hash to this: `packs/<first two hex digits>/<hex>`.
+    public var packKey: String {
+        let h = hex
+        return "packs/\(h.prefix(2))/\(h)"
+    }
+}
