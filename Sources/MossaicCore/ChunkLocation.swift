@@ -42,4 +42,13 @@ extension ChunkHash {
         let h = hex
         return "packs/\(h.prefix(2))/\(h)"
     }
+
+    /// The chunk object (`objectKey`) or pack (`packKey`) a listed key names, and which of the
+    /// two it is; nil for any other key (not ours to judge, e.g. for gc and fsck).
+    public static func dataObject(key: String) -> (hash: ChunkHash, isPack: Bool)? {
+        guard let hash = ChunkHash(hex: key.split(separator: "/").last ?? "") else { return nil }
+        if key == hash.objectKey { return (hash, false) }
+        if key == hash.packKey { return (hash, true) }
+        return nil
+    }
 }

@@ -124,11 +124,7 @@ public enum FilesystemChecker {
         for prefix in ["chunks/", "packs/"] {
             let listed: [ObjectInfo]
             do { listed = try store.list(prefix: prefix) } catch { throw .io(error.description) }
-            for info in listed {
-                guard let hash = ChunkHash(hex: info.key.split(separator: "/").last ?? ""),
-                      info.key == hash.objectKey || info.key == hash.packKey else { continue }
-                sizes[info.key] = info.size
-            }
+            for info in listed where ChunkHash.dataObject(key: info.key) != nil { sizes[info.key] = info.size }
         }
         return sizes
     }

@@ -173,8 +173,7 @@ public enum GarbageCollector {
         var listed: Set<String> = []
         for (info, kind) in chunkObjects.map({ ($0, Doomed.Kind.chunk) }) + packObjects.map({ ($0, Doomed.Kind.pack) }) {
             // Only keys a chunk or a pack can have: anything else is not ours to judge.
-            guard let hash = ChunkHash(hex: info.key.split(separator: "/").last ?? ""),
-                  info.key == (kind == .chunk ? hash.objectKey : hash.packKey) else { continue }
+            guard let (hash, isPack) = ChunkHash.dataObject(key: info.key), isPack == (kind == .pack) else { continue }
             listed.insert(info.key)
             if liveKeys.contains(info.key) { continue }
             if snapshotKeys.contains(info.key) { report.keptForSnapshots += 1; continue }

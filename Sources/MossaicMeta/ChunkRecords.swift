@@ -44,9 +44,13 @@ extension ChunkLocation {
         }
     }
 
-    /// A chunk row's location from its `pack`, `pack_offset` and `length` columns.
-    init(pack: [UInt8]?, offset: Int64, length: Int) {
-        if let pack, pack.count == 32 { self = .packed(pack: ChunkHash(bytes: pack), offset: UInt64(offset), length: length) } else { self = .object }
+    /// A chunk row's location from its `pack`, `pack_offset` and `length` columns, which are
+    /// columns `first`, `first + 1` and `first + 2` of the result row.
+    static func read(_ s: Statement, from first: Int32) -> ChunkLocation {
+        guard !s.isNull(first) else { return .object }
+        let pack = s.blob(first)
+        guard pack.count == 32 else { return .object }
+        return .packed(pack: ChunkHash(bytes: pack), offset: UInt64(s.int(first + 1)), length: Int(s.int(first + 2)))
     }
 }
 

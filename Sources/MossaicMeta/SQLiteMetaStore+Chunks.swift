@@ -10,7 +10,7 @@ extension SQLiteMetaStore {
                 LEFT JOIN chunks c ON c.hash = f.hash WHERE f.ino = ? AND f.idx BETWEEN ? AND ? ORDER BY f.idx
                 """, [.int(Int64(ino.rawValue)), .int(Int64(indexes.lowerBound)), .int(Int64(min(indexes.upperBound, UInt64(Int64.max))))]) { s in
                 ChunkRef(index: ChunkIndex(UInt64(s.int(0))), hash: ChunkHash(bytes: s.blob(1)), length: Int(s.int(2)),
-                         location: ChunkLocation(pack: s.isNull(3) ? nil : s.blob(3), offset: s.int(4), length: Int(s.int(5))))
+                         location: .read(s, from: 3))
             }
         }
     }

@@ -15,9 +15,7 @@ public struct LocatedChunk: Sendable, Hashable {
     /// Columns `first` (hash), `first + 1` (pack), `first + 2` (pack_offset), `first + 3`
     /// (length) of a row.
     static func read(_ s: Statement, from first: Int32) -> LocatedChunk {
-        LocatedChunk(hash: ChunkHash(bytes: s.blob(first)),
-                     location: ChunkLocation(pack: s.isNull(first + 1) ? nil : s.blob(first + 1), offset: s.int(first + 2),
-                                             length: Int(s.int(first + 3))))
+        LocatedChunk(hash: ChunkHash(bytes: s.blob(first)), location: .read(s, from: first + 1))
     }
 }
 

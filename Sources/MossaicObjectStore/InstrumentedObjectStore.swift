@@ -50,12 +50,8 @@ public final class InstrumentedObjectStore: ObjectStore {
         try recordPut(data.count) { () throws(ObjectStoreError) in try base.put(key, data, condition: condition) }
     }
 
-    public func putChunk(_ hash: ChunkHash, _ bytes: [UInt8]) throws(ObjectStoreError) {
-        try recordPut(bytes.count) { () throws(ObjectStoreError) in try base.putChunk(hash, bytes) }
-    }
-
-    public func putPack(_ hash: ChunkHash, _ bytes: [UInt8]) throws(ObjectStoreError) {
-        try recordPut(bytes.count) { () throws(ObjectStoreError) in try base.putPack(hash, bytes) }
+    public func putAddressed(_ key: String, _ bytes: [UInt8], sha256: ChunkHash) throws(ObjectStoreError) {
+        try recordPut(bytes.count) { () throws(ObjectStoreError) in try base.putAddressed(key, bytes, sha256: sha256) }
     }
 
     /// Both kinds of PUT count as "put" and as in flight while they run.

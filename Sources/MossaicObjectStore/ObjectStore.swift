@@ -11,14 +11,11 @@ public protocol ObjectStore: Sendable {
     @discardableResult
     func put(_ key: String, _ data: [UInt8], condition: PutCondition) throws(ObjectStoreError) -> String
 
-    /// Stores chunk `bytes` under its content address `hash.objectKey`. `hash` is the SHA-256
-    /// of `bytes` (the caller named the chunk by it), so a store that needs the payload's hash
-    /// — S3 signs it — uses this one instead of hashing a megabyte again.
-    func putChunk(_ hash: ChunkHash, _ bytes: [UInt8]) throws(ObjectStoreError)
-
-    /// Stores a pack (chunks concatenated, `ChunkLocation.packed`) under `hash.packKey`;
-    /// `hash` is the SHA-256 of `bytes`, as for `putChunk`.
-    func putPack(_ hash: ChunkHash, _ bytes: [UInt8]) throws(ObjectStoreError)
+    /// Stores content-addressed `bytes` (a chunk, a pack) unconditionally under `key`, which
+    /// names them by `sha256`, the SHA-256 of `bytes` the caller computed: a store that needs
+    /// the payload's hash — S3 signs it — uses this one instead of hashing megabytes again.
+    /// Callers use `putChunk` and `putPack`, which spell the keys.
+    func putAddressed(_ key: String, _ bytes: [UInt8], sha256: ChunkHash) throws(ObjectStoreError)
 
     /// The whole object. Throws `.notFound` if there is none.
     func get(_ key: String) throws(ObjectStoreError) -> [UInt8]
@@ -49,12 +46,18 @@ extension ObjectStore {
         try put(key, data, condition: .none)
     }
 
-    public func putChunk(_ hash: ChunkHash, _ bytes: [UInt8]) throws(ObjectStoreError) {
-        try put(hash.objectKey, bytes, condition: .none)
+    public func putAddressed(_ key: String, _ bytes: [UInt8], sha256: ChunkHash) throws(ObjectStoreError) {
+        try put(key, bytes, condition: .none)
     }
 
+    /// Stores chunk `bytes` under its content address `hash.objectKey`.
+    public func putChunk(_ hash: ChunkHash, _ bytes: [UInt8]) throws(ObjectStoreError) {
+        try putAddressed(hash.objectKey, bytes, sha256: hash)
+    }
+
+    /// Stores a pack (chunks concatenated, `ChunkLocation.packed`) under `hash.packKey`.
     public func putPack(_ hash: ChunkHash, _ bytes: [UInt8]) throws(ObjectStoreError) {
-        try put(hash.packKey, bytes, condition: .none)
+        try putAddressed(hash.packKey, bytes, sha256: hash)
     }
 }
 

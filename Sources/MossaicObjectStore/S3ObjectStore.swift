@@ -38,18 +38,12 @@ public final class S3ObjectStore: ObjectStore {
         try put(key, data, condition: condition, payloadHash: nil)
     }
 
-    /// A chunk is an unconditional PUT whose payload hash is known: its name.
-    public func putChunk(_ hash: ChunkHash, _ bytes: [UInt8]) throws(ObjectStoreError) {
-        // Release builds trust the callers, which all computed or verified `hash` from these
+    /// A chunk or a pack is an unconditional PUT whose payload hash is known: its name.
+    public func putAddressed(_ key: String, _ bytes: [UInt8], sha256: ChunkHash) throws(ObjectStoreError) {
+        // Release builds trust the callers, which all computed or verified `sha256` from these
         // bytes; S3 itself answers a wrong one with XAmzContentSHA256Mismatch.
-        assert(ChunkHash.of(bytes) == hash, "putChunk: the bytes do not hash to \(hash)")
-        _ = try put(hash.objectKey, bytes, condition: .none, payloadHash: hash)
-    }
-
-    /// A pack likewise: its name is its payload's hash.
-    public func putPack(_ hash: ChunkHash, _ bytes: [UInt8]) throws(ObjectStoreError) {
-        assert(ChunkHash.of(bytes) == hash, "putPack: the bytes do not hash to \(hash)")
-        _ = try put(hash.packKey, bytes, condition: .none, payloadHash: hash)
+        assert(ChunkHash.of(bytes) == sha256, "putAddressed: the bytes do not hash to \(sha256)")
+        _ = try put(key, bytes, condition: .none, payloadHash: sha256)
     }
 
     private func put(_ key: String, _ data: [UInt8], condition: PutCondition, payloadHash: ChunkHash?) throws(ObjectStoreError) -> String {
