@@ -33,7 +33,7 @@ public enum FilesystemLoader {
         public var posixACL = false
         public var replication: ReplicationSettings
         public init(cacheDirectory: String? = nil, readOnly: Bool = false, memoryCacheBytes: Int = 16 << 20,
-                    diskCacheBytes: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30, maxDirtyBytesPerFile: Int = 16 << 20,
+                    diskCacheBytes: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30, maxDirtyBytesPerFile: Int = 12 << 20,
                     checkPermissions: Bool = true, updateAccessTimes: Bool = true,
                     replication: ReplicationSettings = ReplicationSettings()) {
             self.cacheDirectory = cacheDirectory; self.readOnly = readOnly; self.memoryCacheBytes = memoryCacheBytes

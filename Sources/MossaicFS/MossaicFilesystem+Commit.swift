@@ -13,10 +13,12 @@ extension MossaicFilesystem {
     /// `durable`: the commit is fsynced (fsync(2)); otherwise it is atomic and survives a
     /// daemon crash at once, and the background syncer makes it power-loss durable within
     /// `sync_interval`.
+    /// `deferringTail`: a commit made only to bound the buffered bytes leaves a sequential
+    /// writer's last few pages (at most this many) for the next one (`OpenFile.snapshot`).
     @discardableResult
-    func commit(_ file: OpenFile, durable: Bool = false) throws(FSError) -> Bool {
+    func commit(_ file: OpenFile, durable: Bool = false, deferringTail: Int? = nil) throws(FSError) -> Bool {
         try file.commitLock.withLock { (_) throws(FSError) -> Bool in
-            guard let snapshot = try file.snapshot() else { return false }
+            guard let snapshot = try file.snapshot(deferringTail: deferringTail) else { return false }
             let started = Timestamp.monotonicNow()
             do throws(FSError) {
                 try publish(file.ino, snapshot, durable: durable)
@@ -36,7 +38,10 @@ extension MossaicFilesystem {
     private func publish(_ ino: InodeNumber, _ snapshot: OpenFile.Snapshot, durable: Bool) throws(FSError) {
         try checkWritable()
         let chunkSize = UInt64(FormatConstants.chunkSize)
-        let size = snapshot.size
+        let current = try meta { () throws(MetaError) in try metadata.attributes(of: ino) }
+        // A partial snapshot ends where its pages end; it never shortens the committed file
+        // (a writer overwriting a longer file in place).
+        let size = snapshot.isPartial ? max(snapshot.size, current.size) : snapshot.size
         // Base chunks for pages written only in part (read-modify-write).
         var partial: [UInt64] = []
         for (index, page) in snapshot.pages where index * chunkSize < size {
@@ -109,7 +114,6 @@ extension MossaicFilesystem {
         }
         let newChunkList = Array(newChunks.values)
         let now = Timestamp.now()
-        let current = try meta { () throws(MetaError) in try metadata.attributes(of: ino) }
         let mtime = snapshot.mtime ?? current.mtime
         _ = try meta { () throws(MetaError) in
             try metadata.commit(FileCommit(ino: ino, chunks: changes, newChunks: newChunkList, size: size,

@@ -99,7 +99,7 @@ extension MossaicFilesystem {
         guard offset <= UInt64(Int64.max) - UInt64(data.count) else { throw .fileTooLarge }
         let dirty = try file.write(data, at: offset, now: .now())
         streamCompletedPages(file, touching: offset..<(offset + UInt64(data.count)))
-        if dirty > options.maxDirtyBytesPerFile { try commit(file) }
+        if dirty > options.maxDirtyBytesPerFile { try commit(file, deferringTail: options.packChunks) }
         return data.count
     }
 

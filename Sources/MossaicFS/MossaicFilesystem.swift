@@ -16,7 +16,9 @@ public final class MossaicFilesystem: Sendable {
     public struct Options: Sendable {
         public var readOnly: Bool
         /// A file's buffered writes are committed early when they exceed this, bounding memory
-        /// per open file (the commit is the same as at close: durable, one transaction).
+        /// per open file (one transaction, as at close; a sequential writer's last few pages
+        /// wait for the next commit, see `OpenFile.snapshot(deferringTail:)`). 12 MiB: with
+        /// 4-chunk packs, uploads of two packs are in flight while the next fills.
         public var maxDirtyBytesPerFile: Int
         /// Check permissions here (mounted without `default_permissions`); false when the
         /// kernel checks them.
@@ -40,7 +42,7 @@ public final class MossaicFilesystem: Sendable {
         /// POSIX ACLs (`-o acl`): keep the mode and ACLs in step, inherit default ACLs, apply
         /// the umask (MossaicFilesystem+ACL.swift).
         public var posixACL = false
-        public init(readOnly: Bool = false, maxDirtyBytesPerFile: Int = 16 << 20, checkPermissions: Bool = true,
+        public init(readOnly: Bool = false, maxDirtyBytesPerFile: Int = 12 << 20, checkPermissions: Bool = true,
                     updateAccessTimes: Bool = true, syncInterval: Double = 1, uploadThreads: Int = 8, uploadWindow: Int = 8) {
             self.readOnly = readOnly; self.maxDirtyBytesPerFile = maxDirtyBytesPerFile
             self.checkPermissions = checkPermissions; self.updateAccessTimes = updateAccessTimes

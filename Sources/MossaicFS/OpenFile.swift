@@ -54,6 +54,9 @@ final class OpenFile: Sendable {
         var mtime: Timestamp?
         var writeCounter: UInt64
         var uploads: [UInt64: PageUpload]
+        /// Pages past `size` were left buffered (`snapshot(deferringTail:)`): publishing this
+        /// does not make the file clean.
+        var isPartial = false
     }
 
     let ino: InodeNumber
@@ -114,12 +117,33 @@ final class OpenFile: Sendable {
         }
     }
 
-    func snapshot() throws(FSError) -> Snapshot? {
-        try state.withLock { (s) throws(FSError) -> Snapshot? in
+    /// A copy of the dirty state to publish, or nil if nothing is dirty.
+    ///
+    /// `deferringTail`: a commit that only bounds memory (not close, not fsync) leaves a
+    /// sequential writer's last few pages — those past the highest page already being uploaded,
+    /// when there are at most this many — buffered for the next commit. They are completed
+    /// pages still gathering into a pack and the page being written; storing them now would
+    /// store them again (as part of a fuller pack, or complete) moments later. The snapshot
+    /// then ends where the uploaded pages end, so the published file never ends in bytes that
+    /// were not published. Anything else (a random writer's scattered pages) is committed.
+    func snapshot(deferringTail: Int? = nil) throws(FSError) -> Snapshot? {
+        let chunkSize = UInt64(FormatConstants.chunkSize)
+        return try state.withLock { (s) throws(FSError) -> Snapshot? in
             if let failure = s.failure { throw failure }
             guard s.isDirty else { return nil }
-            return Snapshot(pages: s.pages.sorted { $0.key < $1.key }, size: s.size, mtime: s.mtime, writeCounter: s.writeCounter,
-                            uploads: s.uploads)
+            var pages = s.pages.sorted { $0.key < $1.key }
+            var snapshot = Snapshot(pages: pages, size: s.size, mtime: s.mtime, writeCounter: s.writeCounter, uploads: s.uploads)
+            let uploaded = s.uploads.filter { s.pages[$0.key]?.version == $0.value.version }.keys
+            if let deferringTail, let frontier = uploaded.max() {
+                let tail = pages.drop { $0.0 <= frontier }.count
+                if tail > 0, tail <= deferringTail {
+                    pages.removeLast(tail)
+                    snapshot.pages = pages
+                    snapshot.size = min(s.size, (frontier + 1) * chunkSize)
+                    snapshot.isPartial = true
+                }
+            }
+            return snapshot
         }
     }
 
@@ -132,7 +156,7 @@ final class OpenFile: Sendable {
                 if s.uploads[index]?.version == page.version { s.uploads[index] = nil }
                 if s.readyPages[index] == page.version { s.readyPages[index] = nil }
             }
-            if s.writeCounter == snapshot.writeCounter { s.mtime = nil; s.sizeDirty = false }
+            if s.writeCounter == snapshot.writeCounter && !snapshot.isPartial { s.mtime = nil; s.sizeDirty = false }
             else if s.size == snapshot.size { s.sizeDirty = false }
         }
     }

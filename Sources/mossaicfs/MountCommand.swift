@@ -103,17 +103,20 @@ struct MountCommand: ParsableCommand {
             let arguments = Array(CommandLine.arguments.dropFirst())
             throw ExitCode(Daemon.spawnAndWait(arguments: arguments + ["--daemon"]))
         }
-        // glibc gives each thread that allocates its own arena, and ~30 threads here would each
-        // keep freed memory: two arenas keep the daemon's footprint near what it uses.
-        // And a fixed mmap threshold (256 KiB): chunk-sized buffers are then always mapped and
-        // unmapped, instead of glibc raising the threshold after the first frees and leaving
-        // freed megabytes in the heap. malloc.h is not part of Swift's Glibc module, so mallopt
-        // is looked up by name; M_ARENA_MAX is -8 and M_MMAP_THRESHOLD -3 there.
+        // glibc's malloc, tuned for chunk-sized buffers (docs/BENCHMARKS.md, session 6):
+        // - ONE arena: glibc would give each of ~30 threads its own, each keeping freed memory;
+        //   one heap keeps the footprint near what is in use (two gave a higher peak RSS).
+        // - mmap threshold 2 MiB: 1 MiB chunk buffers come from that heap and are reused. Mapped
+        //   afresh each time (threshold 256 KiB, until session 5) every buffer cost 256 page
+        //   faults: a quarter of the daemon's CPU on reads and writes (perf). Larger buffers (4 MiB
+        //   packs) are still mapped and unmapped, so their memory goes back at once.
+        // malloc.h is not part of Swift's Glibc module, so mallopt is looked up by name;
+        // M_ARENA_MAX is -8 and M_MMAP_THRESHOLD -3 there.
         if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") {
             typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
             let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
-            _ = mallopt(-8, 2)
-            _ = mallopt(-3, 256 << 10)
+            _ = mallopt(-8, 1)
+            _ = mallopt(-3, 2 << 20)
         }
         let parsed: MountOptions
         do {

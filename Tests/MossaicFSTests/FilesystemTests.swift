@@ -23,7 +23,7 @@ struct Fixture {
     let fs: MossaicFilesystem
     let cacheDirectory: CacheDirectory
 
-    init(writeback: Bool = false, posixACL: Bool = false) throws {
+    init(writeback: Bool = false, posixACL: Bool = false, maxDirtyBytes: Int = 12 << 20) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("fs-\(UUID().uuidString)").path
         let directory = try DirectoryObjectStore(root: root + "/store", create: true)
         _ = try Superblock.format(directory, inlineMax: 16 << 10, force: false)
@@ -35,6 +35,7 @@ struct Fixture {
         var settings = FilesystemLoader.Settings(cacheDirectory: root + "/cache")
         settings.writeback = writeback
         settings.posixACL = posixACL
+        settings.maxDirtyBytesPerFile = maxDirtyBytes
         let opened = try FilesystemLoader.open(store: store, settings: settings, logger: Logger(label: "test"))
         fs = opened.filesystem
         cacheDirectory = opened.cacheDirectory
@@ -102,6 +103,50 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         #expect(f.putControl.puts.load(ordering: .relaxed) - putsBefore <= 3)
         #expect(try f.fs.read(ino, handle: h, offset: 0, size: data.count) == data)  // from the store: nothing is dirty
         try f.fs.release(ino, handle: h)
+    }
+
+    /// The commits that only bound a file's buffer (past `maxDirtyBytesPerFile`) leave a
+    /// sequential writer's last pages — completed ones still gathering into a pack, and the one
+    /// being written — for later, instead of storing them now and again once their pack or
+    /// page is complete.
+    @Test func bufferBoundingCommitsLeaveASequentialWritersTailForLater() throws {
+        let f = try Fixture(maxDirtyBytes: 6 * MiB)
+        let (ino, h) = try f.createFile("a")
+        var data = randomBytes(21 * MiB + 10, seed: 5)
+        for end in stride(from: MiB - 1, to: data.count, by: MiB) { data[end] = 1 }  // no trailing zeros to drop
+        let step = 300 << 10  // most writes end inside a page
+        for start in stride(from: 0, to: data.count, by: step) {
+            try f.write(ino, h, UInt64(start), Array(data[start..<min(start + step, data.count)]))
+        }
+        // 21 MiB went past the 6 MiB bound three times: those commits published whole packs only.
+        #expect(try f.store.list(prefix: "chunks/").isEmpty)
+        #expect(try f.store.list(prefix: "packs/").allSatisfy { $0.size == UInt64(4 * MiB) })
+        try f.fs.flush(ino, handle: h)
+        // Pages 0-19 as five packs; page 20 alone; the 10-byte tail inline. Nothing stored twice.
+        #expect(try f.store.list(prefix: "packs/").map(\.size) == Array(repeating: UInt64(4 * MiB), count: 5))
+        #expect(try f.store.list(prefix: "chunks/").map(\.size) == [UInt64(MiB)])
+        try f.fs.release(ino, handle: h)
+        let r = try f.fs.open(ino, mode: .init(writable: false))
+        #expect(try f.fs.read(ino, handle: r, offset: 0, size: data.count + 1) == data)
+        try f.fs.release(ino, handle: r)
+    }
+
+    /// A random writer's buffer is bounded all the same: its pages are not a tail to defer.
+    @Test func bufferBoundingCommitsStoreARandomWritersPages() throws {
+        let f = try Fixture(maxDirtyBytes: 2 * MiB)
+        let (ino, h) = try f.createFile("a")
+        var data = [UInt8](repeating: 0, count: 8 * MiB - 3996)  // ends where the write to page 7 ends
+        for (n, page) in [6, 1, 4, 0, 7].enumerated() {  // parts of pages, never a whole one
+            let piece = randomBytes(MiB - 4096, seed: UInt64(10 + n))
+            data.replaceSubrange((page * MiB + 100)..<(page * MiB + 100 + piece.count), with: piece)
+            try f.write(ino, h, UInt64(page * MiB + 100), piece)
+        }
+        // Past 2 MiB buffered the pages were committed: stored although no page is complete.
+        #expect(try !f.objects().isEmpty)
+        try f.fs.release(ino, handle: h)
+        let r = try f.fs.open(ino, mode: .init(writable: false))
+        #expect(try f.fs.read(ino, handle: r, offset: 0, size: data.count) == data)
+        try f.fs.release(ino, handle: r)
     }
 
     @Test func partialOverwriteRebuildsOnlyTheTouchedChunk() throws {
