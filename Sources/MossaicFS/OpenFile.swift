@@ -133,8 +133,10 @@ final class OpenFile: Sendable {
             guard s.isDirty else { return nil }
             var pages = s.pages.sorted { $0.key < $1.key }
             var snapshot = Snapshot(pages: pages, size: s.size, mtime: s.mtime, writeCounter: s.writeCounter, uploads: s.uploads)
-            let uploaded = s.uploads.filter { s.pages[$0.key]?.version == $0.value.version }.keys
-            if let deferringTail, let frontier = uploaded.max() {
+            // The highest page whose current version is in an upload (only looked for when
+            // deferring: close and fsync commit everything).
+            if let deferringTail,
+               let frontier = s.uploads.filter({ s.pages[$0.key]?.version == $0.value.version }).keys.max() {
                 let tail = pages.drop { $0.0 <= frontier }.count
                 if tail > 0, tail <= deferringTail {
                     pages.removeLast(tail)

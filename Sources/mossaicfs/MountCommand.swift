@@ -31,7 +31,7 @@ struct MountCommand: ParsableCommand {
           threads=N             FUSE worker threads (default 16)
           upload_threads=N      chunks hashed and stored in parallel (default 8)
           read_ahead=N          chunks fetched ahead of a sequential reader (default 8, 0: off)
-          pack_chunks=N         new chunks stored together as one object, at most
+          pack_chunks=N         at most N new chunks stored together as one object
                                 (default 4; 1: every chunk its own object)
           attr_timeout=S, entry_timeout=S   kernel cache lifetimes (default 1)
           writeback             close/fsync stage chunks in cache_dir/staging; background

@@ -23,7 +23,7 @@ struct Fixture {
     let fs: MossaicFilesystem
     let cacheDirectory: CacheDirectory
 
-    init(writeback: Bool = false, posixACL: Bool = false, maxDirtyBytes: Int = 12 << 20) throws {
+    init(writeback: Bool = false, posixACL: Bool = false, maxDirtyBytes: Int? = nil) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("fs-\(UUID().uuidString)").path
         let directory = try DirectoryObjectStore(root: root + "/store", create: true)
         _ = try Superblock.format(directory, inlineMax: 16 << 10, force: false)
@@ -35,7 +35,7 @@ struct Fixture {
         var settings = FilesystemLoader.Settings(cacheDirectory: root + "/cache")
         settings.writeback = writeback
         settings.posixACL = posixACL
-        settings.maxDirtyBytesPerFile = maxDirtyBytes
+        if let maxDirtyBytes { settings.maxDirtyBytesPerFile = maxDirtyBytes }
         let opened = try FilesystemLoader.open(store: store, settings: settings, logger: Logger(label: "test"))
         fs = opened.filesystem
         cacheDirectory = opened.cacheDirectory
