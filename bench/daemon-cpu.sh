@@ -10,6 +10,7 @@
 # nocache:  the same with an empty disk cache (every chunk from the store)
 # OLD_OPTS / NEW_OPTS: extra mount options for each side (e.g. NEW_OPTS=read_ahead=16).
 # Also printed: moto's CPU seconds and the number of objects the file took (write).
+# PERF=DIR: record the daemon's stacks during each timed step (perf record -g) into DIR/TAG-N.data.
 # Needs root (mount, drop_caches) and moto_server on PATH. Scratch: /tmp/bench-cpu.
 set -euo pipefail
 old=$1 new=$2 workload=${3:-write} rounds=${4:-2}
@@ -55,11 +56,18 @@ for _ in $(seq "$rounds"); do
     fi
     pid=$(daemon_of "$url")
     before=$(cpu "$pid") moto_before=$(cpu "$moto") log_before=$(wc -l < "$work/moto.log")
+    perf_pid=
+    if [[ -n ${PERF:-} ]]; then
+      mkdir -p "$PERF"
+      perf record -q -F 2000 -g -p "$pid" -o "$PERF/$tag-$n.data" 2> /dev/null & perf_pid=$!
+      sleep 0.5  # perf attaches asynchronously; this only keeps the first samples, nothing waits on it
+    fi
     if [[ $workload != write ]]; then
       rate=$(dd if="$work/mnt/f" of=/dev/null bs=1M 2>&1 | tail -n 1 | awk '{print $(NF-1), $NF}')
     else
       rate=$(dd if="$work/src" of="$work/mnt/f" bs=1M conv=fsync 2>&1 | tail -n 1 | awk '{print $(NF-1), $NF}')
     fi
+    [[ -n $perf_pid ]] && { kill -INT "$perf_pid"; wait "$perf_pid" || true; }
     after=$(cpu "$pid") moto_after=$(cpu "$moto") hwm=$(awk '/VmHWM/ {print int($2 / 1024)}' "/proc/$pid/status")
     unmount_and_wait "$url"
     echo "$tag $workload: $rate, daemon CPU $(echo "scale=2; ($after - $before) / $ticks" | bc) s, moto CPU $(echo "scale=2; ($moto_after - $moto_before) / $ticks" | bc) s, peak RSS $hwm MiB, $(objects "fs$n") objects, $(tail -n +$((log_before + 1)) "$work/moto.log" | grep -c '"GET /bench-cpu/fs[0-9]*/\(chunks\|packs\)/') GETs"

@@ -221,24 +221,34 @@ public final class BlobCache: Sendable {
             return led
         }
         guard !led.isEmpty else { return }
-        var lower = UInt64.max, upper: UInt64 = 0
-        for chunk in led {
+        // One ranged GET from the first to the last chunk led here, received as one buffer per
+        // chunk (chunks cached meanwhile leave gaps, received as parts of their own): no run
+        // buffer to map and copy the chunks out of.
+        var placed: [(hash: ChunkHash, part: Int, length: Int)] = []
+        var plan: [Int] = []
+        var lower: UInt64 = 0, cursor: UInt64 = 0
+        let byOffset = led.sorted { $0.location.objectRange(0..<0).lowerBound < $1.location.objectRange(0..<0).lowerBound }
+        for chunk in byOffset {
             guard case .packed(_, let offset, let length) = chunk.location else { continue }
-            lower = min(lower, offset)
-            upper = max(upper, offset + UInt64(length))
+            if plan.isEmpty { lower = offset; cursor = offset }
+            guard offset >= cursor else { continue }  // overlaps the one before: fetched alone below
+            if offset > cursor { plan.append(Int(offset - cursor)) }
+            placed.append((chunk.hash, plan.count, length))
+            plan.append(length)
+            cursor = offset + UInt64(length)
         }
-        let run = try? store.get(pack.packKey, range: lower..<upper)
-        for chunk in led {
-            guard case .packed(_, let offset, let length) = chunk.location else { continue }
-            let start = Int(offset - lower)
-            if let run, run.count >= start + length {
-                let bytes = Array(run[start..<(start + length)])
-                if ChunkHash.of(bytes) == chunk.hash {
-                    finishFlight(chunk.hash, .success(bytes), source: .store)
-                    writeToDisk(chunk.hash, bytes)
-                    continue
-                }
+        let parts = plan.isEmpty ? nil : try? store.get(pack.packKey, range: lower..<cursor, parts: plan)
+        var done: Set<ChunkHash> = []
+        for chunk in placed {
+            guard let parts, chunk.part < parts.count, parts[chunk.part].count == chunk.length else { continue }
+            let bytes = parts[chunk.part]
+            if ChunkHash.of(bytes) == chunk.hash {
+                finishFlight(chunk.hash, .success(bytes), source: .store)
+                writeToDisk(chunk.hash, bytes)
+                done.insert(chunk.hash)
             }
+        }
+        for chunk in led where !done.contains(chunk.hash) {
             _ = try? fetch(chunk.hash, at: chunk.location)  // alone: retried, and reported if corrupt
         }
     }
@@ -346,9 +356,9 @@ public final class BlobCache: Sendable {
         }
     }
 
-    /// Stores new chunks with ONE PUT of a pack (their bytes concatenated, named by its
-    /// SHA-256) and keeps each in the disk cache. Returns where every chunk is. Chunks this
-    /// process stored before are not stored again; a single remaining chunk becomes its own
+    /// Stores new chunks with ONE PUT of a pack (their bytes concatenated, named by their
+    /// hashes: `ChunkHash.packName`) and keeps each in the disk cache. Returns where every
+    /// chunk is. Chunks this process stored before are not stored again; a single remaining chunk becomes its own
     /// object (a pack of one would only be a longer name). Unlike single chunks, concurrent
     /// packs holding one chunk are not merged: both are complete, and the row names one.
     public func uploadPack(_ chunks: [(hash: ChunkHash, bytes: [UInt8])]) throws(CacheError) -> [ChunkHash: ChunkLocation] {
@@ -366,15 +376,16 @@ public final class BlobCache: Sendable {
             return locations
         }
         guard !members.isEmpty else { return locations }
-        var pack: [UInt8] = []
-        pack.reserveCapacity(members.reduce(0) { $0 + $1.bytes.count })
         var placed: [(ChunkHash, UInt64, Int)] = []
+        var offset: UInt64 = 0
         for member in members {
-            placed.append((member.hash, UInt64(pack.count), member.bytes.count))
-            pack += member.bytes
+            placed.append((member.hash, offset, member.bytes.count))
+            offset += UInt64(member.bytes.count)
         }
-        let packHash = ChunkHash.of(pack)
-        do { try store.putPack(packHash, pack) } catch { throw .store(error) }
+        // The members go to the store as they are, not copied into one buffer: a store that
+        // sends them (S3) reads them one after the other.
+        let packHash: ChunkHash
+        do { packHash = try store.putPack(members.map { HashedBytes($0.bytes, sha256: $0.hash) }) } catch { throw .store(error) }
         state.withLock { s in
             s.stats.uploads += 1
             if s.uploaded.count >= 100_000 { s.uploaded.removeAll(keepingCapacity: true) }

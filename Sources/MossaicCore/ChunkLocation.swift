@@ -1,8 +1,8 @@
 /// Where a stored chunk's bytes are in the object store.
 ///
 /// A chunk is either its own object, `chunks/xx/<hash>`, or a byte range of a pack object,
-/// `packs/xx/<sha256 of the pack>`: the chunks one commit (or one run of a sequential writer)
-/// stored together, concatenated. Packing is a matter of request count, not of identity: a
+/// `packs/xx/<name>` (`ChunkHash.packName`): the chunks one commit (or one run of a sequential
+/// writer) stored together, concatenated. Packing is a matter of request count, not of identity: a
 /// chunk is still named, deduplicated and verified by its own SHA-256 wherever it lives, and
 /// every reader re-hashes exactly the chunk's bytes. S3-style stores charge (in latency and
 /// server CPU) per request, so several chunks in one PUT and one GET are what large files need.
@@ -37,7 +37,20 @@ public enum ChunkLocation: Sendable, Hashable {
 }
 
 extension ChunkHash {
-    /// The key of the pack whose bytes hash to this: `packs/<first two hex digits>/<hex>`.
+    /// The name of the pack holding `members` (chunk hashes, in pack order): the SHA-256 of
+    /// "mossaicfs-pack:" followed by the members' 32-byte hashes. Like a hash of the pack's bytes
+    /// it is fixed by the content, but it costs 32 bytes of hashing per chunk instead of a second
+    /// pass over megabytes (the members were hashed already, for their own names). Packs written
+    /// before this rule are named by the SHA-256 of their bytes; both are just keys: a chunk row
+    /// records its pack's name, and readers verify each chunk by its own hash, never a pack's.
+    public static func packName(_ members: [ChunkHash]) -> ChunkHash {
+        var input = Array("mossaicfs-pack:".utf8)
+        input.reserveCapacity(input.count + 32 * members.count)
+        for member in members { input += member.bytes }
+        return of(input)
+    }
+
+    /// The key of the pack with this name: `packs/<first two hex digits>/<hex>`.
     public var packKey: String {
         let h = hex
         return "packs/\(h.prefix(2))/\(h)"

@@ -13,7 +13,7 @@ enum CurlCallbacks {
         let n = size * count
         guard n > 0, let ptr else { return n }
         let context = Unmanaged<CurlTransferContext>.fromOpaque(userdata).takeUnretainedValue()
-        context.received.append(contentsOf: UnsafeRawBufferPointer(start: ptr, count: n))
+        context.receive(UnsafeRawBufferPointer(start: ptr, count: n))
         return n
     }
 
@@ -34,15 +34,7 @@ enum CurlCallbacks {
     static let read: ccurl_data_callback = { ptr, size, count, userdata in
         guard let userdata, let ptr else { return 0 }
         let context = Unmanaged<CurlTransferContext>.fromOpaque(userdata).takeUnretainedValue()
-        let n = min(size * count, context.upload.count - context.uploadOffset)
-        guard n > 0 else { return 0 }
-        let copied = context.upload.withUnsafeBytes { src -> Int in
-            guard let base = src.baseAddress else { return 0 }
-            UnsafeMutableRawPointer(ptr).copyMemory(from: base + context.uploadOffset, byteCount: n)
-            return n
-        }
-        context.uploadOffset += copied
-        return copied
+        return context.readUpload(into: UnsafeMutableRawBufferPointer(start: ptr, count: size * count))
     }
 
     /// CURLOPT_SEEKFUNCTION: curl rewinds the upload when it must resend the body, e.g. when a
@@ -51,8 +43,7 @@ enum CurlCallbacks {
     static let seek: curl_seek_callback = { userdata, offset, origin in
         guard let userdata else { return CURL_SEEKFUNC_CANTSEEK }
         let context = Unmanaged<CurlTransferContext>.fromOpaque(userdata).takeUnretainedValue()
-        guard origin == SEEK_SET, offset >= 0, offset <= context.upload.count else { return CURL_SEEKFUNC_CANTSEEK }
-        context.uploadOffset = Int(offset)
+        guard origin == SEEK_SET, context.seekUpload(to: Int(offset)) else { return CURL_SEEKFUNC_CANTSEEK }
         return CURL_SEEKFUNC_OK
     }
 }

@@ -33,7 +33,7 @@ final class CurlEasy: @unchecked Sendable {
         curl_easy_reset(handle)
         errorBuffer[0] = 0
 
-        let context = CurlTransferContext(upload: request.body)
+        let context = CurlTransferContext(upload: request.body, receiveParts: request.receiveParts)
         let retained = Unmanaged.passRetained(context)
         defer { retained.release() }
         let userdata = retained.toOpaque()
@@ -76,7 +76,7 @@ final class CurlEasy: @unchecked Sendable {
             setup.str(CURLOPT_CUSTOMREQUEST, "DELETE")
         case .put:
             setup.long(CURLOPT_UPLOAD, 1)
-            setup.off(CURLOPT_INFILESIZE_LARGE, curl_off_t(request.body.count))
+            setup.off(CURLOPT_INFILESIZE_LARGE, curl_off_t(context.uploadLength))
             setup.fn(CURLOPT_READFUNCTION, CurlCallbacks.read)
             setup.ptr(CURLOPT_READDATA, userdata)
             setup.seekfn(CURLOPT_SEEKFUNCTION, CurlCallbacks.seek)
@@ -114,7 +114,7 @@ final class CurlEasy: @unchecked Sendable {
         guard infoCode == CURLE_OK else {
             return .failure(CurlFailure(code: infoCode, message: "no HTTP status: \(Self.describe(infoCode))"))
         }
-        return .success(HTTPResponse(status: status, headers: context.headers, body: context.received))
+        return .success(HTTPResponse(status: status, headers: context.headers, body: context.received, parts: context.parts))
     }
 
     static func describe(_ code: CURLcode) -> String {

@@ -9,9 +9,15 @@ struct HTTPRequest {
     var method: Method
     var url: String
     var headers: [(name: String, value: String)]
-    /// The upload body (PUT only). Held by the transfer context for the whole transfer, so curl's
-    /// read callback never sees freed memory.
-    var body: [UInt8] = []
+    /// The upload body (PUT only) as segments sent one after the other (a streaming upload's
+    /// framing lines and pieces; usually one). Held by the transfer context for the whole
+    /// transfer, so curl's read callback never sees freed memory.
+    var body: [[UInt8]] = []
+
+    var bodyLength: Int { body.reduce(0) { $0 + $1.count } }
+    /// For a GET: receive a 206 response's body as consecutive parts of these lengths, each in
+    /// its own buffer (`HTTPResponse.parts`). Empty: one buffer.
+    var receiveParts: [Int] = []
 }
 
 /// The final response of one transfer (after any `100 Continue`).
@@ -19,7 +25,12 @@ struct HTTPResponse {
     var status: Int
     /// Header names lowercased; a repeated header keeps its last value.
     var headers: [String: String]
+    /// The body, unless it came as `parts` (a 206 answer to a request with `receiveParts`):
+    /// then this holds only bytes beyond the planned parts.
     var body: [UInt8]
+    var parts: [[UInt8]] = []
+
+    var bodyCount: Int { parts.reduce(body.count) { $0 + $1.count } }
 
     var etag: String? { headers["etag"].map(S3Encoding.unquoteETag) }
     var contentLength: UInt64? { headers["content-length"].flatMap { UInt64($0) } }

@@ -50,8 +50,8 @@ public final class InstrumentedObjectStore: ObjectStore {
         try recordPut(data.count) { () throws(ObjectStoreError) in try base.put(key, data, condition: condition) }
     }
 
-    public func putAddressed(_ key: String, _ bytes: [UInt8], sha256: ChunkHash) throws(ObjectStoreError) {
-        try recordPut(bytes.count) { () throws(ObjectStoreError) in try base.putAddressed(key, bytes, sha256: sha256) }
+    public func putAddressed(_ key: String, _ pieces: [HashedBytes]) throws(ObjectStoreError) {
+        try recordPut(pieces.reduce(0) { $0 + $1.bytes.count }) { () throws(ObjectStoreError) in try base.putAddressed(key, pieces) }
     }
 
     /// Both kinds of PUT count as "put" and as in flight while they run.
@@ -67,6 +67,11 @@ public final class InstrumentedObjectStore: ObjectStore {
 
     public func get(_ key: String, range: Range<UInt64>) throws(ObjectStoreError) -> [UInt8] {
         try record("get_range", { () throws(ObjectStoreError) in try base.get(key, range: range) }, bytesIn: { $0.count })
+    }
+
+    public func get(_ key: String, range: Range<UInt64>, parts lengths: [Int]) throws(ObjectStoreError) -> [[UInt8]] {
+        try record("get_range", { () throws(ObjectStoreError) in try base.get(key, range: range, parts: lengths) },
+                   bytesIn: { $0.reduce(0) { $0 + $1.count } })
     }
 
     public func head(_ key: String) throws(ObjectStoreError) -> ObjectInfo? {

@@ -11,17 +11,24 @@ public protocol ObjectStore: Sendable {
     @discardableResult
     func put(_ key: String, _ data: [UInt8], condition: PutCondition) throws(ObjectStoreError) -> String
 
-    /// Stores content-addressed `bytes` (a chunk, a pack) unconditionally under `key`, which
-    /// names them by `sha256`, the SHA-256 of `bytes` the caller computed: a store that needs
-    /// the payload's hash — S3 signs it — uses this one instead of hashing megabytes again.
-    /// Callers use `putChunk` and `putPack`, which spell the keys.
-    func putAddressed(_ key: String, _ bytes: [UInt8], sha256: ChunkHash) throws(ObjectStoreError)
+    /// Stores content-addressed bytes unconditionally under `key`: the concatenation of
+    /// `pieces` (one for a chunk, its members for a pack), each with the SHA-256 the caller
+    /// computed for its name. A store that must send the payload's hash — S3 signs it — uses
+    /// these instead of hashing megabytes again. Callers use `putChunk` and `putPack`, which
+    /// spell the keys.
+    func putAddressed(_ key: String, _ pieces: [HashedBytes]) throws(ObjectStoreError)
 
     /// The whole object. Throws `.notFound` if there is none.
     func get(_ key: String) throws(ObjectStoreError) -> [UInt8]
 
     /// Bytes `range` of the object (clamped to its end). Throws `.notFound` if there is none.
     func get(_ key: String, range: Range<UInt64>) throws(ObjectStoreError) -> [UInt8]
+
+    /// Bytes `range` of the object received as consecutive parts of `lengths` (which sum to
+    /// the range's length), each in a buffer of its own: a run of packed chunks arrives as its
+    /// chunks, with no copy out of one big buffer. Past the object's end parts are short or
+    /// missing. Throws `.notFound` if there is no object.
+    func get(_ key: String, range: Range<UInt64>, parts lengths: [Int]) throws(ObjectStoreError) -> [[UInt8]]
 
     /// Size and ETag of the object, or nil if there is none.
     func head(_ key: String) throws(ObjectStoreError) -> ObjectInfo?
@@ -46,18 +53,60 @@ extension ObjectStore {
         try put(key, data, condition: .none)
     }
 
-    public func putAddressed(_ key: String, _ bytes: [UInt8], sha256: ChunkHash) throws(ObjectStoreError) {
-        try put(key, bytes, condition: .none)
+    public func putAddressed(_ key: String, _ pieces: [HashedBytes]) throws(ObjectStoreError) {
+        try put(key, HashedBytes.concatenated(pieces), condition: .none)
+    }
+
+    public func get(_ key: String, range: Range<UInt64>, parts lengths: [Int]) throws(ObjectStoreError) -> [[UInt8]] {
+        HashedBytes.split(try get(key, range: range), lengths)
     }
 
     /// Stores chunk `bytes` under its content address `hash.objectKey`.
     public func putChunk(_ hash: ChunkHash, _ bytes: [UInt8]) throws(ObjectStoreError) {
-        try putAddressed(hash.objectKey, bytes, sha256: hash)
+        try putAddressed(hash.objectKey, [HashedBytes(bytes, sha256: hash)])
     }
 
-    /// Stores a pack (chunks concatenated, `ChunkLocation.packed`) under `hash.packKey`.
-    public func putPack(_ hash: ChunkHash, _ bytes: [UInt8]) throws(ObjectStoreError) {
-        try putAddressed(hash.packKey, bytes, sha256: hash)
+    /// Stores a pack — `members` concatenated, see `ChunkLocation.packed` — under the key of
+    /// its name, `ChunkHash.packName(members' hashes).packKey`. Returns the name.
+    @discardableResult
+    public func putPack(_ members: [HashedBytes]) throws(ObjectStoreError) -> ChunkHash {
+        let name = ChunkHash.packName(members.map(\.sha256))
+        try putAddressed(name.packKey, members)
+        return name
+    }
+}
+
+/// Bytes and their SHA-256, computed by whoever hands them over (a chunk and its name).
+public struct HashedBytes: Sendable {
+    public var bytes: [UInt8]
+    public var sha256: ChunkHash
+
+    public init(_ bytes: [UInt8], sha256: ChunkHash) {
+        self.bytes = bytes
+        self.sha256 = sha256
+    }
+
+    /// `bytes` cut into consecutive parts of `lengths` (the last ones short or missing if
+    /// `bytes` ends early); one part that is all of `bytes` is not copied.
+    public static func split(_ bytes: [UInt8], _ lengths: [Int]) -> [[UInt8]] {
+        if lengths.count == 1, lengths[0] >= bytes.count { return [bytes] }
+        var parts: [[UInt8]] = []
+        var start = 0
+        for length in lengths where start < bytes.count {
+            let end = min(start + length, bytes.count)
+            parts.append(Array(bytes[start..<end]))
+            start = end
+        }
+        return parts
+    }
+
+    /// The pieces' bytes one after the other (no copy for a single piece).
+    public static func concatenated(_ pieces: [HashedBytes]) -> [UInt8] {
+        if pieces.count == 1 { return pieces[0].bytes }
+        var all: [UInt8] = []
+        all.reserveCapacity(pieces.reduce(0) { $0 + $1.bytes.count })
+        for piece in pieces { all += piece.bytes }
+        return all
     }
 }
 

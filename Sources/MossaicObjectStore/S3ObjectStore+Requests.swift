@@ -25,6 +25,17 @@ struct SendOutcome {
     var hadUncertainAttempt: Bool
 }
 
+/// A request's body and how its hash reaches the signature.
+enum S3Payload {
+    /// One buffer, signed by curl with its SHA-256: `sha256` when the caller knows it (a chunk's
+    /// name), else computed here.
+    case whole([UInt8], sha256: ChunkHash?)
+    /// Pieces whose SHA-256 each the caller knows, sent `aws-chunked` with a signature per
+    /// piece (`S3StreamingSignature`): no pass over the bytes here. Each piece but the last
+    /// must be at least `S3StreamingSignature.minimumPieceSize`.
+    case streamed([HashedBytes])
+}
+
 extension S3ObjectStore {
     /// What to do after one attempt.
     private enum Verdict {
@@ -38,21 +49,40 @@ extension S3ObjectStore {
     /// Sends one request, retrying transient failures per `policy` (the configuration's by
     /// default). Returns the response of the final attempt for the operation to interpret.
     func send(_ operation: S3Operation, key: String?, query: [(name: String, value: String)],
-              headers: [(name: String, value: String)], body: [UInt8] = [], payloadHash: ChunkHash? = nil,
-              policy: RetryPolicy? = nil) throws(ObjectStoreError) -> SendOutcome {
+              headers: [(name: String, value: String)], payload: S3Payload = .whole([], sha256: nil),
+              receiveParts: [Int] = [], policy: RetryPolicy? = nil) throws(ObjectStoreError) -> SendOutcome {
         let policy = policy ?? configuration.retryPolicy
         var allHeaders = headers
-        // curl 7.88 does not send x-amz-content-sha256 (curl/curl#8810), which S3 requires, and
-        // for read-callback uploads it would sign the hash of an empty body. Sent explicitly, curl
-        // signs the header and uses its value as the payload hash.
-        // A chunk's name is its payload's hash (`payloadHash`): no second pass over it.
-        allHeaders.append(("x-amz-content-sha256", (payloadHash ?? ChunkHash.of(body)).hex))
         // curl has no option for STS session tokens; the header is signed like any other.
         if let token = configuration.credentials.sessionToken { allHeaders.append(("x-amz-security-token", token)) }
-        let request = HTTPRequest(method: operation.method, url: url(for: key, query: query), headers: allHeaders, body: body)
-        let signing = CurlSigning(provider: "aws:amz:\(configuration.region):s3",
-                                  accessKeyID: configuration.credentials.accessKeyID,
-                                  secretAccessKey: configuration.credentials.secretAccessKey)
+        let url = url(for: key, query: query)
+        let curlSigning = CurlSigning(provider: "aws:amz:\(configuration.region):s3",
+                                      accessKeyID: configuration.credentials.accessKeyID,
+                                      secretAccessKey: configuration.credentials.secretAccessKey)
+        // What each attempt sends, and whether curl signs it: a streamed body is signed here,
+        // per attempt, because its signature holds the time.
+        let prepare: () -> (request: HTTPRequest, signing: CurlSigning?)
+        switch payload {
+        case .whole(let body, let sha256):
+            // curl 7.88 does not send x-amz-content-sha256 (curl/curl#8810), which S3 requires,
+            // and for read-callback uploads it would sign the hash of an empty body. Sent
+            // explicitly, curl signs the header and uses its value as the payload hash.
+            allHeaders.append(("x-amz-content-sha256", (sha256 ?? ChunkHash.of(body)).hex))
+            let request = HTTPRequest(method: operation.method, url: url, headers: allHeaders, body: body.isEmpty ? [] : [body],
+                                      receiveParts: receiveParts)
+            prepare = { (request, curlSigning) }
+        case .streamed(let pieces):
+            let (host, path) = Self.hostAndPath(of: url)
+            let signer = S3StreamingSignature(accessKeyID: configuration.credentials.accessKeyID,
+                                              secretAccessKey: configuration.credentials.secretAccessKey,
+                                              region: configuration.region)
+            let signed = allHeaders + [("host", host)]
+            prepare = {
+                let s = signer.sign(method: operation.method.rawValue, path: path, headers: signed, pieces: pieces,
+                                    timestamp: S3StreamingSignature.timestamp())
+                return (HTTPRequest(method: operation.method, url: url, headers: s.headers, body: s.body), nil)
+            }
+        }
         let limits = TransferLimits(connectTimeoutMilliseconds: Int(policy.connectTimeout * 1000),
                                     lowSpeedBytesPerSecond: 1024, lowSpeedSeconds: 30,
                                     totalTimeoutMilliseconds: policy.requestTimeout.map { Int($0 * 1000) } ?? 0)
@@ -61,6 +91,7 @@ extension S3ObjectStore {
         var uncertain = false
         var attempt = 1
         while true {
+            let (request, signing) = prepare()
             guard let result = pool.withHandle({ $0.perform(request, signing: signing, caFile: configuration.caFile, limits: limits) }) else {
                 throw .failed("S3 \(operation.rawValue) \(target): cannot create a curl handle")
             }
@@ -111,6 +142,17 @@ extension S3ObjectStore {
         return query.isEmpty ? base + path : base + path + "?" + S3Encoding.query(query)
     }
 
+    /// The host (with any port) and the path (without the query) of a request URL, as curl
+    /// sends them: what a signature computed here must cover.
+    static func hostAndPath(of url: String) -> (host: String, path: String) {
+        var rest = url[...]
+        if let scheme = rest.range(of: "://") { rest = rest[scheme.upperBound...] }
+        let pathStart = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+        var path = rest[pathStart...]
+        if let query = path.firstIndex(of: "?") { path = path[..<query] }
+        return (String(rest[..<pathStart]), path.isEmpty ? "/" : String(path))
+    }
+
     /// `prefix/key`, or `key` when the store is at the bucket root.
     func fullKey(_ key: String) -> String {
         configuration.prefix.isEmpty ? key : configuration.prefix + "/" + key
@@ -121,8 +163,8 @@ extension S3ObjectStore {
         if (200..<300).contains(status) {
             // A connection cut mid-body can look like a short success to a lenient server or
             // proxy; never hand a truncated object to the filesystem.
-            if operation.method == .get, let expected = response.contentLength, expected != UInt64(response.body.count) {
-                let why = "body is \(response.body.count) bytes, Content-Length said \(expected)"
+            if operation.method == .get, let expected = response.contentLength, expected != UInt64(response.bodyCount) {
+                let why = "body is \(response.bodyCount) bytes, Content-Length said \(expected)"
                 return .retry(reason: why, uncertainOutcome: false,
                               finalError: .failed("S3 \(operation.rawValue) \(key ?? displayName): \(why)"))
             }

@@ -14,6 +14,9 @@ public final class S3ObjectStore: ObjectStore {
     let pool: CurlEasyPool
     let logger: Logger
     private let retries = Atomic<Int>(0)
+    /// Whether packs are sent with streaming signatures; cleared for good when the server
+    /// refuses one and takes the same PUT signed whole.
+    private let streamingUploads = Atomic<Bool>(true)
 
     /// - Parameter logger: where retries and failures are reported; nothing is logged if omitted.
     public init(configuration: S3Configuration,
@@ -35,25 +38,53 @@ public final class S3ObjectStore: ObjectStore {
 
     @discardableResult
     public func put(_ key: String, _ data: [UInt8], condition: PutCondition) throws(ObjectStoreError) -> String {
-        try put(key, data, condition: condition, payloadHash: nil)
+        try put(key, data, condition: condition, payload: .whole(data, sha256: nil))
     }
 
-    /// A chunk or a pack is an unconditional PUT whose payload hash is known: its name.
-    public func putAddressed(_ key: String, _ bytes: [UInt8], sha256: ChunkHash) throws(ObjectStoreError) {
-        // Release builds trust the callers, which all computed or verified `sha256` from these
-        // bytes; S3 itself answers a wrong one with XAmzContentSHA256Mismatch.
-        assert(ChunkHash.of(bytes) == sha256, "putAddressed: the bytes do not hash to \(sha256)")
-        _ = try put(key, bytes, condition: .none, payloadHash: sha256)
+    /// A chunk is an unconditional PUT whose payload hash is known: its name. A pack goes out
+    /// as its members, each signed by its own hash (`S3StreamingSignature`), so no byte is
+    /// hashed twice and S3 still checks every one. A server that refuses streaming signatures
+    /// (some S3-compatible ones do) gets the pack whole, hashed here, from then on.
+    public func putAddressed(_ key: String, _ pieces: [HashedBytes]) throws(ObjectStoreError) {
+        // Release builds trust the callers, which all computed or verified the hashes from these
+        // bytes; S3 itself answers a wrong one with XAmzContentSHA256Mismatch (or a bad chunk
+        // signature).
+        assert(pieces.allSatisfy { ChunkHash.of($0.bytes) == $0.sha256 }, "putAddressed: a piece does not hash to its name")
+        if pieces.count == 1 {
+            _ = try put(key, pieces[0].bytes, condition: .none, payload: .whole(pieces[0].bytes, sha256: pieces[0].sha256))
+            return
+        }
+        if streamingUploads.load(ordering: .relaxed) {
+            let response = try send(.put, key: key, query: [], headers: [], payload: .streamed(S3StreamingSignature.streamable(pieces))).response
+            if (200..<300).contains(response.status) { return }
+            // A 4xx other than a missing bucket may be the server not speaking aws-chunked
+            // (400, 501 NotImplemented, 403 for a signature it computes differently): try the
+            // whole body. If that fails too, its error is the one reported (bad credentials…).
+            guard (400..<500).contains(response.status) || response.status == 501,
+                  S3ErrorBody(response.body)?.code != "NoSuchBucket" else {
+                throw error(for: response, operation: .put, key: key)
+            }
+            let whole = HashedBytes.concatenated(pieces)
+            _ = try put(key, whole, condition: .none, payload: .whole(whole, sha256: nil))
+            if streamingUploads.exchange(false, ordering: .relaxed) {
+                logger.warning("S3 server refused a streaming-signed PUT; packs are sent with whole-body signatures from now on",
+                               metadata: ["status": "\(response.status)", "code": "\(S3ErrorBody(response.body)?.code ?? "")"])
+            }
+            return
+        }
+        let whole = HashedBytes.concatenated(pieces)
+        _ = try put(key, whole, condition: .none, payload: .whole(whole, sha256: nil))
     }
 
-    private func put(_ key: String, _ data: [UInt8], condition: PutCondition, payloadHash: ChunkHash?) throws(ObjectStoreError) -> String {
+    /// `data` is what `payload` sends, for the check after a failed condition.
+    private func put(_ key: String, _ data: [UInt8], condition: PutCondition, payload: S3Payload) throws(ObjectStoreError) -> String {
         var headers: [(name: String, value: String)] = []
         switch condition {
         case .none: break
         case .ifNoneMatch: headers.append(("If-None-Match", "*"))
         case .ifMatch(let etag): headers.append(("If-Match", S3Encoding.quoteETag(etag)))
         }
-        let outcome = try send(.put, key: key, query: [], headers: headers, body: data, payloadHash: payloadHash)
+        let outcome = try send(.put, key: key, query: [], headers: headers, payload: payload)
         let response = outcome.response
         if (200..<300).contains(response.status) { return response.etag ?? "" }
         // 412, or 404 for If-Match on a missing object: the condition does not hold.
@@ -80,7 +111,15 @@ public final class S3ObjectStore: ObjectStore {
             guard try head(key) != nil else { throw .notFound(key: key) }
             return []
         }
-        let outcome = try send(.get, key: key, query: [], headers: [("Range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)")])
+        return try get(key, range: range, parts: [Int(range.upperBound - range.lowerBound)]).first ?? []
+    }
+
+    public func get(_ key: String, range: Range<UInt64>, parts lengths: [Int]) throws(ObjectStoreError) -> [[UInt8]] {
+        guard !range.isEmpty, lengths.reduce(0, +) == Int(range.upperBound - range.lowerBound) else {
+            return HashedBytes.split(try get(key, range: range), lengths)
+        }
+        let outcome = try send(.get, key: key, query: [], headers: [("Range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)")],
+                               receiveParts: lengths)
         let response = outcome.response
         switch response.status {
         case 206:
@@ -88,15 +127,15 @@ public final class S3ObjectStore: ObjectStore {
             // shorter than the range it claims, would shift or truncate file data.
             guard let (first, last) = Self.contentRange(response.headers["content-range"]),
                   first == range.lowerBound, last >= first, last < range.upperBound,
-                  UInt64(response.body.count) == last - first + 1 else {
-                throw .failed("S3 GET \(key) bytes \(range.lowerBound)-\(range.upperBound - 1): response does not match the range (Content-Range: \(response.headers["content-range"] ?? "none"), \(response.body.count) bytes)")
+                  UInt64(response.bodyCount) == last - first + 1 else {
+                throw .failed("S3 GET \(key) bytes \(range.lowerBound)-\(range.upperBound - 1): response does not match the range (Content-Range: \(response.headers["content-range"] ?? "none"), \(response.bodyCount) bytes)")
             }
-            return response.body
+            return response.parts
         case 200:
             // A server that ignores Range sends the whole object; cut the range out of it.
             let count = UInt64(response.body.count)
             let lower = Int(min(range.lowerBound, count)), upper = Int(min(range.upperBound, count))
-            return Array(response.body[lower..<upper])
+            return HashedBytes.split(Array(response.body[lower..<upper]), lengths)
         case 416:
             // The range starts at or past the end (or the object is empty): clamped, it is empty.
             return []

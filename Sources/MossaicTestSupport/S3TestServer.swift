@@ -47,15 +47,18 @@ public final class S3TestServer: Sendable {
     ///     `.none`.
     ///   - tls: serve HTTPS (through the proxy) with a fresh self-signed certificate (`caFile`).
     ///   - authenticated: false skips moto's IAM authentication (any signature is accepted).
+    ///   - refuseStreamingUploads: the proxy answers 501 NotImplemented to uploads signed as a
+    ///     stream (aws-chunked), like S3-compatible servers without that feature.
     public init(repositoryRoot: URL, bucket: String = "mossaicfs-test", region: String = "us-east-1",
                 faultRate: Double = 0, faultSeed: Int = 1, faultPattern: [Fault] = [], tls: Bool = false,
-                authenticated: Bool = true) throws {
+                authenticated: Bool = true, refuseStreamingUploads: Bool = false) throws {
         let script = repositoryRoot.appendingPathComponent("Tests/e2e/s3server.py").path
         var arguments = ["python3", script, "serve", "--bucket", bucket, "--region", region]
         if faultRate > 0 { arguments += ["--fault-rate", String(faultRate), "--fault-seed", String(faultSeed)] }
         if !faultPattern.isEmpty { arguments += ["--fault-pattern", faultPattern.map(\.rawValue).joined(separator: ",")] }
         if tls { arguments.append("--tls") }
         if !authenticated { arguments.append("--no-auth") }
+        if refuseStreamingUploads { arguments.append("--refuse-streaming") }
 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")

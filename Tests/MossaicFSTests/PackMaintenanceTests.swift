@@ -42,13 +42,12 @@ struct PackRig {
 
     /// Puts a pack of `chunks` into the store; returns their locations in it.
     func putPack(_ chunks: [[UInt8]]) throws -> (pack: ChunkHash, locations: [ChunkLocation]) {
-        var bytes: [UInt8] = [], locations: [ChunkLocation] = []
-        let pack = ChunkHash.of(chunks.flatMap { $0 })
+        let pack = try store.putPack(chunks.map { HashedBytes($0, sha256: ChunkHash.of($0)) })
+        var offset: UInt64 = 0, locations: [ChunkLocation] = []
         for c in chunks {
-            locations.append(.packed(pack: pack, offset: UInt64(bytes.count), length: c.count))
-            bytes += c
+            locations.append(.packed(pack: pack, offset: offset, length: c.count))
+            offset += UInt64(c.count)
         }
-        try store.put(pack.packKey, bytes)
         return (pack, locations)
     }
 

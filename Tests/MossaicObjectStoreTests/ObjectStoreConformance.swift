@@ -26,6 +26,7 @@ struct ObjectStoreConformance {
         ("round trip", { try $0.roundTrip() }),
         ("overwrite", { try $0.overwrite() }),
         ("ranged get", { try $0.rangedGet() }),
+        ("ranged get in parts", { try $0.rangedGetInParts() }),
         ("head", { try $0.headPresentAndAbsent() }),
         ("delete", { try $0.deletePresentAndAbsent() }),
         ("list with pagination", { try $0.listPaginated() }),
@@ -34,6 +35,7 @@ struct ObjectStoreConformance {
         ("if-match", { try $0.conditionalReplace() }),
         ("concurrent puts and gets", { try $0.concurrentAccess() }),
         ("chunk put", { try $0.chunkPut() }),
+        ("pack put", { try $0.packPut() }),
     ]
 
     /// Runs every case (or the named ones); a case that throws is recorded and the next one runs.
@@ -207,6 +209,49 @@ struct ObjectStoreConformance {
         try store.putChunk(hash, bytes)
         #expect(try store.get(hash.objectKey) == bytes)
         #expect(try store.head(hash.objectKey)?.size == UInt64(bytes.count))
+    }
+
+    /// get(range:parts:) hands the range over as consecutive buffers of the asked lengths (how
+    /// read-ahead receives a run of packed chunks); past the object's end the last parts are
+    /// short or missing.
+    func rangedGetInParts() throws {
+        let key = namespace + "parts"
+        let data = Self.bytes(300_000, seed: 9)
+        try store.put(key, data)
+        let parts = try store.get(key, range: 1000..<251_000, parts: [100_000, 50_000, 100_000])
+        #expect(parts.map(\.count) == [100_000, 50_000, 100_000])
+        #expect(parts.flatMap { $0 } == Array(data[1000..<251_000]))
+        let tail = try store.get(key, range: 200_000..<400_000, parts: [80_000, 80_000, 40_000])
+        #expect(tail.map(\.count) == [80_000, 20_000])
+        #expect(tail.flatMap { $0 } == Array(data[200_000...]))
+        #expect(throws: ObjectStoreError.notFound(key: namespace + "missing")) {
+            try store.get(namespace + "missing", range: 0..<10, parts: [5, 5])
+        }
+    }
+
+    /// putPack stores its members concatenated under their pack name (S3 sends them as a
+    /// stream of pieces signed by the members' hashes; a member under 8 KiB is joined to the
+    /// next). Members carry the run's namespace, so the pack is this run's own.
+    func packPut() throws {
+        let sizes = [1 << 20, 3000, 70_000, 1 << 20, 500]
+        let members = sizes.enumerated().map { i, size in
+            var bytes = Self.bytes(size, seed: UInt8(20 + i))
+            let tag = Array("\(namespace)\(i)".utf8)
+            bytes.replaceSubrange(0..<tag.count, with: tag)
+            return HashedBytes(bytes, sha256: ChunkHash.of(bytes))
+        }
+        let name = try store.putPack(members)
+        defer { try? store.delete(name.packKey) }
+        #expect(name == ChunkHash.packName(members.map(\.sha256)))
+        let all = members.flatMap(\.bytes)
+        #expect(try store.get(name.packKey) == all)
+        #expect(try store.head(name.packKey)?.size == UInt64(all.count))
+        var offset: UInt64 = 0
+        for member in members {
+            let end = offset + UInt64(member.bytes.count)
+            #expect(try store.get(name.packKey, range: offset..<end) == member.bytes)
+            offset = end
+        }
     }
 
     // MARK: - Helpers

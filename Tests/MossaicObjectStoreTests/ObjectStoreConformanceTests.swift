@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import MossaicObjectStore
 import MossaicTestSupport
 import Testing
@@ -20,6 +21,21 @@ struct ObjectStoreConformanceTests {
         try store.checkAccess()
         ObjectStoreConformance(store: store).run()
         #expect(store.retryCount == 0, "moto without faults should need no retries")
+    }
+
+    /// A server that does not take uploads signed as a stream (the proxy answers 501
+    /// NotImplemented, as some S3-compatible servers do): packs still get stored, signed whole,
+    /// and the store stops trying after the first refusal.
+    @Test func s3StoreThatRefusesStreamingUploads() throws {
+        let server = try S3TestServer(repositoryRoot: TestEnvironment.repositoryRoot, refuseStreamingUploads: true)
+        defer { server.stop() }
+        let log = CapturingLogHandler.Messages()
+        let store = try TestEnvironment.s3Store(on: server, logger: CapturingLogHandler.logger(into: log))
+        ObjectStoreConformance(store: store).run(only: ["pack put", "chunk put", "round trip"])
+        ObjectStoreConformance(store: store).run(only: ["pack put"])
+        #expect(store.retryCount == 0, "a refused stream is not a transient failure")
+        let refusals = log.all.filter { $0.message.contains("refused a streaming-signed PUT") }
+        #expect(refusals.count == 1, "one refusal, then no more streams: \(log.all.map(\.message))")
     }
 
     /// moto behind a proxy that answers 503 to a seeded 10% of requests (half of them after

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import MossaicObjectStore
 import MossaicTestSupport
 
@@ -11,13 +12,14 @@ enum TestEnvironment {
     /// An S3 store on `server`, configured the way the CLI does it: source URL, mount options
     /// and an environment (here holding the server's generated credentials).
     static func s3Store(on server: S3TestServer, prefix: String = "fs", secret: String? = nil,
-                        bucket: String? = nil, extraOptions: [String: String] = [:]) throws -> S3ObjectStore {
+                        bucket: String? = nil, extraOptions: [String: String] = [:],
+                        logger: Logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })) throws -> S3ObjectStore {
         var options = ["endpoint": server.endpoint, "region": server.region, "list_page_size": "100"]
         options.merge(extraOptions) { $1 }
         let configuration = try S3Configuration(
             source: "s3://\(bucket ?? server.bucket)/\(prefix)", options: options,
             environment: ["AWS_ACCESS_KEY_ID": server.accessKey, "AWS_SECRET_ACCESS_KEY": secret ?? server.secretKey])
-        return S3ObjectStore(configuration: configuration)
+        return S3ObjectStore(configuration: configuration, logger: logger)
     }
 
     /// A fresh temporary directory, removed by `remove`.

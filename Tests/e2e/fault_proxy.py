@@ -21,11 +21,16 @@ Latency spikes: a seeded share (`latency_rate`) of requests is held for a random
 every connection without an answer until `restore()`; `outage("stall")` holds every request
 without an answer until `restore()`, then closes the connection.
 
+With `refuse_streaming` it answers 501 NotImplemented, without forwarding, to every upload
+signed as a stream (`x-amz-content-sha256: STREAMING-...`, aws-chunked), as S3-compatible
+servers without that feature do; clients must then send the body signed whole.
+
 With a certificate and key it serves HTTPS (the upstream stays plain HTTP), which is how the
 tests check TLS verification and CA-file handling without a real S3.
 
 CLI: fault_proxy.py --upstream http://127.0.0.1:PORT [--rate 0.1] [--seed 1] [--pattern P] [--port 0]
                     [--latency-rate 0.02] [--latency 0.2,1.0] [--tls-cert CERT.pem --tls-key KEY.pem]
+                    [--refuse-streaming]
 prints one JSON line {"endpoint": ..., "pid": ...} and serves until SIGTERM.
 """
 from __future__ import annotations
@@ -49,6 +54,9 @@ _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encodin
 
 _SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
              b'<Message>Please reduce your request rate. (injected by fault_proxy)</Message></Error>')
+_NOT_IMPLEMENTED = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NotImplemented</Code>'
+                    b'<Message>A header you provided implies functionality that is not implemented.'
+                    b' (injected by fault_proxy)</Message></Error>')
 
 
 class FaultProxy:
@@ -56,7 +64,7 @@ class FaultProxy:
 
     def __init__(self, upstream: str, rate: float = 0.1, seed: int = 1, host: str = "127.0.0.1", port: int = 0,
                  pattern: list[str] | None = None, tls_cert: str | None = None, tls_key: str | None = None,
-                 latency_rate: float = 0.0, latency: tuple[float, float] = (0.2, 1.0)):
+                 latency_rate: float = 0.0, latency: tuple[float, float] = (0.2, 1.0), refuse_streaming: bool = False):
         parsed = urllib.parse.urlsplit(upstream)
         if parsed.scheme != "http" or not parsed.hostname:
             raise ValueError(f"upstream must be http://HOST:PORT, not {upstream!r}")
@@ -77,6 +85,8 @@ class FaultProxy:
         self._outage: str | None = None
         self._outage_over = threading.Event()
         self.refused = 0
+        self.refuse_streaming = refuse_streaming
+        self.streaming_refused = 0
         self._server = http.server.ThreadingHTTPServer((host, port), _Handler)
         self._server.daemon_threads = True
         self._server.proxy = self  # type: ignore[attr-defined]
@@ -251,6 +261,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 proxy.wait_outage_over()
             self.close_connection = True  # no answer at all: the client sees the connection drop
             return
+        if proxy.refuse_streaming and self.headers.get("x-amz-content-sha256", "").startswith("STREAMING-"):
+            with proxy._lock:
+                proxy.streaming_refused += 1
+            self._reply(501, [("Content-Type", "application/xml")], _NOT_IMPLEMENTED, head=head)
+            return
         fault = proxy.decide()
         pause = proxy.delay()
         if pause:
@@ -283,18 +298,22 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate")
     parser.add_argument("--tls-key", help="the certificate's PEM private key")
+    parser.add_argument("--refuse-streaming", action="store_true",
+                        help="answer 501 NotImplemented to uploads signed as a stream (aws-chunked)")
     args = parser.parse_args()
     pattern = [p.strip() for p in args.pattern.split(",") if p.strip()]
     low, high = (float(x) for x in args.latency.split(","))
     proxy = FaultProxy(args.upstream, rate=args.rate, seed=args.seed, host=args.host, port=args.port, pattern=pattern,
-                       tls_cert=args.tls_cert, tls_key=args.tls_key, latency_rate=args.latency_rate, latency=(low, high))
+                       tls_cert=args.tls_cert, tls_key=args.tls_key, latency_rate=args.latency_rate, latency=(low, high),
+                       refuse_streaming=args.refuse_streaming)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(json.dumps({"endpoint": proxy.endpoint, "pid": os.getpid()}), flush=True)
     try:
         proxy.serve_forever()
     finally:
         print(json.dumps({"requests": proxy.requests, "faults_before": proxy.faults_before,
-                          "faults_after": proxy.faults_after}), file=sys.stderr, flush=True)
+                          "faults_after": proxy.faults_after, "streaming_refused": proxy.streaming_refused}),
+              file=sys.stderr, flush=True)
     return 0
 
 

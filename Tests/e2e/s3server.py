@@ -92,7 +92,8 @@ def _stop_pid(process: subprocess.Popen, timeout: float = 5.0) -> None:
 class MotoServer:
     def __init__(self, bucket: str = "mossaicfs-test", region: str = "us-east-1", auth: bool = True,
                  fault_rate: float = 0.0, fault_seed: int = 1, ready_timeout: float = 30.0,
-                 strict_signatures: bool = True, fault_pattern: list[str] | None = None, tls: bool = False):
+                 strict_signatures: bool = True, fault_pattern: list[str] | None = None, tls: bool = False,
+                 refuse_streaming: bool = False):
         self.bucket = bucket
         self.region = region
         self.auth = auth
@@ -100,6 +101,7 @@ class MotoServer:
         self.fault_seed = fault_seed
         self.fault_pattern = fault_pattern or []
         self.tls = tls
+        self.refuse_streaming = refuse_streaming
         self.ca_file: str | None = None
         self._tls_dir: tempfile.TemporaryDirectory | None = None
         self.ready_timeout = ready_timeout
@@ -133,7 +135,7 @@ class MotoServer:
                 self._bootstrap_iam()
             self._create_bucket()
             self.endpoint = self.upstream_endpoint
-            if self.fault_rate > 0 or self.fault_pattern or self.tls:
+            if self.fault_rate > 0 or self.fault_pattern or self.tls or self.refuse_streaming:
                 self._start_proxy()
         except BaseException:
             self.stop()
@@ -232,6 +234,8 @@ class MotoServer:
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fault_proxy.py")
         command = [sys.executable, script, "--upstream", self.upstream_endpoint, "--rate", str(self.fault_rate),
                    "--seed", str(self.fault_seed), "--pattern", ",".join(self.fault_pattern)]
+        if self.refuse_streaming:
+            command.append("--refuse-streaming")
         if self.tls:
             cert, key = self._make_certificate()
             command += ["--tls-cert", cert, "--tls-key", key]
@@ -279,7 +283,7 @@ def _serve(args: argparse.Namespace) -> int:
                         fault_rate=args.fault_rate, fault_seed=args.fault_seed,
                         strict_signatures=not args.plain_moto,
                         fault_pattern=[p.strip() for p in args.fault_pattern.split(",") if p.strip()],
-                        tls=args.tls)
+                        tls=args.tls, refuse_streaming=args.refuse_streaming)
 
     def on_signal(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
@@ -314,6 +318,8 @@ def main() -> int:
                        help="instead of --fault-rate: before/after/none per request, comma-separated, cycled")
     serve.add_argument("--tls", action="store_true",
                        help="serve HTTPS (through fault_proxy.py) with a self-signed certificate, see ca_file")
+    serve.add_argument("--refuse-streaming", action="store_true",
+                       help="put fault_proxy.py in front, answering 501 to uploads signed as a stream")
     serve.add_argument("--no-auth", action="store_true",
                        help="skip IAM authentication (moto then accepts any signature)")
     serve.add_argument("--plain-moto", action="store_true",

@@ -79,13 +79,23 @@ def test_tree_and_big_file_roundtrip_from_s3_alone(tmp_path, moto):
         roundtrip(f, moto, tmp_path)
         client, chunks = s3_keys(moto, f.prefix + "/chunks/")
         _, packs = s3_keys(moto, f.prefix + "/packs/")
-        keys = chunks + packs
         # The 256 MiB file went out in packs of 4 chunks (one PUT each), not 256 objects.
         assert len(packs) >= 64, (len(chunks), len(packs))
-        # Objects, chunks and packs, are named by the SHA-256 of their content.
-        for key in random.Random(1).sample(keys, 20):
+        # A chunk object is named by the SHA-256 of its bytes; a pack by the SHA-256 of
+        # "mossaicfs-pack:" and its chunks' hashes (the big file's packs: whole 1 MiB chunks).
+        mib = 1 << 20
+        for key in random.Random(1).sample(chunks, min(10, len(chunks))):
             body = client.get_object(Bucket=moto.bucket, Key=key)["Body"].read()
             assert hashlib.sha256(body).hexdigest() == key.rsplit("/", 1)[1]
+        checked = 0
+        for key in random.Random(2).sample(packs, 20):
+            body = client.get_object(Bucket=moto.bucket, Key=key)["Body"].read()
+            if len(body) % mib:
+                continue
+            members = b"".join(hashlib.sha256(body[i:i + mib]).digest() for i in range(0, len(body), mib))
+            assert hashlib.sha256(b"mossaicfs-pack:" + members).hexdigest() == key.rsplit("/", 1)[1]
+            checked += 1
+        assert checked >= 10, checked
     finally:
         f.stop()
 
