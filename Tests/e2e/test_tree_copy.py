@@ -17,11 +17,19 @@ def test_copy_tree_roundtrip_and_dedup(fs):
     fs.remount()
     diff_tree(SOURCE_TREE, fs.path("include"))
 
-    # Every object in the store is named by the SHA-256 of its bytes.
-    files = [p for d in ("chunks", "packs") for p in (fs.store / d).rglob("*") if p.is_file()]
-    assert len(files) > 100  # headers above the inline limit became objects
-    for p in files:
+    # A chunk object is named by the SHA-256 of its bytes; a pack (here: consecutive 1 MiB
+    # pages of one file, the last one possibly short) by the SHA-256 of "mossaicfs-pack:" and
+    # its chunks' hashes.
+    chunks = [p for p in (fs.store / "chunks").rglob("*") if p.is_file()]
+    packs = [p for p in (fs.store / "packs").rglob("*") if p.is_file()]
+    assert len(chunks) + len(packs) > 100  # headers above the inline limit became objects
+    for p in chunks:
         assert hashlib.sha256(p.read_bytes()).hexdigest() == p.name
+    mib = 1 << 20
+    for p in packs:
+        body = p.read_bytes()
+        members = b"".join(hashlib.sha256(body[i:i + mib]).digest() for i in range(0, len(body), mib))
+        assert hashlib.sha256(b"mossaicfs-pack:" + members).hexdigest() == p.name
         assert p.parent.name == p.name[:2]
 
     # The same data under other names stores nothing new.
