@@ -224,18 +224,20 @@ public final class BlobCache: Sendable {
         // One ranged GET from the first to the last chunk led here, received as one buffer per
         // chunk (chunks cached meanwhile leave gaps, received as parts of their own): no run
         // buffer to map and copy the chunks out of.
+        let packed = led.compactMap { chunk -> (hash: ChunkHash, offset: UInt64, length: Int)? in
+            guard case .packed(_, let offset, let length) = chunk.location else { return nil }
+            return (chunk.hash, offset, length)
+        }
         var placed: [(hash: ChunkHash, part: Int, length: Int)] = []
         var plan: [Int] = []
         var lower: UInt64 = 0, cursor: UInt64 = 0
-        let byOffset = led.sorted { $0.location.objectRange(0..<0).lowerBound < $1.location.objectRange(0..<0).lowerBound }
-        for chunk in byOffset {
-            guard case .packed(_, let offset, let length) = chunk.location else { continue }
-            if plan.isEmpty { lower = offset; cursor = offset }
-            guard offset >= cursor else { continue }  // overlaps the one before: fetched alone below
-            if offset > cursor { plan.append(Int(offset - cursor)) }
-            placed.append((chunk.hash, plan.count, length))
-            plan.append(length)
-            cursor = offset + UInt64(length)
+        for chunk in packed.sorted(by: { $0.offset < $1.offset }) {
+            if plan.isEmpty { lower = chunk.offset; cursor = chunk.offset }
+            guard chunk.offset >= cursor else { continue }  // overlaps the one before: fetched alone below
+            if chunk.offset > cursor { plan.append(Int(chunk.offset - cursor)) }
+            placed.append((chunk.hash, plan.count, chunk.length))
+            plan.append(chunk.length)
+            cursor = chunk.offset + UInt64(chunk.length)
         }
         let parts = plan.isEmpty ? nil : try? store.get(pack.packKey, range: lower..<cursor, parts: plan)
         var done: Set<ChunkHash> = []
@@ -358,8 +360,8 @@ public final class BlobCache: Sendable {
 
     /// Stores new chunks with ONE PUT of a pack (their bytes concatenated, named by their
     /// hashes: `ChunkHash.packName`) and keeps each in the disk cache. Returns where every
-    /// chunk is. Chunks this process stored before are not stored again; a single remaining chunk becomes its own
-    /// object (a pack of one would only be a longer name). Unlike single chunks, concurrent
+    /// chunk is. Chunks this process stored before are not stored again; a single remaining
+    /// chunk becomes its own object (a pack of one would only be a longer name). Unlike single chunks, concurrent
     /// packs holding one chunk are not merged: both are complete, and the row names one.
     public func uploadPack(_ chunks: [(hash: ChunkHash, bytes: [UInt8])]) throws(CacheError) -> [ChunkHash: ChunkLocation] {
         var locations: [ChunkHash: ChunkLocation] = [:]

@@ -13,8 +13,6 @@ struct HTTPRequest {
     /// framing lines and pieces; usually one). Held by the transfer context for the whole
     /// transfer, so curl's read callback never sees freed memory.
     var body: [[UInt8]] = []
-
-    var bodyLength: Int { body.reduce(0) { $0 + $1.count } }
     /// For a GET: receive a 206 response's body as consecutive parts of these lengths, each in
     /// its own buffer (`HTTPResponse.parts`). Empty: one buffer.
     var receiveParts: [Int] = []

@@ -58,7 +58,7 @@ extension ObjectStore {
     }
 
     public func get(_ key: String, range: Range<UInt64>, parts lengths: [Int]) throws(ObjectStoreError) -> [[UInt8]] {
-        HashedBytes.split(try get(key, range: range), lengths)
+        try get(key, range: range).cut(into: lengths)
     }
 
     /// Stores chunk `bytes` under its content address `hash.objectKey`.
@@ -84,20 +84,6 @@ public struct HashedBytes: Sendable {
     public init(_ bytes: [UInt8], sha256: ChunkHash) {
         self.bytes = bytes
         self.sha256 = sha256
-    }
-
-    /// `bytes` cut into consecutive parts of `lengths` (the last ones short or missing if
-    /// `bytes` ends early); one part that is all of `bytes` is not copied.
-    public static func split(_ bytes: [UInt8], _ lengths: [Int]) -> [[UInt8]] {
-        if lengths.count == 1, lengths[0] >= bytes.count { return [bytes] }
-        var parts: [[UInt8]] = []
-        var start = 0
-        for length in lengths where start < bytes.count {
-            let end = min(start + length, bytes.count)
-            parts.append(Array(bytes[start..<end]))
-            start = end
-        }
-        return parts
     }
 
     /// The pieces' bytes one after the other (no copy for a single piece).
@@ -156,5 +142,22 @@ public enum ObjectStoreError: Error, Equatable, Sendable, CustomStringConvertibl
         case .invalidConfiguration(let why): why
         case .failed(let why): why
         }
+    }
+}
+
+extension [UInt8] {
+    /// These bytes cut into consecutive parts of `lengths` (the last ones short or missing if
+    /// the bytes end early), as `get(_:range:parts:)` returns them; one part that is all of
+    /// them is not copied.
+    func cut(into lengths: [Int]) -> [[UInt8]] {
+        if lengths.count == 1, lengths[0] >= count { return [self] }
+        var parts: [[UInt8]] = []
+        var start = 0
+        for length in lengths where start < count {
+            let end = Swift.min(start + length, count)
+            parts.append(Array(self[start..<end]))
+            start = end
+        }
+        return parts
     }
 }

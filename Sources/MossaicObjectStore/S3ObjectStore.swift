@@ -64,14 +64,18 @@ public final class S3ObjectStore: ObjectStore {
                   S3ErrorBody(response.body)?.code != "NoSuchBucket" else {
                 throw error(for: response, operation: .put, key: key)
             }
-            let whole = HashedBytes.concatenated(pieces)
-            _ = try put(key, whole, condition: .none, payload: .whole(whole, sha256: nil))
+            try putWhole(key, pieces)
             if streamingUploads.exchange(false, ordering: .relaxed) {
                 logger.warning("S3 server refused a streaming-signed PUT; packs are sent with whole-body signatures from now on",
                                metadata: ["status": "\(response.status)", "code": "\(S3ErrorBody(response.body)?.code ?? "")"])
             }
             return
         }
+        try putWhole(key, pieces)
+    }
+
+    /// The pieces as one body, hashed here for its signature.
+    private func putWhole(_ key: String, _ pieces: [HashedBytes]) throws(ObjectStoreError) {
         let whole = HashedBytes.concatenated(pieces)
         _ = try put(key, whole, condition: .none, payload: .whole(whole, sha256: nil))
     }
@@ -116,7 +120,7 @@ public final class S3ObjectStore: ObjectStore {
 
     public func get(_ key: String, range: Range<UInt64>, parts lengths: [Int]) throws(ObjectStoreError) -> [[UInt8]] {
         guard !range.isEmpty, lengths.reduce(0, +) == Int(range.upperBound - range.lowerBound) else {
-            return HashedBytes.split(try get(key, range: range), lengths)
+            return try get(key, range: range).cut(into: lengths)
         }
         let outcome = try send(.get, key: key, query: [], headers: [("Range", "bytes=\(range.lowerBound)-\(range.upperBound - 1)")],
                                receiveParts: lengths)
@@ -135,7 +139,7 @@ public final class S3ObjectStore: ObjectStore {
             // A server that ignores Range sends the whole object; cut the range out of it.
             let count = UInt64(response.body.count)
             let lower = Int(min(range.lowerBound, count)), upper = Int(min(range.upperBound, count))
-            return HashedBytes.split(Array(response.body[lower..<upper]), lengths)
+            return Array(response.body[lower..<upper]).cut(into: lengths)
         case 416:
             // The range starts at or past the end (or the object is empty): clamped, it is empty.
             return []

@@ -22,7 +22,9 @@ public struct S3StreamingSignature: Sendable {
     public static let payloadHash = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
     /// S3 rejects a piece smaller than this unless it is the last one.
     public static let minimumPieceSize = 8192
-    static let emptyHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    /// The final, empty piece. Its hash, SHA-256 of nothing, is also the (empty) piece-header
+    /// hash every piece's string to sign carries.
+    static let empty = HashedBytes([], sha256: ChunkHash.of([UInt8]()))
 
     public var accessKeyID: String
     var secretAccessKey: String
@@ -71,15 +73,14 @@ public struct S3StreamingSignature: Sendable {
         let stringToSign = "AWS4-HMAC-SHA256\n\(timestamp)\n\(scope)\n\(ChunkHash.of(Array(canonicalRequest.utf8)).hex)"
 
         let key = signingKey(date: date)
-        let seed = Self.hex(HMACSHA256.mac(key: key, message: stringToSign))
+        let seed = ChunkHash(bytes: HMACSHA256.mac(key: key, message: stringToSign)).hex
         var previous = seed
         var signatures: [String] = []
         var body: [[UInt8]] = []
         body.reserveCapacity(2 * pieces.count + 1)
-        let final = HashedBytes([], sha256: ChunkHash(hex: Self.emptyHash)!)
-        for piece in pieces + [final] {
-            let pieceString = "AWS4-HMAC-SHA256-PAYLOAD\n\(timestamp)\n\(scope)\n\(previous)\n\(Self.emptyHash)\n\(piece.sha256.hex)"
-            previous = Self.hex(HMACSHA256.mac(key: key, message: pieceString))
+        for piece in pieces + [Self.empty] {
+            let pieceString = "AWS4-HMAC-SHA256-PAYLOAD\n\(timestamp)\n\(scope)\n\(previous)\n\(Self.empty.sha256.hex)\n\(piece.sha256.hex)"
+            previous = ChunkHash(bytes: HMACSHA256.mac(key: key, message: pieceString)).hex
             signatures.append(previous)
             // The CRLF that closes the previous piece's bytes travels with this piece's line.
             let opening = (body.isEmpty ? "" : "\r\n") + "\(String(piece.bytes.count, radix: 16));chunk-signature=\(previous)\r\n"
@@ -132,14 +133,6 @@ public struct S3StreamingSignature: Sendable {
     /// Bytes one piece of `size` adds to the encoded body.
     private static func frameLength(_ size: Int) -> Int {
         String(size, radix: 16).utf8.count + ";chunk-signature=".utf8.count + 64 + 2 + size + 2
-    }
-
-    private static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
-        return String(decoding: out, as: UTF8.self)
     }
 }
 

@@ -108,8 +108,9 @@ struct MountCommand: ParsableCommand {
         //   one heap keeps the footprint near what is in use (two gave a higher peak RSS).
         // - mmap threshold 2 MiB: 1 MiB chunk buffers come from that heap and are reused. Mapped
         //   afresh each time (threshold 256 KiB, until session 5) every buffer cost 256 page
-        //   faults: a quarter of the daemon's CPU on reads and writes (perf). Larger buffers (4 MiB
-        //   packs) are still mapped and unmapped, so their memory goes back at once.
+        //   faults: a quarter of the daemon's CPU on reads and writes (perf). Larger buffers (a
+        //   pack joined into one body for a store that takes it whole) are still mapped and
+        //   unmapped, so their memory goes back at once.
         // malloc.h is not part of Swift's Glibc module, so mallopt is looked up by name;
         // M_ARENA_MAX is -8 and M_MMAP_THRESHOLD -3 there.
         if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") {

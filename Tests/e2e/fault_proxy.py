@@ -125,6 +125,14 @@ class FaultProxy:
             self.faults_after += 1
             return "after"
 
+    def refuses(self, headers: object) -> bool:
+        """True (and counted) for an upload signed as a stream while `refuse_streaming` is on."""
+        if not self.refuse_streaming or not headers.get("x-amz-content-sha256", "").startswith("STREAMING-"):  # type: ignore[attr-defined]
+            return False
+        with self._lock:
+            self.streaming_refused += 1
+        return True
+
     def delay(self) -> float:
         """Seconds to hold this request (0 for most), from the seeded generator."""
         if self.latency_rate <= 0:
@@ -261,9 +269,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 proxy.wait_outage_over()
             self.close_connection = True  # no answer at all: the client sees the connection drop
             return
-        if proxy.refuse_streaming and self.headers.get("x-amz-content-sha256", "").startswith("STREAMING-"):
-            with proxy._lock:
-                proxy.streaming_refused += 1
+        if proxy.refuses(self.headers):
             self._reply(501, [("Content-Type", "application/xml")], _NOT_IMPLEMENTED, head=head)
             return
         fault = proxy.decide()
