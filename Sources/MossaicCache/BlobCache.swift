@@ -159,7 +159,8 @@ public final class BlobCache: Sendable {
     ///
     /// The trust is per process: a cache file or local object altered behind the daemon's
     /// back after it was verified is not noticed by ranged reads (as with the page cache).
-    public func read(_ hash: ChunkHash, at location: ChunkLocation, range: Range<Int>) throws(CacheError) -> [UInt8] {
+    /// The bytes come as a slice: of the cached chunk itself when it is in memory (no copy).
+    public func read(_ hash: ChunkHash, at location: ChunkLocation, range: Range<Int>) throws(CacheError) -> ArraySlice<UInt8> {
         enum Plan { case memory([UInt8]), file(String), local, whole }
         let isLocal = store.isLocal
         let plan: Plan = state.withLock { s in
@@ -177,13 +178,13 @@ public final class BlobCache: Sendable {
         case .file(let path):
             if let bytes = try? PosixFiles.read(path, offset: UInt64(range.lowerBound), count: range.count), bytes.count == range.count {
                 state.withLock { $0.stats.diskHits += 1 }
-                return bytes
+                return bytes[...]
             }
         case .local:
             if let bytes = try? store.get(location.key(of: hash), range: location.objectRange(range)),
                bytes.count == range.count {
                 state.withLock { $0.stats.diskHits += 1 }
-                return bytes
+                return bytes[...]
             }
         case .whole:
             break
@@ -255,10 +256,10 @@ public final class BlobCache: Sendable {
         }
     }
 
-    private static func slice(_ bytes: [UInt8], _ range: Range<Int>) -> [UInt8] {
-        if range.lowerBound == 0, range.upperBound >= bytes.count { return bytes }  // shared, not copied
+    /// `range` of `bytes`, cut at their end; a view of the same storage, not a copy.
+    private static func slice(_ bytes: [UInt8], _ range: Range<Int>) -> ArraySlice<UInt8> {
         let upper = min(range.upperBound, bytes.count)
-        return upper > range.lowerBound ? Array(bytes[range.lowerBound..<upper]) : []
+        return upper > range.lowerBound ? bytes[range.lowerBound..<upper] : []
     }
 
     private func markVerified(_ s: inout State, _ hash: ChunkHash) {

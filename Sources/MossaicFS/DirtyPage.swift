@@ -11,9 +11,18 @@ struct DirtyPage: Sendable {
 
     mutating func write(_ data: UnsafeRawBufferPointer, at offset: Int) {
         let end = offset + data.count
-        if bytes.count < end { bytes.append(contentsOf: repeatElement(0, count: end - bytes.count)) }
-        bytes.withUnsafeMutableBytes { dst in
-            dst.baseAddress!.advanced(by: offset).copyMemory(from: data.baseAddress!, byteCount: data.count)
+        // Bytes over ones the page already holds are copied in place; the rest is appended
+        // (after zeros for a gap) — not zero-filled first and then overwritten, which cost a
+        // sequential writer a second pass over every byte.
+        let inPlace = max(0, min(end, bytes.count) - offset)
+        if inPlace > 0 {
+            bytes.withUnsafeMutableBytes { dst in
+                dst.baseAddress!.advanced(by: offset).copyMemory(from: data.baseAddress!, byteCount: inPlace)
+            }
+        }
+        if end > bytes.count {
+            if offset > bytes.count { bytes.append(contentsOf: repeatElement(0, count: offset - bytes.count)) }
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: data[inPlace...]))
         }
         written.insert(offset..<end)
     }

@@ -99,7 +99,9 @@ extension MossaicFilesystem {
         guard offset <= UInt64(Int64.max) - UInt64(data.count) else { throw .fileTooLarge }
         let dirty = try file.write(data, at: offset, now: .now())
         streamCompletedPages(file, touching: offset..<(offset + UInt64(data.count)))
-        if dirty > options.maxDirtyBytesPerFile { try commit(file, deferringTail: options.packChunks) }
+        // A sequential writer's tail: at most a window of pages in uploads plus a pack's worth
+        // gathering (OpenFile.snapshot(deferringTail:)).
+        if dirty > options.maxDirtyBytesPerFile { try commit(file, deferringTail: options.packChunks + options.uploadWindow) }
         return data.count
     }
 
@@ -148,6 +150,13 @@ extension MossaicFilesystem {
 
     /// Reads from the buffered writes and the committed chunks.
     public func read(_ ino: InodeNumber, handle: HandleID, offset: UInt64, size: Int) throws(FSError) -> [UInt8] {
+        Array(try readPieces(ino, handle: handle, offset: offset, size: size).joined())
+    }
+
+    /// `read`'s bytes as the pieces they are made of, in order, uncopied where they can be:
+    /// slices of cached chunks and of dirty pages, zeros past a chunk's end. The FUSE bridge
+    /// replies with them as one iovec list, so a read costs no copy in the daemon.
+    public func readPieces(_ ino: InodeNumber, handle: HandleID, offset: UInt64, size: Int) throws(FSError) -> [ArraySlice<UInt8>] {
         let (file, _) = try openFile(handle)
         if file.firstRead() { accessed(ino) }
         let request = offset..<(offset + UInt64(size))
@@ -171,22 +180,22 @@ extension MossaicFilesystem {
             }
         }
 
-        if first == last, pages[first] == nil {
-            return try committedBytes(refs[first], pageSlice(first, of: range))  // one chunk: no copy into `out`
-        }
-        var out: [UInt8] = []
-        out.reserveCapacity(Int(range.upperBound - range.lowerBound))
+        var pieces: [ArraySlice<UInt8>] = []
         for index in first...last {
             let pageRange = pageSlice(index, of: range)
-            if let page = pages[index], page.written.covers(pageRange) {
-                out += page.bytes[pageRange]
-                continue
+            if let page = pages[index] {
+                if page.written.covers(pageRange) {
+                    pieces.append(page.bytes[pageRange])
+                } else {
+                    var piece = try committedBytes(refs[index], pageRange)
+                    page.overlay(onto: &piece, range: pageRange)
+                    pieces.append(piece[...])
+                }
+            } else {
+                pieces += try committedPieces(refs[index], pageRange)
             }
-            var piece = try committedBytes(refs[index], pageRange)
-            pages[index]?.overlay(onto: &piece, range: pageRange)
-            out += piece
         }
-        return out
+        return pieces
     }
 
     /// Fetches chunks into the cache in the background. A foreground read of a chunk being
@@ -243,15 +252,7 @@ extension MossaicFilesystem {
     /// reference's length, zeros after it and for a hole.
     func committedBytes(_ ref: ChunkRef?, _ pageRange: Range<Int>) throws(FSError) -> [UInt8] {
         guard let ref, pageRange.lowerBound < ref.length else { return [UInt8](repeating: 0, count: pageRange.count) }
-        if ref.length > superblock.inlineMax {
-            // A stored chunk: only the bytes wanted (the cache verifies the chunk once), used
-            // as they come — no zeroed buffer to copy them into, past the chunk's end zeros.
-            let wanted = pageRange.lowerBound..<min(pageRange.upperBound, ref.length)
-            var bytes: [UInt8]
-            do { bytes = try cache.read(ref.hash, at: ref.location, range: wanted) } catch { throw error.fsError }
-            if bytes.count < pageRange.count { bytes.append(contentsOf: repeatElement(0, count: pageRange.count - bytes.count)) }
-            return bytes
-        }
+        if ref.length > superblock.inlineMax { return Array(try committedPieces(ref, pageRange).joined()) }
         var piece = [UInt8](repeating: 0, count: pageRange.count)
         let chunk = try chunkBytes(ref)
         let upper = min(pageRange.upperBound, ref.length, chunk.count)
@@ -259,6 +260,19 @@ extension MossaicFilesystem {
             piece.replaceSubrange(0..<(upper - pageRange.lowerBound), with: chunk[pageRange.lowerBound..<upper])
         }
         return piece
+    }
+
+    /// `committedBytes` as pieces: for a stored chunk, only the bytes wanted as a slice of the
+    /// cached chunk (the cache verifies a chunk once) and zeros past the chunk's end.
+    func committedPieces(_ ref: ChunkRef?, _ pageRange: Range<Int>) throws(FSError) -> [ArraySlice<UInt8>] {
+        guard let ref, ref.length > superblock.inlineMax, pageRange.lowerBound < ref.length else {
+            return [try committedBytes(ref, pageRange)[...]]
+        }
+        let wanted = pageRange.lowerBound..<min(pageRange.upperBound, ref.length)
+        let bytes: ArraySlice<UInt8>
+        do { bytes = try cache.read(ref.hash, at: ref.location, range: wanted) } catch { throw error.fsError }
+        guard bytes.count < pageRange.count else { return [bytes] }
+        return [bytes, ArraySlice(repeating: 0, count: pageRange.count - bytes.count)]
     }
 
     /// A chunk's bytes: inline from the metadata, or through the verifying blob cache.

@@ -120,12 +120,13 @@ final class OpenFile: Sendable {
     /// A copy of the dirty state to publish, or nil if nothing is dirty.
     ///
     /// `deferringTail`: a commit that only bounds memory (not close, not fsync) leaves a
-    /// sequential writer's last few pages — those past the highest page already being uploaded,
-    /// when there are at most this many — buffered for the next commit. They are completed
-    /// pages still gathering into a pack and the page being written; storing them now would
-    /// store them again (as part of a fuller pack, or complete) moments later. The snapshot
-    /// then ends where the uploaded pages end, so the published file never ends in bytes that
-    /// were not published. Anything else (a random writer's scattered pages) is committed.
+    /// sequential writer's last pages — those past its finished uploads, when there are at most
+    /// this many — buffered for the next commit. They are pages in uploads still running,
+    /// completed pages still gathering into a pack and the page being written: waiting for the
+    /// first would stall the writer until the store drained, storing the others now would store
+    /// them again (in a fuller pack, or complete) moments later. The snapshot then ends where
+    /// the published pages end, so the published file never ends in bytes that were not
+    /// published. Anything else (a random writer's scattered pages) is committed.
     func snapshot(deferringTail: Int? = nil) throws(FSError) -> Snapshot? {
         let chunkSize = UInt64(FormatConstants.chunkSize)
         return try state.withLock { (s) throws(FSError) -> Snapshot? in
@@ -133,16 +134,22 @@ final class OpenFile: Sendable {
             guard s.isDirty else { return nil }
             var pages = s.pages.sorted { $0.key < $1.key }
             var snapshot = Snapshot(pages: pages, size: s.size, mtime: s.mtime, writeCounter: s.writeCounter, uploads: s.uploads)
-            // The highest page whose current version is in an upload (only looked for when
-            // deferring: close and fsync commit everything).
-            if let deferringTail,
-               let frontier = s.uploads.filter({ s.pages[$0.key]?.version == $0.value.version }).keys.max() {
-                let tail = pages.drop { $0.0 <= frontier }.count
-                if tail > 0, tail <= deferringTail {
+            // Only looked for when deferring: close and fsync commit everything. The frontier
+            // is the highest page of a finished upload below every running one, so the commit
+            // waits for no upload and the pipeline keeps flowing; if there is none (or its tail
+            // is too long), the highest page in any upload, whose commit waits for it.
+            if let deferringTail {
+                let current = s.uploads.filter { s.pages[$0.key]?.version == $0.value.version }
+                let oldestRunning = current.filter { !$0.value.ticket.isDone }.keys.min() ?? .max
+                let finished = current.filter { $0.value.ticket.isDone && $0.key < oldestRunning }.keys.max()
+                for frontier in [finished, current.keys.max()].compactMap({ $0 }) {
+                    let tail = pages.drop { $0.0 <= frontier }.count
+                    guard tail > 0, tail <= deferringTail else { continue }
                     pages.removeLast(tail)
                     snapshot.pages = pages
                     snapshot.size = min(s.size, (frontier + 1) * chunkSize)
                     snapshot.isPartial = true
+                    break
                 }
             }
             return snapshot

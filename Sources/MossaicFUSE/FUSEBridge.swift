@@ -127,6 +127,30 @@ final class FUSEBridge: Sendable {
 
     func replyOK(_ req: fuse_req_t?) { fuse_reply_err(req, 0) }
 
+    /// Replies to a read with `pieces` in order, straight from their buffers: one iovec each,
+    /// so the bytes are copied once, by the kernel, and never gathered into a reply buffer.
+    static func replyData(_ req: fuse_req_t?, _ pieces: [ArraySlice<UInt8>]) {
+        if pieces.count <= 1 {
+            (pieces.first ?? []).withUnsafeBytes { raw in
+                _ = fuse_reply_buf(req, raw.baseAddress?.assumingMemoryBound(to: CChar.self), raw.count)
+            }
+            return
+        }
+        var vectors = [iovec](repeating: iovec(), count: pieces.count)
+        // Each piece's address is valid only inside its withUnsafeBytes: nest them, reply innermost.
+        func pin(_ i: Int) {
+            guard i < pieces.count else {
+                vectors.withUnsafeBufferPointer { v in _ = fuse_reply_iov(req, v.baseAddress, Int32(v.count)) }
+                return
+            }
+            pieces[i].withUnsafeBytes { raw in
+                vectors[i] = iovec(iov_base: UnsafeMutableRawPointer(mutating: raw.baseAddress), iov_len: raw.count)
+                pin(i + 1)
+            }
+        }
+        pin(0)
+    }
+
     /// Runs `body`, answering its error if it throws. `body` sends the success reply itself.
     /// Every op is counted and timed (`mossaicfs_fuse_ops_total`, `…_duration_seconds`), and
     /// its failures counted by errno.

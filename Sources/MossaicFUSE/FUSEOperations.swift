@@ -204,10 +204,8 @@ enum FUSEOperations {
             let b = FUSEBridge.from(req)
             b.serve(req, "read", ino) { () throws(FSError) in
                 guard let fi, off >= 0 else { throw .invalidArgument }
-                let data = try b.filesystem.read(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh), offset: UInt64(off), size: size)
-                data.withUnsafeBytes { raw in
-                    _ = fuse_reply_buf(req, raw.baseAddress?.assumingMemoryBound(to: CChar.self), raw.count)
-                }
+                let pieces = try b.filesystem.readPieces(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh), offset: UInt64(off), size: size)
+                FUSEBridge.replyData(req, pieces)
             }
         }
 

@@ -51,6 +51,17 @@ final class CurlEasy: @unchecked Sendable {
             headerList = appended
         }
 
+        // No "Expect: 100-continue" (curl adds it to uploads over 1 MiB) on uploads signed by
+        // us (streamed packs): it costs every pack a round trip before its body is sent, and a
+        // server that rejects a PUT (credentials, missing bucket) answers after the body just
+        // the same. An empty value removes it. Not where curl signs: its SigV4 signer would
+        // sign the empty header that is then not sent (SignatureDoesNotMatch).
+        if request.method == .put && signing == nil {
+            guard let appended = curl_slist_append(headerList, "Expect:") else {
+                return .failure(CurlFailure(code: CURLE_OUT_OF_MEMORY, message: "out of memory building headers"))
+            }
+            headerList = appended
+        }
         var setup = CurlOptionSetter(handle: handle)
         setup.str(CURLOPT_URL, request.url)
         // curl would otherwise use signals (SIGALRM) for DNS timeouts, which is unsafe in a

@@ -40,7 +40,7 @@ import Testing
         let reader = try BlobCache(store: store, configuration: .init(memoryLimit: 0), logger: Logger(label: "test"))
         for i in 0..<3 {
             #expect(try reader.read(hashes[i], at: locations[hashes[i]]!) == chunks[i])
-            #expect(try reader.read(hashes[i], at: locations[hashes[i]]!, range: 5..<4101) == Array(chunks[i][5..<4101]))
+            #expect(Array(try reader.read(hashes[i], at: locations[hashes[i]]!, range: 5..<4101)) == Array(chunks[i][5..<4101]))
         }
     }
 
