@@ -12,7 +12,7 @@ CONFIG ?= release
 BIN := .build/$(CONFIG)/mossaicfs
 PYTHON ?= python3
 APT_PACKAGES := fuse3 libfuse3-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev pkg-config attr rsync git
-PIP_PACKAGES := moto[server] pytest boto3
+PIP_PACKAGES := moto[server] pytest boto3 crc32c
 
 # Where `make run` keeps its demo filesystem.
 STORE ?= /var/lib/mossaicfs/demo
@@ -41,7 +41,7 @@ deps:
 	  echo "installing: $$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
-	@$(PYTHON) -c 'import moto, pytest, boto3, flask' 2>/dev/null && command -v moto_server >/dev/null || \
+	@$(PYTHON) -c 'import moto, pytest, boto3, flask, crc32c' 2>/dev/null && command -v moto_server >/dev/null || \
 	  $(PYTHON) -m pip install -q $(PIP_PACKAGES)
 	@[ -e /dev/fuse ] || { echo "/dev/fuse is missing: load the fuse module (modprobe fuse)"; exit 1; }
 

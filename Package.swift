@@ -24,10 +24,11 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "libcrypto"),
         .target(name: "CCurl", path: "Sources/CCurl", linkerSettings: [.linkedLibrary("curl")]),
         .target(name: "CIoctl", path: "Sources/CIoctl"),
+        .target(name: "CCRC32C", path: "Sources/CCRC32C"),
 
         .target(name: "MossaicCore", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "MossaicObjectStore",
-                dependencies: ["MossaicCore", "CCurl", .product(name: "Logging", package: "swift-log")],
+                dependencies: ["MossaicCore", "CCurl", "CCRC32C", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         .target(name: "MossaicMeta", dependencies: ["MossaicCore", "CSQLite"], swiftSettings: strict),
         .target(name: "MossaicCache",

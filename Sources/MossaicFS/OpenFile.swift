@@ -141,7 +141,7 @@ final class OpenFile: Sendable {
             if let deferringTail {
                 let current = s.uploads.filter { s.pages[$0.key]?.version == $0.value.version }
                 let oldestRunning = current.filter { !$0.value.ticket.isDone }.keys.min() ?? .max
-                let finished = current.filter { $0.value.ticket.isDone && $0.key < oldestRunning }.keys.max()
+                let finished = current.keys.filter { $0 < oldestRunning }.max()  // all done: below every running one
                 for frontier in [finished, current.keys.max()].compactMap({ $0 }) {
                     let tail = pages.drop { $0.0 <= frontier }.count
                     guard tail > 0, tail <= deferringTail else { continue }

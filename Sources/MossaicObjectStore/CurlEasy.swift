@@ -38,26 +38,21 @@ final class CurlEasy: @unchecked Sendable {
         defer { retained.release() }
         let userdata = retained.toOpaque()
 
+        // No "Expect: 100-continue" (curl adds it to uploads over 1 MiB) on uploads signed by
+        // us (packs): it costs every pack a round trip before its body is sent, and a server
+        // that rejects a PUT (credentials, missing bucket) answers after the body just the same.
+        // A header without a value removes it. Not where curl signs: its SigV4 signer would
+        // sign the empty header that is then not sent (SignatureDoesNotMatch).
+        let removeExpect: [(name: String, value: String)] = request.method == .put && signing == nil ? [("Expect", "")] : []
         var headerList: UnsafeMutablePointer<curl_slist>? = nil
         defer { curl_slist_free_all(headerList) }
-        for header in request.headers {
+        for header in request.headers + removeExpect {
             // A line break would end the header and let the rest be read as another one.
             guard !header.value.contains(where: \.isNewline) else {
                 return .failure(CurlFailure(code: CURLE_BAD_FUNCTION_ARGUMENT, message: "header \(header.name) contains a line break"))
             }
-            guard let appended = curl_slist_append(headerList, "\(header.name): \(header.value)") else {
-                return .failure(CurlFailure(code: CURLE_OUT_OF_MEMORY, message: "out of memory building headers"))
-            }
-            headerList = appended
-        }
-
-        // No "Expect: 100-continue" (curl adds it to uploads over 1 MiB) on uploads signed by
-        // us (streamed packs): it costs every pack a round trip before its body is sent, and a
-        // server that rejects a PUT (credentials, missing bucket) answers after the body just
-        // the same. An empty value removes it. Not where curl signs: its SigV4 signer would
-        // sign the empty header that is then not sent (SignatureDoesNotMatch).
-        if request.method == .put && signing == nil {
-            guard let appended = curl_slist_append(headerList, "Expect:") else {
+            let line = header.value.isEmpty ? "\(header.name):" : "\(header.name): \(header.value)"
+            guard let appended = curl_slist_append(headerList, line) else {
                 return .failure(CurlFailure(code: CURLE_OUT_OF_MEMORY, message: "out of memory building headers"))
             }
             headerList = appended

@@ -17,6 +17,18 @@ import Foundation
 /// - region: `region=`, `AWS_REGION`, `AWS_DEFAULT_REGION`, else `us-east-1`.
 /// - CA bundle: `ca_file=`, `AWS_CA_BUNDLE`, else the system's trust store. TLS is always verified.
 public struct S3Configuration: Sendable, Equatable {
+    /// How the bytes of a pack PUT are protected on their way (`upload_checksum=`). Either way
+    /// S3 checks them before it stores them; every chunk is verified again when it is read.
+    public enum UploadChecksum: String, Sendable, Equatable {
+        /// `UNSIGNED-PAYLOAD` with a signed CRC-32C header (how AWS's SDKs upload): catches any
+        /// corruption on the way, costs little CPU on either side.
+        case crc32c
+        /// Each member signed with its SHA-256 (aws-chunked streaming signatures): also proof
+        /// against someone altering the bytes on a plain-HTTP path; costs the server a SHA-256
+        /// of every byte (moto, a Python server, noticeably).
+        case sha256
+    }
+
     public enum Addressing: String, Sendable, Equatable {
         /// `https://host/bucket/key`: MinIO, Ceph, moto, IP endpoints, buckets with dots.
         case path
@@ -40,11 +52,12 @@ public struct S3Configuration: Sendable, Equatable {
     public var retryPolicy: RetryPolicy
     /// `max-keys` of each ListObjectsV2 page (S3 caps it at 1000).
     public var listPageSize: Int
+    public var uploadChecksum: UploadChecksum
 
     /// The option names this type reads.
     public static let optionNames: Set<String> = [
         "endpoint", "region", "credentials", "profile", "addressing", "ca_file", "max_connections", "retries",
-        "list_page_size",
+        "list_page_size", "upload_checksum",
     ]
 
     /// Resolves a configuration; throws `.invalidConfiguration` naming the offending option.
@@ -108,6 +121,14 @@ public struct S3Configuration: Sendable, Equatable {
         let retries = try Self.integer(options, "retries", default: 8, in: 0...100)
         retryPolicy = RetryPolicy(maxAttempts: retries + 1)
         listPageSize = try Self.integer(options, "list_page_size", default: 1000, in: 1...1000)
+        switch options["upload_checksum"] {
+        case nil: uploadChecksum = .crc32c
+        case let text?:
+            guard let value = UploadChecksum(rawValue: text) else {
+                throw .invalidConfiguration("invalid upload_checksum=\(text): expected crc32c or sha256")
+            }
+            uploadChecksum = value
+        }
 
         credentials = try Self.resolveCredentials(options: options, env: env)
     }
@@ -115,7 +136,8 @@ public struct S3Configuration: Sendable, Equatable {
     /// A configuration from parts, for callers that resolved them elsewhere (and for tests).
     public init(bucket: String, prefix: String = "", endpoint: String, region: String = "us-east-1",
                 addressing: Addressing = .path, credentials: S3Credentials, caFile: String? = nil,
-                maxConnections: Int = 16, retryPolicy: RetryPolicy = .standard, listPageSize: Int = 1000) throws(ObjectStoreError) {
+                maxConnections: Int = 16, retryPolicy: RetryPolicy = .standard, listPageSize: Int = 1000,
+                uploadChecksum: UploadChecksum = .crc32c) throws(ObjectStoreError) {
         (self.bucket, self.prefix) = try Self.parseSource("s3://\(bucket)/\(prefix)")
         (self.endpoint, _, endpointPath) = try Self.parseEndpoint(endpoint, origin: "endpoint")
         self.region = region
@@ -125,6 +147,7 @@ public struct S3Configuration: Sendable, Equatable {
         self.maxConnections = max(1, maxConnections)
         self.retryPolicy = retryPolicy
         self.listPageSize = min(max(1, listPageSize), 1000)
+        self.uploadChecksum = uploadChecksum
     }
 
     /// `s3://bucket/prefix`, for messages.

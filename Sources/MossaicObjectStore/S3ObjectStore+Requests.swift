@@ -34,6 +34,9 @@ enum S3Payload {
     /// piece (`S3StreamingSignature`): no pass over the bytes here. Each piece but the last
     /// must be at least `S3StreamingSignature.minimumPieceSize`.
     case streamed([HashedBytes])
+    /// Pieces sent one after the other as they are, `UNSIGNED-PAYLOAD` with a signed CRC-32C of
+    /// them that S3 verifies (`S3StreamingSignature.signChecksummed`).
+    case checksummed([[UInt8]])
 }
 
 extension S3ObjectStore {
@@ -59,9 +62,17 @@ extension S3ObjectStore {
         let curlSigning = CurlSigning(provider: "aws:amz:\(configuration.region):s3",
                                       accessKeyID: configuration.credentials.accessKeyID,
                                       secretAccessKey: configuration.credentials.secretAccessKey)
-        // What each attempt sends, and whether curl signs it: a streamed body is signed here,
-        // per attempt, because its signature holds the time.
+        // What each attempt sends, and whether curl signs it: a streamed or checksummed body is
+        // signed here, per attempt, because its signature holds the time.
         let prepare: () -> (request: HTTPRequest, signing: CurlSigning?)
+        // For the bodies signed here: the signer, the path as sent, the headers to sign.
+        func signedHere() -> (S3StreamingSignature, String, [(name: String, value: String)]) {
+            let (host, path) = Self.hostAndPath(of: url)
+            let signer = S3StreamingSignature(accessKeyID: configuration.credentials.accessKeyID,
+                                              secretAccessKey: configuration.credentials.secretAccessKey,
+                                              region: configuration.region)
+            return (signer, path, allHeaders + [("host", host)])
+        }
         switch payload {
         case .whole(let body, let sha256):
             // curl 7.88 does not send x-amz-content-sha256 (curl/curl#8810), which S3 requires,
@@ -71,12 +82,17 @@ extension S3ObjectStore {
             let request = HTTPRequest(method: operation.method, url: url, headers: allHeaders, body: body.isEmpty ? [] : [body],
                                       receiveParts: receiveParts)
             prepare = { (request, curlSigning) }
+        case .checksummed(let pieces):
+            let (signer, path, signed) = signedHere()
+            let length = pieces.reduce(0) { $0 + $1.count }
+            let crc32c = CRC32C.of(pieces)
+            prepare = {
+                let headers = signer.signChecksummed(method: operation.method.rawValue, path: path, headers: signed, bodyLength: length,
+                                                     crc32c: crc32c, timestamp: S3StreamingSignature.timestamp())
+                return (HTTPRequest(method: operation.method, url: url, headers: headers, body: pieces), nil)
+            }
         case .streamed(let pieces):
-            let (host, path) = Self.hostAndPath(of: url)
-            let signer = S3StreamingSignature(accessKeyID: configuration.credentials.accessKeyID,
-                                              secretAccessKey: configuration.credentials.secretAccessKey,
-                                              region: configuration.region)
-            let signed = allHeaders + [("host", host)]
+            let (signer, path, signed) = signedHere()
             prepare = {
                 let s = signer.sign(method: operation.method.rawValue, path: path, headers: signed, pieces: pieces,
                                     timestamp: S3StreamingSignature.timestamp())

@@ -14,9 +14,9 @@ public final class S3ObjectStore: ObjectStore {
     let pool: CurlEasyPool
     let logger: Logger
     private let retries = Atomic<Int>(0)
-    /// Whether packs are sent with streaming signatures; cleared for good when the server
-    /// refuses one and takes the same PUT signed whole.
-    private let streamingUploads = Atomic<Bool>(true)
+    /// Whether packs are sent in the form `configuration.uploadChecksum` names; cleared for
+    /// good when the server refuses one and takes the same PUT signed whole.
+    private let packForm = Atomic<Bool>(true)
 
     /// - Parameter logger: where retries and failures are reported; nothing is logged if omitted.
     public init(configuration: S3Configuration,
@@ -42,9 +42,11 @@ public final class S3ObjectStore: ObjectStore {
     }
 
     /// A chunk is an unconditional PUT whose payload hash is known: its name. A pack goes out
-    /// as its members, each signed by its own hash (`S3StreamingSignature`), so no byte is
-    /// hashed twice and S3 still checks every one. A server that refuses streaming signatures
-    /// (some S3-compatible ones do) gets the pack whole, hashed here, from then on.
+    /// as its members one after the other, never copied into one buffer or hashed again:
+    /// `upload_checksum=crc32c` (default) sends them `UNSIGNED-PAYLOAD` with a signed CRC-32C
+    /// that S3 verifies; `sha256` signs each member by its own hash (`S3StreamingSignature`).
+    /// A server that refuses the form (some S3-compatible ones do) gets the pack whole, hashed
+    /// here, from then on; a pack S3 received altered (BadDigest) is sent again that way.
     public func putAddressed(_ key: String, _ pieces: [HashedBytes]) throws(ObjectStoreError) {
         // Release builds trust the callers, which all computed or verified the hashes from these
         // bytes; S3 itself answers a wrong one with XAmzContentSHA256Mismatch (or a bad chunk
@@ -54,24 +56,28 @@ public final class S3ObjectStore: ObjectStore {
             _ = try put(key, pieces[0].bytes, condition: .none, payload: .whole(pieces[0].bytes, sha256: pieces[0].sha256))
             return
         }
-        if streamingUploads.load(ordering: .relaxed) {
-            let response = try send(.put, key: key, query: [], headers: [], payload: .streamed(S3StreamingSignature.streamable(pieces))).response
-            if (200..<300).contains(response.status) { return }
-            // A 4xx other than a missing bucket may be the server not speaking aws-chunked
-            // (400, 501 NotImplemented, 403 for a signature it computes differently): try the
-            // whole body. If that fails too, its error is the one reported (bad credentials…).
-            guard (400..<500).contains(response.status) || response.status == 501,
-                  S3ErrorBody(response.body)?.code != "NoSuchBucket" else {
-                throw error(for: response, operation: .put, key: key)
-            }
-            try putWhole(key, pieces)
-            if streamingUploads.exchange(false, ordering: .relaxed) {
-                logger.warning("S3 server refused a streaming-signed PUT; packs are sent with whole-body signatures from now on",
-                               metadata: ["status": "\(response.status)", "code": "\(S3ErrorBody(response.body)?.code ?? "")"])
-            }
-            return
+        guard packForm.load(ordering: .relaxed) else { return try putWhole(key, pieces) }
+        let (payload, form): (S3Payload, String) = switch configuration.uploadChecksum {
+        case .crc32c: (.checksummed(pieces.map(\.bytes)), "CRC-32C-checked")
+        case .sha256: (.streamed(S3StreamingSignature.streamable(pieces)), "streaming-signed")
+        }
+        let response = try send(.put, key: key, query: [], headers: [], payload: payload).response
+        if (200..<300).contains(response.status) { return }
+        // A 4xx other than a missing bucket may be the server not speaking the form (400, 501
+        // NotImplemented, 403 for a signature it computes differently): try the whole body. If
+        // that fails too, its error is the one reported (bad credentials…).
+        let code = S3ErrorBody(response.body)?.code
+        guard (400..<500).contains(response.status) || response.status == 501, code != "NoSuchBucket" else {
+            throw error(for: response, operation: .put, key: key)
         }
         try putWhole(key, pieces)
+        if code == "BadDigest" {
+            // The bytes changed on the way (the form works; it caught that): only this PUT.
+            logger.warning("S3 received a pack whose checksum did not match its bytes; sent again, signed whole", metadata: ["key": "\(key)"])
+        } else if packForm.exchange(false, ordering: .relaxed) {
+            logger.warning("S3 server refused a \(form) PUT; packs are sent with whole-body signatures from now on",
+                           metadata: ["status": "\(response.status)", "code": "\(code ?? "")"])
+        }
     }
 
     /// The pieces as one body, hashed here for its signature.

@@ -3,10 +3,12 @@ import Glibc
 #endif
 import MossaicCore
 
-/// AWS Signature V4 for a body sent as signed pieces: `x-amz-content-sha256:
-/// STREAMING-AWS4-HMAC-SHA256-PAYLOAD`, `Content-Encoding: aws-chunked` (AWS's "sigv4-streaming").
+/// AWS Signature V4 for the two pack uploads curl cannot sign as needed: a body sent as signed
+/// pieces (`x-amz-content-sha256: STREAMING-AWS4-HMAC-SHA256-PAYLOAD`, `Content-Encoding:
+/// aws-chunked`, AWS's "sigv4-streaming", `upload_checksum=sha256`), and a body checked by a
+/// signed CRC-32C header (`signChecksummed`, the default).
 ///
-/// Why: a PUT signed the usual way names the SHA-256 of its whole body, so a pack would be
+/// Why streaming: a PUT signed the usual way names the SHA-256 of its whole body, so a pack would be
 /// hashed twice — once per member for the chunk names, once whole for the PUT. Here every piece
 /// is a member and its signature covers the member's SHA-256, which we have already: S3 still
 /// checks every byte it stores, and we hash each byte once. Hand-written because curl's
@@ -57,23 +59,12 @@ public struct S3StreamingSignature: Sendable {
     /// Every piece but the last must be at least `minimumPieceSize` (see `streamable`).
     public func sign(method: String, path: String, headers: [(name: String, value: String)],
                      pieces: [HashedBytes], timestamp: String) -> Signed {
-        let date = String(timestamp.prefix(8))
-        let scope = "\(date)/\(region)/\(service)/aws4_request"
         let decodedLength = pieces.reduce(0) { $0 + $1.bytes.count }
         let encodedLength = pieces.reduce(Self.frameLength(0)) { $0 + Self.frameLength($1.bytes.count) }
-
-        var all = headers.map { (name: $0.name.lowercased(), value: $0.value) }
-        all += [("content-encoding", "aws-chunked"), ("content-length", String(encodedLength)),
-                ("x-amz-content-sha256", Self.payloadHash), ("x-amz-date", timestamp),
-                ("x-amz-decoded-content-length", String(decodedLength))]
-        all.sort { $0.name < $1.name }
-        let signedHeaders = all.map(\.name).joined(separator: ";")
-        let canonicalHeaders = all.map { "\($0.name):\($0.value.trimmingSpaces)\n" }.joined()
-        let canonicalRequest = "\(method)\n\(path)\n\n\(canonicalHeaders)\n\(signedHeaders)\n\(Self.payloadHash)"
-        let stringToSign = "AWS4-HMAC-SHA256\n\(timestamp)\n\(scope)\n\(ChunkHash.of(Array(canonicalRequest.utf8)).hex)"
-
-        let key = signingKey(date: date)
-        let seed = ChunkHash(bytes: HMACSHA256.mac(key: key, message: stringToSign)).hex
+        let scheme = [("content-encoding", "aws-chunked"), ("content-length", String(encodedLength)),
+                      ("x-amz-decoded-content-length", String(decodedLength))]
+        let header = signHeaders(method: method, path: path, headers: headers + scheme, payloadHash: Self.payloadHash, timestamp: timestamp)
+        let (scope, key, seed) = (header.scope, header.key, header.signature)
         var previous = seed
         var signatures: [String] = []
         var body: [[UInt8]] = []
@@ -91,9 +82,39 @@ public struct S3StreamingSignature: Sendable {
                 body.append(piece.bytes)
             }
         }
-        let authorization = "AWS4-HMAC-SHA256 Credential=\(accessKeyID)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(seed)"
-        return Signed(headers: all + [("authorization", authorization)], body: body,
-                      seedSignature: seed, pieceSignatures: signatures)
+        return Signed(headers: header.headers, body: body, seedSignature: seed, pieceSignatures: signatures)
+    }
+
+    /// Signs a PUT whose body is checked, not signed: `x-amz-content-sha256: UNSIGNED-PAYLOAD`
+    /// and a signed `x-amz-checksum-crc32c` header, which S3 verifies against the bytes it
+    /// receives (400 BadDigest otherwise) — how AWS's SDKs upload. Returns the headers to send:
+    /// `headers`, Content-Length, the checksum, x-amz-content-sha256, x-amz-date, Authorization.
+    /// Signed here rather than by curl so that curl's `Expect: 100-continue` can be left out
+    /// (curl's signer would sign the emptied header that then is not sent).
+    public func signChecksummed(method: String, path: String, headers: [(name: String, value: String)],
+                                bodyLength: Int, crc32c: CRC32C, timestamp: String) -> [(name: String, value: String)] {
+        let added = [("content-length", String(bodyLength)), ("x-amz-checksum-crc32c", crc32c.base64)]
+        return signHeaders(method: method, path: path, headers: headers + added, payloadHash: "UNSIGNED-PAYLOAD", timestamp: timestamp).headers
+    }
+
+    /// SigV4 of the request line and headers (plus x-amz-content-sha256 = `payloadHash` and
+    /// x-amz-date), names lowercased and sorted: the headers with Authorization appended, the
+    /// signature, and the scope and key that piece signatures chain from.
+    private func signHeaders(method: String, path: String, headers: [(name: String, value: String)], payloadHash: String,
+                             timestamp: String) -> (headers: [(name: String, value: String)], signature: String, scope: String, key: [UInt8]) {
+        let date = String(timestamp.prefix(8))
+        let scope = "\(date)/\(region)/\(service)/aws4_request"
+        var all = headers.map { (name: $0.name.lowercased(), value: $0.value) }
+        all += [("x-amz-content-sha256", payloadHash), ("x-amz-date", timestamp)]
+        all.sort { $0.name < $1.name }
+        let signedHeaders = all.map(\.name).joined(separator: ";")
+        let canonicalHeaders = all.map { "\($0.name):\($0.value.trimmingSpaces)\n" }.joined()
+        let canonicalRequest = "\(method)\n\(path)\n\n\(canonicalHeaders)\n\(signedHeaders)\n\(payloadHash)"
+        let stringToSign = "AWS4-HMAC-SHA256\n\(timestamp)\n\(scope)\n\(ChunkHash.of(Array(canonicalRequest.utf8)).hex)"
+        let key = signingKey(date: date)
+        let signature = ChunkHash(bytes: HMACSHA256.mac(key: key, message: stringToSign)).hex
+        let authorization = "AWS4-HMAC-SHA256 Credential=\(accessKeyID)/\(scope), SignedHeaders=\(signedHeaders), Signature=\(signature)"
+        return (all + [("authorization", authorization)], signature, scope, key)
     }
 
     /// `pieces` regrouped so that every piece but the last has at least `minimumPieceSize`

@@ -34,6 +34,14 @@ public final class S3TestServer: Sendable {
         case before, after, none
     }
 
+    /// What the fault proxy does with uploads that carry a CRC-32C header.
+    public enum UploadFault: String, Sendable {
+        /// Answers them 501 NotImplemented (a server without checksum support).
+        case refuseChecksummed = "refuse-checksummed"
+        /// Flips one byte of the first one's body before forwarding it (damage on the way).
+        case corruptChecksummed = "corrupt-checksummed"
+    }
+
     public struct LaunchError: Error, CustomStringConvertible {
         public let description: String
     }
@@ -49,9 +57,10 @@ public final class S3TestServer: Sendable {
     ///   - authenticated: false skips moto's IAM authentication (any signature is accepted).
     ///   - refuseStreamingUploads: the proxy answers 501 NotImplemented to uploads signed as a
     ///     stream (aws-chunked), like S3-compatible servers without that feature.
+    ///   - uploadFault: what the proxy does to uploads with an `x-amz-checksum-crc32c` header.
     public init(repositoryRoot: URL, bucket: String = "mossaicfs-test", region: String = "us-east-1",
                 faultRate: Double = 0, faultSeed: Int = 1, faultPattern: [Fault] = [], tls: Bool = false,
-                authenticated: Bool = true, refuseStreamingUploads: Bool = false) throws {
+                authenticated: Bool = true, refuseStreamingUploads: Bool = false, uploadFault: UploadFault? = nil) throws {
         let script = repositoryRoot.appendingPathComponent("Tests/e2e/s3server.py").path
         var arguments = ["python3", script, "serve", "--bucket", bucket, "--region", region]
         if faultRate > 0 { arguments += ["--fault-rate", String(faultRate), "--fault-seed", String(faultSeed)] }
@@ -59,6 +68,7 @@ public final class S3TestServer: Sendable {
         if tls { arguments.append("--tls") }
         if !authenticated { arguments.append("--no-auth") }
         if refuseStreamingUploads { arguments.append("--refuse-streaming") }
+        if let uploadFault { arguments += ["--upload-fault", uploadFault.rawValue] }
 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")

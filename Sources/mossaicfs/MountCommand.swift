@@ -62,6 +62,8 @@ struct MountCommand: ParsableCommand {
           max_connections=N     parallel requests (default 16)
           retries=N             attempts per request, with backoff (default 8)
           list_page_size=N      keys per listing request (default 1000)
+          upload_checksum=crc32c|sha256   how S3 checks a pack on upload: signed CRC-32C
+                                header (default) or a SHA-256 signature per chunk
         libfuse's and the kernel's generic options (auto_unmount, allow_root, noatime, nosuid,
         nodev, noexec, max_read=, subtype=, …) are passed through; fstab-only options (defaults,
         _netdev, nofail, noauto, user, x-*, comment=) are ignored. An unknown option is an error.

@@ -23,19 +23,60 @@ struct ObjectStoreConformanceTests {
         #expect(store.retryCount == 0, "moto without faults should need no retries")
     }
 
+    /// `upload_checksum=sha256`: packs signed member by member (aws-chunked streaming
+    /// signatures), which authenticated moto checks like any signature.
+    @Test func s3StoreWithStreamingSignatures() throws {
+        let server = try S3TestServer(repositoryRoot: TestEnvironment.repositoryRoot)
+        defer { server.stop() }
+        let store = try TestEnvironment.s3Store(on: server, extraOptions: ["upload_checksum": "sha256"])
+        #expect(store.configuration.uploadChecksum == .sha256)
+        ObjectStoreConformance(store: store).run(only: ["pack put", "chunk put", "round trip", "special keys"])
+        #expect(store.retryCount == 0)
+    }
+
     /// A server that does not take uploads signed as a stream (the proxy answers 501
     /// NotImplemented, as some S3-compatible servers do): packs still get stored, signed whole,
     /// and the store stops trying after the first refusal.
     @Test func s3StoreThatRefusesStreamingUploads() throws {
         let server = try S3TestServer(repositoryRoot: TestEnvironment.repositoryRoot, refuseStreamingUploads: true)
         defer { server.stop() }
+        try expectOneRefusalThenWholeBodies(on: server, options: ["upload_checksum": "sha256"], form: "streaming-signed")
+    }
+
+    /// The same for a server that refuses uploads with a CRC-32C header (the default form).
+    @Test func s3StoreThatRefusesChecksummedUploads() throws {
+        let server = try S3TestServer(repositoryRoot: TestEnvironment.repositoryRoot, uploadFault: .refuseChecksummed)
+        defer { server.stop() }
+        try expectOneRefusalThenWholeBodies(on: server, options: [:], form: "CRC-32C-checked")
+    }
+
+    /// Packs still stored (and read back) after the server refused their form, which is logged
+    /// once and not retried: every later pack goes signed whole.
+    private func expectOneRefusalThenWholeBodies(on server: S3TestServer, options: [String: String], form: String) throws {
         let log = CapturingLogHandler.Messages()
-        let store = try TestEnvironment.s3Store(on: server, logger: CapturingLogHandler.logger(into: log))
+        let store = try TestEnvironment.s3Store(on: server, extraOptions: options, logger: CapturingLogHandler.logger(into: log))
         ObjectStoreConformance(store: store).run(only: ["pack put", "chunk put", "round trip"])
         ObjectStoreConformance(store: store).run(only: ["pack put"])
-        #expect(store.retryCount == 0, "a refused stream is not a transient failure")
-        let refusals = log.all.filter { $0.message.contains("refused a streaming-signed PUT") }
-        #expect(refusals.count == 1, "one refusal, then no more streams: \(log.all.map(\.message))")
+        #expect(store.retryCount == 0, "a refused form is not a transient failure")
+        let refusals = log.all.filter { $0.message.contains("refused a \(form) PUT") }
+        #expect(refusals.count == 1, "one refusal, then whole bodies: \(log.all.map(\.message))")
+    }
+
+    /// A pack damaged on the way (the proxy flips one byte of the first checksummed body): the
+    /// server, checking the CRC-32C as S3 does, answers BadDigest and stores nothing; the store
+    /// sends the pack again signed whole, and it arrives intact. Later packs use the checksum
+    /// again. This also shows the test server checks the header, so the other suites' packs
+    /// passing means their checksums are right.
+    @Test func s3StoreResendsAPackDamagedOnTheWay() throws {
+        let server = try S3TestServer(repositoryRoot: TestEnvironment.repositoryRoot, uploadFault: .corruptChecksummed)
+        defer { server.stop() }
+        let log = CapturingLogHandler.Messages()
+        let store = try TestEnvironment.s3Store(on: server, logger: CapturingLogHandler.logger(into: log))
+        ObjectStoreConformance(store: store).run(only: ["pack put"])
+        ObjectStoreConformance(store: store).run(only: ["pack put"])
+        let messages = log.all.map(\.message)
+        #expect(messages.filter { $0.contains("checksum did not match") }.count == 1, "\(messages)")
+        #expect(!messages.contains { $0.contains("refused") }, "the checksummed form stays in use: \(messages)")
     }
 
     /// moto behind a proxy that answers 503 to a seeded 10% of requests (half of them after

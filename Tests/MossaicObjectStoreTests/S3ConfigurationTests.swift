@@ -107,6 +107,14 @@ struct S3ConfigurationTests {
         }
     }
 
+    @Test func uploadChecksum() throws {
+        #expect(try configuration().uploadChecksum == .crc32c)
+        #expect(try configuration("s3://bucket-1", ["upload_checksum": "sha256"]).uploadChecksum == .sha256)
+        #expect(try configuration("s3://bucket-1", ["upload_checksum": "crc32c"]).uploadChecksum == .crc32c)
+        let message = invalid { () throws(ObjectStoreError) in try configuration("s3://bucket-1", ["upload_checksum": "md5"]) }
+        #expect(message == "invalid upload_checksum=md5: expected crc32c or sha256")
+    }
+
     @Test func caBundle() throws {
         let file = try TestEnvironment.temporaryDirectory() + "/ca.pem"
         defer { try? FileManager.default.removeItem(atPath: (file as NSString).deletingLastPathComponent) }

@@ -55,6 +55,27 @@ struct S3StreamingSignatureTests {
         #expect(grouped.dropLast().allSatisfy { $0.bytes.count >= S3StreamingSignature.minimumPieceSize })
     }
 
+    /// The checksummed form: the body is `UNSIGNED-PAYLOAD`, and the CRC-32C header is one of
+    /// the signed headers (else anyone on the way could change body and checksum together).
+    /// The signature itself comes from the same code as the seed signature above (AWS's example)
+    /// and is checked by authenticated moto in the conformance suite.
+    @Test func checksummedSignsTheChecksumHeader() {
+        let body = Array("123456789".utf8)
+        let headers = signer.signChecksummed(method: "PUT", path: "/examplebucket/pack", headers: [("Host", "s3.amazonaws.com")],
+                                             bodyLength: body.count, crc32c: CRC32C.of([body]), timestamp: "20130524T000000Z")
+        let byName = Dictionary(headers.map { ($0.name, $0.value) }, uniquingKeysWith: { a, _ in a })
+        #expect(byName["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD")
+        #expect(byName["x-amz-checksum-crc32c"] == "4waSgw==")
+        #expect(byName["content-length"] == "9")
+        #expect(byName["x-amz-date"] == "20130524T000000Z")
+        let authorization = byName["authorization"] ?? ""
+        #expect(authorization.hasPrefix("AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, "
+            + "SignedHeaders=content-length;host;x-amz-checksum-crc32c;x-amz-content-sha256;x-amz-date, Signature="))
+        let other = signer.signChecksummed(method: "PUT", path: "/examplebucket/pack", headers: [("Host", "s3.amazonaws.com")],
+                                           bodyLength: body.count, crc32c: CRC32C.of([Array("123456780".utf8)]), timestamp: "20130524T000000Z")
+        #expect(other.first { $0.name == "authorization" }?.value != authorization, "another checksum, another signature")
+    }
+
     @Test func timestampIsUTC() {
         #expect(S3StreamingSignature.timestamp(at: 1_369_353_600) == "20130524T000000Z")
         #expect(S3StreamingSignature.timestamp(at: 1_700_000_000) == "20231114T221320Z")

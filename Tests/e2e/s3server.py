@@ -93,7 +93,7 @@ class MotoServer:
     def __init__(self, bucket: str = "mossaicfs-test", region: str = "us-east-1", auth: bool = True,
                  fault_rate: float = 0.0, fault_seed: int = 1, ready_timeout: float = 30.0,
                  strict_signatures: bool = True, fault_pattern: list[str] | None = None, tls: bool = False,
-                 refuse_streaming: bool = False):
+                 refuse_streaming: bool = False, upload_fault: str = ""):
         self.bucket = bucket
         self.region = region
         self.auth = auth
@@ -102,6 +102,7 @@ class MotoServer:
         self.fault_pattern = fault_pattern or []
         self.tls = tls
         self.refuse_streaming = refuse_streaming
+        self.upload_fault = upload_fault
         self.ca_file: str | None = None
         self._tls_dir: tempfile.TemporaryDirectory | None = None
         self.ready_timeout = ready_timeout
@@ -135,7 +136,7 @@ class MotoServer:
                 self._bootstrap_iam()
             self._create_bucket()
             self.endpoint = self.upstream_endpoint
-            if self.fault_rate > 0 or self.fault_pattern or self.tls or self.refuse_streaming:
+            if self.fault_rate > 0 or self.fault_pattern or self.tls or self.refuse_streaming or self.upload_fault:
                 self._start_proxy()
         except BaseException:
             self.stop()
@@ -236,6 +237,8 @@ class MotoServer:
                    "--seed", str(self.fault_seed), "--pattern", ",".join(self.fault_pattern)]
         if self.refuse_streaming:
             command.append("--refuse-streaming")
+        if self.upload_fault:
+            command += ["--upload-fault", self.upload_fault]
         if self.tls:
             cert, key = self._make_certificate()
             command += ["--tls-cert", cert, "--tls-key", key]
@@ -283,7 +286,8 @@ def _serve(args: argparse.Namespace) -> int:
                         fault_rate=args.fault_rate, fault_seed=args.fault_seed,
                         strict_signatures=not args.plain_moto,
                         fault_pattern=[p.strip() for p in args.fault_pattern.split(",") if p.strip()],
-                        tls=args.tls, refuse_streaming=args.refuse_streaming)
+                        tls=args.tls, refuse_streaming=args.refuse_streaming,
+                        upload_fault=args.upload_fault)
 
     def on_signal(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
@@ -320,6 +324,8 @@ def main() -> int:
                        help="serve HTTPS (through fault_proxy.py) with a self-signed certificate, see ca_file")
     serve.add_argument("--refuse-streaming", action="store_true",
                        help="put fault_proxy.py in front, answering 501 to uploads signed as a stream")
+    serve.add_argument("--upload-fault", default="", choices=["", "refuse-checksummed", "corrupt-checksummed"],
+                       help="put fault_proxy.py in front, refusing (501) or damaging uploads with a CRC-32C header")
     serve.add_argument("--no-auth", action="store_true",
                        help="skip IAM authentication (moto then accepts any signature)")
     serve.add_argument("--plain-moto", action="store_true",
