@@ -26,7 +26,7 @@ public struct CRC32C: Sendable, Equatable {
         bytes.withUnsafeBytes { update($0) }
     }
 
-    public mutating func update(_ raw: UnsafeRawBufferPointer) {
+    mutating func update(_ raw: UnsafeRawBufferPointer) {
         guard !raw.isEmpty else { return }
         if Self.hardware {
             var crc = UInt64(register)
@@ -67,7 +67,7 @@ public struct CRC32C: Sendable, Equatable {
     }
 
     /// The table path on any CPU, for tests that compare it with the instruction.
-    public static func tableChecksum(_ bytes: [UInt8]) -> UInt32 {
+    static func tableChecksum(_ bytes: [UInt8]) -> UInt32 {
         ~bytes.withUnsafeBytes { tableUpdate(0xFFFF_FFFF, $0) }
     }
 }

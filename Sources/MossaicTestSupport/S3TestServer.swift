@@ -34,11 +34,14 @@ public final class S3TestServer: Sendable {
         case before, after, none
     }
 
-    /// What the fault proxy does with uploads that carry a CRC-32C header.
+    /// What the fault proxy does with uploads of one form.
     public enum UploadFault: String, Sendable {
-        /// Answers them 501 NotImplemented (a server without checksum support).
+        /// Answers uploads signed as a stream (aws-chunked) 501 NotImplemented, like
+        /// S3-compatible servers without that feature.
+        case refuseStreaming = "refuse-streaming"
+        /// Answers uploads with a CRC-32C header 501 NotImplemented (no checksum support).
         case refuseChecksummed = "refuse-checksummed"
-        /// Flips one byte of the first one's body before forwarding it (damage on the way).
+        /// Flips one byte of the first checksummed body before forwarding it (damage on the way).
         case corruptChecksummed = "corrupt-checksummed"
     }
 
@@ -55,19 +58,16 @@ public final class S3TestServer: Sendable {
     ///     `.none`.
     ///   - tls: serve HTTPS (through the proxy) with a fresh self-signed certificate (`caFile`).
     ///   - authenticated: false skips moto's IAM authentication (any signature is accepted).
-    ///   - refuseStreamingUploads: the proxy answers 501 NotImplemented to uploads signed as a
-    ///     stream (aws-chunked), like S3-compatible servers without that feature.
-    ///   - uploadFault: what the proxy does to uploads with an `x-amz-checksum-crc32c` header.
+    ///   - uploadFault: what the proxy does to uploads of one form (refuse or damage them).
     public init(repositoryRoot: URL, bucket: String = "mossaicfs-test", region: String = "us-east-1",
                 faultRate: Double = 0, faultSeed: Int = 1, faultPattern: [Fault] = [], tls: Bool = false,
-                authenticated: Bool = true, refuseStreamingUploads: Bool = false, uploadFault: UploadFault? = nil) throws {
+                authenticated: Bool = true, uploadFault: UploadFault? = nil) throws {
         let script = repositoryRoot.appendingPathComponent("Tests/e2e/s3server.py").path
         var arguments = ["python3", script, "serve", "--bucket", bucket, "--region", region]
         if faultRate > 0 { arguments += ["--fault-rate", String(faultRate), "--fault-seed", String(faultSeed)] }
         if !faultPattern.isEmpty { arguments += ["--fault-pattern", faultPattern.map(\.rawValue).joined(separator: ",")] }
         if tls { arguments.append("--tls") }
         if !authenticated { arguments.append("--no-auth") }
-        if refuseStreamingUploads { arguments.append("--refuse-streaming") }
         if let uploadFault { arguments += ["--upload-fault", uploadFault.rawValue] }
 
         let process = Process()

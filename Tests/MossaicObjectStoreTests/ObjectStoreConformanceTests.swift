@@ -38,7 +38,7 @@ struct ObjectStoreConformanceTests {
     /// NotImplemented, as some S3-compatible servers do): packs still get stored, signed whole,
     /// and the store stops trying after the first refusal.
     @Test func s3StoreThatRefusesStreamingUploads() throws {
-        let server = try S3TestServer(repositoryRoot: TestEnvironment.repositoryRoot, refuseStreamingUploads: true)
+        let server = try S3TestServer(repositoryRoot: TestEnvironment.repositoryRoot, uploadFault: .refuseStreaming)
         defer { server.stop() }
         try expectOneRefusalThenWholeBodies(on: server, options: ["upload_checksum": "sha256"], form: "streaming-signed")
     }

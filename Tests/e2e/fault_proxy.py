@@ -21,21 +21,20 @@ Latency spikes: a seeded share (`latency_rate`) of requests is held for a random
 every connection without an answer until `restore()`; `outage("stall")` holds every request
 without an answer until `restore()`, then closes the connection.
 
-With `refuse_streaming` it answers 501 NotImplemented, without forwarding, to every upload
-signed as a stream (`x-amz-content-sha256: STREAMING-...`, aws-chunked), as S3-compatible
-servers without that feature do; clients must then send the body signed whole.
-
-`upload_fault` acts on uploads carrying an `x-amz-checksum-crc32c` header (the default form of
-mossaicfs's pack PUTs): "refuse-checksummed" answers them 501 NotImplemented, like a server
-without checksum support; "corrupt-checksummed" flips one byte of the FIRST such body and
-forwards it, like a network that damages data on the way (the server must answer BadDigest).
+`upload_fault` acts on uploads of one form, as S3-compatible servers and networks do:
+"refuse-streaming" answers 501 NotImplemented, without forwarding, to every upload signed as a
+stream (`x-amz-content-sha256: STREAMING-...`, aws-chunked), like servers without that feature;
+"refuse-checksummed" does the same to uploads with an `x-amz-checksum-crc32c` header (the
+default form of mossaicfs's pack PUTs); "corrupt-checksummed" flips one byte of the FIRST such
+body and forwards it, like a network that damages data on the way (the server must answer
+BadDigest). Clients must then send the body signed whole.
 
 With a certificate and key it serves HTTPS (the upstream stays plain HTTP), which is how the
 tests check TLS verification and CA-file handling without a real S3.
 
 CLI: fault_proxy.py --upstream http://127.0.0.1:PORT [--rate 0.1] [--seed 1] [--pattern P] [--port 0]
                     [--latency-rate 0.02] [--latency 0.2,1.0] [--tls-cert CERT.pem --tls-key KEY.pem]
-                    [--refuse-streaming] [--upload-fault refuse-checksummed|corrupt-checksummed]
+                    [--upload-fault refuse-streaming|refuse-checksummed|corrupt-checksummed]
 prints one JSON line {"endpoint": ..., "pid": ...} and serves until SIGTERM.
 """
 from __future__ import annotations
@@ -57,6 +56,8 @@ import urllib.parse
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer",
                "upgrade", "expect", "content-length"}
 
+UPLOAD_FAULTS = ["", "refuse-streaming", "refuse-checksummed", "corrupt-checksummed"]
+
 _SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
              b'<Message>Please reduce your request rate. (injected by fault_proxy)</Message></Error>')
 _NOT_IMPLEMENTED = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NotImplemented</Code>'
@@ -69,8 +70,7 @@ class FaultProxy:
 
     def __init__(self, upstream: str, rate: float = 0.1, seed: int = 1, host: str = "127.0.0.1", port: int = 0,
                  pattern: list[str] | None = None, tls_cert: str | None = None, tls_key: str | None = None,
-                 latency_rate: float = 0.0, latency: tuple[float, float] = (0.2, 1.0), refuse_streaming: bool = False,
-                 upload_fault: str = ""):
+                 latency_rate: float = 0.0, latency: tuple[float, float] = (0.2, 1.0), upload_fault: str = ""):
         parsed = urllib.parse.urlsplit(upstream)
         if parsed.scheme != "http" or not parsed.hostname:
             raise ValueError(f"upstream must be http://HOST:PORT, not {upstream!r}")
@@ -91,10 +91,8 @@ class FaultProxy:
         self._outage: str | None = None
         self._outage_over = threading.Event()
         self.refused = 0
-        self.refuse_streaming = refuse_streaming
-        self.streaming_refused = 0
-        if upload_fault not in ("", "refuse-checksummed", "corrupt-checksummed"):
-            raise ValueError(f"upload_fault must be refuse-checksummed or corrupt-checksummed, not {upload_fault!r}")
+        if upload_fault not in UPLOAD_FAULTS:
+            raise ValueError(f"upload_fault must be one of {', '.join(UPLOAD_FAULTS[1:])}, not {upload_fault!r}")
         self.upload_fault = upload_fault
         self.uploads_faulted = 0
         self._server = http.server.ThreadingHTTPServer((host, port), _Handler)
@@ -135,17 +133,13 @@ class FaultProxy:
             self.faults_after += 1
             return "after"
 
-    def refuses(self, headers: object) -> bool:
-        """True (and counted) for an upload signed as a stream while `refuse_streaming` is on."""
-        if not self.refuse_streaming or not headers.get("x-amz-content-sha256", "").startswith("STREAMING-"):  # type: ignore[attr-defined]
-            return False
-        with self._lock:
-            self.streaming_refused += 1
-        return True
-
     def upload_fault_for(self, headers: object) -> str:
         """The fault to apply to this request ("" for none), counted."""
-        if not self.upload_fault or headers.get("x-amz-checksum-crc32c") is None:  # type: ignore[attr-defined]
+        if self.upload_fault == "refuse-streaming":
+            hit = headers.get("x-amz-content-sha256", "").startswith("STREAMING-")  # type: ignore[attr-defined]
+        else:
+            hit = bool(self.upload_fault) and headers.get("x-amz-checksum-crc32c") is not None  # type: ignore[attr-defined]
+        if not hit:
             return ""
         with self._lock:
             if self.upload_fault == "corrupt-checksummed" and self.uploads_faulted >= 1:
@@ -290,7 +284,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True  # no answer at all: the client sees the connection drop
             return
         upload_fault = proxy.upload_fault_for(self.headers)
-        if proxy.refuses(self.headers) or upload_fault == "refuse-checksummed":
+        if upload_fault.startswith("refuse-"):
             self._reply(501, [("Content-Type", "application/xml")], _NOT_IMPLEMENTED, head=head)
             return
         if upload_fault == "corrupt-checksummed" and body:
@@ -327,24 +321,21 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate")
     parser.add_argument("--tls-key", help="the certificate's PEM private key")
-    parser.add_argument("--refuse-streaming", action="store_true",
-                        help="answer 501 NotImplemented to uploads signed as a stream (aws-chunked)")
-    parser.add_argument("--upload-fault", default="", choices=["", "refuse-checksummed", "corrupt-checksummed"],
-                        help="refuse (501) uploads with x-amz-checksum-crc32c, or damage the first one's body")
+    parser.add_argument("--upload-fault", default="", choices=UPLOAD_FAULTS,
+                        help="refuse (501) streaming-signed or CRC-32C-checked uploads, or damage the first checksummed body")
     args = parser.parse_args()
     pattern = [p.strip() for p in args.pattern.split(",") if p.strip()]
     low, high = (float(x) for x in args.latency.split(","))
     proxy = FaultProxy(args.upstream, rate=args.rate, seed=args.seed, host=args.host, port=args.port, pattern=pattern,
                        tls_cert=args.tls_cert, tls_key=args.tls_key, latency_rate=args.latency_rate, latency=(low, high),
-                       refuse_streaming=args.refuse_streaming, upload_fault=args.upload_fault)
+                       upload_fault=args.upload_fault)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     print(json.dumps({"endpoint": proxy.endpoint, "pid": os.getpid()}), flush=True)
     try:
         proxy.serve_forever()
     finally:
         print(json.dumps({"requests": proxy.requests, "faults_before": proxy.faults_before,
-                          "faults_after": proxy.faults_after, "streaming_refused": proxy.streaming_refused,
-                          "uploads_faulted": proxy.uploads_faulted}),
+                          "faults_after": proxy.faults_after, "uploads_faulted": proxy.uploads_faulted}),
               file=sys.stderr, flush=True)
     return 0
 

@@ -53,20 +53,13 @@ def _authenticate_and_authorize_action(self, iam_request_cls, resource="*"):  # 
 _original_key_response = S3Response._key_response
 
 
-class BadDigest(S3ClientError):
-    code = "BadDigest"
-
-    def __init__(self) -> None:
-        super().__init__("BadDigest", "The CRC32C you specified did not match the calculated checksum.")
-
-
 def _key_response(self, request, full_url):  # type: ignore[no-untyped-def]
     claimed = request.headers.get("x-amz-checksum-crc32c")
     if request.method == "PUT" and claimed is not None and "aws-chunked" not in request.headers.get("content-encoding", ""):
         body = self.raw_body if isinstance(self.raw_body, bytes) else (self.raw_body or b"")
         actual = base64.b64encode(crc32c.crc32c(body).to_bytes(4, "big")).decode()
         if actual != claimed:
-            raise BadDigest()
+            raise S3ClientError("BadDigest", "The CRC32C you specified did not match the calculated checksum.")
     return _original_key_response(self, request, full_url)
 
 

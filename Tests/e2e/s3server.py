@@ -22,12 +22,14 @@ CLI:
     python3 Tests/e2e/s3server.py serve [--bucket NAME] [--region R] [--fault-rate 0.1]
                                         [--fault-seed N] [--fault-pattern after,none]
                                         [--tls] [--no-auth] [--plain-moto]
+                                        [--upload-fault refuse-streaming|refuse-checksummed|corrupt-checksummed]
 prints ONE JSON line {"endpoint", "access_key", "secret_key", "bucket", "region", "pid", ...}
 and runs until stdin reaches EOF (so a test runner that dies takes the server with it) or
 SIGTERM/SIGINT arrives; then it stops moto and the fault proxy by PID.
 With --fault-rate, "endpoint" is a fault_proxy.py in front of moto ("upstream_endpoint" is moto
 itself) that answers 503 for that seeded share of requests. With --tls that proxy serves HTTPS
-with a fresh self-signed certificate for 127.0.0.1, whose PEM file is "ca_file".
+with a fresh self-signed certificate for 127.0.0.1, whose PEM file is "ca_file". With
+--upload-fault that proxy refuses or damages uploads of one form (see fault_proxy.py).
 """
 from __future__ import annotations
 
@@ -43,6 +45,8 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+
+from fault_proxy import UPLOAD_FAULTS
 
 # The unauthenticated bootstrap: create_user, create_policy, attach_user_policy, create_access_key.
 _BOOTSTRAP_REQUESTS = 4
@@ -93,7 +97,7 @@ class MotoServer:
     def __init__(self, bucket: str = "mossaicfs-test", region: str = "us-east-1", auth: bool = True,
                  fault_rate: float = 0.0, fault_seed: int = 1, ready_timeout: float = 30.0,
                  strict_signatures: bool = True, fault_pattern: list[str] | None = None, tls: bool = False,
-                 refuse_streaming: bool = False, upload_fault: str = ""):
+                 upload_fault: str = ""):
         self.bucket = bucket
         self.region = region
         self.auth = auth
@@ -101,7 +105,6 @@ class MotoServer:
         self.fault_seed = fault_seed
         self.fault_pattern = fault_pattern or []
         self.tls = tls
-        self.refuse_streaming = refuse_streaming
         self.upload_fault = upload_fault
         self.ca_file: str | None = None
         self._tls_dir: tempfile.TemporaryDirectory | None = None
@@ -136,7 +139,7 @@ class MotoServer:
                 self._bootstrap_iam()
             self._create_bucket()
             self.endpoint = self.upstream_endpoint
-            if self.fault_rate > 0 or self.fault_pattern or self.tls or self.refuse_streaming or self.upload_fault:
+            if self.fault_rate > 0 or self.fault_pattern or self.tls or self.upload_fault:
                 self._start_proxy()
         except BaseException:
             self.stop()
@@ -235,8 +238,6 @@ class MotoServer:
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fault_proxy.py")
         command = [sys.executable, script, "--upstream", self.upstream_endpoint, "--rate", str(self.fault_rate),
                    "--seed", str(self.fault_seed), "--pattern", ",".join(self.fault_pattern)]
-        if self.refuse_streaming:
-            command.append("--refuse-streaming")
         if self.upload_fault:
             command += ["--upload-fault", self.upload_fault]
         if self.tls:
@@ -286,8 +287,7 @@ def _serve(args: argparse.Namespace) -> int:
                         fault_rate=args.fault_rate, fault_seed=args.fault_seed,
                         strict_signatures=not args.plain_moto,
                         fault_pattern=[p.strip() for p in args.fault_pattern.split(",") if p.strip()],
-                        tls=args.tls, refuse_streaming=args.refuse_streaming,
-                        upload_fault=args.upload_fault)
+                        tls=args.tls, upload_fault=args.upload_fault)
 
     def on_signal(signum: int, _frame: object) -> None:
         raise SystemExit(128 + signum)
@@ -322,10 +322,9 @@ def main() -> int:
                        help="instead of --fault-rate: before/after/none per request, comma-separated, cycled")
     serve.add_argument("--tls", action="store_true",
                        help="serve HTTPS (through fault_proxy.py) with a self-signed certificate, see ca_file")
-    serve.add_argument("--refuse-streaming", action="store_true",
-                       help="put fault_proxy.py in front, answering 501 to uploads signed as a stream")
-    serve.add_argument("--upload-fault", default="", choices=["", "refuse-checksummed", "corrupt-checksummed"],
-                       help="put fault_proxy.py in front, refusing (501) or damaging uploads with a CRC-32C header")
+    serve.add_argument("--upload-fault", default="", choices=UPLOAD_FAULTS,
+                       help="put fault_proxy.py in front, refusing (501) streaming-signed or CRC-32C-checked uploads, "
+                            "or damaging the first checksummed one")
     serve.add_argument("--no-auth", action="store_true",
                        help="skip IAM authentication (moto then accepts any signature)")
     serve.add_argument("--plain-moto", action="store_true",

@@ -55,28 +55,34 @@ def make_fs(tmp_path, server):
     return f
 
 
-def roundtrip(f, server, tmp_path):
-    """A tree and a 256 MiB file in, then read back from S3 alone (no blob cache)."""
-    subprocess.run(["cp", "-a", TREE, str(f.path("tree"))], check=True)
-    big_local = tmp_path / "big.bin"
-    rng = random.Random(3)
-    with open(big_local, "wb") as out:
-        for _ in range(256):
+def write_and_read_back_from_s3(f, tmp_path, mib=16, seed=11):
+    """A file of `mib` random MiB written, then read back after a remount with the blob cache
+    removed, i.e. from S3 alone."""
+    local = tmp_path / "big.bin"
+    rng = random.Random(seed)
+    with open(local, "wb") as out:
+        for _ in range(mib):
             out.write(rng.randbytes(MiB))
-    shutil.copyfile(big_local, f.path("big.bin"))
+    shutil.copyfile(local, f.path("big.bin"))
     f.stop()
     shutil.rmtree(f.cache / "blobs")
     f.start()
+    assert sha256_file(f.path("big.bin")) == sha256_file(local)
+
+
+def roundtrip(f, tmp_path):
+    """A tree and a 256 MiB file in, then read back from S3 alone (no blob cache)."""
+    subprocess.run(["cp", "-a", TREE, str(f.path("tree"))], check=True)
+    write_and_read_back_from_s3(f, tmp_path, mib=256, seed=3)
     r = subprocess.run(["diff", "-r", "--no-dereference", TREE, str(f.path("tree"))], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-2000:]
-    assert sha256_file(f.path("big.bin")) == sha256_file(big_local)
 
 
 def test_tree_and_big_file_roundtrip_from_s3_alone(tmp_path, moto):
     f = make_fs(tmp_path, moto)
     try:
         f.start()
-        roundtrip(f, moto, tmp_path)
+        roundtrip(f, tmp_path)
         client, chunks = s3_keys(moto, f.prefix + "/chunks/")
         _, packs = s3_keys(moto, f.prefix + "/packs/")
         # The 256 MiB file went out in packs of 4 chunks (one PUT each), not 256 objects.
@@ -104,7 +110,7 @@ def test_roundtrip_with_ten_percent_503s(tmp_path, faulty_moto):
     f = make_fs(tmp_path, faulty_moto)
     try:
         f.start()
-        roundtrip(f, faulty_moto, tmp_path)
+        roundtrip(f, tmp_path)
     finally:
         f.stop()
 
@@ -150,17 +156,6 @@ def test_format_refuses_an_existing_filesystem(tmp_path, moto):
     f = make_fs(tmp_path, moto)
     r = run("format", f.source, check=False, env=f.env)
     assert r.returncode != 0 and "already holds" in r.stderr
-
-
-def write_and_read_back_from_s3(f, tmp_path, mib=16):
-    """A file of several packs written, then read back from S3 alone (blob cache removed)."""
-    local = tmp_path / "packs.bin"
-    local.write_bytes(random.Random(11).randbytes(mib * MiB))
-    shutil.copyfile(local, f.path("packs.bin"))
-    f.stop()
-    shutil.rmtree(f.cache / "blobs")
-    f.start()
-    assert sha256_file(f.path("packs.bin")) == sha256_file(local)
 
 
 def test_a_pack_damaged_on_the_way_is_refused_by_s3_and_sent_again(tmp_path):
