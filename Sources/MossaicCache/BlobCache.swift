@@ -23,8 +23,15 @@ public final class BlobCache: Sendable {
         public var diskDirectory: String?
         public var diskLimit: Int
         public var freeSpaceFloor: Int
-        public init(memoryLimit: Int = 16 << 20, diskDirectory: String? = nil, diskLimit: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30) {
+        /// Keep the chunks of packs (large writes) in the disk cache too (`cache_large_writes`).
+        /// Off by default, as JuiceFS's `--cache-large-write`: copying a big file in would
+        /// otherwise evict what was being read, and writing every streamed byte to the cache
+        /// disk cost 13 % of the daemon's CPU in a sequential write (docs/BENCHMARKS.md).
+        public var cacheLargeWrites: Bool
+        public init(memoryLimit: Int = 16 << 20, diskDirectory: String? = nil, diskLimit: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30,
+                    cacheLargeWrites: Bool = false) {
             self.memoryLimit = memoryLimit; self.diskDirectory = diskDirectory; self.diskLimit = diskLimit; self.freeSpaceFloor = freeSpaceFloor
+            self.cacheLargeWrites = cacheLargeWrites
         }
     }
 
@@ -80,11 +87,13 @@ public final class BlobCache: Sendable {
     public let staging: StagingArea?
     private let state: Mutex<State>
     private let logger: Logger
+    private let cacheLargeWrites: Bool
 
     public init(store: any ObjectStore, configuration: Configuration, staging: StagingArea? = nil, logger: Logger) throws(SystemError) {
         self.store = store
         self.staging = staging
         self.logger = logger
+        cacheLargeWrites = configuration.cacheLargeWrites
         var disk: DiskLRU?
         if let dir = configuration.diskDirectory {
             disk = try DiskLRU(directory: dir, limit: configuration.diskLimit, freeSpaceFloor: configuration.freeSpaceFloor)
@@ -360,7 +369,8 @@ public final class BlobCache: Sendable {
     }
 
     /// Stores new chunks with ONE PUT of a pack (their bytes concatenated, named by their
-    /// hashes: `ChunkHash.packName`) and keeps each in the disk cache. Returns where every
+    /// hashes: `ChunkHash.packName`); keeps each in the disk cache only with `cacheLargeWrites`
+    /// (a pack is a large write: a sequential writer's full pages, or a commit of several). Returns where every
     /// chunk is. Chunks this process stored before are not stored again; a single remaining
     /// chunk becomes its own object (a pack of one would only be a longer name). Unlike single chunks, concurrent
     /// packs holding one chunk are not merged: both are complete, and the row names one.
@@ -398,7 +408,7 @@ public final class BlobCache: Sendable {
                 locations[hash] = location
             }
         }
-        for member in members { writeToDisk(member.hash, member.bytes) }
+        if cacheLargeWrites { for member in members { writeToDisk(member.hash, member.bytes) } }
         return locations
     }
 

@@ -27,6 +27,8 @@ public enum FilesystemLoader {
         public var readAheadChunks = 8
         /// New chunks per pack object, at most (`pack_chunks`).
         public var packChunks = 4
+        /// Chunks of packs kept in the disk cache too (`cache_large_writes`).
+        public var cacheLargeWrites = false
         /// Write-back mode (`writeback`) and the most bytes it stages (`staging_size`).
         public var writeback = false
         public var stagingBytes = 1 << 30
@@ -128,7 +130,8 @@ public enum FilesystemLoader {
             cache = try BlobCache(store: store, configuration: .init(
                 memoryLimit: settings.memoryCacheBytes,
                 diskDirectory: store.isLocal ? nil : cacheDirectory.blobsPath,
-                diskLimit: settings.diskCacheBytes, freeSpaceFloor: settings.freeSpaceFloor), staging: staging, logger: logger)
+                diskLimit: settings.diskCacheBytes, freeSpaceFloor: settings.freeSpaceFloor,
+                cacheLargeWrites: settings.cacheLargeWrites), staging: staging, logger: logger)
         } catch {
             throw .cacheDirectory("cannot open blob cache: \(error)")
         }

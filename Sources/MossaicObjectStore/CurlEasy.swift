@@ -76,6 +76,13 @@ final class CurlEasy: @unchecked Sendable {
         switch request.method {
         case .get:
             setup.long(CURLOPT_HTTPGET, 1)
+            // Bodies are read 512 KiB (curl's maximum) at a time instead of 16 KiB: a 4 MiB pack
+            // then costs 8 receive callbacks, not 256 (measured: ~5 % of the daemon's CPU in a
+            // read from an empty cache). Uploads keep curl's default; a larger upload buffer
+            // measured no faster and grew the resident set. Best effort, not checked: curl 7.88
+            // refuses to resize a receive buffer that a failed transfer left allocated
+            // (CURLE_BAD_FUNCTION_ARGUMENT), and that request then reads 16 KiB at a time.
+            _ = ccurl_easy_setopt_long(handle, CURLOPT_BUFFERSIZE, 512 << 10)
         case .head:
             setup.long(CURLOPT_NOBODY, 1)
         case .delete:

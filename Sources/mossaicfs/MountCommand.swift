@@ -28,6 +28,8 @@ struct MountCommand: ParsableCommand {
           cache_size=SIZE       disk cache bound for remote stores (default 10G)
           mem_cache_size=SIZE   memory cache bound (default 16M)
           cache_free=SIZE       free space the disk cache leaves on its filesystem (default 1G)
+          cache_large_writes    keep large writes (packs) in the disk cache too (default: only
+                                what is read and chunks stored alone)
           threads=N             FUSE worker threads (default 16)
           upload_threads=N      chunks hashed and stored in parallel (default 8)
           read_ahead=N          chunks fetched ahead of a sequential reader (default 8, 0: off)
@@ -158,6 +160,7 @@ struct MountCommand: ParsableCommand {
             settings.uploadThreads = parsed.uploadThreads
             settings.readAheadChunks = parsed.readAheadChunks
             settings.packChunks = parsed.packChunks
+            settings.cacheLargeWrites = parsed.cacheLargeWrites
             settings.writeback = parsed.writeback
             settings.stagingBytes = parsed.stagingBytes
             settings.posixACL = parsed.posixACL

@@ -22,6 +22,8 @@ struct MountOptions: Equatable {
     var uploadThreads = 8
     var readAheadChunks = 8
     var packChunks = 4
+    /// Keep the chunks of packs (large writes) in the disk cache as well.
+    var cacheLargeWrites = false
     /// Write-back mode: commits stage chunks in cache_dir/staging, uploaded in the background.
     var writeback = false
     var stagingBytes = 1 << 30
@@ -114,6 +116,7 @@ struct MountOptions: Equatable {
         case "cache_size": diskCacheBytes = try size()
         case "mem_cache_size": memoryCacheBytes = try size()
         case "cache_free": cacheFreeBytes = try size()
+        case "cache_large_writes": try flag(); cacheLargeWrites = true
         case "threads": maxThreads = try integer(1...256)
         case "attr_timeout": attributeTimeout = try seconds()
         case "sync_interval": syncInterval = try seconds()
@@ -154,6 +157,7 @@ struct MountOptions: Equatable {
         }
         if readOnly && discardLocal { throw OptionError("option 'discard_local' applies to read-write mounts (a read-only mount never uses local metadata)") }
         if readOnly && writeback { throw OptionError("option 'writeback' applies to read-write mounts") }
+        if readOnly && cacheLargeWrites { throw OptionError("option 'cache_large_writes' applies to read-write mounts") }
         if readOnly && forceLease { throw OptionError("option 'force_lease' applies to read-write mounts (a read-only mount takes no lease)") }
     }
 

@@ -74,4 +74,25 @@ import Testing
         #expect(throws: CacheError.self) { try fresh.read(hashes[2], at: locations[hashes[2]]!) }
         #expect(fresh.statistics.corrupt >= 1)
     }
+
+    /// A pack's chunks (a large write) are kept in the disk cache only with `cacheLargeWrites`;
+    /// a chunk stored alone always is. Read back through the same cache with no memory cache:
+    /// a disk hit, or a GET from the store.
+    @Test(arguments: [false, true]) func packsReachTheDiskCacheOnlyWhenAskedTo(cacheLargeWrites: Bool) throws {
+        let (root, store) = try makeStore()
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let cache = try BlobCache(store: store, configuration: .init(memoryLimit: 0, diskDirectory: root + "/cache",
+                                                                    cacheLargeWrites: cacheLargeWrites), logger: Logger(label: "test"))
+        let chunks = (0..<3).map { randomBytes(MiB, seed: 30 + UInt64($0)) }
+        let hashes = chunks.map { ChunkHash.of($0) }
+        let locations = try cache.uploadPack(Array(zip(hashes, chunks.prefix(2))).map { (hash: $0.0, bytes: $0.1) })
+        #expect(try cache.upload(hashes[2], chunks[2]) == .object)
+
+        #expect(try cache.read(hashes[0], at: locations[hashes[0]]!) == chunks[0])
+        #expect(try cache.read(hashes[1], at: locations[hashes[1]]!) == chunks[1])
+        #expect(cache.statistics.storeGets == (cacheLargeWrites ? 0 : 2))
+        #expect(cache.statistics.diskHits == (cacheLargeWrites ? 2 : 0))
+        #expect(try cache.read(hashes[2], at: .object) == chunks[2])
+        #expect(cache.statistics.diskHits == (cacheLargeWrites ? 3 : 1))
+    }
 }

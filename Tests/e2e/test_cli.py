@@ -2,6 +2,8 @@
 import os
 import subprocess
 
+import pytest
+
 from mossaic import BIN, is_mounted, run, wait_pid_exit
 
 
@@ -44,6 +46,17 @@ def test_unknown_option_is_named(tmp_path):
     assert r.returncode != 0
     assert "unknown option 'frobnicate'" in r.stderr
     assert not is_mounted(tmp_path)
+
+
+@pytest.mark.parametrize("options, message", [
+    ("cache_large_writes=yes", "option 'cache_large_writes' takes no value"),
+    ("ro,cache_large_writes", "option 'cache_large_writes' applies to read-write mounts"),
+])
+def test_misused_flag_is_named(tmp_path, options, message):
+    run("format", str(tmp_path / "s"))
+    r = run("mount", str(tmp_path / "s"), str(tmp_path), "-o", f"cache_dir={tmp_path}/c,{options}", check=False)
+    assert r.returncode != 0 and not is_mounted(tmp_path)
+    assert message in r.stderr and r.stderr.count("\n") == 1, r.stderr
 
 
 def test_unformatted_source_says_to_format(tmp_path):

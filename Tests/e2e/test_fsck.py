@@ -103,7 +103,9 @@ def test_a_lost_pack_is_named_per_chunk_and_restored_as_chunk_objects(tmp_path):
     from test_s3 import s3_env, s3_keys
     with MotoServer(bucket="fsck-packs") as server:
         prefix = f"fs-{uuid.uuid4().hex[:8]}"
-        f = Filesystem(tmp_path, source=f"s3://{server.bucket}/{prefix}", env=s3_env(server))
+        # cache_large_writes: the pack's chunks stay in the writer's disk cache, the local copy
+        # fsck restores from (by default only chunks read, or stored alone, are kept there).
+        f = Filesystem(tmp_path, options=["cache_large_writes"], source=f"s3://{server.bucket}/{prefix}", env=s3_env(server))
         data = os.urandom(4 * MiB)
         f.start()
         try:

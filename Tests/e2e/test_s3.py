@@ -181,6 +181,31 @@ def test_upload_checksum_sha256_streams_signed_chunks(tmp_path, moto):
         f.stop()
 
 
+def cached_chunk_files(f):
+    blobs = f.cache / "blobs"
+    return [p for p in blobs.rglob("*") if p.is_file() and ".tmp" not in p.relative_to(blobs).parts]
+
+
+@pytest.mark.parametrize("option", [None, "cache_large_writes"])
+def test_large_writes_reach_the_disk_cache_only_when_asked(tmp_path, moto, option):
+    # 8 MiB written in one go travels as packs; by default (as JuiceFS) their chunks are not
+    # copied into the disk cache, so a big copy does not evict what is being read. A chunk
+    # stored alone (the tail, at most one here) still is.
+    f = make_fs(tmp_path, moto)
+    f.options = [option] if option else []
+    data = random.Random(5).randbytes(8 * MiB)
+    try:
+        f.start()
+        f.path("big.bin").write_bytes(data)
+        cached = len(cached_chunk_files(f))
+        assert cached == 8 if option else cached <= 1, cached
+        # Read back in a fresh mount (no kernel or memory cache): from the disk cache or S3.
+        f.remount()
+        assert hashlib.sha256(f.path("big.bin").read_bytes()).digest() == hashlib.sha256(data).digest()
+    finally:
+        f.stop()
+
+
 def test_invalid_upload_checksum_is_named(tmp_path, moto):
     f = make_fs(tmp_path, moto)
     mnt = tmp_path / "mnt"
