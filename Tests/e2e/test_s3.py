@@ -1,5 +1,6 @@
 """mossaicfs on an S3 bucket: moto on 127.0.0.1 with authentication (signatures really
 checked), started and stopped by PID by these tests."""
+import contextlib
 import hashlib
 import os
 import random
@@ -48,11 +49,21 @@ def s3_keys(server, prefix):
     return client, keys
 
 
-def make_fs(tmp_path, server):
+def make_fs(tmp_path, server, options=()):
     prefix = f"fs-{uuid.uuid4().hex[:8]}"
-    f = Filesystem(tmp_path, source=f"s3://{server.bucket}/{prefix}", env=s3_env(server))
+    f = Filesystem(tmp_path, options=options, source=f"s3://{server.bucket}/{prefix}", env=s3_env(server))
     f.prefix = prefix
     return f
+
+
+@contextlib.contextmanager
+def mounted(tmp_path, server, options=()):
+    """A new filesystem under a fresh prefix of `server`'s bucket, mounted; unmounted on exit."""
+    f = make_fs(tmp_path, server, options)
+    try:
+        yield f.start()
+    finally:
+        f.stop()
 
 
 def write_and_read_back_from_s3(f, tmp_path, mib=16, seed=11):
@@ -79,9 +90,7 @@ def roundtrip(f, tmp_path):
 
 
 def test_tree_and_big_file_roundtrip_from_s3_alone(tmp_path, moto):
-    f = make_fs(tmp_path, moto)
-    try:
-        f.start()
+    with mounted(tmp_path, moto) as f:
         roundtrip(f, tmp_path)
         client, chunks = s3_keys(moto, f.prefix + "/chunks/")
         _, packs = s3_keys(moto, f.prefix + "/packs/")
@@ -102,17 +111,11 @@ def test_tree_and_big_file_roundtrip_from_s3_alone(tmp_path, moto):
             assert hashlib.sha256(b"mossaicfs-pack:" + members).hexdigest() == key.rsplit("/", 1)[1]
             checked += 1
         assert checked >= 10, checked
-    finally:
-        f.stop()
 
 
 def test_roundtrip_with_ten_percent_503s(tmp_path, faulty_moto):
-    f = make_fs(tmp_path, faulty_moto)
-    try:
-        f.start()
+    with mounted(tmp_path, faulty_moto) as f:
         roundtrip(f, tmp_path)
-    finally:
-        f.stop()
 
 
 def timed_mount_failure(tmp_path, source, env):
@@ -162,23 +165,14 @@ def test_a_pack_damaged_on_the_way_is_refused_by_s3_and_sent_again(tmp_path):
     # The proxy flips one byte of the first pack PUT; the server checks the CRC-32C header as S3
     # does (BadDigest), and the daemon sends that pack again, signed whole.
     with MotoServer(bucket="mossaic-damage", upload_fault="corrupt-checksummed") as server:
-        f = make_fs(tmp_path, server)
-        try:
-            f.start()
+        with mounted(tmp_path, server) as f:
             write_and_read_back_from_s3(f, tmp_path)
-        finally:
-            f.stop()
         assert "checksum did not match" in (tmp_path / "daemon.log").read_text()
 
 
 def test_upload_checksum_sha256_streams_signed_chunks(tmp_path, moto):
-    f = make_fs(tmp_path, moto)
-    f.options = ["upload_checksum=sha256"]
-    try:
-        f.start()
+    with mounted(tmp_path, moto, ["upload_checksum=sha256"]) as f:
         write_and_read_back_from_s3(f, tmp_path)
-    finally:
-        f.stop()
 
 
 def cached_chunk_files(f):
@@ -191,19 +185,14 @@ def test_large_writes_reach_the_disk_cache_only_when_asked(tmp_path, moto, optio
     # 8 MiB written in one go travels as packs; by default (as JuiceFS) their chunks are not
     # copied into the disk cache, so a big copy does not evict what is being read. A chunk
     # stored alone (the tail, at most one here) still is.
-    f = make_fs(tmp_path, moto)
-    f.options = [option] if option else []
     data = random.Random(5).randbytes(8 * MiB)
-    try:
-        f.start()
+    with mounted(tmp_path, moto, [option] if option else []) as f:
         f.path("big.bin").write_bytes(data)
         cached = len(cached_chunk_files(f))
         assert cached == 8 if option else cached <= 1, cached
         # Read back in a fresh mount (no kernel or memory cache): from the disk cache or S3.
         f.remount()
         assert hashlib.sha256(f.path("big.bin").read_bytes()).digest() == hashlib.sha256(data).digest()
-    finally:
-        f.stop()
 
 
 def test_invalid_upload_checksum_is_named(tmp_path, moto):
