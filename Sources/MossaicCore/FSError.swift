@@ -23,6 +23,8 @@ public enum FSError: Error, Equatable, Sendable, CustomStringConvertible {
     case unknownRequest
     /// lseek SEEK_DATA/SEEK_HOLE past the end, or no data after the offset.
     case noSuchAddress
+    /// The caller gave up waiting (a FUSE interrupt); nothing was reported done.
+    case interrupted
     /// A failure of the object store, the cache or the metadata database; the text says which
     /// and is logged once by the bridge.
     case io(String)
@@ -49,6 +51,7 @@ public enum FSError: Error, Equatable, Sendable, CustomStringConvertible {
         case .crossDevice: "cross-device link"
         case .unknownRequest: "inappropriate ioctl"
         case .noSuchAddress: "no such device or address"
+        case .interrupted: "interrupted"
         case .io(let why): "I/O error: \(why)"
         }
     }

@@ -97,7 +97,8 @@ extension FilesystemLoader {
             local = try metaCall(path) { () throws(MetaError) in try m.replicationState() }
             metadata = m
         }
-        let decision = MountReconciliation.decide(local: local, head: head?.pointer, headManifest: headManifest,
+        let headless = head == nil ? try lookWithoutHead(catalog) : nil
+        let decision = MountReconciliation.decide(local: local, head: head?.pointer, headManifest: headManifest, headless: headless,
                                                   discardLocal: discardLocal, cacheDirectory: cacheDirectory.path)
         var snapshotFirst = false
         switch decision {
@@ -138,6 +139,25 @@ extension FilesystemLoader {
             throw .replication(.localOlder(why))
         }
         return WritableMetadata(metadata: metadata!, head: head, headManifest: headManifest, snapshotFirst: snapshotFirst)
+    }
+
+    /// What a store without HEAD holds: its newest snapshot manifest, and whether it has file
+    /// data (listed only when there is no manifest: a new filesystem's store is empty, so
+    /// this costs nothing in the ordinary case).
+    private static func lookWithoutHead(_ catalog: SnapshotCatalog) throws(FormatError) -> MountReconciliation.Headless {
+        do throws(ReplicationError) {
+            // Ids sort by generation: only the newest manifest is read.
+            let newest = try catalog.snapshotIDs().last.map { (id) throws(ReplicationError) in try catalog.manifest(id) }
+            var hasData = false
+            if newest == nil {
+                for prefix in ["chunks/", "packs/"] where !hasData {
+                    do { hasData = !(try catalog.store.list(prefix: prefix)).isEmpty } catch { throw .store(error) }
+                }
+            }
+            return MountReconciliation.Headless(store: catalog.store.displayName, newestSnapshot: newest, hasFileData: hasData)
+        } catch {
+            throw .replication(error)
+        }
     }
 
     /// HEAD and its manifest, checked to belong to this filesystem.

@@ -97,8 +97,13 @@ public enum GarbageCollector {
         let cacheDirectory = try CacheDirectory(path: path ?? CacheDirectory.defaultRoot + "/" + superblock.uuid)
         defer { withExtendedLifetime(cacheDirectory) {} }
         let catalog = SnapshotCatalog(store: store)
-        let hasHead = try replication { () throws(ReplicationError) in try catalog.head() } != nil
-        guard PosixFiles.exists(cacheDirectory.metadataPath) || hasHead else {
+        // A store with snapshots but no HEAD goes on to the reconciliation, which refuses it
+        // naming the missing HEAD (MountReconciliation.Headless).
+        let hasSnapshots = try replication { () throws(ReplicationError) in
+            if try catalog.head() != nil { return true }
+            return try !catalog.snapshotIDs().isEmpty
+        }
+        guard PosixFiles.exists(cacheDirectory.metadataPath) || hasSnapshots else {
             throw .metadata("no metadata at \(cacheDirectory.metadataPath) and no metadata snapshot in \(store.displayName): nothing says which objects are in use (give -o cache_dir= of the machine that mounts it)")
         }
         removeLeftovers(cacheDirectory)

@@ -15,17 +15,22 @@ extension MossaicFilesystem {
     /// `sync_interval`.
     /// `deferringTail`: a commit made only to bound the buffered bytes leaves a sequential
     /// writer's last few pages (at most this many) for the next one (`OpenFile.snapshot`).
+    /// `interruption`: the caller may give up waiting for the store (`.interrupted`); the file
+    /// then stays dirty, not failed, and the next commit (release, at the latest) tries again.
     @discardableResult
-    func commit(_ file: OpenFile, durable: Bool = false, deferringTail: Int? = nil) throws(FSError) -> Bool {
+    func commit(_ file: OpenFile, durable: Bool = false, deferringTail: Int? = nil, interruption: Interruption? = nil) throws(FSError) -> Bool {
         try file.commitLock.withLock { (_) throws(FSError) -> Bool in
             guard let snapshot = try file.snapshot(deferringTail: deferringTail) else { return false }
             let started = Timestamp.monotonicNow()
             do throws(FSError) {
-                try publish(file.ino, snapshot, durable: durable)
+                try publish(file.ino, snapshot, durable: durable, interruption: interruption)
                 file.committed(snapshot)
                 metrics.observe("mossaicfs_commit_duration_seconds", "Time to store a file's new chunks and publish them.",
                                 seconds: Timestamp.monotonicNow().secondsSince(started))
                 return true
+            } catch .interrupted {
+                logger.notice("commit abandoned: its caller was interrupted (the file stays dirty)", metadata: ["ino": "\(file.ino.rawValue)"])
+                throw .interrupted
             } catch {
                 logger.error("commit failed", metadata: ["ino": "\(file.ino.rawValue)", "error": "\(error)"])
                 metrics.increment("mossaicfs_commit_failures_total", "Commits that could not store or publish a file.")
@@ -35,7 +40,7 @@ extension MossaicFilesystem {
         }
     }
 
-    private func publish(_ ino: InodeNumber, _ snapshot: OpenFile.Snapshot, durable: Bool) throws(FSError) {
+    private func publish(_ ino: InodeNumber, _ snapshot: OpenFile.Snapshot, durable: Bool, interruption: Interruption?) throws(FSError) {
         try checkWritable()
         let chunkSize = UInt64(FormatConstants.chunkSize)
         let current = try meta { () throws(MetaError) in try metadata.attributes(of: ino) }
@@ -82,7 +87,7 @@ extension MossaicFilesystem {
         var toStore: [(UInt64, PreparedChunk)] = []
         for (index, ticket) in preparing {
             do throws(FSError) {
-                let prepared = try ticket.wait()
+                let prepared = try ticket.wait(interruption)
                 if let prepared, prepared.bytes != nil { toStore.append((index, prepared)) } else { settled.updateValue(prepared?.stored, forKey: index) }
             } catch {
                 if firstError == nil { firstError = error }
@@ -97,13 +102,13 @@ extension MossaicFilesystem {
         }
         for (indexes, ticket) in storing {
             do throws(FSError) {
-                for (index, stored) in zip(indexes, try ticket.wait()) { settled[index] = stored }
+                for (index, stored) in zip(indexes, try ticket.wait(interruption)) { settled[index] = stored }
             } catch {
                 if firstError == nil { firstError = error }
             }
         }
         for (index, ticket, slot) in reused {
-            do throws(FSError) { settled.updateValue(try ticket.wait()[slot], forKey: index) } catch { if firstError == nil { firstError = error } }
+            do throws(FSError) { settled.updateValue(try ticket.wait(interruption)[slot], forKey: index) } catch { if firstError == nil { firstError = error } }
         }
         if let firstError { throw firstError }
         var changes: [(ChunkIndex, ChunkRef?)] = []
@@ -113,6 +118,8 @@ extension MossaicFilesystem {
             if let new = stored?.new { newChunks[new.hash] = new }
         }
         let newChunkList = Array(newChunks.values)
+        // Again: storing may have taken long enough for the writer lease to lapse.
+        try checkWritable()
         let now = Timestamp.now()
         let mtime = snapshot.mtime ?? current.mtime
         _ = try meta { () throws(MetaError) in
@@ -186,13 +193,20 @@ extension MossaicFilesystem {
     /// writing and close(2) waits only for the tail. A file has at most `uploadWindow` pages
     /// in uploads in flight; the writer waits beyond that, which bounds the work queued ahead
     /// of the store.
-    func streamCompletedPages(_ file: OpenFile, touching range: Range<UInt64>) {
+    /// An interrupted writer stops waiting: its bytes are buffered, and the uploads go on.
+    func streamCompletedPages(_ file: OpenFile, touching range: Range<UInt64>, interruption: Interruption? = nil) {
         let started = file.startUploads(touching: range, groupSize: options.packChunks) { pages in
             uploads.submit { [self] () throws(FSError) in try storePages(pages) }
         }
         guard started else { return }
         for ticket in file.uploadsBeyond(window: options.uploadWindow) {
-            _ = try? ticket.wait()  // failures surface at the commit that uses the upload
+            do throws(FSError) {
+                _ = try ticket.wait(interruption)
+            } catch .interrupted {
+                return
+            } catch {
+                // Failures surface at the commit that uses the upload.
+            }
         }
     }
 }

@@ -92,33 +92,42 @@ extension MossaicFilesystem {
     }
 
     /// Buffers a write. Nothing touches the object store here, unless the file's buffered data
-    /// outgrew its budget and is committed early.
-    public func write(_ ino: InodeNumber, handle: HandleID, offset: UInt64, data: UnsafeRawBufferPointer) throws(FSError) -> Int {
+    /// outgrew its budget and is committed early. An interrupted writer stops waiting for the
+    /// store: its bytes are buffered (so the write succeeded), and flush commits them.
+    public func write(_ ino: InodeNumber, handle: HandleID, offset: UInt64, data: UnsafeRawBufferPointer,
+                      interruption: Interruption? = nil) throws(FSError) -> Int {
         let (file, writable) = try openFile(handle)
         guard writable else { throw .badHandle }
         guard offset <= UInt64(Int64.max) - UInt64(data.count) else { throw .fileTooLarge }
         let dirty = try file.write(data, at: offset, now: .now())
-        streamCompletedPages(file, touching: offset..<(offset + UInt64(data.count)))
+        streamCompletedPages(file, touching: offset..<(offset + UInt64(data.count)), interruption: interruption)
         // A sequential writer's tail: at most a window of pages in uploads plus a pack's worth
         // gathering (OpenFile.snapshot(deferringTail:)).
-        if dirty > options.maxDirtyBytesPerFile { try commit(file, deferringTail: options.packChunks + options.uploadWindow) }
+        if dirty > options.maxDirtyBytesPerFile, interruption?.isInterrupted != true {
+            do throws(FSError) {
+                try commit(file, deferringTail: options.packChunks + options.uploadWindow, interruption: interruption)
+            } catch .interrupted {
+                // Buffered all the same.
+            }
+        }
         return data.count
     }
 
     /// Called at every close(2) of a descriptor: commits buffered writes. Its error is what
     /// close(2) returns. A read-only descriptor wrote nothing, so it neither commits nor
     /// reports the failure of another descriptor's writes.
-    public func flush(_ ino: InodeNumber, handle: HandleID) throws(FSError) {
+    /// `interruption`: the closing process got a signal; see `commit`.
+    public func flush(_ ino: InodeNumber, handle: HandleID, interruption: Interruption? = nil) throws(FSError) {
         let (file, writable) = try openFile(handle)
         guard writable else { return }
-        try commit(file, durable: options.durableClose)
+        try commit(file, durable: options.durableClose, interruption: interruption)
     }
 
     /// Commits buffered writes durably (a FULL commit). With nothing buffered, it still makes
     /// the metadata durable, e.g. the file's creation.
-    public func fsync(_ ino: InodeNumber, handle: HandleID) throws(FSError) {
+    public func fsync(_ ino: InodeNumber, handle: HandleID, interruption: Interruption? = nil) throws(FSError) {
         let (file, _) = try openFile(handle)
-        if try !commit(file, durable: true) { try sync() }
+        if try !commit(file, durable: true, interruption: interruption) { try sync() }
     }
 
     /// fsyncdir and syncfs: every metadata change so far becomes durable.

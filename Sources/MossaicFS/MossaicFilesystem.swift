@@ -155,8 +155,15 @@ public final class MossaicFilesystem: Sendable {
         inodes.purged(ino)
     }
 
+    /// Throws unless this mount may change the filesystem now: EROFS for a read-only or fenced
+    /// mount; EIO while its writer lease could not be renewed for so long that another
+    /// machine may soon take it over (`WriterLease.fenceReason`) — a change acknowledged then
+    /// could be lost to the next writer. Renewal working again lifts the latter.
     func checkWritable() throws(FSError) {
         if options.readOnly || fenced.load(ordering: .relaxed) { throw .readOnly }
+        guard let lease = replicator.withLock({ $0?.lease }), lease.fenceReason() != nil else { return }
+        lease.renewIfLapsed()
+        if let why = lease.fenceReason() { throw .io(why) }
     }
 
     static func checkName(_ name: [UInt8]) throws(FSError) {

@@ -84,11 +84,23 @@ final class UploadTicket<T: Sendable>: @unchecked Sendable {
         condition.lock(); result = r; condition.broadcast(); condition.unlock()
     }
 
-    func wait() throws(FSError) -> T {
-        condition.lock()
-        while result == nil { condition.wait() }
-        let r = result!
-        condition.unlock()
+    /// Waits for the outcome; with `interruption`, throws `.interrupted` as soon as the request
+    /// is interrupted (the job goes on, its outcome unobserved).
+    func wait(_ interruption: Interruption? = nil) throws(FSError) -> T {
+        guard let interruption else {
+            condition.lock()
+            while result == nil { condition.wait() }
+            let r = result!
+            condition.unlock()
+            return try r.get()
+        }
+        let r = interruption.whileWatching(wake: { [condition] in condition.lock(); condition.broadcast(); condition.unlock() }) {
+            condition.lock()
+            defer { condition.unlock() }
+            while result == nil && !interruption.isInterrupted { condition.wait() }
+            return result
+        }
+        guard let r else { throw .interrupted }
         return try r.get()
     }
 

@@ -28,6 +28,7 @@ extension FSError {
         case .crossDevice: EXDEV
         case .unknownRequest: ENOTTY
         case .noSuchAddress: ENXIO
+        case .interrupted: EINTR
         case .io: EIO
         }
     }

@@ -127,6 +127,25 @@ final class FUSEBridge: Sendable {
 
     func replyOK(_ req: fuse_req_t?) { fuse_reply_err(req, 0) }
 
+    /// Runs `body` with an `Interruption` that libfuse trips when the kernel forwards an
+    /// INTERRUPT for `req` (its caller got a signal). Reply only after this returns: the
+    /// callback is unregistered on the way out, and libfuse runs it under the request's lock,
+    /// which unregistering takes too — so afterwards none runs, and the reference handed to C
+    /// can be dropped; a reply frees the request, after which it must not be touched.
+    static func interruptible<T>(_ req: fuse_req_t?, _ body: (Interruption) throws(FSError) -> T) throws(FSError) -> T {
+        let interruption = Interruption()
+        let context = Unmanaged.passRetained(interruption)
+        fuse_req_interrupt_func(req, { _, data in
+            guard let data else { return }
+            Unmanaged<Interruption>.fromOpaque(data).takeUnretainedValue().interrupt()
+        }, context.toOpaque())
+        defer {
+            fuse_req_interrupt_func(req, nil, nil)
+            context.release()
+        }
+        return try body(interruption)
+    }
+
     /// Replies to a read with `pieces` in order, straight from their buffers: one iovec each,
     /// so the bytes are copied once, by the kernel, and never gathered into a reply buffer.
     static func replyData(_ req: fuse_req_t?, _ pieces: [ArraySlice<UInt8>]) {

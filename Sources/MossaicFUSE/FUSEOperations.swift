@@ -213,8 +213,10 @@ enum FUSEOperations {
             let b = FUSEBridge.from(req)
             b.serve(req, "write", ino) { () throws(FSError) in
                 guard let fi, off >= 0 else { throw .invalidArgument }
-                let n = try b.filesystem.write(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh), offset: UInt64(off),
-                                               data: UnsafeRawBufferPointer(start: buf, count: size))
+                let n = try FUSEBridge.interruptible(req) { (interruption) throws(FSError) in
+                    try b.filesystem.write(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh), offset: UInt64(off),
+                                           data: UnsafeRawBufferPointer(start: buf, count: size), interruption: interruption)
+                }
                 fuse_reply_write(req, n)
             }
         }
@@ -223,7 +225,9 @@ enum FUSEOperations {
             let b = FUSEBridge.from(req)
             b.serve(req, "flush", ino) { () throws(FSError) in
                 guard let fi else { throw .invalidArgument }
-                try b.filesystem.flush(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh))
+                try FUSEBridge.interruptible(req) { (interruption) throws(FSError) in
+                    try b.filesystem.flush(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh), interruption: interruption)
+                }
                 b.replyOK(req)
             }
         }
@@ -232,7 +236,9 @@ enum FUSEOperations {
             let b = FUSEBridge.from(req)
             b.serve(req, "fsync", ino) { () throws(FSError) in
                 guard let fi else { throw .invalidArgument }
-                try b.filesystem.fsync(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh))
+                try FUSEBridge.interruptible(req) { (interruption) throws(FSError) in
+                    try b.filesystem.fsync(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh), interruption: interruption)
+                }
                 b.replyOK(req)
             }
         }

@@ -25,9 +25,27 @@ public struct RetryPolicy: Sendable, Equatable {
         self.requestTimeout = requestTimeout
     }
 
-    /// Default for data operations: 8 retries, at most 10 s between tries (about 20 s worst case
-    /// in total), enough to ride out an S3 SlowDown burst or a short network outage.
-    public static let standard = RetryPolicy(maxAttempts: 9)
+    /// Default for data operations: 8 retries, at most 10 s between tries (about 20 s of waits
+    /// in total), enough to ride out an S3 SlowDown burst or a short network outage — and the
+    /// whole request, every attempt and wait included, over within 60 s (`timeout=`): a
+    /// store that accepts connections and never answers must not hold close(2) for minutes.
+    public static let standard = RetryPolicy(maxAttempts: 9, deadline: 60)
+
+    /// `maxAttempts` tries, all of them within `deadline` seconds: each attempt may take what
+    /// is left of it (connect and transfer), and no retry starts after it.
+    public init(maxAttempts: Int, deadline: Double) {
+        self.init(maxAttempts: maxAttempts, totalBudget: deadline, connectTimeout: min(10, deadline), requestTimeout: deadline)
+    }
+
+    /// The transfer time attempt may take when `elapsed` seconds of the request have passed
+    /// (nil: no bound but the low-speed limit).
+    func attemptTimeout(elapsed: Double) -> Double? {
+        let left = totalBudget.map { max(0.001, $0 - elapsed) }
+        switch (requestTimeout, left) {
+        case let (r?, l?): return min(r, l)
+        case let (r, l): return r ?? l
+        }
+    }
 
     /// For the up-front access check of `format`/`mount`: an unreachable or misconfigured
     /// endpoint must be reported within seconds, not after the full data-path budget. The

@@ -57,7 +57,7 @@ public struct S3Configuration: Sendable, Equatable {
     /// The option names this type reads.
     public static let optionNames: Set<String> = [
         "endpoint", "region", "credentials", "profile", "addressing", "ca_file", "max_connections", "retries",
-        "list_page_size", "upload_checksum",
+        "list_page_size", "upload_checksum", "timeout",
     ]
 
     /// Resolves a configuration; throws `.invalidConfiguration` naming the offending option.
@@ -119,7 +119,8 @@ public struct S3Configuration: Sendable, Equatable {
 
         maxConnections = try Self.integer(options, "max_connections", default: 16, in: 1...1024)
         let retries = try Self.integer(options, "retries", default: 8, in: 0...100)
-        retryPolicy = RetryPolicy(maxAttempts: retries + 1)
+        let timeout = try Self.integer(options, "timeout", default: 60, in: 1...3600)
+        retryPolicy = RetryPolicy(maxAttempts: retries + 1, deadline: Double(timeout))
         listPageSize = try Self.integer(options, "list_page_size", default: 1000, in: 1...1000)
         switch options["upload_checksum"] {
         case nil: uploadChecksum = .crc32c

@@ -99,15 +99,18 @@ extension S3ObjectStore {
                 return (HTTPRequest(method: operation.method, url: url, headers: s.headers, body: s.body), nil)
             }
         }
-        let limits = TransferLimits(connectTimeoutMilliseconds: Int(policy.connectTimeout * 1000),
-                                    lowSpeedBytesPerSecond: 1024, lowSpeedSeconds: 30,
-                                    totalTimeoutMilliseconds: policy.requestTimeout.map { Int($0 * 1000) } ?? 0)
         let target = key ?? displayName
         let started = ContinuousClock.now
         var uncertain = false
         var attempt = 1
         while true {
             let (request, signing) = prepare()
+            // Each attempt gets what is left of the request's deadline (RetryPolicy).
+            let elapsed = started.duration(to: .now)
+            let timeout = policy.attemptTimeout(elapsed: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            let limits = TransferLimits(connectTimeoutMilliseconds: Int(policy.connectTimeout * 1000),
+                                        lowSpeedBytesPerSecond: 1024, lowSpeedSeconds: min(30, Int((timeout ?? 30).rounded(.up))),
+                                        totalTimeoutMilliseconds: timeout.map { max(1, Int($0 * 1000)) } ?? 0)
             guard let result = pool.withHandle({ $0.perform(request, signing: signing, caFile: configuration.caFile, limits: limits) }) else {
                 throw .failed("S3 \(operation.rawValue) \(target): cannot create a curl handle")
             }

@@ -43,8 +43,19 @@ public struct LeaseRecord: Codable, Sendable, Equatable {
 /// - it is this machine's and its process is gone, or it is from an earlier boot;
 /// - it expired (by this machine's clock: hosts need roughly synchronised clocks, as for any
 ///   lease; the expiry is several renewal periods away, which absorbs small skew);
-/// - or `force` (`-o force_lease`), for a machine known to be dead before its lease runs out.
+/// - or `force` (`-o force_lease`), for a machine known to be dead before its lease runs out:
+///   refused while the holder's process runs on this machine; a holder on another machine may
+///   be alive after all, so the taker waits until the holder's lease would have expired (and
+///   so the holder has fenced itself, below) before it goes on.
 /// Anything else is refused with one line naming the holder and when its lease expires.
+///
+/// Fencing: a holder acknowledges changes only while `acknowledgeableUntil` is ahead, a
+/// monotonic deadline `fenceFraction` of the lease's duration after the start of its last
+/// successful write of the lease. Others take the lease over only once its recorded expiry
+/// (the same write's start + the full duration) has passed, or after waiting that long with
+/// `force`; so an old writer that can no longer renew — cut off from the store, stalled, or
+/// taken over — has stopped acknowledging before anybody else can accept a write. The sixth
+/// of the duration in between absorbs clock skew between hosts.
 public final class WriterLease: Sendable {
     public let store: any ObjectStore
     public let duration: Double
@@ -54,12 +65,44 @@ public final class WriterLease: Sendable {
         var record: LeaseRecord
         var etag: String
         var lost: String?
+        /// Monotonic: changes may be acknowledged until then (see Fencing above).
+        var acknowledgeableUntil: Timestamp
     }
-    private let state: Mutex<State>
 
-    private init(store: any ObjectStore, duration: Double, record: LeaseRecord, etag: String, logger: Logger) {
+    /// The part of the lease's duration after a successful renewal during which this mount
+    /// acknowledges changes.
+    static let fenceFraction = 5.0 / 6.0
+    private let state: Mutex<State>
+    /// Held through each renewal: two at once (the lease thread's and `renewIfLapsed`) would
+    /// both send the same If-Match, and the loser would take its twin for a takeover.
+    private let renewal = Mutex(())
+    /// A renewal is on its way (`renewIfLapsed` then waits for it rather than start one).
+    private let renewing = Atomic<Bool>(false)
+    /// Renewals finished, successful or not; `renewalFinished` is broadcast at each.
+    private let renewalsFinished = Atomic<Int>(0)
+    private let renewalFinished = NSCondition()
+
+    private init(store: any ObjectStore, duration: Double, record: LeaseRecord, etag: String, writeStarted: Timestamp, logger: Logger) {
         self.store = store; self.duration = duration; self.logger = logger
-        state = Mutex(State(record: record, etag: etag, lost: nil))
+        state = Mutex(State(record: record, etag: etag, lost: nil,
+                            acknowledgeableUntil: Self.deadline(after: writeStarted, duration: duration)))
+    }
+
+    private static func deadline(after started: Timestamp, duration: Double) -> Timestamp {
+        Timestamp(nanoseconds: started.nanoseconds + Int64(duration * fenceFraction * 1e9))
+    }
+
+    /// Why this mount may not acknowledge a change now (nil: it may): the lease was lost, or
+    /// it could not be renewed for so long that another machine may soon take it over.
+    public func fenceReason(now: Timestamp = .monotonicNow()) -> String? {
+        state.withLock { s in
+            if let lost = s.lost { return "writer lease lost: \(lost)" }
+            guard now.nanoseconds < s.acknowledgeableUntil.nanoseconds else {
+                return "the writer lease could not be renewed for \(Int(duration * Self.fenceFraction)) s (lease_time=\(Int(duration))): "
+                    + "the store is unreachable or too slow, and another machine may take the lease over"
+            }
+            return nil
+        }
     }
 
     public var record: LeaseRecord { state.withLock { $0.record } }
@@ -69,10 +112,13 @@ public final class WriterLease: Sendable {
     /// Takes the lease. Call it while holding the lock of `cacheDirectory` (see above).
     public static func acquire(store: any ObjectStore, identity: HostIdentity = .current(), pid: Int32 = getpid(),
                                cacheDirectory: String, duration: Double, force: Bool,
-                               now: @Sendable () -> Timestamp = { .now() }, logger: Logger) throws(ReplicationError) -> WriterLease {
+                               now: @Sendable () -> Timestamp = { .now() },
+                               sleep: @Sendable (Double) -> Void = { Thread.sleep(forTimeInterval: $0) },
+                               logger: Logger) throws(ReplicationError) -> WriterLease {
         let key = MetadataLayout.lease
         for _ in 0..<8 {
             let t = now()
+            let started = Timestamp.monotonicNow()
             let mine = LeaseRecord(
                 format: 1, leaseID: String(UInt64.random(in: 0...UInt64.max), radix: 16), hostname: identity.hostname,
                 machineID: identity.machineID, bootID: identity.bootID, pid: pid, cacheDirectory: cacheDirectory,
@@ -81,7 +127,7 @@ public final class WriterLease: Sendable {
                 expiresNanoseconds: t.nanoseconds + Int64(duration * 1e9))
             do {
                 let etag = try store.put(key, jsonEncode(mine), condition: .ifNoneMatch)
-                return WriterLease(store: store, duration: duration, record: mine, etag: etag, logger: logger)
+                return WriterLease(store: store, duration: duration, record: mine, etag: etag, writeStarted: started, logger: logger)
             } catch .preconditionFailed {
                 // Someone holds it: look at who.
             } catch {
@@ -92,6 +138,7 @@ public final class WriterLease: Sendable {
             do { bytes = try store.get(key) } catch .notFound { continue } catch { throw .store(error) }
             let holder = try? JSONDecoder().decode(LeaseRecord.self, from: Data(bytes))
             let reason: String
+            var waitUntil: Int64?  // a forced takeover of a holder that may be alive elsewhere
             if let holder {
                 let sameHost = identity.isSameHost(holder.identity)
                 if sameHost && holder.cacheDirectory == cacheDirectory {
@@ -102,39 +149,97 @@ public final class WriterLease: Sendable {
                     reason = "its process \(holder.pid) no longer runs on this machine"
                 } else if t.nanoseconds > holder.expiresNanoseconds {
                     reason = "it expired at \(holder.expires)"
+                } else if force && sameHost {
+                    throw .leaseHeld(store: store.displayName,
+                                     holder: "\(holder.holderDescription), whose process still runs on this machine (force_lease is for a holder on a dead machine; unmount it, or stop pid \(holder.pid))")
                 } else if force {
                     reason = "force_lease"
+                    waitUntil = holder.expiresNanoseconds
                 } else {
                     throw .leaseHeld(store: store.displayName, holder: holder.holderDescription)
                 }
             } else {
                 reason = "it is not a valid lease record"
             }
+            let etag: String
             do {
-                let etag = try store.put(key, jsonEncode(mine), condition: .ifMatch(info.etag))
-                logger.warning("took over the writer lease", metadata: [
-                    "holder": "\(holder?.holderDescription ?? "?")", "reason": "\(reason)"])
-                return WriterLease(store: store, duration: duration, record: mine, etag: etag, logger: logger)
+                etag = try store.put(key, jsonEncode(mine), condition: .ifMatch(info.etag))
             } catch .preconditionFailed {
                 continue  // it changed since we read it: look again
             } catch {
                 throw .store(error)
             }
+            logger.warning("took over the writer lease", metadata: [
+                "holder": "\(holder?.holderDescription ?? "?")", "reason": "\(reason)"])
+            let lease = WriterLease(store: store, duration: duration, record: mine, etag: etag, writeStarted: started, logger: logger)
+            if let waitUntil { try lease.waitOut(seconds: Double(waitUntil - t.nanoseconds) / 1e9, sleep: sleep) }
+            return lease
         }
         throw .leaseHeld(store: store.displayName, holder: "the lease keeps changing (another mount is starting)")
     }
 
+    /// A forced takeover: the old holder may still be alive on another machine, acknowledging
+    /// changes until it finds out (its next renewal fails) or fences itself (`fenceReason`),
+    /// at the latest by the expiry its lease recorded. This mount goes on only after that,
+    /// renewing its own lease meanwhile.
+    private func waitOut(seconds: Double, sleep: @Sendable (Double) -> Void) throws(ReplicationError) {
+        guard seconds > 0 else { return }
+        logger.warning("force_lease: waiting for the previous holder's lease to run out, so that it has stopped writing",
+                       metadata: ["seconds": "\(Int(seconds.rounded(.up)))"])
+        var remaining = seconds
+        while remaining > 0 {
+            let step = min(remaining, duration / 3)
+            sleep(step)
+            try renew()
+            remaining -= step
+        }
+    }
+
     /// Extends the lease by `duration` from now. Throws `.leaseLost` (and stays lost) if another
     /// mount replaced it; a store error leaves it as it was, to be retried.
-    public func renew(now: Timestamp = .now()) throws(ReplicationError) {
+    public func renew(now: Timestamp? = nil) throws(ReplicationError) {
+        renewing.store(true, ordering: .relaxed)
+        defer {
+            renewing.store(false, ordering: .relaxed)
+            renewalFinished.lock()
+            renewalsFinished.add(1, ordering: .relaxed)
+            renewalFinished.broadcast()
+            renewalFinished.unlock()
+        }
+        try renewal.withLock { (_) throws(ReplicationError) in try renewHoldingLock(now: now ?? .now()) }
+    }
+
+    /// A lapsed lease (`fenceReason`, not lost) is renewed at once rather than at the lease
+    /// thread's next period, and the caller — a change about to be refused — waits for that
+    /// renewal (or one already on its way) up to `seconds`: a mount whose store is back takes
+    /// changes again at once, and one whose store is stalled refuses them within `seconds`.
+    public func renewIfLapsed(waitingAtMost seconds: Double = 5) {
+        guard lostReason == nil, fenceReason() != nil else { return }
+        renewalFinished.lock()
+        let seen = renewalsFinished.load(ordering: .relaxed)
+        renewalFinished.unlock()
+        if !renewing.load(ordering: .relaxed) {
+            let thread = Thread { [self] in try? renew() }
+            thread.name = "mossaicfs-lease-now"
+            thread.start()
+        }
+        let deadline = Date(timeIntervalSinceNow: seconds)
+        renewalFinished.lock()
+        while renewalsFinished.load(ordering: .relaxed) == seen && renewalFinished.wait(until: deadline) {}
+        renewalFinished.unlock()
+    }
+
+    private func renewHoldingLock(now: Timestamp) throws(ReplicationError) {
         let (current, etag, lost) = state.withLock { ($0.record, $0.etag, $0.lost) }
         if let lost { throw .leaseLost(lost) }
         var next = current
         next.expiresNanoseconds = now.nanoseconds + Int64(duration * 1e9)
         next.expires = SnapshotManifest.iso8601(Timestamp(nanoseconds: next.expiresNanoseconds))
+        let started = Timestamp.monotonicNow()
         do {
             let newTag = try store.put(MetadataLayout.lease, jsonEncode(next), condition: .ifMatch(etag))
-            state.withLock { $0.record = next; $0.etag = newTag }
+            let until = Self.deadline(after: started, duration: duration)
+            state.withLock { $0.record = next; $0.etag = newTag; $0.acknowledgeableUntil = until }
         } catch .preconditionFailed {
             let holder = (try? store.get(MetadataLayout.lease)).flatMap { try? JSONDecoder().decode(LeaseRecord.self, from: Data($0)) }
             let why = holder.map { "taken over by \($0.holderDescription)" } ?? "\(MetadataLayout.lease) was removed"

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import MossaicCore
 import MossaicFS
 import MossaicObjectStore
@@ -14,6 +15,11 @@ struct SnapshotsCommand: ParsableCommand {
         the id's first part, works too), when it was taken (UTC), how many regular files it has
         and the sum of their sizes, and the host that took it. The newest one, which read-write
         and read-only mounts start from, is marked HEAD.
+
+        --set-head ID repairs a store whose meta/HEAD is missing or unreadable (mounts refuse
+        such a store rather than take it for an empty filesystem): HEAD then names snapshot ID,
+        normally the newest listed. It never moves an existing, readable HEAD, and it takes the
+        writer lease while it works, so it fails while a read-write mount is live.
         """)
 
     @Argument(help: "The filesystem: a local directory or s3://bucket/prefix.")
@@ -22,11 +28,22 @@ struct SnapshotsCommand: ParsableCommand {
     @Option(name: .customShort("o"), help: ArgumentHelp("Store options for s3:// sources (endpoint=, region=, credentials=, …), comma-separated.", valueName: "options"))
     var options: [String] = []
 
+    @Option(name: .customLong("set-head"), help: ArgumentHelp("Point a missing or unreadable meta/HEAD at this snapshot (an id or a generation).", valueName: "ID"))
+    var setHead: String?
+
     func run() throws {
         do {
             let parsed = try MountOptions(options)
             let store = try StoreFactory.open(source, options: parsed.store, create: false)
-            _ = try Superblock.load(from: store)
+            let superblock = try Superblock.load(from: store)
+            if let setHead {
+                var logger = Logger(label: "mossaicfs") { StreamLogHandler.standardError(label: $0) }
+                logger.logLevel = .warning
+                let manifest = try HeadRepair.setHead(store: store, fsUUID: superblock.uuid, to: setHead,
+                                                      leaseDuration: parsed.leaseTime, logger: logger)
+                Console.out("HEAD of \(store.displayName) now names snapshot \(manifest.id) (generation \(manifest.generation), taken \(manifest.created) on \(manifest.host))")
+                return
+            }
             let catalog = SnapshotCatalog(store: store)
             let head = try catalog.head()
             let manifests = try catalog.manifests()

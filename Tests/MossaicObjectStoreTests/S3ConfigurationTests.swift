@@ -93,15 +93,22 @@ struct S3ConfigurationTests {
     }
 
     @Test func numericOptions() throws {
-        let c = try configuration("s3://bucket-1", ["max_connections": "4", "retries": "0", "list_page_size": "10"], Self.keys)
+        let c = try configuration("s3://bucket-1", ["max_connections": "4", "retries": "0", "list_page_size": "10", "timeout": "5"], Self.keys)
         #expect(c.maxConnections == 4)
         #expect(c.retryPolicy.maxAttempts == 1)
+        #expect(c.retryPolicy.totalBudget == 5 && c.retryPolicy.requestTimeout == 5)
         #expect(c.listPageSize == 10)
         let d = try configuration()
         #expect(d.maxConnections == 16)
         #expect(d.retryPolicy.maxAttempts == 9)
+        #expect(d.retryPolicy.totalBudget == 60)
+        // Every attempt gets what is left of the request's deadline, the last one a sliver.
+        #expect(d.retryPolicy.attemptTimeout(elapsed: 0) == 60)
+        #expect(d.retryPolicy.attemptTimeout(elapsed: 45) == 15)
+        #expect(d.retryPolicy.attemptTimeout(elapsed: 75)! > 0)
         #expect(d.listPageSize == 1000)
-        for (name, value) in [("max_connections", "0"), ("max_connections", "many"), ("retries", "-1"), ("list_page_size", "5000")] {
+        for (name, value) in [("max_connections", "0"), ("max_connections", "many"), ("retries", "-1"), ("list_page_size", "5000"),
+                              ("timeout", "0"), ("timeout", "99999999999")] {
             let message = invalid { () throws(ObjectStoreError) in try configuration("s3://bucket-1", [name: value], Self.keys) }
             #expect(message?.contains("\(name)=\(value)") == true)
         }

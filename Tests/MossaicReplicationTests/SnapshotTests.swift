@@ -5,6 +5,7 @@ import MossaicMeta
 import MossaicObjectStore
 import MossaicReplication
 import MossaicTestSupport
+import Synchronization
 import Testing
 
 let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -305,11 +306,16 @@ struct Rig {
     let here = HostIdentity(hostname: "a", machineID: "m-a", bootID: "boot-1")
     let there = HostIdentity(hostname: "b", machineID: "m-b", bootID: "boot-9")
 
+    /// Seconds a forced takeover waited (`WriterLease.acquire`'s sleep, not slept here).
+    final class Waited: Sendable {
+        let seconds = Mutex(0.0)
+    }
+
     func acquire(_ store: any ObjectStore, _ host: HostIdentity, pid: Int32 = getpid(), cache: String = "/c1",
-                 force: Bool = false, at: Int64 = 0) throws(ReplicationError) -> WriterLease {
+                 force: Bool = false, at: Int64 = 0, waited: Waited = Waited()) throws(ReplicationError) -> WriterLease {
         let now = Timestamp(nanoseconds: 1_800_000_000_000_000_000 + at * 1_000_000_000)
         return try WriterLease.acquire(store: store, identity: host, pid: pid, cacheDirectory: cache, duration: 60,
-                                       force: force, now: { now }, logger: quiet)
+                                       force: force, now: { now }, sleep: { s in waited.seconds.withLock { $0 += s } }, logger: quiet)
     }
 
     @Test func secondWriterIsRefusedWithTheHolderNamed() throws {
@@ -345,12 +351,43 @@ struct Rig {
         try rig.base.delete(MetadataLayout.lease)
         _ = try acquire(rig.base, here, pid: dead, cache: "/c1", at: 3)
         _ = try acquire(rig.base, here, cache: "/c2", at: 4)
+        // Forced on the holder's own host while its process runs: refused.
+        do {
+            _ = try acquire(rig.base, here, cache: "/c8", force: true, at: 5)
+            Issue.record("force_lease took the lease of a live process on this machine")
+        } catch {
+            #expect(error.description.contains("still runs on this machine"))
+        }
         var rebooted = here; rebooted.bootID = "boot-2"
         _ = try acquire(rig.base, rebooted, cache: "/c3", at: 5)
         // Another host: refused until the lease expires, or with force.
         #expect(throws: ReplicationError.self) { try acquire(rig.base, there, at: 30) }
         _ = try acquire(rig.base, there, at: 66)
-        _ = try acquire(rig.base, here, cache: "/c9", force: true, at: 70)
+        // Forced from another host: it waits until the holder's lease has run out (so the
+        // holder, if alive, fenced itself), renewing its own meanwhile.
+        let waited = Waited()
+        _ = try acquire(rig.base, here, cache: "/c9", force: true, at: 70, waited: waited)
+        #expect(waited.seconds.withLock { $0 } == 56)
+    }
+
+    @Test func aWriterThatCannotRenewFencesItselfBeforeTheLeaseExpires() throws {
+        let rig = try Rig()
+        let lease = try acquire(rig.base, here)
+        let start = Timestamp.monotonicNow()
+        func at(_ seconds: Double) -> Timestamp { Timestamp(nanoseconds: start.nanoseconds + Int64(seconds * 1e9)) }
+        #expect(lease.fenceReason(now: at(0)) == nil)
+        #expect(lease.fenceReason(now: at(49)) == nil)
+        // 5/6 of the 60 s lease after the last renewal began: no more acknowledgements, 10 s
+        // before another machine may take the lease over.
+        let why = lease.fenceReason(now: at(50.5))
+        #expect(why?.contains("could not be renewed") == true)
+        // A renewal counts from when it began; one that finds the lease taken over is final.
+        let renewed = Timestamp.monotonicNow()
+        try lease.renew()
+        #expect(lease.fenceReason(now: Timestamp(nanoseconds: renewed.nanoseconds + 49_900_000_000)) == nil)
+        _ = try acquire(rig.base, there, force: true, at: 1)
+        #expect(throws: ReplicationError.self) { try lease.renew() }
+        #expect(lease.fenceReason()?.contains("lost") == true)
     }
 
     @Test func aLostLeaseStopsTheWriter() throws {
