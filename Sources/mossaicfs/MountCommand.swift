@@ -51,7 +51,8 @@ struct MountCommand: ParsableCommand {
           lease_time=S          the writer lease lasts S seconds, renewed every S/3 (default 60)
           discard_local         replace local metadata that differs from the store's newest
                                 snapshot (after another machine wrote) instead of refusing
-          force_lease           take the writer lease from a live holder (its host is dead)
+          force_lease           take the writer lease from a live holder on another host (known
+                                dead): waits until its lease would have expired
           poll_interval=S       ro: check for a newer snapshot every S seconds (default 10)
           snapshot=ID           ro: show snapshot ID (see `mossaicfs snapshots`), do not follow
         S3 sources (s3://bucket/prefix):
@@ -63,6 +64,8 @@ struct MountCommand: ParsableCommand {
           ca_file=FILE          CA certificates for TLS verification (default AWS_CA_BUNDLE)
           max_connections=N     parallel requests (default 16)
           retries=N             attempts per request, with backoff (default 8)
+          timeout=S             the longest one request may take, retries included (default
+                                60): close/fsync fail with EIO after about that on a stalled store
           list_page_size=N      keys per listing request (default 1000)
           upload_checksum=crc32c|sha256   how S3 checks a pack on upload: signed CRC-32C
                                 header (default) or a SHA-256 signature per chunk
