@@ -172,7 +172,12 @@ public final class WriterLease: Sendable {
             logger.warning("took over the writer lease", metadata: [
                 "holder": "\(holder?.holderDescription ?? "?")", "reason": "\(reason)"])
             let lease = WriterLease(store: store, duration: duration, record: mine, etag: etag, writeStarted: started, logger: logger)
-            if let waitUntil { try lease.waitOut(seconds: Double(waitUntil - t.nanoseconds) / 1e9, sleep: sleep) }
+            if let waitUntil {
+                do { try lease.waitOut(seconds: Double(waitUntil - t.nanoseconds) / 1e9, sleep: sleep) } catch {
+                    try? lease.release()
+                    throw error
+                }
+            }
             return lease
         }
         throw .leaseHeld(store: store.displayName, holder: "the lease keeps changing (another mount is starting)")
