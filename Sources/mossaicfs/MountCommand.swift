@@ -48,7 +48,8 @@ struct MountCommand: ParsableCommand {
           meta_interval=S       snapshot the metadata into the store every S seconds while it
                                 changes (default 10; also at unmount and `mossaicfs snapshot`)
           meta_keep=N           snapshots kept in the store (default 30)
-          lease_time=S          the writer lease lasts S seconds, renewed every S/3 (default 60)
+          lease_time=S          the writer lease lasts S seconds (3 to 86400), renewed every S/3
+                                (default 60)
           discard_local         replace local metadata that differs from the store's newest
                                 snapshot (after another machine wrote) instead of refusing
           force_lease           take the writer lease from a live holder (its host is dead)
@@ -68,7 +69,9 @@ struct MountCommand: ParsableCommand {
                                 header (default) or a SHA-256 signature per chunk
         libfuse's and the kernel's generic options (auto_unmount, allow_root, noatime, nosuid,
         nodev, noexec, max_read=, subtype=, …) are passed through; fstab-only options (defaults,
-        _netdev, nofail, noauto, user, x-*, comment=) are ignored. An unknown option is an error.
+        _netdev, nofail, noauto, user, x-*, comment=) are ignored. An unknown option is an error,
+        and so is a number outside its range (durations up to 86400 s, sync_interval up to 3600,
+        sizes up to 1024T, mem_cache_size 1T, staging_size from 1M); the error names the range.
         """)
 
     @Argument(help: "The filesystem: a local directory or s3://bucket/prefix, formatted with `mossaicfs format`.")
