@@ -1,11 +1,62 @@
-"""The command line guards what it is pointed at: every numeric option has a range checked
+"""The command line guards what it is pointed at: format takes only an empty directory (or a
+filesystem, or --force) and makes it private, and every numeric option has a range checked
 before a daemon starts."""
 import os
+import stat
 import subprocess
 
 import pytest
 
 from mossaic import is_mounted, run, wait_pid_exit
+
+
+def tree(path):
+    """Every entry under `path` with its mode, size and mtime, and `path`'s own mode."""
+    entries = {}
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            p = os.path.join(root, name)
+            st = os.lstat(p)
+            entries[os.path.relpath(p, path)] = (st.st_mode, st.st_size, st.st_mtime_ns)
+    return stat.S_IMODE(os.stat(path).st_mode), entries
+
+
+def test_format_refuses_a_non_empty_directory_and_leaves_it_untouched(tmp_path):
+    target = tmp_path / "etc"
+    (target / "sub").mkdir(parents=True)
+    (target / "passwd").write_text("root:x:0:0\n")
+    (target / "sub" / "conf").write_text("x\n")
+    os.chmod(target, 0o755)
+    before = tree(target)
+    r = run("format", str(target), check=False)
+    assert r.returncode == 1
+    assert "is not empty" in r.stderr and "--force" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert tree(target) == before
+    # --force formats it all the same, and keeps what was there.
+    r = run("format", "--force", str(target))
+    assert (target / "mossaicfs.json").is_file()
+    assert (target / "passwd").read_text() == "root:x:0:0\n" and (target / "sub" / "conf").read_text() == "x\n"
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o700
+
+
+def test_format_makes_the_store_directory_private(tmp_path):
+    shared = tmp_path / "shared"
+    (shared / "lost+found").mkdir(parents=True)  # as on a fresh ext4: still empty for format
+    os.chmod(shared, 0o777)  # explicitly: mkdir's mode passes through the umask
+    r = run("format", str(shared))
+    assert stat.S_IMODE(os.stat(shared).st_mode) == 0o700
+    said = [line for line in r.stdout.splitlines() if "mode" in line]
+    assert len(said) == 1 and "0777" in said[0] and "0700" in said[0], r.stdout
+    # Refusing to format it again changes nothing, its mode included.
+    os.chmod(shared, 0o777)
+    before = tree(shared)
+    r = run("format", str(shared), check=False)
+    assert r.returncode == 1 and "already holds a mossaicfs filesystem" in r.stderr
+    assert tree(shared) == before
+    # A directory format creates is 0700 from the start; nothing to say about its mode.
+    r = run("format", str(tmp_path / "new" / "store"))
+    assert stat.S_IMODE(os.stat(tmp_path / "new" / "store").st_mode) == 0o700
+    assert "mode" not in r.stdout
 
 
 def daemons_using(path):
