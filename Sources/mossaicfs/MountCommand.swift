@@ -179,19 +179,22 @@ struct MountCommand: ParsableCommand {
             fail("\(error)")
         }
         let filesystem = opened.filesystem
+        filesystem.attach(uploadsInFlight: { store.uploadsInFlight })
         Self.collectCacheMetrics(filesystem, store, into: metrics)
 
         // Sockets are bound before mounting, so a taken metrics port fails the mount cleanly.
         let control: SocketServer
         let exporter: SocketServer?
         do {
-            control = try SocketServer.unix(path: opened.cacheDirectory.path + "/control.sock") { request in
-                guard request.hasPrefix("status") else { return "unknown request\n" }
-                do { return StatusCommand.encode(try filesystem.status(pendingUploads: store.uploadsInFlight)) + "\n" }
+            control = try SocketServer.unix(path: opened.cacheDirectory.path + "/control.sock") { line, peer in
+                guard let request = ControlRequest(line: line) else { return "unknown request\n" }
+                // Without the peer's credentials there is no one for `control` to admit.
+                guard let peer else { return "error: \(FSError.notPermitted)\n" }
+                do { return try filesystem.control(request, caller: peer) + "\n" }
                 catch { return "error: \(error)\n" }
             }
             exporter = try parsed.metricsEndpoint.map { endpoint throws(OptionError) in
-                try SocketServer.tcpLoopback(endpoint) { request in
+                try SocketServer.tcpLoopback(endpoint) { request, _ in
                     guard request.hasPrefix("GET /metrics") else { return "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n" }
                     let body = metrics.exposition()
                     return "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body

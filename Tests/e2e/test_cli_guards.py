@@ -1,13 +1,17 @@
 """The command line guards what it is pointed at: format takes only an empty directory (or a
-filesystem, or --force) and makes it private, and every numeric option has a range checked
-before a daemon starts."""
+filesystem, or --force) and makes it private, every numeric option has a range checked before a
+daemon starts, and only a mount's owner or root may send it control requests."""
 import os
+import shutil
 import stat
 import subprocess
+import tempfile
 
 import pytest
 
-from mossaic import is_mounted, run, wait_pid_exit
+from mossaic import BIN, Mount, is_mounted, run, wait_pid_exit
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
 def tree(path):
@@ -114,3 +118,43 @@ def test_gc_and_fsck_check_option_ranges_too(tmp_path, command):
     r = run(command, str(tmp_path / "store"), "-o", f"cache_dir={tmp_path}/cache,lease_time=99999999999", check=False)
     assert r.returncode == 1
     assert "option 'lease_time'" in r.stderr and "from 3 to 86400" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+@pytest.fixture
+def shared_mount(tmp_path):
+    """A root mount with allow_other on a mountpoint every user can reach (tmp_path is not)."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv is needed to run the client as nobody")
+    run("format", str(tmp_path / "store"))
+    outer = tempfile.mkdtemp(prefix="mossaic-shared-")
+    os.chmod(outer, 0o755)
+    mount = Mount(tmp_path / "store", os.path.join(outer, "mnt"), tmp_path / "cache", ["allow_other"],
+                  log=tmp_path / "daemon.log")
+    try:
+        mount.start()
+        os.chmod(mount.mountpoint, 0o777)  # the filesystem's root: nobody may write files too
+        yield mount
+    finally:
+        mount.stop()
+        shutil.rmtree(outer)
+
+
+def as_nobody(*args):
+    return subprocess.run([*NOBODY, BIN, *args], capture_output=True, text=True, cwd="/")
+
+
+@pytest.mark.parametrize("command", ["snapshot", "status"])
+def test_control_requests_need_the_mounts_owner_or_root(shared_mount, command):
+    mnt = shared_mount.mountpoint
+    # nobody uses the filesystem itself freely (allow_other) ...
+    done = subprocess.run([*NOBODY, "sh", "-c", f"echo hello > {mnt}/nobodys"], capture_output=True, text=True, cwd="/")
+    assert done.returncode == 0, done.stderr
+    # ... but may not ask its daemon anything.
+    r = as_nobody(command, mnt)
+    assert r.returncode == 1
+    assert "only the user who mounted it, or root" in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert r.stdout == ""
+    # The owner (root here) may.
+    r = run(command, mnt)
+    assert r.returncode == 0
+    assert r.stdout.startswith("snapshot ") if command == "snapshot" else "mounted read-write" in r.stdout
