@@ -1,15 +1,28 @@
-/// Requests the `mossaicfs` command sends to a mounted daemon, as ioctl(2) on the mountpoint.
+/// Requests the `mossaicfs` command sends to a mounted daemon. Two channels carry them, and
+/// the daemon answers both through `MossaicFilesystem.control(_:caller:)`, which decides once,
+/// for every request, who may ask: the mount's owner or root.
 ///
-/// Why an ioctl: the kernel does not forward syncfs(2) (`sync -f`) to a /dev/fuse daemon — it
-/// sends FUSE_SYNCFS only to virtiofs, and libfuse 3.14's low-level API has no syncfs
-/// operation — so "snapshot the metadata now" needs a channel of its own. An ioctl on the
-/// mountpoint reaches exactly the daemon serving it, needs no pid or cache_dir lookup, is
-/// answered synchronously with an errno, and carries the snapshot id back.
-///
-/// Encoding: `_IOR('M', 'S', char[64])` — a read ioctl with a 64-byte reply, so the kernel's
-/// restricted FUSE ioctl mode (sizes taken from the number) carries it without retries.
-public enum ControlRequest {
-    /// Take a metadata snapshot now; the reply is the snapshot id, NUL-terminated.
-    public static let snapshot: UInt32 = (2 << 30) | (UInt32(replySize) << 16) | (0x4D << 8) | 0x53
+/// - `snapshot`: an ioctl(2) on the mountpoint. The kernel does not forward syncfs(2)
+///   (`sync -f`) to a /dev/fuse daemon — it sends FUSE_SYNCFS only to virtiofs, and libfuse
+///   3.14's low-level API has no syncfs operation — so "snapshot the metadata now" needs a
+///   channel of its own. An ioctl on the mountpoint reaches exactly the daemon serving it,
+///   needs no pid or cache_dir lookup, is answered synchronously with an errno, and carries the
+///   snapshot id back.
+/// - `status`: a line on the daemon's control socket (cache_dir/control.sock), found through
+///   /run/mossaicfs; its JSON answer has no fixed size, which an ioctl reply needs. The socket
+///   takes any request's name, `snapshot` too.
+public enum ControlRequest: String, Sendable, CaseIterable {
+    case snapshot
+    case status
+
+    /// The ioctl number of `snapshot`: `_IOR('M', 'S', char[64])` — a read ioctl with a 64-byte
+    /// reply, so the kernel's restricted FUSE ioctl mode (sizes taken from the number) carries
+    /// it without retries. The reply is the snapshot id, NUL-terminated.
+    public static let snapshotIoctl: UInt32 = (2 << 30) | (UInt32(replySize) << 16) | (0x4D << 8) | 0x53
     public static let replySize = 64
+
+    /// The request a control socket line names (`status\n`).
+    public init?(line: String) {
+        self.init(rawValue: line.trimmingWhitespace())
+    }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import MossaicCache
 import MossaicCore
 import MossaicMeta
@@ -51,6 +52,13 @@ public struct FilesystemStatus: Codable, Sendable {
 }
 
 extension FilesystemStatus {
+    /// As `status --json` prints it and the control socket sends it.
+    public var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
+    }
+
     /// The newest metadata snapshot's age and the writer lease's holder.
     public mutating func fillReplication(newest: SnapshotManifest?, lease: LeaseRecord?) {
         lastSnapshotAgeSeconds = newest.map { max(0, Double(Timestamp.now().nanoseconds - $0.createdNanoseconds) / 1e9) }

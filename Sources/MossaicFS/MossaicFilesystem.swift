@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import MossaicCache
 import MossaicCore
@@ -42,6 +45,9 @@ public final class MossaicFilesystem: Sendable {
         /// POSIX ACLs (`-o acl`): keep the mode and ACLs in step, inherit default ACLs, apply
         /// the umask (MossaicFilesystem+ACL.swift).
         public var posixACL = false
+        /// The uid that mounted the filesystem, which the daemon runs as (fusermount3 mounts
+        /// for the user who runs it): with root, the only one whose `control` requests are served.
+        public var owner: UInt32 = getuid()
         public init(readOnly: Bool = false, maxDirtyBytesPerFile: Int = 12 << 20, checkPermissions: Bool = true,
                     updateAccessTimes: Bool = true, syncInterval: Double = 1, uploadThreads: Int = 8, uploadWindow: Int = 8) {
             self.readOnly = readOnly; self.maxDirtyBytesPerFile = maxDirtyBytesPerFile
@@ -78,6 +84,9 @@ public final class MossaicFilesystem: Sendable {
     /// Set when this mount lost the writer lease or another writer moved HEAD: its changes
     /// could no longer reach the store, so it refuses them (EROFS) from then on.
     let fenced = Atomic<Bool>(false)
+    /// Uploads to the store in flight, for `status`: counted by the daemon's store wrapper,
+    /// which the filesystem does not see; set once at mount (MossaicFilesystem+Control.swift).
+    let uploadsInFlight = Mutex<@Sendable () -> Int>({ 0 })
 
     public init(metadata: SQLiteMetaStore, cache: BlobCache, superblock: Superblock, options: Options, logger: Logger,
                 metrics: Metrics = Metrics()) {

@@ -74,6 +74,8 @@ public struct Superblock: Codable, Sendable, Equatable {
 public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
     case notFormatted(String)
     case alreadyFormatted(String)
+    /// A local directory to format holds other entries (see `StoreDirectory`).
+    case notEmpty(String)
     case damaged(String)
     case store(ObjectStoreError)
     case cacheDirectory(String)
@@ -86,6 +88,7 @@ public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
         switch self {
         case .notFormatted(let s): "\(s) is not a mossaicfs filesystem (no \(Superblock.key)); create one with: mossaicfs format \(s)"
         case .alreadyFormatted(let s): "\(s) already holds a mossaicfs filesystem; use --force to format it anew (its files become unreachable)"
+        case .notEmpty(let s): "\(s) is not empty and holds no mossaicfs filesystem; use --force to format it anyway (what it holds stays, among the filesystem's objects)"
         case .damaged(let why): why
         case .store(let e): e.description
         case .cacheDirectory(let why): why

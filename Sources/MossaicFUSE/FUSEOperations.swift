@@ -393,14 +393,15 @@ enum FUSEOperations {
             }
         }
 
-        // Control requests of the `mossaicfs` command (ControlRequest): only "snapshot now".
-        // Anything else is ENOTTY, as before this op existed (lsattr and the like).
+        // Control requests of the `mossaicfs` command (ControlRequest): only "snapshot now"
+        // comes by ioctl. Anything else is ENOTTY, as before this op existed (lsattr and the
+        // like); who may ask is decided by `control`, for every request.
         ops.ioctl = { req, ino, cmd, _, _, _, _, _, outSize in
             let b = FUSEBridge.from(req)
             b.serve(req, "ioctl", ino) { () throws(FSError) in
-                guard cmd == ControlRequest.snapshot, outSize >= ControlRequest.replySize else { throw .unknownRequest }
+                guard cmd == ControlRequest.snapshotIoctl, outSize >= ControlRequest.replySize else { throw .unknownRequest }
                 var reply = [UInt8](repeating: 0, count: ControlRequest.replySize)
-                let id = Array((try b.filesystem.snapshotMetadata() ?? "").utf8.prefix(ControlRequest.replySize - 1))
+                let id = Array(try b.filesystem.control(.snapshot, caller: FUSEBridge.caller(req)).utf8.prefix(ControlRequest.replySize - 1))
                 reply.replaceSubrange(0..<id.count, with: id)
                 reply.withUnsafeBytes { _ = fuse_reply_ioctl(req, 0, $0.baseAddress, $0.count) }
             }

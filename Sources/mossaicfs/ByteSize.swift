@@ -18,4 +18,13 @@ enum ByteSize {
         let (product, overflow) = n.multipliedReportingOverflow(by: multiplier)
         return overflow ? nil : product
     }
+
+    /// `n` as `parse` reads it, with the largest suffix that divides it exactly (1048576: 1M),
+    /// for the ranges in error messages.
+    static func format(_ n: Int) -> String {
+        for (suffix, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] where n != 0 && n % (1 << shift) == 0 {
+            return "\(n >> shift)\(suffix)"
+        }
+        return "\(n)"
+    }
 }

@@ -8,7 +8,12 @@ struct FormatCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "format",
         abstract: "Create a new, empty filesystem in SOURCE (a local directory, created if missing, or s3://bucket/prefix).",
-        discussion: "Refuses a SOURCE that already holds a filesystem unless --force is given.")
+        discussion: """
+        Refuses a SOURCE that already holds a filesystem, and a local directory that holds \
+        anything else, unless --force is given. A local directory is created with mode 0700, or \
+        its mode is set to 0700 (said in one line): whoever can write the store can delete the \
+        filesystem.
+        """)
 
     @Argument(help: "Where the filesystem's objects live: a local directory or s3://bucket/prefix.")
     var source: String
@@ -16,7 +21,7 @@ struct FormatCommand: ParsableCommand {
     @Option(name: .long, help: "Chunks up to this many bytes are kept inside the metadata instead of as objects (0 to 1048576).")
     var inlineMax: Int = FormatConstants.defaultInlineMax
 
-    @Flag(name: .long, help: "Format even if SOURCE already holds a filesystem (its files become unreachable).")
+    @Flag(name: .long, help: "Format even if SOURCE already holds a filesystem (its files become unreachable) or is a local directory holding other files (they stay).")
     var force = false
 
     @Option(name: .customShort("o"), help: ArgumentHelp("Store options for s3:// sources (endpoint=, region=, credentials=, profile=, …), comma-separated.", valueName: "options"))
@@ -31,6 +36,12 @@ struct FormatCommand: ParsableCommand {
     func run() throws {
         do {
             let parsed = try MountOptions(options)
+            // A local directory is checked, and made private, before the store creates anything
+            // in it; a refusal leaves it as it was.
+            if let path = try StoreFactory.localPath(source, options: parsed.store),
+               let formerMode = try StoreDirectory.prepare(path, force: force) {
+                Console.out("\(path): mode changed from 0\(String(formerMode, radix: 8)) to 0700 (only its owner may enter a store)")
+            }
             let store = try StoreFactory.open(source, options: parsed.store, create: true)
             let superblock = try Superblock.format(store, inlineMax: inlineMax, force: force)
             Console.out("formatted \(store.displayName): mossaicfs filesystem \(superblock.uuid)")

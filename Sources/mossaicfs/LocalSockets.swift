@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import MossaicCore
 
 /// A listening socket served by one plain thread: each connection gets a request line and an
 /// answer, then is closed. Used for the control socket (`status`) and the metrics endpoint —
@@ -11,16 +12,20 @@ final class SocketServer: @unchecked Sendable {
     // @unchecked: `fd` is written once before the thread starts; `stopped` is read by the
     // thread after `stop()` closed the socket, which is what ends `accept`.
     private let fd: Int32
-    private let handler: @Sendable (String) -> String
+    /// Answers a request line; the second argument is who sent it on a Unix socket (nil on
+    /// TCP, which tells nothing of the kind).
+    private let handler: @Sendable (String, Caller?) -> String
+    private let unixDomain: Bool
     private var thread: Thread?
 
-    private init(fd: Int32, handler: @escaping @Sendable (String) -> String) {
+    private init(fd: Int32, unixDomain: Bool, handler: @escaping @Sendable (String, Caller?) -> String) {
         self.fd = fd
+        self.unixDomain = unixDomain
         self.handler = handler
     }
 
     /// Listens on a Unix socket at `path` (replacing a stale one), mode 0600.
-    static func unix(path: String, handler: @escaping @Sendable (String) -> String) throws(OptionError) -> SocketServer {
+    static func unix(path: String, handler: @escaping @Sendable (String, Caller?) -> String) throws(OptionError) -> SocketServer {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw OptionError("socket: \(String(cString: strerror(errno)))") }
         unlink(path)
@@ -34,11 +39,11 @@ final class SocketServer: @unchecked Sendable {
             let why = String(cString: strerror(errno)); close(fd)
             throw OptionError("cannot listen on \(path): \(why)")
         }
-        return SocketServer(fd: fd, handler: handler)
+        return SocketServer(fd: fd, unixDomain: true, handler: handler)
     }
 
     /// Listens on TCP `host:port`, which must be a loopback address.
-    static func tcpLoopback(_ endpoint: String, handler: @escaping @Sendable (String) -> String) throws(OptionError) -> SocketServer {
+    static func tcpLoopback(_ endpoint: String, handler: @escaping @Sendable (String, Caller?) -> String) throws(OptionError) -> SocketServer {
         guard let colon = endpoint.lastIndex(of: ":"), let port = UInt16(endpoint[endpoint.index(after: colon)...]) else {
             throw OptionError("option 'metrics': '\(endpoint)' is not HOST:PORT")
         }
@@ -61,7 +66,7 @@ final class SocketServer: @unchecked Sendable {
             let why = String(cString: strerror(errno)); close(fd)
             throw OptionError("option 'metrics': cannot listen on \(endpoint): \(why)")
         }
-        return SocketServer(fd: fd, handler: handler)
+        return SocketServer(fd: fd, unixDomain: false, handler: handler)
     }
 
     func start() {
@@ -92,8 +97,20 @@ final class SocketServer: @unchecked Sendable {
             var buffer = [UInt8](repeating: 0, count: 4096)
             let n = read(client, &buffer, buffer.count)
             let request = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : ""
-            Console.write(client, handler(request))
+            Console.write(client, handler(request, unixDomain ? Self.peer(client) : nil))
             close(client)
         }
+    }
+
+    /// The process at the other end of a Unix socket, as the kernel saw it connect
+    /// (SO_PEERCRED): it cannot be forged by what the client sends.
+    private static func peer(_ client: Int32) -> Caller? {
+        // struct ucred { pid_t pid; uid_t uid; gid_t gid; }, which Swift's Glibc hides behind
+        // _GNU_SOURCE: read as three 32-bit integers.
+        var credentials: (Int32, UInt32, UInt32) = (0, 0, 0)
+        var size = socklen_t(MemoryLayout.size(ofValue: credentials))
+        guard getsockopt(client, SOL_SOCKET, SO_PEERCRED, &credentials, &size) == 0,
+              size == socklen_t(MemoryLayout.size(ofValue: credentials)) else { return nil }
+        return Caller(uid: credentials.1, gid: credentials.2, pid: UInt32(bitPattern: credentials.0))
     }
 }

@@ -48,7 +48,8 @@ struct MountCommand: ParsableCommand {
           meta_interval=S       snapshot the metadata into the store every S seconds while it
                                 changes (default 10; also at unmount and `mossaicfs snapshot`)
           meta_keep=N           snapshots kept in the store (default 30)
-          lease_time=S          the writer lease lasts S seconds, renewed every S/3 (default 60)
+          lease_time=S          the writer lease lasts S seconds (3 to 86400), renewed every S/3
+                                (default 60)
           discard_local         replace local metadata that differs from the store's newest
                                 snapshot (after another machine wrote) instead of refusing
           force_lease           take the writer lease from a live holder on another host (known
@@ -71,7 +72,9 @@ struct MountCommand: ParsableCommand {
                                 header (default) or a SHA-256 signature per chunk
         libfuse's and the kernel's generic options (auto_unmount, allow_root, noatime, nosuid,
         nodev, noexec, max_read=, subtype=, …) are passed through; fstab-only options (defaults,
-        _netdev, nofail, noauto, user, x-*, comment=) are ignored. An unknown option is an error.
+        _netdev, nofail, noauto, user, x-*, comment=) are ignored. An unknown option is an error,
+        and so is a number outside its range (durations up to 86400 s, sync_interval up to 3600,
+        sizes up to 1024T, mem_cache_size 1T, staging_size from 1M); the error names the range.
         """)
 
     @Argument(help: "The filesystem: a local directory or s3://bucket/prefix, formatted with `mossaicfs format`.")
@@ -179,19 +182,22 @@ struct MountCommand: ParsableCommand {
             fail("\(error)")
         }
         let filesystem = opened.filesystem
+        filesystem.attach(uploadsInFlight: { store.uploadsInFlight })
         Self.collectCacheMetrics(filesystem, store, into: metrics)
 
         // Sockets are bound before mounting, so a taken metrics port fails the mount cleanly.
         let control: SocketServer
         let exporter: SocketServer?
         do {
-            control = try SocketServer.unix(path: opened.cacheDirectory.path + "/control.sock") { request in
-                guard request.hasPrefix("status") else { return "unknown request\n" }
-                do { return StatusCommand.encode(try filesystem.status(pendingUploads: store.uploadsInFlight)) + "\n" }
+            control = try SocketServer.unix(path: opened.cacheDirectory.path + "/control.sock") { line, peer in
+                guard let request = ControlRequest(line: line) else { return "unknown request\n" }
+                // Without the peer's credentials there is no one for `control` to admit.
+                guard let peer else { return "error: \(FSError.notPermitted)\n" }
+                do { return try filesystem.control(request, caller: peer) + "\n" }
                 catch { return "error: \(error)\n" }
             }
             exporter = try parsed.metricsEndpoint.map { endpoint throws(OptionError) in
-                try SocketServer.tcpLoopback(endpoint) { request in
+                try SocketServer.tcpLoopback(endpoint) { request, _ in
                     guard request.hasPrefix("GET /metrics") else { return "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n" }
                     let body = metrics.exposition()
                     return "HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: \(body.utf8.count)\r\n\r\n" + body

@@ -1,3 +1,4 @@
+import MossaicCore
 import MossaicObjectStore
 
 /// The `-o` options of `mount`, parsed and checked. Unknown options are an error that names
@@ -53,6 +54,14 @@ struct MountOptions: Equatable {
     static let ignored: Set<String> = ["defaults", "auto", "noauto", "user", "users", "nouser", "owner", "group", "_netdev", "nofail", "rw"]
     /// Options of the S3 object store (endpoint=, region=, credentials=, …).
     static let storeKeys: Set<String> = S3Configuration.optionNames
+    /// Upper bounds of the ranges: a day for durations (a longer lease keeps a dead writer's
+    /// filesystem locked that long; a longer interval is no longer periodic) but an hour for
+    /// sync_interval (closes that stay undurable longer are write-back, which has its own
+    /// option), 1 PiB for disk sizes and 1 TiB for memory: far above any real machine and far
+    /// below Int overflow.
+    static let day = 86_400.0
+    static let sizeLimit = 1 << 50
+    static let memoryLimit = 1 << 40
 
     init() {}
 
@@ -77,9 +86,14 @@ struct MountOptions: Equatable {
             guard let value, !value.isEmpty else { throw OptionError("option '\(key)' needs a value (\(key)=…)") }
             return value
         }
-        func size() throws(OptionError) -> Int {
+        // Every number has a range: a value past what the code below it can hold (a lease of
+        // 10^11 s overflowed nanoseconds and killed the daemon) or past any sensible setting is
+        // refused here, naming the option and its range, before anything starts.
+        func size(_ range: ClosedRange<Int>) throws(OptionError) -> Int {
             let v = try required()
-            guard let n = ByteSize.parse(v) else { throw OptionError("option '\(key)': '\(v)' is not a size (e.g. 512M, 20G)") }
+            guard let n = ByteSize.parse(v), range.contains(n) else {
+                throw OptionError("option '\(key)': '\(v)' is not a size from \(ByteSize.format(range.lowerBound)) to \(ByteSize.format(range.upperBound)) (e.g. 512M, 20G)")
+            }
             return n
         }
         func integer(_ range: ClosedRange<Int>, of unit: String? = nil) throws(OptionError) -> Int {
@@ -89,14 +103,11 @@ struct MountOptions: Equatable {
             }
             return n
         }
-        func seconds() throws(OptionError) -> Double {
+        func seconds(_ range: ClosedRange<Double>, why: String? = nil) throws(OptionError) -> Double {
             let v = try required()
-            guard let s = Double(v), s >= 0, s.isFinite else { throw OptionError("option '\(key)': '\(v)' is not a number of seconds") }
-            return s
-        }
-        func positiveSeconds() throws(OptionError) -> Double {
-            let s = try seconds()
-            guard s >= 0.1 else { throw OptionError("option '\(key)' must be at least 0.1 seconds") }
+            guard let s = Double(v), range.contains(s) else {
+                throw OptionError("option '\(key)': '\(v)' is not a number of seconds from \(Self.secondsText(range.lowerBound)) to \(Self.secondsText(range.upperBound))\(why.map { " (" + $0 + ")" } ?? "")")
+            }
             return s
         }
         func flag() throws(OptionError) {
@@ -113,30 +124,28 @@ struct MountOptions: Equatable {
         case "allow_other": try flag(); allowOther = true
         case "default_permissions": try flag(); kernelPermissions = true
         case "acl": try flag(); posixACL = true; kernelPermissions = true
-        case "cache_size": diskCacheBytes = try size()
-        case "mem_cache_size": memoryCacheBytes = try size()
-        case "cache_free": cacheFreeBytes = try size()
+        case "cache_size": diskCacheBytes = try size(0...Self.sizeLimit)
+        case "mem_cache_size": memoryCacheBytes = try size(0...Self.memoryLimit)
+        case "cache_free": cacheFreeBytes = try size(0...Self.sizeLimit)
         case "cache_large_writes": try flag(); cacheLargeWrites = true
         case "threads": maxThreads = try integer(1...256)
-        case "attr_timeout": attributeTimeout = try seconds()
-        case "sync_interval": syncInterval = try seconds()
+        case "attr_timeout": attributeTimeout = try seconds(0...Self.day)
+        case "sync_interval": syncInterval = try seconds(0...3600)
         case "upload_threads": uploadThreads = try integer(1...128)
         case "read_ahead": readAheadChunks = try integer(0...64, of: "chunks")
         case "pack_chunks": packChunks = try integer(1...16, of: "chunks")
-        case "entry_timeout": entryTimeout = try seconds()
+        case "entry_timeout": entryTimeout = try seconds(0...Self.day)
         case "fsname": fsname = try required()
-        case "meta_interval": metaInterval = try positiveSeconds()
+        case "meta_interval": metaInterval = try seconds(0.1...Self.day)
         case "meta_keep": metaKeep = try integer(1...100_000, of: "snapshots")
-        case "lease_time":
-            leaseTime = try positiveSeconds()
-            guard leaseTime >= 3 else { throw OptionError("option 'lease_time' must be at least 3 seconds (it is renewed every third)") }
-        case "poll_interval": pollInterval = try positiveSeconds()
+        case "lease_time": leaseTime = try seconds(3...Self.day, why: "it is renewed every third")
+        case "poll_interval": pollInterval = try seconds(0.1...Self.day)
         case "snapshot": snapshot = try required()
         case "discard_local": try flag(); discardLocal = true
         case "force_lease": try flag(); forceLease = true
         case "metrics": metricsEndpoint = try required()
         case "writeback": try flag(); writeback = true
-        case "staging_size": stagingBytes = try size()
+        case "staging_size": stagingBytes = try size(FormatConstants.chunkSize...Self.sizeLimit)
         case _ where Self.fuseFlags.contains(key):
             try flag()
             passThrough.append(key)
@@ -159,6 +168,11 @@ struct MountOptions: Equatable {
         if readOnly && writeback { throw OptionError("option 'writeback' applies to read-write mounts") }
         if readOnly && cacheLargeWrites { throw OptionError("option 'cache_large_writes' applies to read-write mounts") }
         if readOnly && forceLease { throw OptionError("option 'force_lease' applies to read-write mounts (a read-only mount takes no lease)") }
+    }
+
+    /// A bound of a range of seconds as a user writes it: 3, not 3.0.
+    private static func secondsText(_ s: Double) -> String {
+        s == s.rounded() ? String(Int(s)) : String(s)
     }
 
     /// Splits at commas not escaped with a backslash.

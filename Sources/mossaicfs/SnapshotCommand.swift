@@ -17,6 +17,7 @@ struct SnapshotCommand: ParsableCommand {
         Returns when the snapshot is in the store and prints its id. Nothing is published when
         nothing changed since the last snapshot; its id is printed. sync -f (syncfs) does not
         reach FUSE daemons, so use this where a script needs the store to be up to date.
+        Only the user who mounted the filesystem, or root, may run it.
         """)
 
     @Argument(help: "The mountpoint (or any directory) of a read-write mossaicfs mount.")
@@ -30,12 +31,13 @@ struct SnapshotCommand: ParsableCommand {
         }
         defer { close(fd) }
         var reply = [UInt8](repeating: 0, count: ControlRequest.replySize)
-        let rc = reply.withUnsafeMutableBytes { cioctl_ptr(fd, UInt(ControlRequest.snapshot), $0.baseAddress) }
+        let rc = reply.withUnsafeMutableBytes { cioctl_ptr(fd, UInt(ControlRequest.snapshotIoctl), $0.baseAddress) }
         guard rc == 0 else {
             let e = errno
             switch e {
             case ENOTTY, EINVAL: Console.error("\(mountpoint) is not a mossaicfs mount")
             case EROFS: Console.error("\(mountpoint) is a read-only mount: it takes no snapshots")
+            case EPERM: Console.error(ControlClient.refusal(mountpoint))
             case EIO: Console.error("\(mountpoint): the snapshot failed; the daemon's log (syslog) says why")
             default: Console.error("\(mountpoint): \(String(cString: strerror(e)))")
             }

@@ -16,7 +16,7 @@ struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
         abstract: "Show a filesystem's store, usage, dedup ratio, cache and pending work.",
-        discussion: "TARGET is a mountpoint (live figures from its daemon) or a SOURCE (from its metadata; -o cache_dir= if not the default).")
+        discussion: "TARGET is a mountpoint (live figures from its daemon, which answers only the user who mounted it and root) or a SOURCE (from its metadata; -o cache_dir= if not the default).")
 
     @Argument(help: "A mossaicfs mountpoint, or a SOURCE (local directory or s3://bucket/prefix).")
     var target: String
@@ -30,7 +30,7 @@ struct StatusCommand: ParsableCommand {
     func run() throws {
         do {
             let status = try collect()
-            Console.out(json ? Self.encode(status) : Self.table(status))
+            Console.out(json ? status.json : Self.table(status))
         } catch {
             Console.error("\(error)")
             throw ExitCode.failure
@@ -43,13 +43,13 @@ struct StatusCommand: ParsableCommand {
             guard let cacheDirectory = MountRegistry.cacheDirectory(of: path) else {
                 throw OptionError("\(path) is a mossaicfs mount, but its daemon did not register in \(MountRegistry.directory)")
             }
-            return try Self.ask(cacheDirectory)
+            return try Self.ask(cacheDirectory, target: path)
         }
         let parsed = try MountOptions(options)
         let store = try StoreFactory.open(target, options: parsed.store, create: false)
         let superblock = try Superblock.load(from: store)
         let cacheDirectory = parsed.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid
-        if let live = try? Self.ask(cacheDirectory) { return live }
+        if let live = try? Self.ask(cacheDirectory, target: store.displayName) { return live }
         let database = cacheDirectory + "/meta.db"
         guard PosixFiles.exists(database) else {
             throw OptionError("no metadata at \(database): this machine has not mounted \(store.displayName) with that cache_dir")
@@ -63,19 +63,13 @@ struct StatusCommand: ParsableCommand {
         return status
     }
 
-    /// Asks the daemon using `cacheDirectory` over its control socket.
-    static func ask(_ cacheDirectory: String) throws -> FilesystemStatus {
-        let reply = try ControlClient.request("status", socket: cacheDirectory + "/control.sock")
+    /// Asks the daemon using `cacheDirectory` over its control socket; `target` names it to the user.
+    static func ask(_ cacheDirectory: String, target: String) throws -> FilesystemStatus {
+        let reply = try ControlClient.request(.status, socket: cacheDirectory + "/control.sock", target: target)
         guard let status = try? JSONDecoder().decode(FilesystemStatus.self, from: Data(reply.utf8)) else {
             throw OptionError("the daemon's answer is not a status: \(reply.prefix(200))")
         }
         return status
-    }
-
-    static func encode(_ status: FilesystemStatus) -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return String(decoding: (try? encoder.encode(status)) ?? Data(), as: UTF8.self)
     }
 
     static func table(_ s: FilesystemStatus) -> String {
@@ -110,30 +104,5 @@ struct StatusCommand: ParsableCommand {
         var value = Double(n), unit = 0
         while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
         return unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit])
-    }
-}
-
-/// One request to a daemon's control socket.
-enum ControlClient {
-    static func request(_ line: String, socket path: String) throws -> String {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw OptionError("socket: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw OptionError("socket path too long: \(path)") }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in raw.copyBytes(from: bytes + [0]) }
-        let rc = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        guard rc == 0 else { throw OptionError("no daemon answers at \(path): \(String(cString: strerror(errno)))") }
-        Console.write(fd, line + "\n")
-        var reply = [UInt8](), buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = read(fd, &buffer, buffer.count)
-            if n > 0 { reply += buffer[0..<n]; continue }
-            if n < 0 && errno == EINTR { continue }
-            break
-        }
-        return String(decoding: reply, as: UTF8.self)
     }
 }

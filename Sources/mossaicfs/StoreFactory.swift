@@ -20,18 +20,24 @@ enum StoreFactory {
         return path
     }
 
-    /// Opens the store SOURCE names. `create` makes a missing local directory (format).
-    static func open(_ source: String, options: [String: String], create: Bool) throws(ObjectStoreError) -> any ObjectStore {
-        if source.hasPrefix("s3://") {
-            return try S3StoreFactory.open(source, options: options)
-        }
+    /// The absolute path of a local directory SOURCE, nil for s3://; checks that the source
+    /// is one of the two and that store options come only with s3://.
+    static func localPath(_ source: String, options: [String: String]) throws(ObjectStoreError) -> String? {
+        if source.hasPrefix("s3://") { return nil }
         if source.contains("://") {
             throw .invalidConfiguration("unsupported source \(source): use a local directory or s3://bucket/prefix")
         }
         if !options.isEmpty {
             throw .invalidConfiguration("option '\(options.keys.sorted()[0])' applies to s3:// sources only")
         }
-        let path = absolutePath(source)
+        return absolutePath(source)
+    }
+
+    /// Opens the store SOURCE names. `create` makes a missing local directory (format).
+    static func open(_ source: String, options: [String: String], create: Bool) throws(ObjectStoreError) -> any ObjectStore {
+        guard let path = try localPath(source, options: options) else {
+            return try S3StoreFactory.open(source, options: options)
+        }
         if !create && !PosixFiles.exists(path) {
             throw .invalidConfiguration("\(path): no such directory; create a filesystem there with: mossaicfs format \(path)")
         }

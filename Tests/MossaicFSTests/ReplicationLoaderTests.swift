@@ -37,6 +37,22 @@ import Testing
         return try fs.read(attrs.ino, handle: h, offset: 0, size: Int(attrs.size))
     }
 
+    /// Both control channels (ioctl, control socket) end in `control`: a stranger is refused
+    /// every request, the mount's owner and root are served.
+    @Test func controlRequestsServeOnlyTheOwnerAndRoot() throws {
+        let (root, store) = try formattedStore()
+        let opened = try open(store, root + "/a")
+        defer { opened.stopBackground(finalSnapshot: false) }
+        let stranger = Caller(uid: getuid() &+ 4242, gid: 4242)
+        for request in ControlRequest.allCases {
+            #expect(throws: FSError.notPermitted) { try opened.filesystem.control(request, caller: stranger) }
+        }
+        try write(opened.filesystem, "f", Array("x".utf8))
+        let owner = Caller(uid: getuid(), gid: getgid())
+        #expect(try !opened.filesystem.control(.snapshot, caller: owner).isEmpty)
+        #expect(try opened.filesystem.control(.status, caller: .root).contains("\"mounted\" : true"))
+    }
+
     @Test func theStoreAloneRestoresAndOneWriterAtATime() throws {
         let (root, store) = try formattedStore()
         let big = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
