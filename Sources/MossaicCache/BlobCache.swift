@@ -22,16 +22,21 @@ public final class BlobCache: Sendable {
         /// whose objects are already on this disk).
         public var diskDirectory: String?
         public var diskLimit: Int
+        /// Free space the disk cache leaves on its filesystem (`cache_free`); it also always
+        /// leaves a reserve for meta.db (`DiskLRU.reserve(onFilesystemOf:)`), also with 0.
         public var freeSpaceFloor: Int
         /// Keep the chunks of packs (large writes) in the disk cache too (`cache_large_writes`).
         /// Off by default, as JuiceFS's `--cache-large-write`: copying a big file in would
         /// otherwise evict what was being read, and writing every streamed byte to the cache
         /// disk cost 13 % of the daemon's CPU in a sequential write (docs/BENCHMARKS.md).
         public var cacheLargeWrites: Bool
+        /// Measures the filesystem of the disk cache's directory; tests give the cache a disk of
+        /// their choosing.
+        public var diskSpace: @Sendable (String) -> DiskSpace?
         public init(memoryLimit: Int = 16 << 20, diskDirectory: String? = nil, diskLimit: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30,
-                    cacheLargeWrites: Bool = false) {
+                    cacheLargeWrites: Bool = false, diskSpace: @escaping @Sendable (String) -> DiskSpace? = { DiskSpace.of($0) }) {
             self.memoryLimit = memoryLimit; self.diskDirectory = diskDirectory; self.diskLimit = diskLimit; self.freeSpaceFloor = freeSpaceFloor
-            self.cacheLargeWrites = cacheLargeWrites
+            self.cacheLargeWrites = cacheLargeWrites; self.diskSpace = diskSpace
         }
     }
 
@@ -42,6 +47,8 @@ public final class BlobCache: Sendable {
         public var storeGets = 0
         public var uploads = 0
         public var corrupt = 0
+        /// Chunks not written to the disk cache for lack of room on its filesystem.
+        public var diskSkipped = 0
         public var memoryBytes = 0
         public var diskBytes = 0
     }
@@ -62,6 +69,9 @@ public final class BlobCache: Sendable {
         /// re-hashing the whole chunk (`read(_:range:)`). Bounded: forgetting only costs one
         /// more full verification.
         var verified: Set<ChunkHash> = []
+        /// A chunk was left out of the disk cache for lack of room and this was logged; cleared
+        /// when a cache file is written again, so each such episode is logged once, not per chunk.
+        var diskFullReported = false
         var stats = Statistics()
     }
 
@@ -88,16 +98,25 @@ public final class BlobCache: Sendable {
     private let state: Mutex<State>
     private let logger: Logger
     private let cacheLargeWrites: Bool
+    private let diskDirectory: String?
+    private let diskSpace: @Sendable (String) -> DiskSpace?
 
     public init(store: any ObjectStore, configuration: Configuration, staging: StagingArea? = nil, logger: Logger) throws(SystemError) {
         self.store = store
         self.staging = staging
         self.logger = logger
         cacheLargeWrites = configuration.cacheLargeWrites
+        diskDirectory = configuration.diskDirectory
+        diskSpace = configuration.diskSpace
         var disk: DiskLRU?
+        var victims: [String] = []
         if let dir = configuration.diskDirectory {
             disk = try DiskLRU(directory: dir, limit: configuration.diskLimit, freeSpaceFloor: configuration.freeSpaceFloor)
+            // Within bounds before the first write: the metadata on this filesystem needs its
+            // room from the start, whatever filled it while the cache was not running.
+            victims = disk!.trim(space: configuration.diskSpace(dir))
         }
+        for victim in victims { unlink(victim) }
         state = Mutex(State(memory: MemoryLRU(limit: configuration.memoryLimit), disk: disk))
     }
 
@@ -136,10 +155,17 @@ public final class BlobCache: Sendable {
         case .hit(let bytes): return bytes
         case .follow(let flight): return try flight.wait().get()
         case .disk(let path):
-            if let bytes = try? PosixFiles.read(path), ChunkHash.of(bytes) == hash {
-                finishFlight(hash, .success(bytes), source: .disk)
-                return bytes
-            }
+            do {
+                let bytes = try PosixFiles.read(path)
+                if ChunkHash.of(bytes) == hash {
+                    finishFlight(hash, .success(bytes), source: .disk)
+                    return bytes
+                }
+            } catch where error.errno == ENOENT {
+                // Evicted since it was looked up (a writer made room): not damage, a miss.
+                state.withLock { s in s.disk?.removed(hash) }
+                return try fetch(hash, at: location)
+            } catch {}
             // Truncated or damaged cache file: drop it and fetch again.
             logger.warning("dropping damaged cache file", metadata: ["chunk": "\(hash)", "path": "\(path)"])
             unlink(path)
@@ -423,22 +449,79 @@ public final class BlobCache: Sendable {
         return .object
     }
 
-    /// Publishes a disk-cache file (temp + rename), then evicts what the bounds require.
-    /// Failures only cost a future cache miss, so they are logged, not thrown.
+    /// Publishes a disk-cache file (temp + rename) after evicting what the bounds require to
+    /// make room for it. A cache file is never worth a failed write: every caller's chunk is in
+    /// the store or staging already, so a chunk that does not fit is simply not cached — when
+    /// even an empty cache leaves too little free space, or when writing fails with ENOSPC or
+    /// EDQUOT once more after evicting. Failures are logged, not thrown.
     private func writeToDisk(_ hash: ChunkHash, _ bytes: [UInt8]) {
-        guard let (path, temp) = state.withLock({ s in s.disk.map { ($0.path(hash), $0.temporaryDirectory) } }) else { return }
-        do {
-            try PosixFiles.makeDirectories(PosixFiles.directoryName(path), mode: 0o700)
-            try PosixFiles.writeAtomically(bytes, to: path, tempDirectory: temp, durable: false)
-        } catch {
-            logger.warning("cannot write cache file", metadata: ["path": "\(path)", "error": "\(error)"])
+        guard let diskDirectory else { return }
+        let space = diskSpace(diskDirectory)  // measured outside the lock: a system call
+        guard let (admission, path, temp) = state.withLock({ s -> (DiskLRU.Admission, String, String)? in
+            guard let admission = s.disk?.admit(hash, size: bytes.count, space: space) else { return nil }
+            return (admission, s.disk!.path(hash), s.disk!.temporaryDirectory)
+        }) else { return }
+        switch admission {
+        case .cached:
+            return
+        case .noRoom(let victims):
+            for victim in victims { unlink(victim) }
+            skipDiskWrite(hash, because: "less than cache_free and the cache's reserve would stay free even with the disk cache empty")
+            return
+        case .write(let victims):
+            for victim in victims { unlink(victim) }
+        }
+        var failure = publish(bytes, at: path, tempDirectory: temp)
+        if let error = failure, Self.isOutOfSpace(error) {
+            // The free space measured was not there (another writer on the filesystem, a
+            // quota): evict as much again and try once more.
+            let victims = state.withLock { s in s.disk?.makeRoom(bytes.count) ?? [] }
+            if !victims.isEmpty {
+                for victim in victims { unlink(victim) }
+                failure = publish(bytes, at: path, tempDirectory: temp)
+            }
+        }
+        if let error = failure {
+            state.withLock { s in s.disk?.abandoned(size: bytes.count) }
+            if Self.isOutOfSpace(error) {
+                skipDiskWrite(hash, because: "\(error)")
+            } else {
+                logger.warning("cannot write cache file", metadata: ["path": "\(path)", "error": "\(error)"])
+            }
             return
         }
         // `bytes` hash to `hash` (every caller verified or computed it): the file is verified.
-        let victims = state.withLock { s in
+        state.withLock { s in
             markVerified(&s, hash)
-            return s.disk?.added(hash, size: bytes.count) ?? []
+            s.disk?.added(hash, size: bytes.count)
+            s.diskFullReported = false
         }
-        for victim in victims { unlink(victim) }
+    }
+
+    private func publish(_ bytes: [UInt8], at path: String, tempDirectory: String) -> SystemError? {
+        do {
+            try PosixFiles.makeDirectories(PosixFiles.directoryName(path), mode: 0o700)
+            try PosixFiles.writeAtomically(bytes, to: path, tempDirectory: tempDirectory, durable: false)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    private static func isOutOfSpace(_ error: SystemError) -> Bool {
+        error.errno == ENOSPC || error.errno == EDQUOT
+    }
+
+    /// A chunk left out of the disk cache for lack of room: counted, and logged once until a
+    /// cache file is written again (a full disk would otherwise log every chunk).
+    private func skipDiskWrite(_ hash: ChunkHash, because reason: String) {
+        let first = state.withLock { s in
+            s.stats.diskSkipped += 1
+            defer { s.diskFullReported = true }
+            return !s.diskFullReported
+        }
+        guard first else { return }
+        logger.warning("disk cache full: chunks are not cached until there is room again; reads of them go to the store",
+                       metadata: ["chunk": "\(hash)", "reason": "\(reason)"])
     }
 }

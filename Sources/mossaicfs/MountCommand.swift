@@ -27,7 +27,9 @@ struct MountCommand: ParsableCommand {
           acl                   POSIX ACLs (setfacl/getfacl), enforced by the kernel; implies default_permissions
           cache_size=SIZE       disk cache bound for remote stores (default 10G)
           mem_cache_size=SIZE   memory cache bound (default 16M)
-          cache_free=SIZE       free space the disk cache leaves on its filesystem (default 1G)
+          cache_free=SIZE       free space the disk cache leaves on its filesystem (default 1G);
+                                it always leaves a reserve for meta.db too (5 %, 8M..1G of
+                                the filesystem), also with 0; a full cache disk never fails writes
           cache_large_writes    keep large writes (packs) in the disk cache too (default: only
                                 what is read and chunks stored alone)
           threads=N             FUSE worker threads (default 16)
