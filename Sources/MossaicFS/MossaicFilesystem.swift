@@ -171,7 +171,12 @@ public final class MossaicFilesystem: Sendable {
     func checkWritable() throws(FSError) {
         if options.readOnly || fenced.load(ordering: .relaxed) { throw .readOnly }
         guard let lease = replicator.withLock({ $0?.lease }), lease.fenceReason() != nil else { return }
-        lease.renewIfLapsed()
+        if lease.lostReason == nil { lease.renewIfLapsed() }
+        // Lost for good (taken over): read-only from now on, as when the lease thread finds out.
+        if let lost = lease.lostReason {
+            fence("writer lease lost: \(lost)")
+            throw .readOnly
+        }
         if let why = lease.fenceReason() { throw .io(why) }
     }
 
