@@ -42,6 +42,14 @@ def store_listing(store):
     return out
 
 
+def refused_mount(*args, **kw):
+    """Mounts that must be refused; one that comes up anyway is stopped before failing the test."""
+    with pytest.raises(RuntimeError) as refused:
+        m = Mount(*args, **kw).start()
+        m.stop()
+    return str(refused.value)
+
+
 def test_a_missing_head_is_refused_and_nothing_is_deleted(tmp_path):
     fs = Filesystem(tmp_path, ["meta_interval=3600"])
     files = {f"f{i}": os.urandom(100_000 + i * 300_000) for i in range(4)}
@@ -57,9 +65,7 @@ def test_a_missing_head_is_refused_and_nothing_is_deleted(tmp_path):
     before = store_listing(fs.store)
 
     # A new machine (empty cache_dir): refused in one line naming the problem and the way out.
-    with pytest.raises(RuntimeError) as refused:
-        Mount(fs.store, tmp_path / "m2", tmp_path / "cache2", log=tmp_path / "m2.log").start()
-    message = str(refused.value)
+    message = refused_mount(fs.store, tmp_path / "m2", tmp_path / "cache2", log=tmp_path / "m2.log")
     assert "meta/HEAD is missing" in message and "--set-head" in message and newest in message, message
     assert store_listing(fs.store) == before
     # gc from an empty cache_dir refuses too, and deletes nothing.
@@ -92,9 +98,8 @@ def test_a_store_with_data_but_no_metadata_is_not_taken_for_a_new_filesystem(tmp
         for name in names:
             os.unlink(os.path.join(dirpath, name))
     before = store_listing(fs.store)
-    with pytest.raises(RuntimeError) as refused:
-        Mount(fs.store, tmp_path / "m2", tmp_path / "cache2", log=tmp_path / "m2.log").start()
-    assert "holds file data" in str(refused.value), refused.value
+    message = refused_mount(fs.store, tmp_path / "m2", tmp_path / "cache2", log=tmp_path / "m2.log")
+    assert "holds file data" in message, message
     assert store_listing(fs.store) == before
 
 
