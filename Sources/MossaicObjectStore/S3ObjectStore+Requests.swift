@@ -100,14 +100,13 @@ extension S3ObjectStore {
             }
         }
         let target = key ?? displayName
-        let started = ContinuousClock.now
+        let started = Timestamp.monotonicNow()
         var uncertain = false
         var attempt = 1
         while true {
             let (request, signing) = prepare()
             // Each attempt gets what is left of the request's deadline (RetryPolicy).
-            let elapsed = started.duration(to: .now)
-            let timeout = policy.attemptTimeout(elapsed: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            let timeout = policy.attemptTimeout(elapsed: Timestamp.monotonicNow().secondsSince(started))
             let limits = TransferLimits(connectTimeoutMilliseconds: Int(policy.connectTimeout * 1000),
                                         lowSpeedBytesPerSecond: 1024, lowSpeedSeconds: min(30, Int((timeout ?? 30).rounded(.up))),
                                         totalTimeoutMilliseconds: timeout.map { max(1, Int($0 * 1000)) } ?? 0)
@@ -126,8 +125,8 @@ extension S3ObjectStore {
             case .retry(let reason, let uncertainOutcome, let finalError):
                 uncertain = uncertain || uncertainOutcome
                 let delay = policy.delay(beforeRetry: attempt)
-                let elapsed = started.duration(to: .now)
-                let overBudget = policy.totalBudget.map { elapsed + .seconds(delay) > .seconds($0) } ?? false
+                let elapsed = Timestamp.monotonicNow().secondsSince(started)
+                let overBudget = policy.totalBudget.map { elapsed + delay > $0 } ?? false
                 guard attempt < policy.maxAttempts, !overBudget else {
                     logger.warning("S3 request failed, giving up", metadata: [
                         "op": "\(operation.rawValue)", "key": "\(target)", "attempts": "\(attempt)", "reason": "\(reason)",
