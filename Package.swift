@@ -58,6 +58,7 @@ let package = Package(
         .testTarget(name: "MossaicObjectStoreTests",
                     dependencies: ["MossaicObjectStore", "MossaicTestSupport", "MossaicCore",
                                    .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
+        .testTarget(name: "MossaicCoreTests", dependencies: ["MossaicCore"], swiftSettings: strict),
         .testTarget(name: "MossaicMetaTests", dependencies: ["MossaicMeta", "MossaicCore"], swiftSettings: strict),
         .testTarget(name: "MossaicReplicationTests",
                     dependencies: ["MossaicReplication", "MossaicTestSupport", "MossaicMeta", "MossaicObjectStore", "MossaicCore"],

@@ -1,15 +1,16 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 import Logging
 import MossaicCore
 import MossaicObjectStore
 import Synchronization
 
-/// Chunks by hash: memory LRU, then write-back staging, then disk LRU, then the object store,
-/// where a chunk is its own object or a range of a pack (`ChunkLocation`). Callers pass the
-/// location their metadata row names; the cache itself is keyed by hash only.
+/// The verified, singleflight READ cache beneath `ChunkStore` (MossaicFS), which alone
+/// decides what is stored where. Chunks by hash: memory LRU, then write-back staging, then
+/// disk LRU, then the object store, where a chunk is its own object or a range of a pack
+/// (`ChunkLocation`). Callers pass the location their metadata row names; the cache itself is
+/// keyed by hash only. Chunks this process stored are kept on disk through `keepWritten`.
 ///
 /// Every byte handed out is verified: chunks from the store and from the disk cache are
 /// re-hashed, and a mismatch is an error (from the store) or a dropped cache file that is
@@ -45,7 +46,6 @@ public final class BlobCache: Sendable {
         public var memoryHits = 0
         public var diskHits = 0
         public var storeGets = 0
-        public var uploads = 0
         public var corrupt = 0
         /// Chunks not written to the disk cache for lack of room on its filesystem.
         public var diskSkipped = 0
@@ -57,11 +57,6 @@ public final class BlobCache: Sendable {
         var memory: MemoryLRU
         var disk: DiskLRU?
         var inFlight: [ChunkHash: Flight] = [:]
-        var uploading: [ChunkHash: Flight] = [:]
-        /// Chunks uploaded by this process, not yet known to the metadata as stored (a commit
-        /// in progress), and where they went: another page with the same bytes needs no second
-        /// PUT, and its row must name the same place.
-        var uploaded: [ChunkHash: ChunkLocation] = [:]
         /// Corrupt chunks already logged: each is reported once, however often it is read.
         var reportedCorrupt: Set<ChunkHash> = []
         /// Chunks whose disk-cache file (or, for a local store, whose object) this process has
@@ -76,21 +71,7 @@ public final class BlobCache: Sendable {
     }
 
     /// One fetch in progress; followers wait on it.
-    private final class Flight: @unchecked Sendable {
-        // NSCondition guards `result`; @unchecked because Foundation's lock is the guard.
-        let condition = NSCondition()
-        var result: Result<[UInt8], CacheError>?
-
-        func wait() -> Result<[UInt8], CacheError> {
-            condition.lock(); defer { condition.unlock() }
-            while result == nil { condition.wait() }
-            return result!
-        }
-
-        func finish(_ r: Result<[UInt8], CacheError>) {
-            condition.lock(); result = r; condition.broadcast(); condition.unlock()
-        }
-    }
+    private typealias Flight = Future<[UInt8], CacheError>
 
     public let store: any ObjectStore
     /// Write-back staging (read-write mounts): chunks committed but not yet in the store.
@@ -118,11 +99,6 @@ public final class BlobCache: Sendable {
         }
         for victim in victims { unlink(victim) }
         state = Mutex(State(memory: MemoryLRU(limit: configuration.memoryLimit), disk: disk))
-    }
-
-    /// Starts the staging area's upload threads; a stored chunk's bytes move to the disk cache.
-    public func startWriteback(threads: Int) {
-        staging?.start(store: store, threads: threads) { [weak self] hash, bytes in self?.writeToDisk(hash, bytes) }
     }
 
     /// Where chunk `hash` is cached under a disk-cache directory (cache_dir/blobs): for the
@@ -153,7 +129,7 @@ public final class BlobCache: Sendable {
         }
         switch step {
         case .hit(let bytes): return bytes
-        case .follow(let flight): return try flight.wait().get()
+        case .follow(let flight): return try flight.wait()
         case .disk(let path):
             do {
                 let bytes = try PosixFiles.read(path)
@@ -349,104 +325,19 @@ public final class BlobCache: Sendable {
         flight?.finish(result)
     }
 
-    /// Stores a chunk in the object store (it is named by `hash`, which the caller computed from
-    /// `bytes`) and keeps it in the disk cache (remote stores), so reading it back needs no GET.
-    /// Not in the memory cache: a writer streaming a large file would fill it with chunks that
-    /// are rarely read at once, and memory is the budget that counts.
-    ///
-    /// Only a PUT by this process proves the object is there: a cached copy does not, since
-    /// `mossaicfs gc` may have deleted the object of a chunk no metadata referenced any more
-    /// (and another host's disk cache may still hold it). Concurrent uploads of one chunk
-    /// share one PUT.
-    /// Returns where the chunk is: its own object, or wherever this process stored it before.
-    @discardableResult
-    public func upload(_ hash: ChunkHash, _ bytes: [UInt8]) throws(CacheError) -> ChunkLocation {
-        enum Step { case done(ChunkLocation), lead(Flight), follow(Flight) }
-        let step: Step = state.withLock { s in
-            if let location = s.uploaded[hash] { return .done(location) }
-            if let flight = s.uploading[hash] { return .follow(flight) }
-            let flight = Flight()
-            s.uploading[hash] = flight
-            return .lead(flight)
-        }
-        switch step {
-        case .done(let location):
-            return location
-        case .follow(let flight):
-            _ = try flight.wait().get()
-            return .object
-        case .lead(let flight):
-            var result: Result<[UInt8], CacheError> = .success(bytes)
-            do { try store.putChunk(hash, bytes) } catch { result = .failure(.store(error)) }
-            state.withLock { s in
-                s.uploading[hash] = nil
-                if case .success = result {
-                    s.stats.uploads += 1
-                    // Bounded: forgetting only risks one redundant PUT of identical bytes.
-                    if s.uploaded.count >= 100_000 { s.uploaded.removeAll(keepingCapacity: true) }
-                    s.uploaded[hash] = .object
-                }
-            }
-            flight.finish(result)
-            _ = try result.get()
-            writeToDisk(hash, bytes)
-            return .object
-        }
+    /// Keeps chunk `hash` that this process just stored (its `bytes` were hashed to `hash` by
+    /// the writer) in the disk cache, so reading it back needs no GET. Not in the memory
+    /// cache: a writer streaming a large file would fill it with chunks that are rarely read
+    /// at once, and memory is the budget that counts. A `large` write (a pack: a sequential
+    /// writer's full pages, or a commit of several) is kept only with `cacheLargeWrites`.
+    public func keepWritten(_ hash: ChunkHash, _ bytes: [UInt8], large: Bool) {
+        guard !large || cacheLargeWrites else { return }
+        writeToDisk(hash, bytes)
     }
 
-    /// Stores new chunks with ONE PUT of a pack (their bytes concatenated, named by their
-    /// hashes: `ChunkHash.packName`); keeps each in the disk cache only with `cacheLargeWrites`
-    /// (a pack is a large write: a sequential writer's full pages, or a commit of several). Returns where every
-    /// chunk is. Chunks this process stored before are not stored again; a single remaining
-    /// chunk becomes its own object (a pack of one would only be a longer name). Unlike single chunks, concurrent
-    /// packs holding one chunk are not merged: both are complete, and the row names one.
-    public func uploadPack(_ chunks: [(hash: ChunkHash, bytes: [UInt8])]) throws(CacheError) -> [ChunkHash: ChunkLocation] {
-        var locations: [ChunkHash: ChunkLocation] = [:]
-        var members: [(hash: ChunkHash, bytes: [UInt8])] = []
-        state.withLock { s in
-            for chunk in chunks where locations[chunk.hash] == nil {
-                if let known = s.uploaded[chunk.hash] { locations[chunk.hash] = known; continue }
-                locations[chunk.hash] = .object  // placeholder: marks the hash as taken
-                members.append(chunk)
-            }
-        }
-        if members.count == 1 {
-            locations[members[0].hash] = try upload(members[0].hash, members[0].bytes)
-            return locations
-        }
-        guard !members.isEmpty else { return locations }
-        var placed: [(ChunkHash, UInt64, Int)] = []
-        var offset: UInt64 = 0
-        for member in members {
-            placed.append((member.hash, offset, member.bytes.count))
-            offset += UInt64(member.bytes.count)
-        }
-        // The members go to the store as they are, not copied into one buffer: a store that
-        // sends them (S3) reads them one after the other.
-        let packHash: ChunkHash
-        do { packHash = try store.putPack(members.map { HashedBytes($0.bytes, sha256: $0.hash) }) } catch { throw .store(error) }
-        state.withLock { s in
-            s.stats.uploads += 1
-            if s.uploaded.count >= 100_000 { s.uploaded.removeAll(keepingCapacity: true) }
-            for (hash, offset, length) in placed {
-                let location = ChunkLocation.packed(pack: packHash, offset: offset, length: length)
-                s.uploaded[hash] = location
-                locations[hash] = location
-            }
-        }
-        if cacheLargeWrites { for member in members { writeToDisk(member.hash, member.bytes) } }
-        return locations
-    }
-
-    /// Write-back mode: makes chunk `hash` durable in the staging area; background threads
-    /// store it. Chunks this process has stored already are not staged.
-    /// Returns where the chunk is (staged chunks become their own objects).
-    @discardableResult
-    public func stage(_ hash: ChunkHash, _ bytes: [UInt8]) throws(CacheError) -> ChunkLocation {
-        guard let staging else { return try upload(hash, bytes) }
-        if let location = state.withLock({ $0.uploaded[hash] }) { return location }
-        do { try staging.stage(hash, bytes) } catch { throw .staging(error) }
-        return .object
+    /// A chunk the write-back threads stored: its staged bytes move to the disk cache.
+    public func keepUploaded(_ hash: ChunkHash, _ bytes: [UInt8]) {
+        writeToDisk(hash, bytes)
     }
 
     /// Publishes a disk-cache file (temp + rename) after evicting what the bounds require to

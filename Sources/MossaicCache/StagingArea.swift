@@ -22,21 +22,23 @@ import MossaicObjectStore
 /// a store outage eventually holds writers back instead of filling the disk. Uploads that fail
 /// are retried without end, with exponential backoff up to 30 s, so that when the store comes
 /// back everything drains without intervention.
-public final class StagingArea: @unchecked Sendable {
-    // @unchecked: every `var` below is guarded by `condition`; file I/O happens outside it.
-    private let condition = NSCondition()
-    /// Staged chunks not yet stored, with their sizes (also those being uploaded).
-    private var staged: [ChunkHash: Int] = [:]
-    /// Upload order: oldest first. May hold hashes already uploaded (skipped when taken).
-    private var queue: [ChunkHash] = []
-    private var queueHead = 0
-    private var uploading: Set<ChunkHash> = []
-    private var stagedBytes = 0
-    private var stopping = false
-    private var threadsRunning = 0
-    /// Since when uploads fail (nil: they don't); the outage is logged once at its start and end.
-    private var failingSince: Timestamp?
-    private var uploadedTotal = 0
+public final class StagingArea: Sendable {
+    private struct State {
+        /// Staged chunks not yet stored, with their sizes (also those being uploaded).
+        var staged: [ChunkHash: Int] = [:]
+        /// Upload order: oldest first. May hold hashes already uploaded (skipped when taken).
+        var queue: [ChunkHash] = []
+        var queueHead = 0
+        var uploading: Set<ChunkHash> = []
+        var stagedBytes = 0
+        var stopping = false
+        var threadsRunning = 0
+        /// Since when uploads fail (nil: they don't); the outage is logged once at its start and end.
+        var failingSince: Timestamp?
+        var uploadedTotal = 0
+    }
+    /// File I/O happens outside it.
+    private let state = ConditionBox(State())
 
     public let directory: String
     public let limit: Int
@@ -56,38 +58,31 @@ public final class StagingArea: @unchecked Sendable {
             guard let hash = ChunkHash(hex: name), stat(directory + "/" + name, &st) == 0 else { continue }
             found.append((hash, Int(st.st_size), Int64(st.st_mtim.tv_sec), Int(st.st_mtim.tv_nsec)))
         }
-        for (hash, size, _, _) in found.sorted(by: { ($0.2, $0.3) < ($1.2, $1.3) }) {
-            staged[hash] = size
-            stagedBytes += size
-            queue.append(hash)
+        state.withLock { s in
+            for (hash, size, _, _) in found.sorted(by: { ($0.2, $0.3) < ($1.2, $1.3) }) {
+                s.staged[hash] = size
+                s.stagedBytes += size
+                s.queue.append(hash)
+            }
         }
     }
 
     /// Chunks and bytes staged and not yet stored.
     public var pending: (chunks: Int, bytes: Int) {
-        condition.lock(); defer { condition.unlock() }
-        return (staged.count, stagedBytes)
+        state.withLock { ($0.staged.count, $0.stagedBytes) }
     }
 
     /// Chunks stored by the upload threads since the start.
-    public var uploaded: Int {
-        condition.lock(); defer { condition.unlock() }
-        return uploadedTotal
-    }
+    public var uploaded: Int { state.withLock { $0.uploadedTotal } }
 
-    public func contains(_ hash: ChunkHash) -> Bool {
-        condition.lock(); defer { condition.unlock() }
-        return staged[hash] != nil
-    }
+    public func contains(_ hash: ChunkHash) -> Bool { state.withLock { $0.staged[hash] != nil } }
 
     private func path(_ hash: ChunkHash) -> String { directory + "/" + hash.hex }
 
     /// Starts `threads` upload threads. `onUploaded` is called with each chunk stored, before
     /// its staged file is removed (the blob cache keeps the bytes on disk).
     public func start(store: any ObjectStore, threads: Int, onUploaded: @escaping @Sendable (ChunkHash, [UInt8]) -> Void) {
-        condition.lock()
-        threadsRunning += max(1, threads)
-        condition.unlock()
+        state.withLock { $0.threadsRunning += max(1, threads) }
         for i in 0..<max(1, threads) {
             let thread = Thread { [self] in self.uploadLoop(store: store, onUploaded: onUploaded) }
             thread.name = "mossaicfs-writeback-\(i)"
@@ -98,36 +93,34 @@ public final class StagingArea: @unchecked Sendable {
     /// Stages chunk `hash` (`bytes` hash to it): durable on local disk when this returns. Waits
     /// while the staged bytes would exceed the limit.
     public func stage(_ hash: ChunkHash, _ bytes: [UInt8]) throws(SystemError) {
-        condition.lock()
-        if staged[hash] != nil { condition.unlock(); return }
         var waited = false
-        while stagedBytes > 0, stagedBytes + bytes.count > limit, !stopping {
-            if !waited {
-                waited = true
-                logger.info("write-back staging is full; writes wait for uploads", metadata: [
-                    "staged_bytes": "\(stagedBytes)", "limit": "\(limit)"])
-            }
-            condition.wait()
-        }
         // Reserved before the file exists, so concurrent stagers respect the limit too; the
         // upload threads only take it once it is queued.
-        staged[hash] = bytes.count
-        stagedBytes += bytes.count
-        condition.unlock()
+        let reserved = state.wait { s -> Bool? in
+            if s.staged[hash] != nil { return false }
+            if s.stagedBytes > 0, s.stagedBytes + bytes.count > limit, !s.stopping {
+                if !waited {
+                    waited = true
+                    logger.info("write-back staging is full; writes wait for uploads", metadata: [
+                        "staged_bytes": "\(s.stagedBytes)", "limit": "\(limit)"])
+                }
+                return nil
+            }
+            s.staged[hash] = bytes.count
+            s.stagedBytes += bytes.count
+            return true
+        }
+        guard reserved else { return }
         do {
             try PosixFiles.writeAtomically(bytes, to: path(hash), tempDirectory: directory + "/.tmp", durable: true)
         } catch {
-            condition.lock()
-            staged[hash] = nil
-            stagedBytes -= bytes.count
-            condition.broadcast()
-            condition.unlock()
+            state.withLock { s in
+                s.staged[hash] = nil
+                s.stagedBytes -= bytes.count
+            }
             throw error
         }
-        condition.lock()
-        queue.append(hash)
-        condition.broadcast()
-        condition.unlock()
+        state.withLock { $0.queue.append(hash) }
     }
 
     /// The staged bytes of `hash`, verified, or nil if it is not staged (any more).
@@ -145,13 +138,8 @@ public final class StagingArea: @unchecked Sendable {
     /// A snapshot of the metadata calls this after copying it: the copy references no chunk
     /// staged later than that, so once these are stored, every chunk it names is in the store.
     public func waitForStaged(timeout: Double) -> Bool {
-        condition.lock(); defer { condition.unlock() }
-        let target = Set(staged.keys)
-        let deadline = Date(timeIntervalSinceNow: timeout)
-        while !target.isDisjoint(with: staged.keys) {
-            if !condition.wait(until: deadline) { return target.isDisjoint(with: staged.keys) }
-        }
-        return true
+        let target = state.withLock { Set($0.staged.keys) }
+        return state.wait(seconds: timeout) { s in target.isDisjoint(with: s.staged.keys) ? true : nil } ?? false
     }
 
     /// Waits until nothing is staged, calling `progress` about every `every` seconds with what
@@ -159,50 +147,42 @@ public final class StagingArea: @unchecked Sendable {
     @discardableResult
     public func drain(timeout: Double? = nil, every: Double = 5,
                       progress: (_ chunks: Int, _ bytes: Int) -> Void) -> (chunks: Int, bytes: Int) {
-        let deadline = timeout.map { Date(timeIntervalSinceNow: $0) }
-        condition.lock(); defer { condition.unlock() }
-        while !staged.isEmpty, threadsRunning > 0 {
-            if let deadline, deadline.timeIntervalSinceNow <= 0 { break }
-            progress(staged.count, stagedBytes)
-            var next = Date(timeIntervalSinceNow: every)
-            if let deadline, deadline < next { next = deadline }
-            while !staged.isEmpty, Date() < next { _ = condition.wait(until: next) }
+        let started = Timestamp.monotonicNow()
+        while true {
+            let (left, draining) = state.withLock { s in ((s.staged.count, s.stagedBytes), s.threadsRunning > 0) }
+            let remaining = timeout.map { $0 - Timestamp.monotonicNow().secondsSince(started) }
+            guard left.0 > 0, draining, remaining.map({ $0 > 0 }) ?? true else { return left }
+            progress(left.0, left.1)
+            _ = state.wait(seconds: min(every, remaining ?? every)) { s in s.staged.isEmpty || s.threadsRunning == 0 ? () : nil }
         }
-        return (staged.count, stagedBytes)
     }
 
     /// Stops the upload threads after their current PUT; what is left stays staged.
     public func stop() {
-        condition.lock()
-        stopping = true
-        condition.broadcast()
-        while threadsRunning > 0 { condition.wait() }
-        condition.unlock()
+        state.withLock { $0.stopping = true }
+        state.wait { $0.threadsRunning > 0 ? nil : () }
     }
 
     // MARK: Upload threads
 
     private func next() -> ChunkHash? {
-        condition.lock(); defer { condition.unlock() }
-        while !stopping {
-            while queueHead < queue.count {
-                let hash = queue[queueHead]
-                queueHead += 1
-                if queueHead > 4096, queueHead * 2 > queue.count { queue.removeFirst(queueHead); queueHead = 0 }
-                if staged[hash] != nil, !uploading.contains(hash) {
-                    uploading.insert(hash)
-                    return hash
+        state.wait { s -> ChunkHash?? in
+            guard !s.stopping else { return .some(nil) }
+            while s.queueHead < s.queue.count {
+                let hash = s.queue[s.queueHead]
+                s.queueHead += 1
+                if s.queueHead > 4096, s.queueHead * 2 > s.queue.count { s.queue.removeFirst(s.queueHead); s.queueHead = 0 }
+                if s.staged[hash] != nil, !s.uploading.contains(hash) {
+                    s.uploading.insert(hash)
+                    return .some(hash)
                 }
             }
-            condition.wait()
+            return nil
         }
-        return nil
     }
 
     private func uploadLoop(store: any ObjectStore, onUploaded: @Sendable (ChunkHash, [UInt8]) -> Void) {
-        defer {
-            condition.lock(); threadsRunning -= 1; condition.broadcast(); condition.unlock()
-        }
+        defer { state.withLock { $0.threadsRunning -= 1 } }
         var backoff = 0.5
         while let hash = next() {
             let file = path(hash)
@@ -225,10 +205,10 @@ public final class StagingArea: @unchecked Sendable {
             do {
                 try store.putChunk(hash, bytes)
             } catch {
-                condition.lock()
-                let first = failingSince == nil
-                if first { failingSince = .now() }
-                condition.unlock()
+                let first = state.withLock { s in
+                    defer { if s.failingSince == nil { s.failingSince = .now() } }
+                    return s.failingSince == nil
+                }
                 if first {
                     logger.warning("write-back uploads fail; staged chunks are kept and retried until the store answers",
                                    metadata: ["error": "\(error)"])
@@ -246,24 +226,24 @@ public final class StagingArea: @unchecked Sendable {
 
     /// Puts `hash` back at the head of the queue after waiting `seconds` (or until stopped).
     private func requeue(_ hash: ChunkHash, after seconds: Double) {
-        condition.lock(); defer { condition.unlock() }
-        let until = Date(timeIntervalSinceNow: seconds)
-        while !stopping, Date() < until { _ = condition.wait(until: until) }
-        uploading.remove(hash)
-        if queueHead > 0 { queueHead -= 1; queue[queueHead] = hash } else { queue.insert(hash, at: 0) }
-        condition.broadcast()
+        _ = state.wait(seconds: seconds) { $0.stopping ? () : nil }
+        state.withLock { s in
+            s.uploading.remove(hash)
+            if s.queueHead > 0 { s.queueHead -= 1; s.queue[s.queueHead] = hash } else { s.queue.insert(hash, at: 0) }
+        }
     }
 
     private func finished(_ hash: ChunkHash, bytes: Int) {
-        condition.lock(); defer { condition.unlock() }
-        uploading.remove(hash)
-        if let size = staged.removeValue(forKey: hash) { stagedBytes -= size }
-        uploadedTotal += bytes > 0 ? 1 : 0
-        if let since = failingSince {
-            failingSince = nil
-            logger.info("write-back uploads succeed again", metadata: [
-                "outage_seconds": "\(Int(Timestamp.now().secondsSince(since)))", "staged_chunks": "\(staged.count)"])
+        let outage: (since: Timestamp, staged: Int)? = state.withLock { s in
+            s.uploading.remove(hash)
+            if let size = s.staged.removeValue(forKey: hash) { s.stagedBytes -= size }
+            s.uploadedTotal += bytes > 0 ? 1 : 0
+            defer { s.failingSince = nil }
+            return s.failingSince.map { ($0, s.staged.count) }
         }
-        condition.broadcast()
+        if let outage {
+            logger.info("write-back uploads succeed again", metadata: [
+                "outage_seconds": "\(Int(Timestamp.now().secondsSince(outage.since)))", "staged_chunks": "\(outage.staged)"])
+        }
     }
 }

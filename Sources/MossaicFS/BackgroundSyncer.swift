@@ -1,7 +1,7 @@
-import Foundation
 import Logging
 import MossaicCore
 import MossaicMeta
+import Synchronization
 
 /// Makes committed metadata durable against power loss within a bounded time.
 ///
@@ -10,16 +10,11 @@ import MossaicMeta
 /// thread fsyncs it (a FULL commit) every `interval` seconds when there is something to sync —
 /// the bargain ext4 makes with its 5-second journal commit, which is what lets small files be
 /// created at thousands per second. fsync(2) never waits for it: it commits FULL itself.
-final class BackgroundSyncer: @unchecked Sendable {
-    // @unchecked: `stopping` and `thread` are guarded by `condition`.
+final class BackgroundSyncer: Sendable {
     private let metadata: SQLiteMetaStore
     private let interval: Double
     private let logger: Logger
-    private let condition = NSCondition()
-    private var stopping = false
-    private var running = false
-    /// Runs before each sync (writes batched access times). Set once, before `start()`.
-    var beforeSync: (@Sendable () -> Void)?
+    private let worker = Mutex<PeriodicWorker?>(nil)
 
     init(metadata: SQLiteMetaStore, interval: Double, logger: Logger) {
         self.metadata = metadata
@@ -27,41 +22,20 @@ final class BackgroundSyncer: @unchecked Sendable {
         self.logger = logger
     }
 
-    func start() {
+    /// Starts the thread; `beforeSync` runs before each sync (writes batched access times).
+    func start(beforeSync: @escaping @Sendable () -> Void) {
         guard interval > 0 else { return }
-        condition.lock()
-        defer { condition.unlock() }
-        guard !running else { return }
-        running = true
-        let thread = Thread { [self] in self.loop() }
-        thread.name = "mossaicfs-sync"
-        thread.start()
-    }
-
-    /// Stops the thread and waits for it; the caller syncs one last time.
-    func stop() {
-        condition.lock()
-        stopping = true
-        condition.broadcast()
-        while running { condition.wait() }
-        condition.unlock()
-    }
-
-    private func loop() {
-        condition.lock()
-        while !stopping {
-            // A timed wait is the timer; stop() wakes it early.
-            _ = condition.wait(until: Date(timeIntervalSinceNow: interval))
-            if stopping { break }
-            condition.unlock()
-            beforeSync?()
+        let (metadata, logger) = (self.metadata, self.logger)
+        let worker = PeriodicWorker(name: "mossaicfs-sync", interval: interval) {
+            beforeSync()
             if metadata.hasUnsyncedChanges {
                 do { try metadata.sync() } catch { logger.error("cannot make metadata durable: \(error)") }
             }
-            condition.lock()
         }
-        running = false
-        condition.broadcast()
-        condition.unlock()
+        self.worker.withLock { $0 = worker }
+        worker.start()
     }
+
+    /// Stops the thread and waits for it; the caller syncs one last time.
+    func stop() { worker.withLock { $0 }?.stop() }
 }

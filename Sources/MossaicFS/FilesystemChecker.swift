@@ -136,7 +136,7 @@ public enum FilesystemChecker {
                                progress: @escaping @Sendable (String, Int, Int) -> Void) -> [LocatedChunk] {
         let work = objects.map { (key: $0.key, chunks: $0.value) }
         let state = Mutex((done: 0, bad: [LocatedChunk]()))
-        ParallelLoop.run(count: work.count, threads: threads) { i in
+        WorkerPool.forEach(count: work.count, width: threads) { i in
             let (key, chunks) = work[i]
             let bytes = try? store.get(key)
             let bad = chunks.filter { c in

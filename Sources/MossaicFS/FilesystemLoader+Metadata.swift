@@ -57,7 +57,7 @@ extension FilesystemLoader {
                                             settings: settings, logger: logger, metrics: metrics)
         var snapshotConfiguration = SnapshotWriter.Configuration(fsUUID: superblock.uuid, workPath: cacheDirectory.snapshotWorkPath,
                                                                  keep: settings.replication.keep)
-        if let staging = filesystem.cache.staging {
+        if let staging = filesystem.chunks.staging {
             snapshotConfiguration.waitForStagedChunks = { @Sendable (seconds: Double) -> Bool in staging.waitForStaged(timeout: seconds) }
         }
         let writer = SnapshotWriter(

@@ -27,6 +27,8 @@ public enum FilesystemLoader {
         public var readAheadChunks = 8
         /// New chunks per pack object, at most (`pack_chunks`).
         public var packChunks = 4
+        /// Buffered write memory of all open files (`mem_buffer_size`).
+        public var writeMemoryBytes = 256 << 20
         /// Chunks of packs kept in the disk cache too (`cache_large_writes`).
         public var cacheLargeWrites = false
         /// Write-back mode (`writeback`) and the most bytes it stages (`staging_size`).
@@ -137,7 +139,7 @@ public enum FilesystemLoader {
         }
         // Upload threads only where there is or will be something to upload.
         if let staging = cache.staging, settings.writeback || staging.pending.chunks > 0 {
-            cache.startWriteback(threads: settings.uploadThreads)
+            staging.start(store: store, threads: settings.uploadThreads) { [cache] hash, bytes in cache.keepUploaded(hash, bytes) }
             replayStagedChunks(staging, logger: logger)
         }
         var options = MossaicFilesystem.Options(readOnly: settings.readOnly, maxDirtyBytesPerFile: settings.maxDirtyBytesPerFile,
@@ -146,6 +148,7 @@ public enum FilesystemLoader {
                                                 syncInterval: settings.syncInterval, uploadThreads: settings.uploadThreads)
         options.readAheadChunks = settings.readAheadChunks
         options.packChunks = settings.packChunks
+        options.writeMemoryBytes = settings.writeMemoryBytes
         options.writeback = settings.writeback
         options.posixACL = settings.posixACL
         let filesystem = MossaicFilesystem(metadata: metadata, cache: cache, superblock: superblock,

@@ -70,7 +70,7 @@ extension MossaicFilesystem {
     /// The blob cache's figures alone: counters in memory, no metadata query (what the
     /// metrics endpoint reads at every scrape).
     public func cacheStatus() -> FilesystemStatus.Cache {
-        let stats = cache.statistics
+        let stats = chunks.cache.statistics
         let reads = stats.memoryHits + stats.diskHits + stats.storeGets
         return FilesystemStatus.Cache(
             memoryBytes: stats.memoryBytes, diskBytes: stats.diskBytes, memoryHits: stats.memoryHits, diskHits: stats.diskHits,
@@ -79,7 +79,7 @@ extension MossaicFilesystem {
     }
 
     /// Write-back chunks staged and not yet stored (nil for a read-only mount).
-    public var stagedChunks: (chunks: Int, bytes: Int)? { cache.staging?.pending }
+    public var stagedChunks: (chunks: Int, bytes: Int)? { chunks.staging?.pending }
 
     /// Live figures of the mounted filesystem. `pendingUploads` is what the store is being
     /// sent right now (commits upload before they publish).
@@ -87,11 +87,11 @@ extension MossaicFilesystem {
         let usage = try meta { () throws(MetaError) in try metadata.usageDetails() }
         let cacheStatus = cacheStatus()
         let files = openFiles.withLock { Array($0.values) }
-        let dirty = files.reduce(0) { sum, f in sum + f.state.withLock { $0.dirtyBytes } }
+        let dirty = writeMemory.current.used
         var status = FilesystemStatus(store: storeName, filesystemUUID: superblock.uuid, mounted: true, readOnly: options.readOnly,
                                       usage: usage, cache: cacheStatus, openFiles: files.count, dirtyBytes: dirty,
                                       pendingUploads: pendingUploads)
-        if let staged = cache.staging?.pending { (status.stagedChunks, status.stagedBytes) = staged }
+        if let staged = chunks.staging?.pending { (status.stagedChunks, status.stagedBytes) = staged }
         if let replicator = replicator.withLock({ $0 }) {
             status.fillReplication(newest: replicator.writer.headManifest, lease: replicator.lease?.record)
         }

@@ -242,7 +242,7 @@ public enum GarbageCollector {
                                report: inout Report, progress: @escaping @Sendable (String, Int, Int) -> Void) throws(FormatError) {
         if let lease { try replication { () throws(ReplicationError) in try lease.renew() } }
         let state = Mutex((done: 0, deleted: [Int](), errors: [String]()))
-        ParallelLoop.run(count: doomed.count, threads: threads) { i in
+        WorkerPool.forEach(count: doomed.count, width: threads) { i in
             let d = doomed[i]
             var failure: String?
             if let lease, let why = leaseTrouble(lease) {

@@ -48,9 +48,9 @@ extension MossaicFilesystem {
         if mode.truncate { try checkWritable() }
         try permissions.check(attrs, caller, want)
         let file = openFiles.withLock { files in
-            let file = files[ino] ?? OpenFile(ino: ino, size: attrs.size)
+            let file = files[ino] ?? OpenFile(ino: ino, size: attrs.size, memory: writeMemory)
             files[ino] = file
-            file.state.withLock { $0.handles += 1 }
+            file.opened()
             return file
         }
         let handle = handles.insert(.file(file, writable: mode.writable))
@@ -99,10 +99,11 @@ extension MossaicFilesystem {
         let (file, writable) = try openFile(handle)
         guard writable else { throw .badHandle }
         guard offset <= UInt64(Int64.max) - UInt64(data.count) else { throw .fileTooLarge }
-        let dirty = try file.write(data, at: offset, now: .now())
-        streamCompletedPages(file, touching: offset..<(offset + UInt64(data.count)), interruption: interruption)
+        let dirty = try file.writer.write(data, at: offset, now: .now(), interruption: interruption) { relieveWriteMemory() }
+        file.writer.streamCompletedPages(touching: offset..<(offset + UInt64(data.count)), chunks: chunks,
+                                         window: options.uploadWindow, interruption: interruption)
         // A sequential writer's tail: at most a window of pages in uploads plus a pack's worth
-        // gathering (OpenFile.snapshot(deferringTail:)).
+        // gathering (FileWriter.snapshot(deferringTail:)).
         if dirty > options.maxDirtyBytesPerFile, interruption?.isInterrupted != true {
             do throws(FSError) {
                 try commit(file, deferringTail: options.packChunks + options.uploadWindow, interruption: interruption)
@@ -143,11 +144,11 @@ extension MossaicFilesystem {
         var failure: FSError?
         if writable { do { try commit(file, durable: options.durableClose) } catch { failure = error } }
         let last = openFiles.withLock { files -> Bool in
-            let remaining = file.state.withLock { s -> Int in s.handles -= 1; return s.handles }
-            guard remaining == 0 else { return false }
+            guard file.closed() == 0 else { return false }
             files[file.ino] = nil
             return true
         }
+        if last { file.writer.discard() }
         if last, inodes.isOrphan(file.ino), !inodes.isReferenced(file.ino) {
             try purge(file.ino)
         }
@@ -169,8 +170,8 @@ extension MossaicFilesystem {
         let (file, _) = try openFile(handle)
         if file.firstRead() { accessed(ino) }
         let request = offset..<(offset + UInt64(size))
-        if let ahead = file.readAhead(request, maxWindow: options.readAheadChunks) { prefetch(file, ino, ahead) }
-        let (fileSize, pages) = file.readOverlay(request)
+        if let ahead = file.reader.readAhead(request, maxWindow: options.readAheadChunks) { prefetch(file, ahead) }
+        let (fileSize, pages) = file.writer.readOverlay(request)
         guard offset < fileSize, size > 0 else { return [] }
         let range = offset..<min(request.upperBound, fileSize)
         let chunkSize = UInt64(FormatConstants.chunkSize)
@@ -182,12 +183,7 @@ extension MossaicFilesystem {
             let pageRange = pageSlice(index, of: range)
             if pages[index]?.written.covers(pageRange) != true { needBase = true; break }
         }
-        var refs: [UInt64: ChunkRef] = [:]
-        if needBase {
-            for ref in try meta({ () throws(MetaError) in try metadata.chunkRefs(ino, indexes: first...last) }) {
-                refs[ref.index.rawValue] = ref
-            }
-        }
+        let refs = needBase ? try fileChunkRefs(file, first...last) : [:]
 
         var pieces: [ArraySlice<UInt8>] = []
         for index in first...last {
@@ -196,56 +192,24 @@ extension MossaicFilesystem {
                 if page.written.covers(pageRange) {
                     pieces.append(page.bytes[pageRange])
                 } else {
-                    var piece = try committedBytes(refs[index], pageRange)
+                    var piece = try chunks.bytes(refs[index], pageRange)
                     page.overlay(onto: &piece, range: pageRange)
                     pieces.append(piece[...])
                 }
             } else {
-                pieces += try committedPieces(refs[index], pageRange)
+                pieces += try chunks.pieces(refs[index], pageRange)
             }
         }
         return pieces
     }
 
-    /// Fetches chunks into the cache in the background. A foreground read of a chunk being
-    /// fetched joins that fetch (singleflight) instead of starting another GET.
-    ///
-    /// Chunks stored together in a pack are fetched together: the window is extended to the
-    /// end of the pack its last chunk is in (a sequential reader wants those next anyway), and
-    /// each run of consecutive chunks at consecutive offsets of one pack is one ranged GET.
-    private func prefetch(_ file: OpenFile, _ ino: InodeNumber, _ indexes: ClosedRange<UInt64>) {
+    /// Starts read-ahead of chunks `indexes` (and the rest of the pack the last one is in:
+    /// `ChunkStore.fetchAhead`), from the file's chunk map.
+    private func prefetch(_ file: OpenFile, _ indexes: ClosedRange<UInt64>) {
         let extended = indexes.lowerBound...(indexes.upperBound + UInt64(max(options.packChunks - 1, 0)))
-        guard let candidates = try? meta({ () throws(MetaError) in try metadata.chunkRefs(ino, indexes: extended) }) else { return }
-        var runs: [[ChunkRef]] = []
-        var extending = true  // the last run may still grow past the window
-        for ref in candidates where ref.length > superblock.inlineMax {
-            let inWindow = indexes.contains(ref.index.rawValue)
-            if cache.isCachedOrComing(ref.hash) {
-                // No GET needed: read (verified) on a job of its own, in parallel with others.
-                if inWindow { runs.append([ref]) }
-                extending = false
-            } else if extending, let previous = runs.last?.last, Self.continues(previous, with: ref) {
-                runs[runs.count - 1].append(ref)
-            } else if inWindow {
-                runs.append([ref])
-                extending = true
-            } else {
-                extending = false  // past the window and not continuing a pack run: left for later
-            }
-        }
-        if let last = runs.last?.last?.index.rawValue, last > indexes.upperBound { file.prefetched(through: last) }
-        for run in runs {
-            let chunks = run.map { (hash: $0.hash, location: $0.location) }
-            prefetcher.run { [cache] in cache.prefetch(chunks) }
-        }
-    }
-
-    /// Whether `next` is the chunk after `previous` in the file and right after it in the same pack.
-    private static func continues(_ previous: ChunkRef, with next: ChunkRef) -> Bool {
-        guard next.index.rawValue == previous.index.rawValue + 1,
-              case .packed(let pack, let offset, let length) = previous.location,
-              case .packed(let nextPack, let nextOffset, _) = next.location else { return false }
-        return pack == nextPack && nextOffset == offset + UInt64(length)
+        guard let refs = try? fileChunkRefs(file, extended) else { return }
+        let candidates = refs.values.sorted { $0.index.rawValue < $1.index.rawValue }
+        if let last = chunks.fetchAhead(indexes, candidates: candidates) { file.reader.prefetched(through: last) }
     }
 
     /// The part of `range` (file offsets) inside page `index`, as offsets within the page.
@@ -255,47 +219,5 @@ extension MossaicFilesystem {
         let lower = max(range.lowerBound, start) - start
         let upper = min(range.upperBound, start + chunkSize) - start
         return Int(lower)..<Int(upper)
-    }
-
-    /// Bytes `pageRange` of a committed page: the referenced chunk's bytes up to the
-    /// reference's length, zeros after it and for a hole.
-    func committedBytes(_ ref: ChunkRef?, _ pageRange: Range<Int>) throws(FSError) -> [UInt8] {
-        guard let ref, pageRange.lowerBound < ref.length else { return [UInt8](repeating: 0, count: pageRange.count) }
-        if ref.length > superblock.inlineMax { return Array(try committedPieces(ref, pageRange).joined()) }
-        var piece = [UInt8](repeating: 0, count: pageRange.count)
-        let chunk = try chunkBytes(ref)
-        let upper = min(pageRange.upperBound, ref.length, chunk.count)
-        if upper > pageRange.lowerBound {
-            piece.replaceSubrange(0..<(upper - pageRange.lowerBound), with: chunk[pageRange.lowerBound..<upper])
-        }
-        return piece
-    }
-
-    /// `committedBytes` as pieces: for a stored chunk, only the bytes wanted as a slice of the
-    /// cached chunk (the cache verifies a chunk once) and zeros past the chunk's end.
-    func committedPieces(_ ref: ChunkRef?, _ pageRange: Range<Int>) throws(FSError) -> [ArraySlice<UInt8>] {
-        guard let ref, ref.length > superblock.inlineMax, pageRange.lowerBound < ref.length else {
-            return [try committedBytes(ref, pageRange)[...]]
-        }
-        let wanted = pageRange.lowerBound..<min(pageRange.upperBound, ref.length)
-        let bytes: ArraySlice<UInt8>
-        do { bytes = try cache.read(ref.hash, at: ref.location, range: wanted) } catch { throw error.fsError }
-        guard bytes.count < pageRange.count else { return [bytes] }
-        return [bytes, ArraySlice(repeating: 0, count: pageRange.count - bytes.count)]
-    }
-
-    /// A chunk's bytes: inline from the metadata, or through the verifying blob cache.
-    func chunkBytes(_ ref: ChunkRef) throws(FSError) -> [UInt8] {
-        // A chunk is inline iff its own length is at most inline_max; a reference longer than
-        // that cannot be to an inline chunk, so skip the metadata query for big chunks.
-        if ref.length <= superblock.inlineMax,
-           let data = try meta({ () throws(MetaError) in try metadata.inlineData(ref.hash) }) {
-            return data
-        }
-        do {
-            return try cache.read(ref.hash, at: ref.location)
-        } catch {
-            throw error.fsError  // the cache logged a corrupt chunk once; the bridge logs the op
-        }
     }
 }

@@ -32,7 +32,8 @@ extension MossaicFilesystem {
             // them. So only the size changes.
             guard end > attrs.size else { return }
             _ = try meta { () throws(MetaError) in try metadata.setAttributes(of: ino, AttributeChanges(size: end), now: .now()) }
-            file.truncated(to: end)
+            chunkListChanged(ino)
+            file.writer.truncated(to: end)
         case .punchHole:
             // A hole punched at or past the end changes nothing (and must not form a reversed range).
             guard offset < attrs.size else { return }
@@ -62,7 +63,7 @@ extension MossaicFilesystem {
                 pages.append((index, []))
                 continue
             }
-            var content = try committedBytes(refs[index], 0..<live)
+            var content = try chunks.bytes(refs[index], 0..<live)
             edit(&content, lower..<min(upper, live))
             pages.append((index, content))
         }
@@ -74,7 +75,7 @@ extension MossaicFilesystem {
         var changes = extraRefs
         var newChunks: [ChunkHash: NewChunk] = [:]
         for (index, page) in pages {
-            guard let stored = try storeChunk(page, index: index) else {
+            guard let stored = try chunks.storeChunk(page, index: index) else {
                 changes.append((ChunkIndex(index), nil)); continue
             }
             changes.append((ChunkIndex(index), stored.ref))
@@ -82,6 +83,7 @@ extension MossaicFilesystem {
         }
         let newChunkList = Array(newChunks.values)
         let now = Timestamp.now()
+        defer { chunkListChanged(ino) }
         _ = try meta { () throws(MetaError) in
             try metadata.commit(FileCommit(ino: ino, chunks: changes, newChunks: newChunkList, size: size, mtime: now, ctime: now))
         }
@@ -152,13 +154,13 @@ extension MossaicFilesystem {
                 shared.append((ChunkIndex(target), ref.map { ChunkRef(index: ChunkIndex(target), hash: $0.hash, length: min($0.length, length)) }))
             } else {
                 let live = Int(min(chunkSize, newSize - target * chunkSize))
-                var page = try committedBytes(try destinationRef(destination, target), 0..<live)
-                page.replaceSubrange(0..<length, with: try committedBytes(ref, 0..<length))
+                var page = try chunks.bytes(try destinationRef(destination, target), 0..<live)
+                page.replaceSubrange(0..<length, with: try chunks.bytes(ref, 0..<length))
                 rebuilt.append((target, page))
             }
         }
         try publishPages(destination, rebuilt, size: newSize, extraRefs: shared)
-        destinationFile.truncated(to: newSize)  // no buffered pages left: only the size changes
+        destinationFile.writer.truncated(to: newSize)  // no buffered pages left: only the size changes
         return count
     }
 

@@ -33,6 +33,9 @@ public final class MossaicFilesystem: Sendable {
         public var syncInterval: Double
         /// Threads storing chunks in parallel (`upload_threads`).
         public var uploadThreads: Int
+        /// Buffered write memory of all open files together, at most (`mem_buffer_size`):
+        /// writers wait beyond it (`MemoryLimiter`).
+        public var writeMemoryBytes: Int = 256 << 20
         /// Pages one file may have in uploads in flight before its writer waits.
         public var uploadWindow: Int
         /// New chunks stored together as one pack object, at most (`pack_chunks`; 1: every
@@ -59,7 +62,10 @@ public final class MossaicFilesystem: Sendable {
     }
 
     let metadata: SQLiteMetaStore
-    let cache: BlobCache
+    /// Chunk identity, placement and reads (ChunkStore.swift).
+    let chunks: ChunkStore
+    /// The bound on buffered write memory (MemoryLimiter.swift).
+    let writeMemory: MemoryLimiter
     public let superblock: Superblock
     let options: Options
     let logger: Logger
@@ -73,8 +79,6 @@ public final class MossaicFilesystem: Sendable {
     /// are still good (keep_cache) when nothing changed since.
     let openedVersions = Mutex<[InodeNumber: DataVersion]>([:])
     let syncer: BackgroundSyncer
-    let uploads: UploadPool
-    let prefetcher: UploadPool
     /// Access times set by reads but not yet written (Linux's lazytime): written in one
     /// transaction per sync interval, laid over the stored attributes meanwhile.
     let pendingAccessTimes = Mutex<[InodeNumber: Timestamp]>([:])
@@ -92,18 +96,16 @@ public final class MossaicFilesystem: Sendable {
                 metrics: Metrics = Metrics()) {
         self.metrics = metrics
         self.metadata = metadata
-        self.cache = cache
+        self.chunks = ChunkStore(metadata: metadata, cache: cache, configuration: ChunkStore.Configuration(
+            inlineMax: superblock.inlineMax, packChunks: options.packChunks, writeback: options.writeback,
+            workerThreads: options.readOnly ? 1 : options.uploadThreads, fetchThreads: max(1, options.readAheadChunks)), logger: logger)
+        self.writeMemory = MemoryLimiter(limit: options.writeMemoryBytes)
         self.superblock = superblock
         self.options = options
         self.logger = logger
         self.permissions = Permissions(enabled: options.checkPermissions)
         self.syncer = BackgroundSyncer(metadata: metadata, interval: options.syncInterval, logger: logger)
-        self.uploads = UploadPool(threads: options.readOnly ? 1 : options.uploadThreads)
-        self.prefetcher = UploadPool(threads: max(1, options.readAheadChunks))
-        syncer.beforeSync = { [weak self] in self?.writeAccessTimes() }
     }
-
-    deinit { uploads.stop(); prefetcher.stop() }
 
     /// Prepares a freshly opened filesystem: the root exists, and inodes orphaned by a previous
     /// run (unlinked while open, then unmounted or crashed) are purged — no kernel can hold a
@@ -114,7 +116,7 @@ public final class MossaicFilesystem: Sendable {
             try metadata.createRootIfMissing(permissions: 0o755, uid: rootUID, gid: rootGID, now: .now())
         }
         try purgeAllOrphans()
-        syncer.start()
+        syncer.start { [weak self] in self?.writeAccessTimes() }
     }
 
     /// Commits every dirty open file and purges orphans: called when the kernel has gone
@@ -142,7 +144,7 @@ public final class MossaicFilesystem: Sendable {
     /// much is left while it does. Interrupted (the daemon killed), the rest stays staged and
     /// the next mount uploads it first.
     private func drainStagedChunks() {
-        guard let staging = cache.staging else { return }
+        guard let staging = chunks.staging else { return }
         let left = staging.drain { chunks, bytes in
             logger.notice("write-back: uploading staged chunks before exit", metadata: [
                 "chunks_left": "\(chunks)", "bytes_left": "\(bytes)"])
@@ -186,7 +188,7 @@ public final class MossaicFilesystem: Sendable {
     }
 
     /// Where the chunks live, for messages.
-    public var storeName: String { cache.store.displayName }
+    public var storeName: String { chunks.store.displayName }
 
     // MARK: Attributes
 
@@ -214,7 +216,8 @@ public final class MossaicFilesystem: Sendable {
         if changes.atime == nil, pendingAtime != nil { changes.atime = pendingAtime }
         let acl = try changes.permissions.map { (p) throws(FSError) in try accessACL(of: ino, afterChmodTo: p) } ?? [:]
         let attrs = try meta { () throws(MetaError) in try metadata.setAttributes(of: ino, changes, now: .now(), xattrs: acl) }
-        if let size = changes.size, let file { file.truncated(to: size) }
+        if changes.size != nil { chunkListChanged(ino) }
+        if let size = changes.size, let file { file.writer.truncated(to: size) }
         return attrs
     }
 
@@ -266,7 +269,7 @@ public final class MossaicFilesystem: Sendable {
     /// Lays buffered writes (size, mtime) and a pending access time over stored attributes.
     func overlay(_ attrs: inout FileAttributes) {
         if let atime = pendingAccessTimes.withLock({ $0[attrs.ino] }) { attrs.atime = atime }
-        if attrs.kind == .regular, let file = openFiles.withLock({ $0[attrs.ino] }) { file.overlay(&attrs) }
+        if attrs.kind == .regular, let file = openFiles.withLock({ $0[attrs.ino] }) { file.writer.overlay(&attrs) }
     }
 
     /// access(2).

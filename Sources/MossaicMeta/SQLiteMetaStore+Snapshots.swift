@@ -255,6 +255,7 @@ extension SQLiteMetaStore {
             try Self.migrate(c)
         }
         connection.withLock { $0 = c }
+        replacements.add(1, ordering: .releasing)
     }
 
     /// Removes a database file and its journal/WAL companions (temp copies).

@@ -25,6 +25,10 @@ public final class SQLiteMetaStore: Sendable {
     public var path: String { connection.withLock { $0.path } }
     /// Transactions committed with synchronous=NORMAL since the last FULL commit.
     private let unsynced = Atomic<Int>(0)
+    /// Bumped each time `replaceDatabase` switches to another database: what callers cached
+    /// from the old one (open files' chunk maps) is stale then.
+    let replacements = Atomic<Int>(0)
+    public var epoch: Int { replacements.load(ordering: .acquiring) }
 
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     /// `readOnly` opens an existing database without ever writing to it (a downloaded snapshot);

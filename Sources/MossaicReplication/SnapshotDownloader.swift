@@ -46,7 +46,7 @@ public enum SnapshotDownloader {
         let reusePath = reusing?.path
         let reusable = local, pieceOffsets = offsets
         let pieces = manifest.chunks
-        let error: ReplicationError? = ParallelWork.run(count: pieces.count, width: width) { i in
+        let fetchPiece: @Sendable (Int) -> ReplicationError? = { i in
             let piece = pieces[i]
             guard let hash = piece.hash else { return .damaged("snapshot \(manifest.id): invalid piece name") }
             var bytes: [UInt8]?
@@ -73,7 +73,9 @@ public enum SnapshotDownloader {
             }
             return nil
         }
-        if let error { throw error }
+        try WorkerPool.forEach(count: pieces.count, width: width, name: "mossaicfs-transfer") { (i) throws(ReplicationError) in
+            if let error = fetchPiece(i) { throw error }
+        }
         guard ftruncate(fd, off_t(manifest.databaseBytes)) == 0, fsync(fd) == 0 else {
             throw .local(SystemError("fsync", path: temp).description)
         }

@@ -194,7 +194,7 @@ public final class SnapshotWriter: Sendable {
         }
         let work = uploads
         let store = self.store
-        let failure: ReplicationError? = ParallelWork.run(count: work.count, width: Self.width) { n in
+        let uploadPiece: @Sendable (Int) -> ReplicationError? = { n in
             let (index, piece) = work[n]
             do {
                 let bytes = try PosixFiles.read(path, offset: UInt64(index * chunkSize), count: piece.size)
@@ -206,7 +206,9 @@ public final class SnapshotWriter: Sendable {
                 return .local("\(error)")
             }
         }
-        if let failure { throw failure }
+        try WorkerPool.forEach(count: work.count, width: Self.width, name: "mossaicfs-transfer") { (n) throws(ReplicationError) in
+            if let failure = uploadPiece(n) { throw failure }
+        }
 
         // Still the writer? Renewing the lease right before publishing means a snapshot is
         // published only by the lease holder (up to this one request's latency), not merely by

@@ -76,11 +76,9 @@ public final class WriterLease: Sendable {
     /// Held through each renewal: two at once (the lease thread's and `renewIfLapsed`) would
     /// both send the same If-Match, and the loser would take its twin for a takeover.
     private let renewal = Mutex(())
-    /// A renewal is on its way (`renewIfLapsed` then waits for it rather than start one).
-    private let renewing = Atomic<Bool>(false)
-    /// Renewals finished, successful or not; `renewalFinished` is broadcast at each.
-    private let renewalsFinished = Atomic<Int>(0)
-    private let renewalFinished = NSCondition()
+    /// Whether a renewal is on its way (`renewIfLapsed` then waits for it rather than start
+    /// one), and how many finished, successful or not: waiters wake at each.
+    private let renewals = ConditionBox((running: false, finished: 0))
 
     private init(store: any ObjectStore, duration: Double, record: LeaseRecord, etag: String, writeStarted: Timestamp, logger: Logger) {
         self.store = store; self.duration = duration; self.logger = logger
@@ -203,14 +201,8 @@ public final class WriterLease: Sendable {
     /// Extends the lease by `duration` from now. Throws `.leaseLost` (and stays lost) if another
     /// mount replaced it; a store error leaves it as it was, to be retried.
     public func renew(now: Timestamp? = nil) throws(ReplicationError) {
-        renewing.store(true, ordering: .relaxed)
-        defer {
-            renewing.store(false, ordering: .relaxed)
-            renewalFinished.lock()
-            renewalsFinished.add(1, ordering: .relaxed)
-            renewalFinished.broadcast()
-            renewalFinished.unlock()
-        }
+        renewals.withLock { $0.running = true }
+        defer { renewals.withLock { $0.running = false; $0.finished += 1 } }
         try renewal.withLock { (_) throws(ReplicationError) in try renewHoldingLock(now: now ?? .now()) }
     }
 
@@ -220,18 +212,13 @@ public final class WriterLease: Sendable {
     /// changes again at once, and one whose store is stalled refuses them within `seconds`.
     public func renewIfLapsed(waitingAtMost seconds: Double = 5) {
         guard lostReason == nil, fenceReason() != nil else { return }
-        renewalFinished.lock()
-        let seen = renewalsFinished.load(ordering: .relaxed)
-        renewalFinished.unlock()
-        if !renewing.load(ordering: .relaxed) {
+        let (running, seen) = renewals.withLock { ($0.running, $0.finished) }
+        if !running {
             let thread = Thread { [self] in try? renew() }
             thread.name = "mossaicfs-lease-now"
             thread.start()
         }
-        let deadline = Date(timeIntervalSinceNow: seconds)
-        renewalFinished.lock()
-        while renewalsFinished.load(ordering: .relaxed) == seen && renewalFinished.wait(until: deadline) {}
-        renewalFinished.unlock()
+        _ = renewals.wait(seconds: seconds) { $0.finished != seen ? () : nil }
     }
 
     private func renewHoldingLock(now: Timestamp) throws(ReplicationError) {

@@ -27,6 +27,8 @@ struct MountCommand: ParsableCommand {
           acl                   POSIX ACLs (setfacl/getfacl), enforced by the kernel; implies default_permissions
           cache_size=SIZE       disk cache bound for remote stores (default 10G)
           mem_cache_size=SIZE   memory cache bound (default 16M)
+          mem_buffer_size=SIZE  write buffers of all open files together (default 256M, from
+                                16M); writers wait for commits beyond it, never fail
           cache_free=SIZE       free space the disk cache leaves on its filesystem (default 1G);
                                 it always leaves a reserve for meta.db too (5 %, 8M..1G of
                                 the filesystem), also with 0; a full cache disk never fails writes
@@ -76,7 +78,8 @@ struct MountCommand: ParsableCommand {
         nodev, noexec, max_read=, subtype=, …) are passed through; fstab-only options (defaults,
         _netdev, nofail, noauto, user, x-*, comment=) are ignored. An unknown option is an error,
         and so is a number outside its range (durations up to 86400 s, sync_interval up to 3600,
-        sizes up to 1024T, mem_cache_size 1T, staging_size from 1M); the error names the range.
+        sizes up to 1024T, mem_cache_size 1T, mem_buffer_size 16M..1T, staging_size from
+        1M); the error names the range.
         """)
 
     @Argument(help: "The filesystem: a local directory or s3://bucket/prefix, formatted with `mossaicfs format`.")
@@ -168,6 +171,7 @@ struct MountCommand: ParsableCommand {
             settings.uploadThreads = parsed.uploadThreads
             settings.readAheadChunks = parsed.readAheadChunks
             settings.packChunks = parsed.packChunks
+            settings.writeMemoryBytes = parsed.writeMemoryBytes
             settings.cacheLargeWrites = parsed.cacheLargeWrites
             settings.writeback = parsed.writeback
             settings.stagingBytes = parsed.stagingBytes

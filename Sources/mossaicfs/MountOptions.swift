@@ -13,6 +13,8 @@ struct MountOptions: Equatable {
     var posixACL = false
     var noatime = false
     var memoryCacheBytes = 16 << 20
+    /// Buffered write memory of all open files together (`MemoryLimiter`).
+    var writeMemoryBytes = 256 << 20
     var diskCacheBytes = 10 << 30
     var cacheFreeBytes = 1 << 30
     var maxThreads = 16
@@ -126,6 +128,7 @@ struct MountOptions: Equatable {
         case "acl": try flag(); posixACL = true; kernelPermissions = true
         case "cache_size": diskCacheBytes = try size(0...Self.sizeLimit)
         case "mem_cache_size": memoryCacheBytes = try size(0...Self.memoryLimit)
+        case "mem_buffer_size": writeMemoryBytes = try size((16 << 20)...Self.memoryLimit)
         case "cache_free": cacheFreeBytes = try size(0...Self.sizeLimit)
         case "cache_large_writes": try flag(); cacheLargeWrites = true
         case "threads": maxThreads = try integer(1...256)

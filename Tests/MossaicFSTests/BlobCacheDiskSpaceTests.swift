@@ -67,7 +67,7 @@ import Testing
         for i in 0..<count {
             let bytes = randomBytes(MiB, seed: seed + UInt64(i))
             let hash = ChunkHash.of(bytes)
-            try cache.upload(hash, bytes)
+            try storeAndKeep(cache, hash, bytes)
             #expect(try cache.read(hash, at: .object) == bytes)
         }
     }
@@ -86,7 +86,7 @@ import Testing
             for i in 0..<24 {
                 let bytes = randomBytes(MiB, seed: 100 + UInt64(i))
                 let hash = ChunkHash.of(bytes)
-                try cache.upload(hash, bytes)
+                try storeAndKeep(cache, hash, bytes)
                 #expect(Self.available(dir) >= 8 * MiB, "after chunk \(i)")
                 last = (hash, bytes)
             }
@@ -111,7 +111,7 @@ import Testing
                                   logger: Logger(label: "test"))
         for i in 0..<70 {
             let bytes = randomBytes(MiB, seed: 200 + UInt64(i))
-            try cache.upload(ChunkHash.of(bytes), bytes)
+            try storeAndKeep(cache, ChunkHash.of(bytes), bytes)
             #expect(try #require(disk(dir)).available >= keptFree, "after chunk \(i)")
         }
         #expect(cache.statistics.diskBytes >= 54 * MiB - keptFree - MiB)
@@ -129,7 +129,7 @@ import Testing
                                   logger: Logger(label: "test"))
         for i in 0..<12 {
             let bytes = randomBytes(MiB, seed: 300 + UInt64(i))
-            try cache.upload(ChunkHash.of(bytes), bytes)
+            try storeAndKeep(cache, ChunkHash.of(bytes), bytes)
             #expect(Self.usage(dir) <= 5 * MiB)
         }
         #expect(cache.statistics.diskBytes == 5 * MiB)
@@ -149,7 +149,7 @@ import Testing
         var chunks: [(ChunkHash, [UInt8])] = []
         for i in 0..<5 {
             let bytes = randomBytes(MiB, seed: 400 + UInt64(i))
-            try cache.upload(ChunkHash.of(bytes), bytes)
+            try storeAndKeep(cache, ChunkHash.of(bytes), bytes)
             chunks.append((ChunkHash.of(bytes), bytes))
         }
         #expect(Self.usage(dir) == 0)
@@ -200,8 +200,14 @@ import Testing
 
             unlink(filler)
             let bytes = randomBytes(MiB, seed: 699)
-            try cache.upload(ChunkHash.of(bytes), bytes)
+            try storeAndKeep(cache, ChunkHash.of(bytes), bytes)
             #expect(cache.statistics.diskBytes == MiB)
         }
     }
+}
+
+/// What the chunk store does with a chunk it stores alone: PUT it, then keep it in the disk cache.
+func storeAndKeep(_ cache: BlobCache, _ hash: ChunkHash, _ bytes: [UInt8]) throws {
+    try cache.store.putChunk(hash, bytes)
+    cache.keepWritten(hash, bytes, large: false)
 }

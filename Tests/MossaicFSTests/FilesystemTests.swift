@@ -23,12 +23,15 @@ struct Fixture {
     let fs: MossaicFilesystem
     let cacheDirectory: CacheDirectory
 
-    init(writeback: Bool = false, posixACL: Bool = false, maxDirtyBytes: Int? = nil) throws {
+    /// `beforePut`: runs before each PUT, with its key (a test holding PUTs back).
+    init(writeback: Bool = false, posixACL: Bool = false, maxDirtyBytes: Int? = nil, writeMemoryBytes: Int? = nil,
+         beforePut: (@Sendable (String) -> Void)? = nil) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("fs-\(UUID().uuidString)").path
         let directory = try DirectoryObjectStore(root: root + "/store", create: true)
         _ = try Superblock.format(directory, inlineMax: 16 << 10, force: false)
         store = PutInterceptingObjectStore(directory) { [putControl] key, data, condition, base throws(ObjectStoreError) in
             if putControl.failing.load(ordering: .relaxed) { throw .failed("injected PUT failure") }
+            beforePut?(key)
             putControl.puts.add(1, ordering: .relaxed)
             return try base.put(key, data, condition: condition)
         }
@@ -36,6 +39,7 @@ struct Fixture {
         settings.writeback = writeback
         settings.posixACL = posixACL
         if let maxDirtyBytes { settings.maxDirtyBytesPerFile = maxDirtyBytes }
+        if let writeMemoryBytes { settings.writeMemoryBytes = writeMemoryBytes }
         let opened = try FilesystemLoader.open(store: store, settings: settings, logger: Logger(label: "test"))
         fs = opened.filesystem
         cacheDirectory = opened.cacheDirectory

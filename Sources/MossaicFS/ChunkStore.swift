@@ -1,0 +1,320 @@
+import Logging
+import MossaicCache
+import MossaicCore
+import MossaicMeta
+import MossaicObjectStore
+import Synchronization
+
+/// The only owner of chunk identity and placement (ARCHITECTURE.md §8).
+///
+/// - "Is this chunk new?" is answered here, once, by `prepare`: a chunk this process stored
+///   and no commit has published yet (`placed`), a chunk the metadata knows, an inline chunk,
+///   or a new one whose bytes must be stored. (The metadata's `ON CONFLICT DO NOTHING` on the
+///   chunk row is not a second decision: it only keeps two racing commits of one new chunk
+///   from failing; the losing copy is garbage for gc.)
+/// - "Which object holds it?" is decided here too, by `store`: one object of its own, a range
+///   of a pack of up to `packChunks` chunks, or a staged file (`writeback`) that background
+///   threads turn into an object. The locations go into ONE metadata transaction (the commit).
+/// - Reads of committed chunks: inline bytes from the metadata, everything else through the
+///   verifying, singleflight `BlobCache`, including read-ahead runs.
+///
+/// Threading: every method may be called from any thread; `workers` hash and store chunks
+/// for writers and commits, `fetchers` run read-ahead.
+final class ChunkStore: Sendable {
+    struct Configuration: Sendable {
+        /// Chunks up to this many bytes live in the metadata (the superblock's `inline_max`).
+        var inlineMax: Int
+        /// New chunks stored together as one pack object, at most (1: every chunk its own).
+        var packChunks: Int
+        /// Stage new chunks locally; background threads store them (`writeback`).
+        var writeback: Bool
+        /// Threads hashing and storing chunks (`upload_threads`).
+        var workerThreads: Int
+        /// Threads fetching ahead of sequential readers.
+        var fetchThreads: Int
+    }
+
+    /// Chunks this process put into the store whose rows may not be committed yet, and the
+    /// single-object PUTs in flight: another page with the same bytes needs no second PUT, and
+    /// its row must name the same place.
+    private struct Placements {
+        var locations: [ChunkHash: ChunkLocation] = [:]
+        var putting: [ChunkHash: Future<ChunkLocation, FSError>] = [:]
+        var objectsStored = 0
+
+        mutating func remember(_ hash: ChunkHash, _ location: ChunkLocation) {
+            // Bounded: forgetting only risks one redundant PUT of identical bytes.
+            if locations.count >= 100_000 { locations.removeAll(keepingCapacity: true) }
+            locations[hash] = location
+        }
+    }
+
+    let metadata: SQLiteMetaStore
+    let cache: BlobCache
+    let configuration: Configuration
+    /// Hashing and storing: the writers' streaming uploads and the commits' chunks.
+    let workers: WorkerPool
+    private let fetchers: WorkerPool
+    private let placements = Mutex(Placements())
+    private let logger: Logger
+
+    init(metadata: SQLiteMetaStore, cache: BlobCache, configuration: Configuration, logger: Logger) {
+        self.metadata = metadata
+        self.cache = cache
+        self.configuration = configuration
+        self.logger = logger
+        workers = WorkerPool(threads: configuration.workerThreads, name: "mossaicfs-upload")
+        fetchers = WorkerPool(threads: configuration.fetchThreads, name: "mossaicfs-fetch")
+    }
+
+    deinit { workers.stop(); fetchers.stop() }
+
+    var store: any ObjectStore { cache.store }
+    var staging: StagingArea? { cache.staging }
+    /// Objects (single chunks and packs) this process PUT.
+    var objectsStored: Int { placements.withLock { $0.objectsStored } }
+
+    // MARK: Identity
+
+    /// Makes `content` (page `index`'s bytes) a chunk: trailing zeros dropped, hashed, and
+    /// settled at once if it is known (stored by this process, or in the metadata: dedup) or
+    /// small enough to be inline; otherwise its bytes are returned to be stored (`store`).
+    /// Nil for an all-zero page (a hole).
+    ///
+    /// Trailing zeros are not stored because a reference reads as zeros past its length: a
+    /// sparse tail costs nothing and a short written prefix may become an inline chunk.
+    func prepare(_ content: [UInt8], index: UInt64) throws(FSError) -> PreparedChunk? {
+        guard let last = content.lastIndex(where: { $0 != 0 }) else { return nil }
+        let bytes = last + 1 == content.count ? content : Array(content[...last])
+        let hash = ChunkHash.of(bytes)
+        let ref = ChunkRef(index: ChunkIndex(index), hash: hash, length: bytes.count)
+        if let location = placements.withLock({ $0.locations[hash] }) {
+            // Stored by this process; the row may or may not be committed: offered again, the
+            // commit inserts it at most once.
+            return PreparedChunk(stored: StoredChunk(ref: ref, new: NewChunk(hash: hash, length: bytes.count, state: .stored,
+                                                                             inlineData: nil, location: location)), bytes: nil)
+        }
+        if try meta({ () throws(MetaError) in try metadata.chunkInfo(hash) }) != nil {
+            return PreparedChunk(stored: StoredChunk(ref: ref, new: nil), bytes: nil)
+        }
+        if bytes.count <= configuration.inlineMax {
+            return PreparedChunk(stored: StoredChunk(ref: ref, new: NewChunk(hash: hash, length: bytes.count, state: .inline, inlineData: bytes)),
+                                 bytes: nil)
+        }
+        return PreparedChunk(stored: StoredChunk(ref: ref, new: NewChunk(hash: hash, length: bytes.count, state: .stored, inlineData: nil)),
+                             bytes: bytes)
+    }
+
+    // MARK: Placement
+
+    /// Stores the new chunks among `prepared`: uploaded as ONE pack (a single one as its own
+    /// object), or staged one by one in write-back mode. Returns them with their locations.
+    func store(_ prepared: [PreparedChunk]) throws(FSError) -> [StoredChunk] {
+        var locations: [ChunkHash: ChunkLocation] = [:]
+        let new = prepared.compactMap { p in p.bytes.map { (hash: p.stored.ref.hash, bytes: $0) } }
+        if configuration.writeback, let staging {
+            for chunk in new where locations[chunk.hash] == nil {
+                locations[chunk.hash] = try stage(chunk.hash, chunk.bytes, in: staging)
+            }
+        } else {
+            locations = try putPack(new)
+        }
+        return prepared.map { p in
+            var stored = p.stored
+            if let location = locations[stored.ref.hash] { stored.new?.location = location }
+            return stored
+        }
+    }
+
+    /// One page made a stored chunk (prepared, and stored if new).
+    func storeChunk(_ content: [UInt8], index: UInt64) throws(FSError) -> StoredChunk? {
+        guard let prepared = try prepare(content, index: index) else { return nil }
+        return try store([prepared])[0]
+    }
+
+    /// Completed pages of a streaming writer made chunks, the new ones stored as one pack.
+    func storePages(_ pages: [(UInt64, [UInt8])]) throws(FSError) -> [StoredChunk?] {
+        var prepared: [PreparedChunk?] = []
+        for (index, bytes) in pages { prepared.append(try prepare(bytes, index: index)) }
+        let stored = try store(prepared.compactMap { $0 })
+        var next = stored.makeIterator()
+        return prepared.map { $0 == nil ? nil : next.next()! }
+    }
+
+    /// Stores new chunks with ONE PUT of a pack (their bytes concatenated, named by their
+    /// hashes: `ChunkHash.packName`). Chunks this process stored before are not stored again;
+    /// a single remaining chunk becomes its own object (a pack of one would only be a longer
+    /// name). Concurrent packs holding one chunk are not merged: both are complete, and the
+    /// row names one.
+    private func putPack(_ chunks: [(hash: ChunkHash, bytes: [UInt8])]) throws(FSError) -> [ChunkHash: ChunkLocation] {
+        var locations: [ChunkHash: ChunkLocation] = [:]
+        var members: [(hash: ChunkHash, bytes: [UInt8])] = []
+        placements.withLock { p in
+            for chunk in chunks where locations[chunk.hash] == nil {
+                if let known = p.locations[chunk.hash] { locations[chunk.hash] = known; continue }
+                locations[chunk.hash] = .object  // placeholder: marks the hash as taken
+                members.append(chunk)
+            }
+        }
+        if members.count == 1 {
+            locations[members[0].hash] = try putObject(members[0].hash, members[0].bytes)
+            return locations
+        }
+        guard !members.isEmpty else { return locations }
+        // The members go to the store as they are, not copied into one buffer: a store that
+        // sends them (S3) reads them one after the other.
+        let packHash: ChunkHash
+        do { packHash = try store.putPack(members.map { HashedBytes($0.bytes, sha256: $0.hash) }) } catch { throw CacheError.store(error).fsError }
+        placements.withLock { p in
+            p.objectsStored += 1
+            var offset: UInt64 = 0
+            for member in members {
+                let location = ChunkLocation.packed(pack: packHash, offset: offset, length: member.bytes.count)
+                offset += UInt64(member.bytes.count)
+                p.remember(member.hash, location)
+                locations[member.hash] = location
+            }
+        }
+        for member in members { cache.keepWritten(member.hash, member.bytes, large: true) }
+        return locations
+    }
+
+    /// Stores a chunk as its own object. Only a PUT by this process proves the object is
+    /// there: a cached copy does not, since `mossaicfs gc` may have deleted the object of a
+    /// chunk no metadata referenced any more. Concurrent PUTs of one chunk share one request.
+    private func putObject(_ hash: ChunkHash, _ bytes: [UInt8]) throws(FSError) -> ChunkLocation {
+        enum Step { case done(ChunkLocation), lead(Future<ChunkLocation, FSError>), follow(Future<ChunkLocation, FSError>) }
+        let step: Step = placements.withLock { p in
+            if let location = p.locations[hash] { return .done(location) }
+            if let flight = p.putting[hash] { return .follow(flight) }
+            let flight = Future<ChunkLocation, FSError>()
+            p.putting[hash] = flight
+            return .lead(flight)
+        }
+        switch step {
+        case .done(let location):
+            return location
+        case .follow(let flight):
+            return try flight.wait()
+        case .lead(let flight):
+            var result: Result<ChunkLocation, FSError> = .success(.object)
+            do { try store.putChunk(hash, bytes) } catch { result = .failure(CacheError.store(error).fsError) }
+            placements.withLock { p in
+                p.putting[hash] = nil
+                if case .success = result { p.objectsStored += 1; p.remember(hash, .object) }
+            }
+            flight.finish(result)
+            let location = try result.get()
+            cache.keepWritten(hash, bytes, large: false)
+            return location
+        }
+    }
+
+    /// Write-back mode: makes the chunk durable in the staging area; background threads store
+    /// it. Chunks this process has stored already are not staged. Staged chunks become their
+    /// own objects.
+    private func stage(_ hash: ChunkHash, _ bytes: [UInt8], in staging: StagingArea) throws(FSError) -> ChunkLocation {
+        if let location = placements.withLock({ $0.locations[hash] }) { return location }
+        do { try staging.stage(hash, bytes) } catch { throw CacheError.staging(error).fsError }
+        return .object
+    }
+
+    // MARK: Reads
+
+    /// Bytes `pageRange` of a committed page: the referenced chunk's bytes up to the
+    /// reference's length, zeros after it and for a hole.
+    func bytes(_ ref: ChunkRef?, _ pageRange: Range<Int>) throws(FSError) -> [UInt8] {
+        guard let ref, pageRange.lowerBound < ref.length else { return [UInt8](repeating: 0, count: pageRange.count) }
+        if ref.length > configuration.inlineMax { return Array(try pieces(ref, pageRange).joined()) }
+        var piece = [UInt8](repeating: 0, count: pageRange.count)
+        let chunk = try chunkBytes(ref)
+        let upper = min(pageRange.upperBound, ref.length, chunk.count)
+        if upper > pageRange.lowerBound {
+            piece.replaceSubrange(0..<(upper - pageRange.lowerBound), with: chunk[pageRange.lowerBound..<upper])
+        }
+        return piece
+    }
+
+    /// `bytes` as pieces: for a stored chunk, only the bytes wanted as a slice of the cached
+    /// chunk (the cache verifies a chunk once) and zeros past the chunk's end.
+    func pieces(_ ref: ChunkRef?, _ pageRange: Range<Int>) throws(FSError) -> [ArraySlice<UInt8>] {
+        guard let ref, ref.length > configuration.inlineMax, pageRange.lowerBound < ref.length else {
+            return [try bytes(ref, pageRange)[...]]
+        }
+        let wanted = pageRange.lowerBound..<min(pageRange.upperBound, ref.length)
+        let bytes: ArraySlice<UInt8>
+        do { bytes = try cache.read(ref.hash, at: ref.location, range: wanted) } catch { throw error.fsError }
+        guard bytes.count < pageRange.count else { return [bytes] }
+        return [bytes, ArraySlice(repeating: 0, count: pageRange.count - bytes.count)]
+    }
+
+    /// A chunk's bytes: inline from the metadata, or through the verifying blob cache.
+    func chunkBytes(_ ref: ChunkRef) throws(FSError) -> [UInt8] {
+        // A chunk is inline iff its own length is at most inline_max; a reference longer than
+        // that cannot be to an inline chunk, so skip the metadata query for big chunks.
+        if ref.length <= configuration.inlineMax,
+           let data = try meta({ () throws(MetaError) in try metadata.inlineData(ref.hash) }) {
+            return data
+        }
+        do {
+            return try cache.read(ref.hash, at: ref.location)
+        } catch {
+            throw error.fsError  // the cache logged a corrupt chunk once; the bridge logs the op
+        }
+    }
+
+    /// Fetches the chunks of `window` into the cache in the background; `candidates` are the
+    /// file's references from the window's start to `packChunks - 1` past its end. A
+    /// foreground read of a chunk being fetched joins that fetch (singleflight).
+    ///
+    /// Chunks stored together in a pack are fetched together: the window is extended to the
+    /// end of the pack its last chunk is in (a sequential reader wants those next anyway), and
+    /// each run of consecutive chunks at consecutive offsets of one pack is one ranged GET.
+    /// Returns the last chunk index fetched when that is past the window.
+    func fetchAhead(_ window: ClosedRange<UInt64>, candidates: [ChunkRef]) -> UInt64? {
+        var runs: [[ChunkRef]] = []
+        var extending = true  // the last run may still grow past the window
+        for ref in candidates where ref.length > configuration.inlineMax {
+            let inWindow = window.contains(ref.index.rawValue)
+            if cache.isCachedOrComing(ref.hash) {
+                // No GET needed: read (verified) on a job of its own, in parallel with others.
+                if inWindow { runs.append([ref]) }
+                extending = false
+            } else if extending, let previous = runs.last?.last, Self.continues(previous, with: ref) {
+                runs[runs.count - 1].append(ref)
+            } else if inWindow {
+                runs.append([ref])
+                extending = true
+            } else {
+                extending = false  // past the window and not continuing a pack run: left for later
+            }
+        }
+        for run in runs {
+            let chunks = run.map { (hash: $0.hash, location: $0.location) }
+            fetchers.run { [cache] in cache.prefetch(chunks) }
+        }
+        guard let last = runs.last?.last?.index.rawValue, last > window.upperBound else { return nil }
+        return last
+    }
+
+    /// Whether `next` is the chunk after `previous` in the file and right after it in the same pack.
+    private static func continues(_ previous: ChunkRef, with next: ChunkRef) -> Bool {
+        guard next.index.rawValue == previous.index.rawValue + 1,
+              case .packed(let pack, let offset, let length) = previous.location,
+              case .packed(let nextPack, let nextOffset, _) = next.location else { return false }
+        return pack == nextPack && nextOffset == offset + UInt64(length)
+    }
+}
+
+/// A page made a chunk: its reference, and the chunk row to insert if the chunk is new.
+struct StoredChunk: Sendable {
+    var ref: ChunkRef
+    var new: NewChunk?
+}
+
+/// A page made a chunk that may still have to be stored: `bytes` are set when the chunk is
+/// new and not inline, and `stored.new`'s location is filled in when they are stored.
+struct PreparedChunk: Sendable {
+    var stored: StoredChunk
+    var bytes: [UInt8]?
+}

@@ -1,0 +1,89 @@
+import Foundation
+import MossaicCore
+import Synchronization
+import Testing
+
+/// The thread primitives every subsystem is built on (Sources/MossaicCore/Workers). Waits
+/// here are on real events (futures, condition boxes); the only timed wait is the one whose
+/// timing is the behaviour under test, and it asserts an outcome, not a speed.
+@Suite struct WorkersTests {
+    @Test func aFutureWakesEveryWaiterWithTheFirstOutcome() throws {
+        let future = Future<Int, FSError>()
+        let pool = WorkerPool(threads: 4, name: "test")
+        defer { pool.stopAndWait() }
+        let waiters = (0..<4).map { _ in pool.submit { () throws(FSError) -> Int in try future.wait() } }
+        future.finish(.success(7))
+        future.finish(.success(8))  // ignored: the first outcome stays
+        for waiter in waiters { #expect(try waiter.wait() == 7) }
+        #expect(future.isDone)
+    }
+
+    @Test func anInterruptedWaitReturnsWhileTheWorkGoesOn() throws {
+        let future = Future<Int, FSError>()
+        let interruption = Interruption()
+        let pool = WorkerPool(threads: 1, name: "test")
+        defer { pool.stopAndWait() }
+        let waiting = pool.submit { () throws(FSError) -> Int in try future.wait(interruption) }
+        interruption.interrupt()
+        #expect(throws: FSError.interrupted) { try waiting.wait() }
+        #expect(!future.isDone)
+        future.finish(.success(1))
+        #expect(try future.wait() == 1)
+    }
+
+    @Test func aPoolRunsEveryJobAndStopsAfterTheQueue() {
+        let count = Mutex(0)
+        let pool = WorkerPool(threads: 3, name: "test")
+        let futures = (0..<500).map { i in pool.submit { () -> Int in count.withLock { $0 += 1 }; return i } }
+        for (i, future) in futures.enumerated() { #expect(future.result(nil).map { try? $0.get() } == i) }
+        pool.stopAndWait()
+        #expect(count.withLock { $0 } == 500)
+    }
+
+    @Test func forEachVisitsEveryIndexOnce() {
+        let seen = Mutex([Int](repeating: 0, count: 1000))
+        WorkerPool.forEach(count: 1000, width: 4) { i in seen.withLock { $0[i] += 1 } }
+        #expect(seen.withLock { $0 }.allSatisfy { $0 == 1 })
+    }
+
+    @Test func forEachStopsStartingIndexesAfterTheFirstErrorAndThrowsIt() {
+        let visited = Mutex(0)
+        #expect(throws: FSError.notFound) {
+            try WorkerPool.forEach(count: 10_000, width: 2) { (i) throws(FSError) in
+                visited.withLock { $0 += 1 }
+                if i == 10 { throw .notFound }
+            }
+        }
+        #expect(visited.withLock { $0 } < 10_000)
+    }
+
+    @Test func aConditionBoxWaitEndsWhenThePredicateHoldsOrAtItsDeadline() {
+        let box = ConditionBox(0)
+        let pool = WorkerPool(threads: 1, name: "test")
+        defer { pool.stopAndWait() }
+        let waiter = pool.submit { () -> Int in box.wait { $0 >= 3 ? $0 : nil } }
+        for _ in 0..<3 { box.withLock { $0 += 1 } }
+        #expect(try! waiter.wait() == 3)
+        #expect(box.wait(seconds: 0.05) { $0 > 100 ? () : nil } == nil)
+    }
+
+    @Test func anInterruptionWakesAConditionBoxWaiter() {
+        let box = ConditionBox(false)
+        let interruption = Interruption()
+        let pool = WorkerPool(threads: 1, name: "test")
+        defer { pool.stopAndWait() }
+        let waiter = pool.submit { () -> Bool in box.wait(until: { $0 ? () : nil }, interruption: interruption) == nil }
+        interruption.interrupt()
+        #expect(try! waiter.wait())
+    }
+
+    @Test func aPeriodicWorkerRunsUntilStoppedAndNotAfter() {
+        let runs = ConditionBox(0)
+        let worker = PeriodicWorker(name: "test", interval: 0.01) { runs.withLock { $0 += 1 } }
+        worker.start()
+        runs.wait { $0 >= 3 ? () : nil }
+        worker.stop()
+        let after = runs.withLock { $0 }
+        #expect(runs.wait(seconds: 0.05) { $0 > after ? () : nil } == nil)
+    }
+}
