@@ -26,6 +26,10 @@ enum FUSEOperations {
             // made every local-store workload slower (256 MiB write 400-496 vs 495-613 MB/s,
             // +15 % daemon CPU; bench/local-ab.sh), and splicing replies gains nothing at 1 MiB
             // requests (libfuse's passthrough_ll, bench/fuse-splice.sh), so reads reply from memory.
+            // File handles that outlive the kernel's caches (NFS/Samba re-export,
+            // open_by_handle_at): the kernel may then look up "." and ".." by inode number
+            // (MossaicFilesystem+Export.swift).
+            if conn.pointee.capable & UInt32(FUSE_CAP_EXPORT_SUPPORT) != 0 { conn.pointee.want |= UInt32(FUSE_CAP_EXPORT_SUPPORT) }
             if conn.pointee.capable & UInt32(FUSE_CAP_READDIRPLUS) != 0 { conn.pointee.want |= UInt32(FUSE_CAP_READDIRPLUS) }
             // Always readdirplus, never the kernel's "auto" guess: attributes come with the
             // listing at no extra cost here, and ls -l/find then need no lookup per entry.

@@ -30,6 +30,12 @@ extension SQLiteMetaStore {
         public init(ino: InodeNumber, orphaned: Bool) { self.ino = ino; self.orphaned = orphaned }
     }
 
+    /// The generation of a new inode: random, so a file handle (inode number + generation)
+    /// never names a different file, even where an inode number comes back — a database
+    /// restored from an older snapshot hands out again the numbers given after it (AUTOINCREMENT
+    /// never reuses one otherwise). 32 bits: what the kernel keeps and puts in a handle.
+    static func newGeneration() -> Int64 { Int64(UInt32.random(in: 1...UInt32.max)) }
+
     static func directory(_ c: SQLiteConnection, _ ino: InodeNumber) throws(MetaError) -> FileAttributes {
         let attrs = try attributes(c, ino)
         guard attrs.kind == .directory else { throw .notDirectory }
@@ -56,10 +62,10 @@ extension SQLiteMetaStore {
             let size = Int64(node.symlinkTarget?.count ?? 0)
             try c.run("""
                 INSERT INTO inodes(kind, mode, uid, gid, size, nlink, rdev, atime_ns, mtime_ns, ctime_ns, generation, parent)
-                VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
+                VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, [.int(Int64(node.kind.rawValue)), .int(Int64(node.permissions & 0o7777)), .int(Int64(node.uid)), .int(Int64(node.gid)),
                       .int(size), .int(isDirectory ? 2 : 1), .int(Int64(bitPattern: node.rdev)),
-                      .int(now.nanoseconds), .int(now.nanoseconds), .int(now.nanoseconds),
+                      .int(now.nanoseconds), .int(now.nanoseconds), .int(now.nanoseconds), .int(Self.newGeneration()),
                       isDirectory ? .int(Int64(parent.rawValue)) : .null])
             let ino = InodeNumber(UInt64(c.lastInsertRowID))
             try c.run("INSERT INTO dentries(parent, name, ino) VALUES(?, ?, ?)", [.int(Int64(parent.rawValue)), .blob(name), .int(Int64(ino.rawValue))])

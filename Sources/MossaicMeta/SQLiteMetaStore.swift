@@ -183,6 +183,28 @@ public final class SQLiteMetaStore: Sendable {
         }
     }
 
+    /// The inode a file handle names, for the kernel's `lookup(ino, ".")` when it rebuilds an
+    /// inode it had dropped from its caches (NFS re-export, open_by_handle_at). An inode with
+    /// no name left is as good as deleted here: an open one is still in the kernel's cache,
+    /// which never asks for it, so only a handle to a deleted file gets this far.
+    public func inode(byHandle ino: InodeNumber) throws(MetaError) -> FileAttributes {
+        let attrs = try attributes(of: ino)
+        guard attrs.nlink > 0 else { throw .notFound }
+        return attrs
+    }
+
+    /// The parent of directory `ino` (the root's is itself), for the kernel's
+    /// `lookup(ino, "..")` when it reconnects a directory handle to the tree. Only directories
+    /// have one: a file's names may be in many directories.
+    public func parentDirectory(of ino: InodeNumber) throws(MetaError) -> FileAttributes {
+        try withConnection { (c) throws(MetaError) in
+            _ = try Self.directory(c, ino)
+            guard let parent = try c.queryOne("SELECT parent FROM inodes WHERE ino = ?", [.int(Int64(ino.rawValue))], row: { $0.int(0) })
+            else { throw .notFound }
+            return try Self.attributes(c, InodeNumber(UInt64(parent)))
+        }
+    }
+
     /// Applies a setattr. A size change of a regular file cuts or drops chunk references (no chunk
     /// is rewritten: `file_chunks.length` shrinks) and, unless given, sets mtime. ctime is `now`.
     /// `xattrs`: attributes set (or, nil, removed) in the same transaction — an ACL kept in step
