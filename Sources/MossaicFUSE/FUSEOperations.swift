@@ -350,11 +350,14 @@ enum FUSEOperations {
             let b = FUSEBridge.from(req)
             b.serve(req, "fallocate", ino) { () throws(FSError) in
                 guard let fi, offset >= 0, length >= 0 else { throw .invalidArgument }
-                // Mode 0, and PUNCH_HOLE|KEEP_SIZE (1|2); every other mode is EOPNOTSUPP.
+                // FALLOC_FL_KEEP_SIZE 0x01, PUNCH_HOLE 0x02 (the kernel lets it through only
+                // with KEEP_SIZE), ZERO_RANGE 0x10. COLLAPSE_RANGE, INSERT_RANGE, UNSHARE_RANGE
+                // and anything newer are EOPNOTSUPP (man page).
                 let which: MossaicFilesystem.FallocateMode
                 switch mode {
-                case 0: which = .allocate
-                case 3: which = .punchHole
+                case 0x00, 0x01: which = .allocate(keepSize: mode == 0x01)
+                case 0x03: which = .punchHole
+                case 0x10, 0x11: which = .zeroRange(keepSize: mode == 0x11)
                 default: throw .notSupported
                 }
                 try b.filesystem.fallocate(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh), mode: which,

@@ -250,6 +250,7 @@ extension SQLiteMetaStore {
             try c.run("DELETE FROM file_chunks WHERE ino = ?", [key])
             try c.run("DELETE FROM symlinks WHERE ino = ?", [key])
             try c.run("DELETE FROM xattrs WHERE ino = ?", [key])
+            try c.run("DELETE FROM allocations WHERE ino = ?", [key])
             try c.run("DELETE FROM inodes WHERE ino = ?", [key])
             try c.run("DELETE FROM orphans WHERE ino = ?", [key])
         }

@@ -67,6 +67,7 @@ public final class SQLiteMetaStore: Sendable {
         try c.transaction(durable: true) { () throws(MetaError) in
             if version < 1 { try c.execute(Schema.v1) }
             if version < 2 { try c.execute(Schema.v2) }
+            if version < 3 { try c.execute(Schema.v3) }
             try c.execute("PRAGMA user_version = \(Schema.version)")
         }
     }
@@ -140,7 +141,7 @@ public final class SQLiteMetaStore: Sendable {
 
     // MARK: Attributes
 
-    static let attributeColumns = "i.ino, i.kind, i.mode, i.uid, i.gid, i.size, i.nlink, i.rdev, i.atime_ns, i.mtime_ns, i.ctime_ns, i.generation, i.allocated"
+    static let attributeColumns = "i.ino, i.kind, i.mode, i.uid, i.gid, i.size, i.nlink, i.rdev, i.atime_ns, i.mtime_ns, i.ctime_ns, i.generation, i.allocated, i.reserved"
 
     /// Reads the attribute columns starting at `first` (in `attributeColumns` order).
     static func attributes(_ s: Statement, from first: Int32 = 0) -> FileAttributes {
@@ -157,7 +158,8 @@ public final class SQLiteMetaStore: Sendable {
             mtime: Timestamp(nanoseconds: s.int(first + 9)),
             ctime: Timestamp(nanoseconds: s.int(first + 10)),
             generation: UInt64(s.int(first + 11)),
-            allocatedBytes: UInt64(max(0, s.int(first + 12))))
+            allocatedBytes: UInt64(max(0, s.int(first + 12))),
+            reservedBytes: UInt64(max(0, s.int(first + 13))))
     }
 
     static func attributes(_ c: SQLiteConnection, _ ino: InodeNumber) throws(MetaError) -> FileAttributes {
@@ -222,7 +224,8 @@ public final class SQLiteMetaStore: Sendable {
             if let size = changes.size {
                 guard attrs.kind != .directory else { throw .isDirectory }
                 guard attrs.kind == .regular else { throw .invalidArgument }
-                if size < attrs.size { try Self.cutChunks(c, ino, to: size) }
+                // Also at the same size: as ext4, a truncation frees what fallocate reserved past the end.
+                if size <= attrs.size { try Self.cutChunks(c, ino, to: size) }
                 attrs.size = size
                 if changes.mtime == nil { attrs.mtime = now }
             }
@@ -232,7 +235,8 @@ public final class SQLiteMetaStore: Sendable {
                 """, [.int(Int64(attrs.permissions)), .int(Int64(attrs.uid)), .int(Int64(attrs.gid)), .int(Int64(attrs.size)),
                       .int(attrs.atime.nanoseconds), .int(attrs.mtime.nanoseconds), .int(attrs.ctime.nanoseconds),
                       .int(Int64(ino.rawValue))])
-            return attrs
+            // Read back: a truncation changed the allocation counts too.
+            return try Self.attributes(c, ino)
         }
     }
 
