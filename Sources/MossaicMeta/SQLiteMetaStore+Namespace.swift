@@ -78,12 +78,38 @@ extension SQLiteMetaStore {
         }
     }
 
-    /// Adds the name `name` in `parent` for the existing non-directory `ino`.
+    /// An O_TMPFILE file in directory `parent`: a regular file with no name (nlink 0), queued
+    /// as an orphan from the start, so it is purged at its last close — or, after a crash, by
+    /// the next mount's purge of orphans — unless `link` gives it a name first. The directory
+    /// does not change (it gains no entry), as on ext4.
+    public func createUnnamed(in parent: InodeNumber, _ node: NewNode, now: Timestamp) throws(MetaError) -> FileAttributes {
+        try write { (c) throws(MetaError) in
+            _ = try Self.directory(c, parent)
+            guard node.kind == .regular else { throw .invalidArgument }
+            try c.run("""
+                INSERT INTO inodes(kind, mode, uid, gid, size, nlink, rdev, atime_ns, mtime_ns, ctime_ns, generation, parent)
+                VALUES(?, ?, ?, ?, 0, 0, 0, ?, ?, ?, ?, NULL)
+                """, [.int(Int64(node.kind.rawValue)), .int(Int64(node.permissions & 0o7777)), .int(Int64(node.uid)), .int(Int64(node.gid)),
+                      .int(now.nanoseconds), .int(now.nanoseconds), .int(now.nanoseconds), .int(Self.newGeneration())])
+            let ino = InodeNumber(UInt64(c.lastInsertRowID))
+            for (name, value) in node.xattrs { try Self.storeXattr(c, ino, name: name, value: value) }
+            try c.run("INSERT INTO orphans(ino) VALUES(?)", [.int(Int64(ino.rawValue))])
+            return try Self.attributes(c, ino)
+        }
+    }
+
+    /// Adds the name `name` in `parent` for the existing non-directory `ino`. An inode with no
+    /// name left is linked only if it is still queued as an orphan (not purged): the kernel
+    /// lets that through only for an O_TMPFILE file opened without O_EXCL (linkat(2)), and
+    /// refuses it with ENOENT for a file that was unlinked, as ext4 relies on too.
     public func link(_ ino: InodeNumber, parent: InodeNumber, name: [UInt8], now: Timestamp) throws(MetaError) -> FileAttributes {
         try write { (c) throws(MetaError) in
             let attrs = try Self.attributes(c, ino)
             guard attrs.kind != .directory else { throw .isDirectory }
-            guard attrs.nlink > 0 else { throw .notFound }
+            if attrs.nlink == 0 {
+                try c.run("DELETE FROM orphans WHERE ino = ?", [.int(Int64(ino.rawValue))])
+                guard c.changes == 1 else { throw .notFound }
+            }
             guard attrs.nlink < 65_000 else { throw .tooManyLinks }
             _ = try Self.directory(c, parent)
             if try Self.entry(c, parent, name) != nil { throw .exists }
