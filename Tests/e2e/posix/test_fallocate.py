@@ -5,6 +5,8 @@ INSERT_RANGE and UNSHARE_RANGE are EOPNOTSUPP (documented; ext4 has them)."""
 import errno
 import os
 
+import pytest
+
 from posixlib import (CHUNK, FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE, FALLOC_FL_KEEP_SIZE,
                       FALLOC_FL_PUNCH_HOLE, FALLOC_FL_UNSHARE_RANGE, FALLOC_FL_ZERO_RANGE, GiB, err, fallocate, ok,
                       pattern, read_file, write_file)
@@ -83,21 +85,6 @@ def test_punch_hole_of_whole_chunks_frees_their_storage(px):
     assert os.stat(px.mnt / "f").st_size == 8 * CHUNK
     assert before >= 8 * CHUNK, f"8 MiB of data but st_blocks says {before} bytes"
     assert after <= 2 * CHUNK + 64 * 1024, f"after punching 6 of 8 MiB, st_blocks still says {after} bytes"
-
-
-def test_punch_hole_over_unflushed_writes(px):
-    def op(d):
-        fd = os.open(d / "f", os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            os.write(fd, b"A" * (2 * CHUNK))
-            fallocate(fd, PUNCH, CHUNK - 10, 20)
-            os.pwrite(fd, b"B", CHUNK)
-            return os.pread(fd, 30, CHUNK - 15)
-        finally:
-            os.close(fd)
-    px.expect(op, ok(b"A" * 5 + b"\0" * 10 + b"B" + b"\0" * 9 + b"A" * 5))
-    px.remount()
-    px.expect(lambda d: read_file(d / "f")[CHUNK - 15:CHUNK + 15], ok(b"A" * 5 + b"\0" * 10 + b"B" + b"\0" * 9 + b"A" * 5))
 
 
 def test_punch_hole_without_keep_size_is_eopnotsupp(px):
@@ -191,17 +178,22 @@ def test_zero_range_zeroes_and_keeps_the_range_allocated(px):
     px.same(lambda d: (usage(d / "f"), usage(d / "g"), usage(d / "h"), usage(d / "e")))
 
 
-def test_zero_range_over_unflushed_writes(px):
+@pytest.mark.parametrize("mode", [PUNCH, ZERO], ids=["punch_hole", "zero_range"])
+def test_zeroing_over_unflushed_writes(px, mode):
     def op(d):
         fd = os.open(d / "f", os.O_CREAT | os.O_RDWR, 0o644)
         try:
             os.write(fd, b"A" * (2 * CHUNK))
-            fallocate(fd, ZERO, CHUNK - 10, 20)
+            fallocate(fd, mode, CHUNK - 10, 20)
+            os.pwrite(fd, b"B", CHUNK)
             return os.pread(fd, 30, CHUNK - 15)
         finally:
             os.close(fd)
-    px.expect(op, ok(b"A" * 5 + b"\0" * 20 + b"A" * 5))
+    want = b"A" * 5 + b"\0" * 10 + b"B" + b"\0" * 9 + b"A" * 5
+    px.expect(op, ok(want))
     px.same(lambda d: usage(d / "f"))
+    px.remount()
+    px.expect(lambda d: read_file(d / "f")[CHUNK - 15:CHUNK + 15], ok(want))
 
 
 def test_each_mode_updates_times_like_ext4(px):
