@@ -9,6 +9,9 @@
 #define CFUSE_SHIM_H
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
+/* The kernel's protocol structs, for the one request libfuse 3.14 does not know (FUSE_TMPFILE,
+ * served from the read path: Sources/MossaicFUSE/FUSETmpfile.swift). */
+#include <linux/fuse.h>
 #include <sys/xattr.h>
 #include <sys/statvfs.h>
 #endif

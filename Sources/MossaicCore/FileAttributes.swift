@@ -47,11 +47,14 @@ public struct FileAttributes: Equatable, Sendable {
     public var generation: UInt64
     /// Bytes the file's chunks hold (holes and trailing zeros take none).
     public var allocatedBytes: UInt64
+    /// Bytes fallocate reserved that no chunk's data covers (SQLiteMetaStore+Allocations).
+    public var reservedBytes: UInt64
 
     public init(ino: InodeNumber, kind: FileKind, permissions: UInt32, uid: UInt32, gid: UInt32, size: UInt64,
                 nlink: UInt32, rdev: UInt64, atime: Timestamp, mtime: Timestamp, ctime: Timestamp, generation: UInt64,
-                allocatedBytes: UInt64 = 0) {
+                allocatedBytes: UInt64 = 0, reservedBytes: UInt64 = 0) {
         self.allocatedBytes = allocatedBytes
+        self.reservedBytes = reservedBytes
         self.ino = ino; self.kind = kind; self.permissions = permissions & 0o7777; self.uid = uid; self.gid = gid
         self.size = size; self.nlink = nlink; self.rdev = rdev; self.atime = atime; self.mtime = mtime
         self.ctime = ctime; self.generation = generation
@@ -60,10 +63,10 @@ public struct FileAttributes: Equatable, Sendable {
     /// `st_mode`: kind bits plus permission bits.
     public var mode: UInt32 { kind.rawValue | permissions }
     /// `st_blocks`, in 512-byte units: the bytes the chunks hold, in 4 KiB blocks as ext4
-    /// counts them, so `du` and `cp --sparse` see holes. Directories and symlinks count one
-    /// block, as on ext4.
+    /// counts them, so `du` and `cp --sparse` see holes, plus what fallocate reserved beyond
+    /// them (a multiple of 4 KiB). Directories and symlinks count one block, as on ext4.
     public var blocks512: UInt64 {
-        kind == .regular ? (allocatedBytes + 4095) / 4096 * 8 : 8
+        kind == .regular ? ((allocatedBytes + 4095) / 4096 * 4096 + reservedBytes) / 512 : 8
     }
 }
 

@@ -38,6 +38,10 @@ final class InodeTable: Sendable {
         }
     }
 
+    /// An orphan got a name again (an O_TMPFILE file linked in): its last forget no longer
+    /// purges it.
+    func relinked(_ ino: InodeNumber) { _ = state.withLock { $0.orphans.remove(ino) } }
+
     func isReferenced(_ ino: InodeNumber) -> Bool { state.withLock { $0.lookups[ino] != nil } }
     func isOrphan(_ ino: InodeNumber) -> Bool { state.withLock { $0.orphans.contains(ino) } }
     func purged(_ ino: InodeNumber) { _ = state.withLock { $0.orphans.remove(ino) } }

@@ -63,8 +63,31 @@ extension MossaicFilesystem {
         } catch {
             throw error.fsError
         }
+        inodes.relinked(attrs.ino)
         inodes.remember(attrs.ino)
         return try getattr(attrs.ino)
+    }
+
+    /// open(dir, O_TMPFILE): a regular file with no name, open for writing (and reading unless
+    /// `readable` is false). It is an orphan from the start: its last close purges it unless
+    /// linkat(2) named it first; after a crash the next mount purges it. The kernel holds a
+    /// reference to it, as after create.
+    public func tmpfile(parent: InodeNumber, permissions mode: UInt32, readable: Bool, caller: Caller) throws(FSError) -> (FileAttributes, HandleID) {
+        try checkWritable()
+        if permissions.enabled { try permissions.check(try getattr(parent), caller, [.write, .execute]) }
+        let (gid, requested) = try ownership(parent: parent, caller: caller, permissions: mode, isDirectory: false)
+        let (perms, xattrs) = try initialPermissions(parent: parent, kind: .regular, permissions: requested, caller: caller)
+        let attrs = try meta { () throws(MetaError) in
+            try metadata.createUnnamed(in: parent, .init(kind: .regular, permissions: perms, uid: caller.uid, gid: gid, xattrs: xattrs), now: .now())
+        }
+        inodes.remember(attrs.ino)
+        _ = inodes.orphaned(attrs.ino)
+        do {
+            return (attrs, try open(attrs.ino, mode: OpenMode(readable: readable, writable: true)))
+        } catch {
+            forget(attrs.ino, count: 1)  // unreferenced and unopened: purged
+            throw error
+        }
     }
 
     public func unlink(parent: InodeNumber, name: [UInt8], caller: Caller = .root) throws(FSError) {

@@ -5,11 +5,21 @@ import MossaicMeta
 /// lseek SEEK_DATA/SEEK_HOLE, copy_file_range. Each commits the files' buffered writes first,
 /// so it sees and changes the file as written.
 extension MossaicFilesystem {
+    /// The fallocate(2) modes, with ext4's semantics. Nothing is written for an allocation —
+    /// a hole can always be written here — but the range is recorded as reserved, so
+    /// `st_blocks` counts it as ext4 does (SQLiteMetaStore+Allocations.swift). Ranges are
+    /// reserved and released in whole 4 KiB blocks: outward for allocations, inward for a
+    /// punched hole (ext4 only zeroes the partial blocks at its edges).
     public enum FallocateMode: Sendable, Equatable {
-        /// mode 0: the range is allocated; the size grows to cover it.
-        case allocate
-        /// FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE: the range reads as zeros and takes no storage.
+        /// mode 0 (`keepSize: false`) or FALLOC_FL_KEEP_SIZE: the range is reserved; without
+        /// KEEP_SIZE the size grows to cover it.
+        case allocate(keepSize: Bool)
+        /// FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE: the range reads as zeros and takes no
+        /// storage; nothing past the end changes.
         case punchHole
+        /// FALLOC_FL_ZERO_RANGE, with or without KEEP_SIZE: the range reads as zeros and stays
+        /// reserved (ext4's unwritten extents); without KEEP_SIZE the size grows to cover it.
+        case zeroRange(keepSize: Bool)
     }
 
     private func committedOpenFile(_ handle: HandleID) throws(FSError) -> OpenFile {
@@ -26,22 +36,44 @@ extension MossaicFilesystem {
         let (end, overflow) = offset.addingReportingOverflow(length)
         guard !overflow, end <= UInt64(Int64.max) else { throw .fileTooLarge }
         let attrs = try getattr(ino)
+        let block = UInt64(4096)
+        let outward = offset / block * block..<(end + block - 1) / block * block
         switch mode {
-        case .allocate:
-            // Holes are as good as allocated here: a later write never runs out of space for
-            // them. So only the size changes.
-            guard end > attrs.size else { return }
-            _ = try meta { () throws(MetaError) in try metadata.setAttributes(of: ino, AttributeChanges(size: end), now: .now()) }
-            chunkListChanged(ino)
-            file.writer.truncated(to: end)
-        case .punchHole:
-            // A hole punched at or past the end changes nothing (and must not form a reversed range).
-            guard offset < attrs.size else { return }
-            let range = offset..<min(end, attrs.size)
-            guard !range.isEmpty else { return }
-            try rewriteChunks(ino, size: attrs.size, touching: range) { content, pageRange in
-                content.replaceSubrange(pageRange, with: repeatElement(0, count: pageRange.count))
+        case .allocate(let keepSize):
+            _ = try meta { () throws(MetaError) in
+                try metadata.changeAllocation(ino, reserve: outward, growTo: keepSize ? nil : end, touch: .both, now: .now())
             }
+            if !keepSize && end > attrs.size { chunkListChanged(ino); file.writer.truncated(to: end) }
+        case .zeroRange(let keepSize):
+            let zeroed = offset..<max(offset, min(end, attrs.size))
+            if !zeroed.isEmpty { try zero(ino, size: attrs.size, zeroed) }
+            _ = try meta { () throws(MetaError) in
+                try metadata.changeAllocation(ino, reserve: outward, growTo: keepSize ? nil : end, touch: .both, now: .now())
+            }
+            if !keepSize && end > attrs.size { chunkListChanged(ino); file.writer.truncated(to: end) }
+        case .punchHole:
+            // A hole punched at or past the end changes only the times, as on ext4 (and must
+            // not form a reversed range); one reaching past it stops at the end's block, so
+            // what KEEP_SIZE reserved further out stays.
+            guard offset < attrs.size else {
+                _ = try meta { () throws(MetaError) in try metadata.changeAllocation(ino, touch: .both, now: .now()) }
+                return
+            }
+            try zero(ino, size: attrs.size, offset..<min(end, attrs.size))
+            let limit = min(end, (attrs.size + block - 1) / block * block)
+            let first = (offset + block - 1) / block * block
+            let inward = first..<max(first, limit / block * block)
+            if !inward.isEmpty {
+                _ = try meta { () throws(MetaError) in try metadata.changeAllocation(ino, release: inward, touch: .none, now: .now()) }
+            }
+        }
+    }
+
+    /// Makes `range` (inside the file) read as zeros: rewrites the chunks it touches, and
+    /// makes holes of those it covers.
+    private func zero(_ ino: InodeNumber, size: UInt64, _ range: Range<UInt64>) throws(FSError) {
+        try rewriteChunks(ino, size: size, touching: range) { content, pageRange in
+            content.replaceSubrange(pageRange, with: repeatElement(0, count: pageRange.count))
         }
     }
 

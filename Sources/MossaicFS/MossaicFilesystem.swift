@@ -283,6 +283,7 @@ public final class MossaicFilesystem: Sendable {
     /// The inode `name` names in `parent`; the kernel now holds a reference to it.
     public func lookup(parent: InodeNumber, name: [UInt8], caller: Caller = .root) throws(FSError) -> FileAttributes {
         guard name.count <= FormatConstants.maxNameLength else { throw .nameTooLong }
+        if name == [0x2e] || name == [0x2e, 0x2e] { return try lookupByHandle(parent, parentOf: name.count == 2) }
         if permissions.enabled { try permissions.check(try getattr(parent), caller, .execute) }
         var attrs = try meta { () throws(MetaError) in try metadata.lookup(parent: parent, name: name) }
         overlay(&attrs)

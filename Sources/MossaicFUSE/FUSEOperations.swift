@@ -26,6 +26,10 @@ enum FUSEOperations {
             // made every local-store workload slower (256 MiB write 400-496 vs 495-613 MB/s,
             // +15 % daemon CPU; bench/local-ab.sh), and splicing replies gains nothing at 1 MiB
             // requests (libfuse's passthrough_ll, bench/fuse-splice.sh), so reads reply from memory.
+            // File handles that outlive the kernel's caches (NFS/Samba re-export,
+            // open_by_handle_at): the kernel may then look up "." and ".." by inode number
+            // (MossaicFilesystem+Export.swift).
+            if conn.pointee.capable & UInt32(FUSE_CAP_EXPORT_SUPPORT) != 0 { conn.pointee.want |= UInt32(FUSE_CAP_EXPORT_SUPPORT) }
             if conn.pointee.capable & UInt32(FUSE_CAP_READDIRPLUS) != 0 { conn.pointee.want |= UInt32(FUSE_CAP_READDIRPLUS) }
             // Always readdirplus, never the kernel's "auto" guess: attributes come with the
             // listing at no extra cost here, and ls -l/find then need no lookup per entry.
@@ -346,11 +350,14 @@ enum FUSEOperations {
             let b = FUSEBridge.from(req)
             b.serve(req, "fallocate", ino) { () throws(FSError) in
                 guard let fi, offset >= 0, length >= 0 else { throw .invalidArgument }
-                // Mode 0, and PUNCH_HOLE|KEEP_SIZE (1|2); every other mode is EOPNOTSUPP.
+                // FALLOC_FL_KEEP_SIZE 0x01, PUNCH_HOLE 0x02 (the kernel lets it through only
+                // with KEEP_SIZE), ZERO_RANGE 0x10. COLLAPSE_RANGE, INSERT_RANGE, UNSHARE_RANGE
+                // and anything newer are EOPNOTSUPP (man page).
                 let which: MossaicFilesystem.FallocateMode
                 switch mode {
-                case 0: which = .allocate
-                case 3: which = .punchHole
+                case 0x00, 0x01: which = .allocate(keepSize: mode == 0x01)
+                case 0x03: which = .punchHole
+                case 0x10, 0x11: which = .zeroRange(keepSize: mode == 0x11)
                 default: throw .notSupported
                 }
                 try b.filesystem.fallocate(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh), mode: which,

@@ -85,6 +85,11 @@ public enum FUSESession {
         }
         var unmounted = false
         defer { if !unmounted { fuse_session_unmount(session) } }
+        // The device is read through FUSETmpfile, which serves O_TMPFILE (libfuse 3.14 cannot).
+        var io = FUSETmpfile.io()
+        guard fuse_session_custom_io(session, &io, fuse_session_fd(session)) == 0 else {
+            throw .mountFailed("cannot set up the FUSE device's reads: \(FUSELog.lastMessage() ?? "fuse_session_custom_io failed")")
+        }
 
         logger.info("mounted", metadata: ["mountpoint": "\(configuration.mountpoint)", "store": "\(filesystem.storeName)"])
         mounted()

@@ -13,6 +13,7 @@ public struct MetaProblem: Sendable, Equatable, CustomStringConvertible {
         case unlistedOrphan = "unlinked inode not queued for removal"
         case directoryParent = "directory with a wrong parent"
         case allocation = "wrong allocated size"
+        case reservation = "wrong reserved size"
     }
     public var kind: Kind
     public var detail: String
@@ -81,10 +82,13 @@ extension SQLiteMetaStore {
             }
             for (ino, stored, actual) in try c.query("""
                 SELECT i.ino, i.allocated, coalesce(f.n, 0) FROM inodes i
-                LEFT JOIN (SELECT ino, sum(length) AS n FROM file_chunks GROUP BY ino) f ON f.ino = i.ino
+                LEFT JOIN (SELECT ino, sum(\(Self.blockBytes)) AS n FROM file_chunks GROUP BY ino) f ON f.ino = i.ino
                 WHERE i.kind = ? AND i.allocated != coalesce(f.n, 0)
                 """, [.int(Int64(FileKind.regular.rawValue))], row: { ($0.int(0), $0.int(1), $0.int(2)) }) {
                 problems.append(.init(kind: .allocation, detail: "inode \(ino) says \(stored) bytes, its chunks hold \(actual)"))
+            }
+            for (ino, stored, actual) in try Self.wrongReservations(c) {
+                problems.append(.init(kind: .reservation, detail: "inode \(ino) says \(stored) bytes reserved beyond its data, \(actual) are"))
             }
             return problems
         }
@@ -134,10 +138,16 @@ extension SQLiteMetaStore {
             changed += c.changes
             try c.run("INSERT OR IGNORE INTO orphans(ino) SELECT ino FROM inodes WHERE nlink = 0"); changed += c.changes
             try c.run("""
-                UPDATE inodes SET allocated = (SELECT coalesce(sum(length), 0) FROM file_chunks f WHERE f.ino = inodes.ino)
-                WHERE kind = ? AND allocated != (SELECT coalesce(sum(length), 0) FROM file_chunks f WHERE f.ino = inodes.ino)
+                UPDATE inodes SET allocated = (SELECT coalesce(sum(\(Self.blockBytes)), 0) FROM file_chunks f WHERE f.ino = inodes.ino)
+                WHERE kind = ? AND allocated != (SELECT coalesce(sum(\(Self.blockBytes)), 0) FROM file_chunks f WHERE f.ino = inodes.ino)
                 """, [.int(Int64(FileKind.regular.rawValue))])
             changed += c.changes
+            try c.run("DELETE FROM allocations WHERE ino NOT IN (SELECT ino FROM inodes WHERE kind = ?)", [.int(Int64(FileKind.regular.rawValue))])
+            changed += c.changes
+            for (ino, _, actual) in try Self.wrongReservations(c) {
+                try c.run("UPDATE inodes SET reserved = ? WHERE ino = ?", [.int(actual), .int(ino)])
+                changed += 1
+            }
             return changed
         }
     }

@@ -59,16 +59,21 @@ extension SQLiteMetaStore {
                            chunk.inlineData.map { .blob($0) } ?? .null, pack, offset])
             }
             var released: [[UInt8]] = []
-            var allocatedDelta: Int64 = 0
+            var allocatedDelta: Int64 = 0, reservedDelta: Int64 = 0
+            let reservations = try Self.hasAllocations(c, commit.ino)
             for (index, ref) in commit.chunks {
                 let idx = SQLValue.int(Int64(index.rawValue))
-                if let (old, oldLength) = try c.queryOne("SELECT hash, length FROM file_chunks WHERE ino = ? AND idx = ?", [key, idx],
-                                                         row: { ($0.blob(0), $0.int(1)) }) {
+                var oldLength: Int64 = 0
+                if let (old, length) = try c.queryOne("SELECT hash, length FROM file_chunks WHERE ino = ? AND idx = ?", [key, idx],
+                                                      row: { ($0.blob(0), $0.int(1)) }) {
                     try c.run("UPDATE chunks SET refcount = refcount - 1 WHERE hash = ?", [.blob(old)])
                     released.append(old)
-                    allocatedDelta -= oldLength
+                    oldLength = length
                 }
-                allocatedDelta += Int64(ref?.length ?? 0)
+                allocatedDelta += Int64(Self.roundUp(UInt64(ref?.length ?? 0))) - Int64(Self.roundUp(UInt64(oldLength)))
+                if reservations {
+                    reservedDelta += try Self.reservedDelta(c, commit.ino, index: index.rawValue, old: UInt64(oldLength), new: UInt64(ref?.length ?? 0))
+                }
                 if let ref {
                     try c.run("INSERT INTO file_chunks(ino, idx, hash, length) VALUES(?, ?, ?, ?) ON CONFLICT(ino, idx) DO UPDATE SET hash = excluded.hash, length = excluded.length",
                               [key, idx, .blob(ref.hash.bytes), .int(Int64(ref.length))])
@@ -78,7 +83,7 @@ extension SQLiteMetaStore {
                     try c.run("DELETE FROM file_chunks WHERE ino = ? AND idx = ?", [key, idx])
                 }
             }
-            try c.run("UPDATE inodes SET allocated = allocated + ? WHERE ino = ?", [.int(allocatedDelta), key])
+            try c.run("UPDATE inodes SET allocated = allocated + ?, reserved = reserved + ? WHERE ino = ?", [.int(allocatedDelta), .int(reservedDelta), key])
             if commit.size < attrs.size { try Self.cutChunks(c, commit.ino, to: commit.size) }
             attrs.size = commit.size
             attrs.mtime = commit.mtime
@@ -90,6 +95,10 @@ extension SQLiteMetaStore {
         }
     }
 
+    /// The bytes a `file_chunks` row counts in `inodes.allocated`: its length in whole 4 KiB
+    /// blocks, as ext4 would hold those bytes.
+    static let blockBytes = "(length + 4095) / 4096 * 4096"
+
     /// Drops chunk references past `size` and shortens the one `size` falls in. Chunks are not
     /// rewritten: a reference uses a prefix of its chunk.
     static func cutChunks(_ c: SQLiteConnection, _ ino: InodeNumber, to size: UInt64) throws(MetaError) {
@@ -97,10 +106,11 @@ extension SQLiteMetaStore {
         let key = SQLValue.int(Int64(ino.rawValue))
         let firstGone = Int64((size + chunkSize - 1) / chunkSize)
         // The bytes the cut references held leave the file's allocation.
-        var freed = try c.queryOne("SELECT coalesce(sum(length), 0) FROM file_chunks WHERE ino = ? AND idx >= ?", [key, .int(firstGone)]) { $0.int(0) } ?? 0
+        var freed = try c.queryOne("SELECT coalesce(sum(\(blockBytes)), 0) FROM file_chunks WHERE ino = ? AND idx >= ?", [key, .int(firstGone)]) { $0.int(0) } ?? 0
         if size % chunkSize != 0 {
-            freed += try c.queryOne("SELECT max(length - ?, 0) FROM file_chunks WHERE ino = ? AND idx = ?",
-                                    [.int(Int64(size % chunkSize)), key, .int(Int64(size / chunkSize))]) { $0.int(0) } ?? 0
+            let kept = Int64(size % chunkSize)
+            freed += try c.queryOne("SELECT max(\(blockBytes) - (min(length, ?) + 4095) / 4096 * 4096, 0) FROM file_chunks WHERE ino = ? AND idx = ?",
+                                    [.int(kept), key, .int(Int64(size / chunkSize))]) { $0.int(0) } ?? 0
         }
         try c.run("UPDATE inodes SET allocated = max(allocated - ?, 0) WHERE ino = ?", [.int(freed), key])
         try c.run("""
@@ -116,6 +126,7 @@ extension SQLiteMetaStore {
             try c.run("UPDATE file_chunks SET length = min(length, ?) WHERE ino = ? AND idx = ?",
                       [.int(Int64(size % chunkSize)), key, .int(last)])
         }
+        try cutAllocations(c, ino, to: size)
     }
 
     /// Inline chunks live only in their row: with no reference left they are garbage at once.

@@ -30,6 +30,12 @@ extension SQLiteMetaStore {
         public init(ino: InodeNumber, orphaned: Bool) { self.ino = ino; self.orphaned = orphaned }
     }
 
+    /// The generation of a new inode: random, so a file handle (inode number + generation)
+    /// never names a different file, even where an inode number comes back — a database
+    /// restored from an older snapshot hands out again the numbers given after it (AUTOINCREMENT
+    /// never reuses one otherwise). 32 bits: what the kernel keeps and puts in a handle.
+    static func newGeneration() -> Int64 { Int64(UInt32.random(in: 1...UInt32.max)) }
+
     static func directory(_ c: SQLiteConnection, _ ino: InodeNumber) throws(MetaError) -> FileAttributes {
         let attrs = try attributes(c, ino)
         guard attrs.kind == .directory else { throw .notDirectory }
@@ -56,10 +62,10 @@ extension SQLiteMetaStore {
             let size = Int64(node.symlinkTarget?.count ?? 0)
             try c.run("""
                 INSERT INTO inodes(kind, mode, uid, gid, size, nlink, rdev, atime_ns, mtime_ns, ctime_ns, generation, parent)
-                VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)
+                VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, [.int(Int64(node.kind.rawValue)), .int(Int64(node.permissions & 0o7777)), .int(Int64(node.uid)), .int(Int64(node.gid)),
                       .int(size), .int(isDirectory ? 2 : 1), .int(Int64(bitPattern: node.rdev)),
-                      .int(now.nanoseconds), .int(now.nanoseconds), .int(now.nanoseconds),
+                      .int(now.nanoseconds), .int(now.nanoseconds), .int(now.nanoseconds), .int(Self.newGeneration()),
                       isDirectory ? .int(Int64(parent.rawValue)) : .null])
             let ino = InodeNumber(UInt64(c.lastInsertRowID))
             try c.run("INSERT INTO dentries(parent, name, ino) VALUES(?, ?, ?)", [.int(Int64(parent.rawValue)), .blob(name), .int(Int64(ino.rawValue))])
@@ -72,12 +78,38 @@ extension SQLiteMetaStore {
         }
     }
 
-    /// Adds the name `name` in `parent` for the existing non-directory `ino`.
+    /// An O_TMPFILE file in directory `parent`: a regular file with no name (nlink 0), queued
+    /// as an orphan from the start, so it is purged at its last close — or, after a crash, by
+    /// the next mount's purge of orphans — unless `link` gives it a name first. The directory
+    /// does not change (it gains no entry), as on ext4.
+    public func createUnnamed(in parent: InodeNumber, _ node: NewNode, now: Timestamp) throws(MetaError) -> FileAttributes {
+        try write { (c) throws(MetaError) in
+            _ = try Self.directory(c, parent)
+            guard node.kind == .regular else { throw .invalidArgument }
+            try c.run("""
+                INSERT INTO inodes(kind, mode, uid, gid, size, nlink, rdev, atime_ns, mtime_ns, ctime_ns, generation, parent)
+                VALUES(?, ?, ?, ?, 0, 0, 0, ?, ?, ?, ?, NULL)
+                """, [.int(Int64(node.kind.rawValue)), .int(Int64(node.permissions & 0o7777)), .int(Int64(node.uid)), .int(Int64(node.gid)),
+                      .int(now.nanoseconds), .int(now.nanoseconds), .int(now.nanoseconds), .int(Self.newGeneration())])
+            let ino = InodeNumber(UInt64(c.lastInsertRowID))
+            for (name, value) in node.xattrs { try Self.storeXattr(c, ino, name: name, value: value) }
+            try c.run("INSERT INTO orphans(ino) VALUES(?)", [.int(Int64(ino.rawValue))])
+            return try Self.attributes(c, ino)
+        }
+    }
+
+    /// Adds the name `name` in `parent` for the existing non-directory `ino`. An inode with no
+    /// name left is linked only if it is still queued as an orphan (not purged): the kernel
+    /// lets that through only for an O_TMPFILE file opened without O_EXCL (linkat(2)), and
+    /// refuses it with ENOENT for a file that was unlinked, as ext4 relies on too.
     public func link(_ ino: InodeNumber, parent: InodeNumber, name: [UInt8], now: Timestamp) throws(MetaError) -> FileAttributes {
         try write { (c) throws(MetaError) in
             let attrs = try Self.attributes(c, ino)
             guard attrs.kind != .directory else { throw .isDirectory }
-            guard attrs.nlink > 0 else { throw .notFound }
+            if attrs.nlink == 0 {
+                try c.run("DELETE FROM orphans WHERE ino = ?", [.int(Int64(ino.rawValue))])
+                guard c.changes == 1 else { throw .notFound }
+            }
             guard attrs.nlink < 65_000 else { throw .tooManyLinks }
             _ = try Self.directory(c, parent)
             if try Self.entry(c, parent, name) != nil { throw .exists }
@@ -244,6 +276,7 @@ extension SQLiteMetaStore {
             try c.run("DELETE FROM file_chunks WHERE ino = ?", [key])
             try c.run("DELETE FROM symlinks WHERE ino = ?", [key])
             try c.run("DELETE FROM xattrs WHERE ino = ?", [key])
+            try c.run("DELETE FROM allocations WHERE ino = ?", [key])
             try c.run("DELETE FROM inodes WHERE ino = ?", [key])
             try c.run("DELETE FROM orphans WHERE ino = ?", [key])
         }

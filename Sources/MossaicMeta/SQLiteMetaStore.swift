@@ -71,6 +71,7 @@ public final class SQLiteMetaStore: Sendable {
         try c.transaction(durable: true) { () throws(MetaError) in
             if version < 1 { try c.execute(Schema.v1) }
             if version < 2 { try c.execute(Schema.v2) }
+            if version < 3 { try c.execute(Schema.v3) }
             try c.execute("PRAGMA user_version = \(Schema.version)")
         }
     }
@@ -144,7 +145,7 @@ public final class SQLiteMetaStore: Sendable {
 
     // MARK: Attributes
 
-    static let attributeColumns = "i.ino, i.kind, i.mode, i.uid, i.gid, i.size, i.nlink, i.rdev, i.atime_ns, i.mtime_ns, i.ctime_ns, i.generation, i.allocated"
+    static let attributeColumns = "i.ino, i.kind, i.mode, i.uid, i.gid, i.size, i.nlink, i.rdev, i.atime_ns, i.mtime_ns, i.ctime_ns, i.generation, i.allocated, i.reserved"
 
     /// Reads the attribute columns starting at `first` (in `attributeColumns` order).
     static func attributes(_ s: Statement, from first: Int32 = 0) -> FileAttributes {
@@ -161,7 +162,8 @@ public final class SQLiteMetaStore: Sendable {
             mtime: Timestamp(nanoseconds: s.int(first + 9)),
             ctime: Timestamp(nanoseconds: s.int(first + 10)),
             generation: UInt64(s.int(first + 11)),
-            allocatedBytes: UInt64(max(0, s.int(first + 12))))
+            allocatedBytes: UInt64(max(0, s.int(first + 12))),
+            reservedBytes: UInt64(max(0, s.int(first + 13))))
     }
 
     static func attributes(_ c: SQLiteConnection, _ ino: InodeNumber) throws(MetaError) -> FileAttributes {
@@ -187,6 +189,28 @@ public final class SQLiteMetaStore: Sendable {
         }
     }
 
+    /// The inode a file handle names, for the kernel's `lookup(ino, ".")` when it rebuilds an
+    /// inode it had dropped from its caches (NFS re-export, open_by_handle_at). An inode with
+    /// no name left is as good as deleted here: an open one is still in the kernel's cache,
+    /// which never asks for it, so only a handle to a deleted file gets this far.
+    public func inode(byHandle ino: InodeNumber) throws(MetaError) -> FileAttributes {
+        let attrs = try attributes(of: ino)
+        guard attrs.nlink > 0 else { throw .notFound }
+        return attrs
+    }
+
+    /// The parent of directory `ino` (the root's is itself), for the kernel's
+    /// `lookup(ino, "..")` when it reconnects a directory handle to the tree. Only directories
+    /// have one: a file's names may be in many directories.
+    public func parentDirectory(of ino: InodeNumber) throws(MetaError) -> FileAttributes {
+        try withConnection { (c) throws(MetaError) in
+            _ = try Self.directory(c, ino)
+            guard let parent = try c.queryOne("SELECT parent FROM inodes WHERE ino = ?", [.int(Int64(ino.rawValue))], row: { $0.int(0) })
+            else { throw .notFound }
+            return try Self.attributes(c, InodeNumber(UInt64(parent)))
+        }
+    }
+
     /// Applies a setattr. A size change of a regular file cuts or drops chunk references (no chunk
     /// is rewritten: `file_chunks.length` shrinks) and, unless given, sets mtime. ctime is `now`.
     /// `xattrs`: attributes set (or, nil, removed) in the same transaction — an ACL kept in step
@@ -204,7 +228,8 @@ public final class SQLiteMetaStore: Sendable {
             if let size = changes.size {
                 guard attrs.kind != .directory else { throw .isDirectory }
                 guard attrs.kind == .regular else { throw .invalidArgument }
-                if size < attrs.size { try Self.cutChunks(c, ino, to: size) }
+                // Also at the same size: as ext4, a truncation frees what fallocate reserved past the end.
+                if size <= attrs.size { try Self.cutChunks(c, ino, to: size) }
                 attrs.size = size
                 if changes.mtime == nil { attrs.mtime = now }
             }
@@ -214,7 +239,8 @@ public final class SQLiteMetaStore: Sendable {
                 """, [.int(Int64(attrs.permissions)), .int(Int64(attrs.uid)), .int(Int64(attrs.gid)), .int(Int64(attrs.size)),
                       .int(attrs.atime.nanoseconds), .int(attrs.mtime.nanoseconds), .int(attrs.ctime.nanoseconds),
                       .int(Int64(ino.rawValue))])
-            return attrs
+            // Read back: a truncation changed the allocation counts too.
+            return try Self.attributes(c, ino)
         }
     }
 

@@ -1,14 +1,14 @@
 /// The metadata schema and its migrations. `PRAGMA user_version` holds the version; a database
 /// newer than this build is refused rather than misread.
 enum Schema {
-    static let version: Int64 = 2
+    static let version: Int64 = 3
 
     /// Version 1. Names are BLOBs: Linux file names are bytes, not text. `file_chunks.length` is
     /// how many bytes of the chunk the file uses — the rest of its 1 MiB span reads as zeros, so
     /// truncation never rewrites a chunk. A missing `file_chunks` row inside `size` is a hole.
     /// `inodes.allocated` is the sum of the file's reference lengths (the bytes its chunks
-    /// store), kept by every transaction that changes references: `st_blocks`, without a sum
-    /// over the chunk list at every stat.
+    /// store), each rounded up to 4 KiB since version 3, kept by every transaction that changes
+    /// references: `st_blocks`, without a sum over the chunk list at every stat.
     /// `chunks.state`: 1 inline (bytes in `data`), 2 stored (an object in the store).
     /// Rows of stored chunks stay at refcount 0 until garbage collection, so rewriting bytes
     /// that were freed needs no upload; inline rows go with their last reference.
@@ -69,5 +69,23 @@ enum Schema {
     ALTER TABLE chunks ADD COLUMN pack BLOB;
     ALTER TABLE chunks ADD COLUMN pack_offset INTEGER;
     CREATE INDEX chunks_pack ON chunks(pack) WHERE pack IS NOT NULL;
+    """
+
+    /// Version 3: fallocate's reservations (SQLiteMetaStore+Allocations.swift). `allocations`
+    /// holds the 4 KiB-aligned byte ranges fallocate reserved in a file, `inodes.reserved`
+    /// how many of those bytes no chunk's data covers; `st_blocks` counts both. A version-2
+    /// database has no reservation, which these defaults say. `inodes.allocated` now counts
+    /// each reference in whole 4 KiB blocks, as the data would take on ext4 (32768: S_IFREG,
+    /// `FileKind.regular`).
+    static let v3 = """
+    CREATE TABLE allocations(
+        ino INTEGER NOT NULL,
+        start INTEGER NOT NULL,
+        end INTEGER NOT NULL,
+        PRIMARY KEY(ino, start)
+    ) WITHOUT ROWID;
+    ALTER TABLE inodes ADD COLUMN reserved INTEGER NOT NULL DEFAULT 0;
+    UPDATE inodes SET allocated = (SELECT coalesce(sum((length + 4095) / 4096 * 4096), 0) FROM file_chunks f WHERE f.ino = inodes.ino)
+    WHERE kind = 32768;
     """
 }

@@ -353,3 +353,62 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         #expect(file.gid == 50 && file.permissions & 0o2000 == 0)
     }
 }
+
+/// Issue 24: file handles, O_TMPFILE and fallocate's reservations, without FUSE.
+@Suite struct ExportTmpfileAllocationTests {
+    @Test func dotAndDotDotResolveAnyStoredInodeAndADeletedOneIsNotFound() throws {
+        let f = try Fixture()
+        let d = try f.fs.mkdir(parent: .root, name: Array("d".utf8), permissions: 0o755, caller: .root)
+        let e = try f.fs.mkdir(parent: d.ino, name: Array("e".utf8), permissions: 0o755, caller: .root)
+        let (ino, h) = try f.createFile("file")
+        try f.fs.release(ino, handle: h)
+        f.fs.forget(ino, count: 1)  // the kernel dropped it: "." must still find it
+        let dot = try f.fs.lookup(parent: ino, name: [0x2e], caller: Caller(uid: 1000, gid: 1000))
+        #expect(dot.ino == ino && dot.generation != 0)
+        #expect(try f.fs.lookup(parent: e.ino, name: [0x2e, 0x2e]).ino == d.ino)
+        #expect(try f.fs.lookup(parent: .root, name: [0x2e, 0x2e]).ino == .root)
+        #expect(throws: FSError.notDirectory) { try f.fs.lookup(parent: ino, name: [0x2e, 0x2e]) }
+        try f.fs.unlink(parent: .root, name: Array("file".utf8))
+        f.fs.forget(ino, count: 1)  // the reference the "." lookup took: now purged
+        #expect(throws: FSError.notFound) { try f.fs.lookup(parent: ino, name: [0x2e]) }
+        try f.fs.rmdir(parent: d.ino, name: Array("e".utf8))
+        #expect(throws: FSError.notFound) { try f.fs.lookup(parent: e.ino, name: [0x2e]) }
+    }
+
+    @Test func aTmpfileIsPurgedAtItsLastCloseUnlessLinked() throws {
+        let f = try Fixture()
+        let (gone, h1) = try f.fs.tmpfile(parent: .root, permissions: 0o600, readable: true, caller: .root)
+        #expect(gone.nlink == 0)
+        try f.write(gone.ino, h1, 0, Array("gone".utf8))
+        try f.fs.release(gone.ino, handle: h1)
+        f.fs.forget(gone.ino, count: 1)
+        #expect(throws: FSError.notFound) { try f.fs.getattr(gone.ino) }
+
+        let (kept, h2) = try f.fs.tmpfile(parent: .root, permissions: 0o600, readable: true, caller: .root)
+        try f.write(kept.ino, h2, 0, Array("kept".utf8))
+        #expect(try f.fs.link(kept.ino, newParent: .root, newName: Array("named".utf8)).nlink == 1)
+        try f.fs.release(kept.ino, handle: h2)
+        f.fs.forget(kept.ino, count: 2)
+        #expect(try f.fs.lookup(parent: .root, name: Array("named".utf8)).size == 4)
+    }
+
+    @Test func fallocateReservationsCountInBlocksUntilPunchedOrTruncated() throws {
+        let f = try Fixture()
+        let (ino, h) = try f.createFile("f")
+        try f.fs.fallocate(ino, handle: h, mode: .allocate(keepSize: true), offset: 0, length: UInt64(4 * MiB))
+        #expect(try f.fs.getattr(ino).size == 0)
+        #expect(try f.fs.getattr(ino).blocks512 == UInt64(4 * MiB / 512))
+        try f.write(ino, h, 4096, [1, 2])
+        try f.fs.flush(ino, handle: h)
+        #expect(try f.fs.getattr(ino).blocks512 == UInt64(4 * MiB / 512))  // written inside the reservation
+        // Punching frees whole blocks up to the end's block (4098 bytes: two), not beyond.
+        try f.fs.fallocate(ino, handle: h, mode: .punchHole, offset: 0, length: UInt64(MiB))
+        #expect(try f.fs.getattr(ino).blocks512 == UInt64((4 * MiB - 8192) / 512))
+        try f.fs.fallocate(ino, handle: h, mode: .zeroRange(keepSize: false), offset: UInt64(3 * MiB), length: UInt64(2 * MiB))
+        #expect(try f.fs.getattr(ino).size == UInt64(5 * MiB))
+        #expect(try f.fs.getattr(ino).blocks512 == UInt64((5 * MiB - 8192) / 512))
+        _ = try f.fs.setattr(ino, AttributeChanges(size: UInt64(2 * MiB)), handle: h)
+        #expect(try f.fs.getattr(ino).blocks512 == UInt64((2 * MiB - 8192) / 512))
+        try f.fs.release(ino, handle: h)
+    }
+}

@@ -40,8 +40,10 @@ import Testing
         #expect(try userVersion(path) == 1)
 
         let m = try SQLiteMetaStore(path: path)
-        #expect(try userVersion(path) == 2)
+        #expect(try userVersion(path) == Schema.version)
         #expect(try m.checkConsistency().isEmpty)
+        // Schema 3 counts data in whole 4 KiB blocks.
+        #expect(try m.attributes(of: InodeNumber(2)).allocatedBytes == 4096)
         #expect(try m.chunkRefs(InodeNumber(2), indexes: 0...0).map(\.location) == [.object])
         let rows = try m.chunkRowsForCollection()
         #expect(rows.live == [LocatedChunk(hash: used, location: .object)])
