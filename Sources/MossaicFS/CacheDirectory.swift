@@ -28,8 +28,9 @@ public final class CacheDirectory: @unchecked Sendable {
     public var stagingPath: String { path + "/staging" }
     public var spoolPath: String { path + "/spool" }
 
-    /// Creates the directory if needed and takes its lock.
-    public init(path: String) throws(FormatError) {
+    /// Creates the directory if needed and takes its lock; `claimant` (who asks) picks the
+    /// advice when another process holds it.
+    public init(path: String, claimant: Claimant = .mount) throws(FormatError) {
         self.path = path
         do {
             try PosixFiles.makeDirectories(path, mode: 0o700)
@@ -44,7 +45,7 @@ public final class CacheDirectory: @unchecked Sendable {
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let holder = (try? PosixFiles.read(lockPath)).map { String(decoding: $0, as: UTF8.self).trimmingWhitespace() } ?? "?"
             close(fd)
-            throw .cacheDirectory("cache_dir \(path) is in use by another mossaicfs process (pid \(holder)); unmount it first, or give this mount its own cache_dir=")
+            throw .cacheDirectory("cache_dir \(path) is in use by another mossaicfs process (pid \(holder)); \(claimant.adviceForLockedCacheDirectory(holder: holder))")
         }
         let pid = Array("\(getpid())\n".utf8)
         ftruncate(fd, 0)

@@ -94,7 +94,7 @@ public enum GarbageCollector {
                            progress: @escaping @Sendable (String, Int, Int) -> Void) throws(FormatError) -> Report {
         let superblock = try Superblock.load(from: store)
         // The lock: no daemon uses this cache_dir (its meta.db) while gc runs.
-        let cacheDirectory = try CacheDirectory(path: path ?? CacheDirectory.defaultRoot + "/" + superblock.uuid)
+        let cacheDirectory = try CacheDirectory(path: path ?? CacheDirectory.defaultRoot + "/" + superblock.uuid, claimant: .command("gc"))
         defer { withExtendedLifetime(cacheDirectory) {} }
         let catalog = SnapshotCatalog(store: store)
         // A store with snapshots but no HEAD goes on to the reconciliation, which refuses it
@@ -113,7 +113,7 @@ public enum GarbageCollector {
         let r = options.replication
         let lease = try replication { () throws(ReplicationError) in
             try WriterLease.acquire(store: store, cacheDirectory: cacheDirectory.path, duration: r.leaseDuration,
-                                    force: r.forceLease, logger: logger)
+                                    force: r.forceLease, claimant: .command("gc"), logger: logger)
         }
         let local: FilesystemLoader.WritableMetadata
         do {

@@ -170,9 +170,23 @@ final class FUSEBridge: Sendable {
         pin(0)
     }
 
+    /// Answers that are errnos to the kernel but the normal outcome of asking, not failures:
+    /// a lookup of a name that does not exist (every shell, `make` and compiler probes paths),
+    /// a getxattr of an attribute the file does not have (`ls`, `cp -a` and SELinux ask for
+    /// security.* and system.posix_acl_* on every file), and an ioctl this filesystem does not
+    /// serve (isatty(3) is an ioctl: Python's open() asks it of every file). Counting them would
+    /// bury real errors in `mossaicfs_fuse_errors_total`. (ERANGE of a too-small getxattr or
+    /// listxattr buffer is a reply, not a thrown error, and so is never counted either.)
+    static func isNegativeAnswer(_ error: FSError, _ op: StaticString) -> Bool {
+        switch (error, "\(op)") {
+        case (.notFound, "lookup"), (.noAttribute, "getxattr"), (.unknownRequest, "ioctl"): true
+        default: false
+        }
+    }
+
     /// Runs `body`, answering its error if it throws. `body` sends the success reply itself.
     /// Every op is counted and timed (`mossaicfs_fuse_ops_total`, `…_duration_seconds`), and
-    /// its failures counted by errno.
+    /// its failures counted by errno (negative answers aside: `isNegativeAnswer`).
     func serve(_ req: fuse_req_t?, _ op: StaticString, _ ino: UInt64, _ body: () throws(FSError) -> Void) {
         let started = Timestamp.monotonicNow()
         let name = "\(op)"
@@ -180,8 +194,10 @@ final class FUSEBridge: Sendable {
             try body()
         } catch {
             fail(req, error, op, ino)
-            filesystem.metrics.increment("mossaicfs_fuse_errors_total", "FUSE operations answered with an error.",
-                                         labels: [("op", name), ("errno", "\(error.errno)")])
+            if !Self.isNegativeAnswer(error, op) {
+                filesystem.metrics.increment("mossaicfs_fuse_errors_total", "FUSE operations answered with an error.",
+                                             labels: [("op", name), ("errno", "\(error.errno)")])
+            }
         }
         filesystem.metrics.observe("mossaicfs_fuse_op_duration_seconds", "FUSE operation latency by operation.",
                                    labels: [("op", name)], seconds: Timestamp.monotonicNow().secondsSince(started))

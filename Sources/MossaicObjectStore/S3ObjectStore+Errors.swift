@@ -26,6 +26,10 @@ extension S3ObjectStore {
             let hint = actual.map { "bucket \"\(configuration.bucket)\" is in region \($0); use -o region=\($0)" }
                 ?? "bucket \"\(configuration.bucket)\" is not in region \(configuration.region) at \(configuration.endpoint); check -o region= and -o endpoint="
             return .invalidConfiguration(hint)
+        case (404, _) where body == nil && key == nil:
+            // S3 answers a bucket-level 404 with an XML error (NoSuchBucket). A bare 404 comes
+            // from something else at that address: a web server, a proxy, a wrong path prefix.
+            return .invalidConfiguration("S3 \(what) failed: HTTP 404 without an S3 error from \(configuration.endpoint): is that an S3 endpoint? Check -o endpoint= and the bucket name \"\(configuration.bucket)\"")
         case (403, _), (_, "AccessDenied"):
             let detail = message.isEmpty ? "HTTP 403" : message
             return .accessDenied("\(what) with access key \(credentials.accessKeyID) from \(credentials.source): \(detail)")

@@ -19,7 +19,7 @@ public enum HeadRepair {
             throw .wrongFilesystem("metadata snapshot \(manifest.id) belongs to filesystem \(manifest.fsUUID), not \(fsUUID)")
         }
         let lease = try WriterLease.acquire(store: store, cacheDirectory: "(mossaicfs snapshots --set-head)", duration: leaseDuration,
-                                            force: false, logger: logger)
+                                            force: false, claimant: .command("snapshots --set-head"), logger: logger)
         defer { try? lease.release() }
         let condition: PutCondition
         if let info = try ReplicationError.wrap({ () throws(ObjectStoreError) in try store.head(MetadataLayout.head) }) {

@@ -1,10 +1,11 @@
+import MossaicCore
 import MossaicMeta
 import MossaicObjectStore
 
 /// Errors of metadata snapshots, restores and the writer lease. Each is one line for the CLI.
 public enum ReplicationError: Error, Equatable, Sendable, CustomStringConvertible {
-    /// Another mount holds the writer lease.
-    case leaseHeld(store: String, holder: String)
+    /// Another mount holds the writer lease; `claimant` asked for it (the advice depends on it).
+    case leaseHeld(store: String, holder: String, claimant: Claimant)
     /// This mount's lease was taken over by another mount (forced, or after it expired).
     case leaseLost(String)
     /// HEAD moved under this writer: another writer published snapshot `current`.
@@ -24,8 +25,8 @@ public enum ReplicationError: Error, Equatable, Sendable, CustomStringConvertibl
 
     public var description: String {
         switch self {
-        case .leaseHeld(let store, let holder):
-            "\(store) is already mounted read-write by \(holder); unmount it there, or mount with -o ro (if that host is dead: wait for the lease to expire, or use -o force_lease)"
+        case .leaseHeld(let store, let holder, let claimant):
+            "\(store) is already mounted read-write by \(holder); \(claimant.adviceForHeldLease)"
         case .leaseLost(let why): "writer lease lost: \(why)"
         case .headMoved(let current):
             "another writer published metadata snapshot \(current); this mount's later changes are not in the store"

@@ -108,8 +108,9 @@ public final class WriterLease: Sendable {
     public var lostReason: String? { state.withLock { $0.lost } }
 
     /// Takes the lease. Call it while holding the lock of `cacheDirectory` (see above).
+    /// `claimant` (a mount, or a command such as gc) picks the advice of a refusal.
     public static func acquire(store: any ObjectStore, identity: HostIdentity = .current(), pid: Int32 = getpid(),
-                               cacheDirectory: String, duration: Double, force: Bool,
+                               cacheDirectory: String, duration: Double, force: Bool, claimant: Claimant = .mount,
                                now: @Sendable () -> Timestamp = { .now() },
                                sleep: @Sendable (Double) -> Void = { Thread.sleep(forTimeInterval: $0) },
                                logger: Logger) throws(ReplicationError) -> WriterLease {
@@ -149,12 +150,13 @@ public final class WriterLease: Sendable {
                     reason = "it expired at \(holder.expires)"
                 } else if force && sameHost {
                     throw .leaseHeld(store: store.displayName,
-                                     holder: "\(holder.holderDescription), whose process still runs on this machine (force_lease is for a holder on a dead machine; unmount it, or stop pid \(holder.pid))")
+                                     holder: "\(holder.holderDescription), whose process still runs on this machine (force_lease is for a holder on a dead machine; unmount it, or stop pid \(holder.pid))",
+                                     claimant: claimant)
                 } else if force {
                     reason = "force_lease"
                     waitUntil = holder.expiresNanoseconds
                 } else {
-                    throw .leaseHeld(store: store.displayName, holder: holder.holderDescription)
+                    throw .leaseHeld(store: store.displayName, holder: holder.holderDescription, claimant: claimant)
                 }
             } else {
                 reason = "it is not a valid lease record"
@@ -178,7 +180,7 @@ public final class WriterLease: Sendable {
             }
             return lease
         }
-        throw .leaseHeld(store: store.displayName, holder: "the lease keeps changing (another mount is starting)")
+        throw .leaseHeld(store: store.displayName, holder: "the lease keeps changing (another mount is starting)", claimant: claimant)
     }
 
     /// A forced takeover: the old holder may still be alive on another machine, acknowledging

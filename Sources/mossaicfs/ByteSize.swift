@@ -1,4 +1,5 @@
-/// Sizes in options: a number with an optional binary suffix K, M, G or T (`cache_size=20G`).
+/// Sizes in options: a number with an optional binary suffix K, M, G or T (`cache_size=20G`);
+/// and sizes in what the commands print: human-readable, or exact with `--bytes` (scripts).
 enum ByteSize {
     static func parse(_ text: String) -> Int? {
         var digits = Substring(text)
@@ -26,5 +27,22 @@ enum ByteSize {
             return "\(n >> shift)\(suffix)"
         }
         return "\(n)"
+    }
+
+    /// `n` for a reader: `512 B`, `1.5 KiB`, `3.0 GiB` (binary units, one decimal).
+    static func human(_ n: UInt64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
+        var value = Double(n), unit = 0
+        while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
+        guard unit > 0 else { return "\(n) B" }
+        var tenths = Int((value * 10).rounded())
+        // 1023.96 KiB rounds to 1024.0: say 1.0 MiB.
+        if tenths >= 10240 && unit < units.count - 1 { unit += 1; tenths = Int((value / 1024 * 10).rounded()) }
+        return "\(tenths / 10).\(tenths % 10) \(units[unit])"
+    }
+
+    /// `n` as a command prints it: human-readable, or the exact integer with `--bytes`.
+    static func printed(_ n: UInt64, exact: Bool) -> String {
+        exact ? String(n) : human(n)
     }
 }

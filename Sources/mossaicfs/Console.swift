@@ -1,11 +1,21 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Logging
 
 /// Writing to the terminal without Foundation's non-Sendable globals (Swift 6 rejects `stderr`).
 enum Console {
     static func error(_ message: String) { write(2, "mossaicfs: \(message)\n") }
     static func out(_ message: String) { write(1, message + "\n") }
+
+    /// A logger for the commands that run and exit (format, fsck, gc, …): to stderr, at
+    /// `level`. Their store gets `.error`, so a store that fails does not print a line per
+    /// retry before the one-line error the command prints anyway; the daemon logs retries.
+    static func logger(_ level: Logger.Level) -> Logger {
+        var logger = Logger(label: "mossaicfs") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = level
+        return logger
+    }
 
     static func write(_ fd: Int32, _ text: String) {
         var bytes = Array(text.utf8)

@@ -8,6 +8,8 @@ struct FormatCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "format",
         abstract: "Create a new, empty filesystem in SOURCE (a local directory, created if missing, or s3://bucket/prefix).",
+        // Written out on two lines: ArgumentParser does not wrap usage lines (80 columns).
+        usage: "mossaicfs format <source> [--inline-max <bytes>] [--force]\n[-o <options> ...]",
         discussion: """
         Refuses a SOURCE that already holds a filesystem, and a local directory that holds \
         anything else, unless --force is given. A local directory is created with mode 0700, or \
@@ -18,7 +20,7 @@ struct FormatCommand: ParsableCommand {
     @Argument(help: "Where the filesystem's objects live: a local directory or s3://bucket/prefix.")
     var source: String
 
-    @Option(name: .long, help: "Chunks up to this many bytes are kept inside the metadata instead of as objects (0 to 1048576).")
+    @Option(name: .long, help: ArgumentHelp("Chunks up to this many bytes are kept inside the metadata instead of as objects (0 to 1048576).", valueName: "bytes"))
     var inlineMax: Int = FormatConstants.defaultInlineMax
 
     @Flag(name: .long, help: "Format even if SOURCE already holds a filesystem (its files become unreachable) or is a local directory holding other files (they stay).")

@@ -33,7 +33,8 @@ struct FsckCommand: ParsableCommand {
             let store = try StoreFactory.open(source, options: parsed.store, create: false)
             let superblock = try Superblock.load(from: store)
             // Taking the cache_dir's lock makes sure no daemon has the filesystem mounted.
-            let cacheDirectory = try CacheDirectory(path: parsed.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid)
+            let cacheDirectory = try CacheDirectory(path: parsed.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid,
+                                                    claimant: .command("fsck"))
             guard PosixFiles.exists(cacheDirectory.metadataPath) else {
                 throw OptionError("no metadata at \(cacheDirectory.metadataPath) (give -o cache_dir= of the machine that mounts it)")
             }

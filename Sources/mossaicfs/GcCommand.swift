@@ -10,6 +10,8 @@ struct GcCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gc",
         abstract: "Delete objects nothing references any more (deleted files' chunks, old snapshot pieces).",
+        // Written out on two lines: ArgumentParser does not wrap usage lines (80 columns).
+        usage: "mossaicfs gc <source> [--dry-run] [--grace <duration>] [--bytes]\n[-o <options> ...]",
         discussion: """
         Deletes chunk objects and packs (objects holding several chunks) in which no file in the \
         metadata and no metadata snapshot in the store references a chunk, and snapshot pieces \
@@ -28,6 +30,9 @@ struct GcCommand: ParsableCommand {
     @Flag(name: .long, help: "Report what would be deleted; delete nothing.")
     var dryRun = false
 
+    @Flag(name: .long, help: "Print sizes as exact numbers of bytes (for scripts), not 1.5 GiB.")
+    var bytes = false
+
     @Option(name: .long, help: ArgumentHelp("Keep unreferenced objects younger than this: a number with s, m, h or d.", valueName: "duration"))
     var grace = "1h"
 
@@ -40,8 +45,7 @@ struct GcCommand: ParsableCommand {
                 throw OptionError("--grace: '\(grace)' is not a duration (e.g. 90s, 30m, 1h, 2d)")
             }
             let parsed = try MountOptions(options)
-            var logger = Logger(label: "mossaicfs") { StreamLogHandler.standardError(label: $0) }
-            logger.logLevel = .warning
+            let logger = Console.logger(.warning)
             let store = try StoreFactory.open(source, options: parsed.store, create: false)
             let bar = ProgressBar()
             let report = try GarbageCollector.run(
@@ -54,7 +58,7 @@ struct GcCommand: ParsableCommand {
             let verb = report.dryRun ? "would delete" : "deleted"
             var summary = "gc \(store.displayName): \(report.scanned) objects scanned, \(report.deleted) \(verb)"
             summary += " (\(report.deletedChunks) chunks, \(report.deletedPacks) packs, \(report.deletedPieces) snapshot pieces)"
-            summary += ", \(report.bytesFreed) bytes"
+            summary += ", \(ByteSize.printed(report.bytesFreed, exact: bytes))"
             summary += report.dryRun ? " to free" : " freed"
             summary += "; kept \(report.keptForSnapshots) for \(report.snapshots) snapshots, \(report.keptYoung) younger than \(grace)"
             if report.unreferencedInLivePacks > 0 {

@@ -5,31 +5,36 @@ import ArgumentParser
 struct MossaicCommand: ParsableCommand {
     static let version = "0.1.0"
 
+    // Help texts: prose lines end in `\` so ArgumentParser, which wraps to the terminal, gets
+    // whole paragraphs; a hard newline inside a paragraph would be wrapped again, raggedly.
+    // Tables and examples keep their newlines and stay within 79 columns (80-column terminals).
     static let configuration = CommandConfiguration(
         commandName: "mossaicfs",
         abstract: "A POSIX filesystem on S3-compatible object storage or a local directory, over FUSE.",
         discussion: """
-        Files are cut into 1 MiB chunks named by their SHA-256 (identical chunks are stored once);
-        the metadata lives in SQLite under cache_dir and is snapshotted into the store, so the
-        store alone restores the filesystem. A file's data is durable when close(2) or fsync(2)
+        Files are cut into 1 MiB chunks named by their SHA-256 (identical chunks are stored once); \
+        the metadata lives in SQLite under cache_dir and is snapshotted into the store, so the \
+        store alone restores the filesystem. A file's data is durable when close(2) or fsync(2) \
         returns successfully.
 
-        SOURCE is a local directory (the embedded store) or s3://bucket/prefix. For S3, the
-        credentials come from -o credentials=FILE (AWS shared-credentials format, profile=NAME),
-        -o profile=NAME, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with
-        ~/.aws/credentials; the endpoint from -o endpoint=URL, AWS_ENDPOINT_URL_S3 or
-        AWS_ENDPOINT_URL; the region from -o region=, AWS_REGION or AWS_DEFAULT_REGION.
+        SOURCE is a local directory (the embedded store) or s3://bucket/prefix. For S3, the \
+        credentials come from -o credentials=FILE (AWS shared-credentials format, profile=NAME), \
+        -o profile=NAME, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with \
+        ~/.aws/credentials; the endpoint from -o endpoint=URL, AWS_ENDPOINT_URL_S3 or \
+        AWS_ENDPOINT_URL; the region from -o region=, AWS_REGION or AWS_DEFAULT_REGION. \
         See mossaicfs(8) for every option.
 
         Examples:
           mossaicfs format /srv/mossaic
           mossaicfs mount /srv/mossaic /mnt/data
           mossaicfs format s3://bucket/prefix -o endpoint=https://s3.example.net
-          mossaicfs mount s3://bucket/prefix /mnt/data -o endpoint=https://s3.example.net,credentials=/etc/mossaicfs/key
-          mount -t fuse.mossaicfs /srv/mossaic /mnt/data -o cache_dir=/var/cache/mossaicfs/data
+          mossaicfs mount s3://bucket/prefix /mnt/data \\
+              -o endpoint=https://s3.example.net,credentials=/etc/mossaicfs/key
+          mount -t fuse.mossaicfs /srv/mossaic /mnt/data \\
+              -o cache_dir=/var/cache/mossaicfs/data
           mossaicfs snapshot /mnt/data          # publish the metadata to the store now
           mossaicfs snapshots /srv/mossaic      # list the metadata snapshots
-          mossaicfs gc /srv/mossaic --dry-run   # what deleted files still hold in the store
+          mossaicfs gc /srv/mossaic --dry-run   # what deleted files still hold
           mossaicfs mount /srv/mossaic /mnt/old -o ro,snapshot=0000000042-3fa9c1d2
           umount /mnt/data
         """,

@@ -17,69 +17,96 @@ struct MountCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mount",
         abstract: "Mount the filesystem in SOURCE on MOUNTPOINT.",
+        // Written out: the generated one is wider than 80 columns, and ArgumentParser does not
+        // wrap usage lines. Options below are pre-wrapped at 79 columns (see MossaicCommand).
+        usage: "mossaicfs mount <source> <mountpoint> [-o <options> ...] [-f] [-d]",
         discussion: """
         Options (-o, comma-separated; see mossaicfs(8)):
-          cache_dir=PATH        local metadata and cache (default /var/cache/mossaicfs/<fs-uuid>)
-          ro                    read-only mount of the newest metadata snapshot (no lease); follows
-                                the store's newest snapshot
+          cache_dir=PATH        local metadata and cache (default
+                                /var/cache/mossaicfs/<fs-uuid>)
+          ro                    read-only mount of the newest metadata snapshot (no
+                                lease); follows the store's newest snapshot
           allow_other           let users other than the mounting one access the mount
-          default_permissions   the kernel checks permissions (default: mossaicfs checks them itself)
-          acl                   POSIX ACLs (setfacl/getfacl), enforced by the kernel; implies default_permissions
+          default_permissions   the kernel checks permissions (default: mossaicfs
+                                checks them itself)
+          acl                   POSIX ACLs (setfacl/getfacl), enforced by the kernel;
+                                implies default_permissions
           cache_size=SIZE       disk cache bound for remote stores (default 10G)
           mem_cache_size=SIZE   memory cache bound (default 16M)
-          mem_buffer_size=SIZE  write buffers of all open files together (default 256M, from
-                                16M); writers wait for commits beyond it, never fail
-          cache_free=SIZE       free space the disk cache leaves on its filesystem (default 1G);
-                                it always leaves a reserve for meta.db too (5 %, 8M..1G of
-                                the filesystem), also with 0; a full cache disk never fails writes
-          cache_large_writes    keep large writes (packs) in the disk cache too (default: only
-                                what is read and chunks stored alone)
+          mem_buffer_size=SIZE  write buffers of all open files together (default
+                                256M, from 16M); writers wait for commits beyond it,
+                                never fail
+          cache_free=SIZE       free space the disk cache leaves on its filesystem
+                                (default 1G); it always leaves a reserve for meta.db
+                                too (5 %, 8M..1G of the filesystem), also with 0; a
+                                full cache disk never fails writes
+          cache_large_writes    keep large writes (packs) in the disk cache too
+                                (default: only what is read and chunks stored alone)
           threads=N             FUSE worker threads (default 16)
           upload_threads=N      chunks hashed and stored in parallel (default 8)
-          read_ahead=N          chunks fetched ahead of a sequential reader (default 8, 0: off)
+          read_ahead=N          chunks fetched ahead of a sequential reader (default 8,
+                                0: off)
           pack_chunks=N         at most N new chunks stored together as one object
                                 (default 4; 1: every chunk its own object)
           attr_timeout=S, entry_timeout=S   kernel cache lifetimes (default 1)
-          writeback             close/fsync stage chunks in cache_dir/staging; background
-                                threads upload them (survives crashes and store outages)
+          writeback             close/fsync stage chunks in cache_dir/staging;
+                                background threads upload them (survives crashes and
+                                store outages)
           staging_size=SIZE     most bytes write-back staging holds (default 1G)
-          sync_interval=S       a close(2) is durable against power loss within S seconds
-                                (default 1; 0: fsync at every close). fsync(2) is always at once
+          sync_interval=S       a close(2) is durable against power loss within S
+                                seconds (default 1; 0: fsync at every close). fsync(2)
+                                is always at once
           fsname=NAME           the source shown in /proc/mounts (default SOURCE)
           debug                 log every FUSE request
-          metrics=HOST:PORT     Prometheus metrics at http://HOST:PORT/metrics (loopback only)
+          metrics=HOST:PORT     Prometheus metrics at http://HOST:PORT/metrics
+                                (loopback only)
+
         Metadata snapshots and the single-writer lease:
-          meta_interval=S       snapshot the metadata into the store every S seconds while it
-                                changes (default 10; also at unmount and `mossaicfs snapshot`)
+          meta_interval=S       snapshot the metadata into the store every S seconds
+                                while it changes (default 10; also at unmount and
+                                `mossaicfs snapshot`)
           meta_keep=N           snapshots kept in the store (default 30)
-          lease_time=S          the writer lease lasts S seconds (3 to 86400), renewed every S/3
-                                (default 60)
-          discard_local         replace local metadata that differs from the store's newest
-                                snapshot (after another machine wrote) instead of refusing
-          force_lease           take the writer lease from a live holder on another host (known
-                                dead): waits until its lease would have expired
-          poll_interval=S       ro: check for a newer snapshot every S seconds (default 10)
-          snapshot=ID           ro: show snapshot ID (see `mossaicfs snapshots`), do not follow
+          lease_time=S          the writer lease lasts S seconds (3 to 86400), renewed
+                                every S/3 (default 60)
+          discard_local         replace local metadata that differs from the store's
+                                newest snapshot (after another machine wrote) instead
+                                of refusing
+          force_lease           take the writer lease from a live holder on another
+                                host (known dead): waits until its lease would have
+                                expired
+          poll_interval=S       ro: check for a newer snapshot every S seconds (default
+                                10)
+          snapshot=ID           ro: show snapshot ID (see `mossaicfs snapshots`), do
+                                not follow
+
         S3 sources (s3://bucket/prefix):
-          endpoint=URL          S3 endpoint (default AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, AWS)
-          region=NAME           region (default AWS_REGION, AWS_DEFAULT_REGION, us-east-1)
-          credentials=FILE      access key in AWS shared-credentials format (no secrets in fstab)
+          endpoint=URL          S3 endpoint (default AWS_ENDPOINT_URL_S3,
+                                AWS_ENDPOINT_URL, AWS)
+          region=NAME           region (default AWS_REGION, AWS_DEFAULT_REGION,
+                                us-east-1)
+          credentials=FILE      access key in AWS shared-credentials format (no secrets
+                                in fstab)
           profile=NAME          profile in the credentials file (default: default)
-          addressing=path|virtual   request style (default: virtual for AWS, path otherwise)
-          ca_file=FILE          CA certificates for TLS verification (default AWS_CA_BUNDLE)
+          addressing=path|virtual   request style (default: virtual for AWS, path
+                                otherwise)
+          ca_file=FILE          CA certificates for TLS verification (default
+                                AWS_CA_BUNDLE)
           max_connections=N     parallel requests (default 16)
           retries=N             attempts per request, with backoff (default 8)
-          timeout=S             the longest one request may take, retries included (default
-                                60): close/fsync fail with EIO after about that on a stalled store
+          timeout=S             the longest one request may take, retries included
+                                (default 60): close/fsync fail with EIO after about
+                                that on a stalled store
           list_page_size=N      keys per listing request (default 1000)
-          upload_checksum=crc32c|sha256   how S3 checks a pack on upload: signed CRC-32C
-                                header (default) or a SHA-256 signature per chunk
-        libfuse's and the kernel's generic options (auto_unmount, allow_root, noatime, nosuid,
-        nodev, noexec, max_read=, subtype=, …) are passed through; fstab-only options (defaults,
-        _netdev, nofail, noauto, user, x-*, comment=) are ignored. An unknown option is an error,
-        and so is a number outside its range (durations up to 86400 s, sync_interval up to 3600,
-        sizes up to 1024T, mem_cache_size 1T, mem_buffer_size 16M..1T, staging_size from
-        1M); the error names the range.
+          upload_checksum=crc32c|sha256   how S3 checks a pack on upload: signed
+                                CRC-32C header (default) or a SHA-256 signature per
+                                chunk
+
+        libfuse's and the kernel's generic options (auto_unmount, allow_root, noatime, nosuid, \
+        nodev, noexec, max_read=, subtype=, …) are passed through; fstab-only options (defaults, \
+        _netdev, nofail, noauto, user, x-*, comment=) are ignored. An unknown option is an error, \
+        and so is a number outside its range (durations up to 86400 s, sync_interval up to 3600, \
+        sizes up to 1024T, mem_cache_size 1T, mem_buffer_size 16M..1T, staging_size from 1M); the \
+        error names the range.
         """)
 
     @Argument(help: "The filesystem: a local directory or s3://bucket/prefix, formatted with `mossaicfs format`.")
@@ -157,7 +184,7 @@ struct MountCommand: ParsableCommand {
         let opened: FilesystemLoader.Opened
         let store: InstrumentedObjectStore
         do {
-            let base = try StoreFactory.open(source, options: parsed.store, create: false)
+            let base = try StoreFactory.open(source, options: parsed.store, create: false, logger: logger)
             store = InstrumentedObjectStore(base, metrics: metrics)
             var settings = FilesystemLoader.Settings(
                 cacheDirectory: parsed.cacheDirectory, readOnly: parsed.readOnly,

@@ -14,9 +14,9 @@ struct SnapshotCommand: ParsableCommand {
         commandName: "snapshot",
         abstract: "Commit open files and publish a metadata snapshot of the filesystem mounted on MOUNTPOINT now.",
         discussion: """
-        Returns when the snapshot is in the store and prints its id. Nothing is published when
-        nothing changed since the last snapshot; its id is printed. sync -f (syncfs) does not
-        reach FUSE daemons, so use this where a script needs the store to be up to date.
+        Returns when the snapshot is in the store and prints its id. Nothing is published when \
+        nothing changed since the last snapshot; its id is printed. sync -f (syncfs) does not \
+        reach FUSE daemons, so use this where a script needs the store to be up to date. \
         Only the user who mounted the filesystem, or root, may run it.
         """)
 

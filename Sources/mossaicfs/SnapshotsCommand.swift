@@ -10,15 +10,17 @@ struct SnapshotsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "snapshots",
         abstract: "List the metadata snapshots in SOURCE (id, time, files, logical bytes).",
+        // Written out on two lines: ArgumentParser does not wrap usage lines (80 columns).
+        usage: "mossaicfs snapshots <source> [--bytes] [-o <options> ...]\nmossaicfs snapshots <source> --set-head <ID> [-o <options> ...]",
         discussion: """
-        Each line is one snapshot: its id (for `mount -o ro,snapshot=ID`; the generation number,
-        the id's first part, works too), when it was taken (UTC), how many regular files it has
-        and the sum of their sizes, and the host that took it. The newest one, which read-write
+        Each line is one snapshot: its id (for `mount -o ro,snapshot=ID`; the generation number, \
+        the id's first part, works too), when it was taken (UTC), how many regular files it has \
+        and the sum of their sizes, and the host that took it. The newest one, which read-write \
         and read-only mounts start from, is marked HEAD.
 
-        --set-head ID repairs a store whose meta/HEAD is missing or unreadable (mounts refuse
-        such a store rather than take it for an empty filesystem): HEAD then names snapshot ID,
-        normally the newest listed. It never moves an existing, readable HEAD, and it takes the
+        --set-head ID repairs a store whose meta/HEAD is missing or unreadable (mounts refuse \
+        such a store rather than take it for an empty filesystem): HEAD then names snapshot ID, \
+        normally the newest listed. It never moves an existing, readable HEAD, and it takes the \
         writer lease while it works, so it fails while a read-write mount is live.
         """)
 
@@ -27,6 +29,9 @@ struct SnapshotsCommand: ParsableCommand {
 
     @Option(name: .customShort("o"), help: ArgumentHelp("Store options for s3:// sources (endpoint=, region=, credentials=, …), comma-separated.", valueName: "options"))
     var options: [String] = []
+
+    @Flag(name: .long, help: "Print sizes as exact numbers of bytes (for scripts), not 1.5 GiB.")
+    var bytes = false
 
     @Option(name: .customLong("set-head"), help: ArgumentHelp("Point a missing or unreadable meta/HEAD at this snapshot (an id or a generation).", valueName: "ID"))
     var setHead: String?
@@ -37,8 +42,7 @@ struct SnapshotsCommand: ParsableCommand {
             let store = try StoreFactory.open(source, options: parsed.store, create: false)
             let superblock = try Superblock.load(from: store)
             if let setHead {
-                var logger = Logger(label: "mossaicfs") { StreamLogHandler.standardError(label: $0) }
-                logger.logLevel = .warning
+                let logger = Console.logger(.warning)
                 let manifest = try HeadRepair.setHead(store: store, fsUUID: superblock.uuid, to: setHead,
                                                       leaseDuration: parsed.leaseTime, logger: logger)
                 Console.out("HEAD of \(store.displayName) now names snapshot \(manifest.id) (generation \(manifest.generation), taken \(manifest.created) on \(manifest.host))")
@@ -51,8 +55,8 @@ struct SnapshotsCommand: ParsableCommand {
                 Console.out("no metadata snapshots in \(store.displayName) yet (a read-write mount takes the first)")
                 return
             }
-            let rows = [["ID", "CREATED", "FILES", "BYTES", "HOST", ""]] + manifests.map { m in
-                [m.id, m.created, String(m.files), String(m.logicalBytes), m.host, m.id == head?.pointer.snapshot ? "HEAD" : ""]
+            let rows = [["ID", "CREATED", "FILES", bytes ? "BYTES" : "SIZE", "HOST", ""]] + manifests.map { m in
+                [m.id, m.created, String(m.files), ByteSize.printed(UInt64(clamping: m.logicalBytes), exact: bytes), m.host, m.id == head?.pointer.snapshot ? "HEAD" : ""]
             }
             let widths = (0..<6).map { c in rows.map { $0[c].count }.max() ?? 0 }
             for row in rows {

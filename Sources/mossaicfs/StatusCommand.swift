@@ -24,13 +24,16 @@ struct StatusCommand: ParsableCommand {
     @Flag(name: .long, help: "Print JSON instead of a table.")
     var json = false
 
+    @Flag(name: .long, help: "Print sizes in the table as exact numbers of bytes (for scripts), not 1.5 GiB. JSON always has exact numbers.")
+    var bytes = false
+
     @Option(name: .customShort("o"), help: ArgumentHelp("cache_dir= and store options, comma-separated.", valueName: "options"))
     var options: [String] = []
 
     func run() throws {
         do {
             let status = try collect()
-            Console.out(json ? status.json : Self.table(status))
+            Console.out(json ? status.json : Self.table(status, exactBytes: bytes))
         } catch {
             Console.error("\(error)")
             throw ExitCode.failure
@@ -72,8 +75,9 @@ struct StatusCommand: ParsableCommand {
         return status
     }
 
-    static func table(_ s: FilesystemStatus) -> String {
+    static func table(_ s: FilesystemStatus, exactBytes: Bool) -> String {
         let u = s.usage
+        func bytes(_ n: UInt64) -> String { ByteSize.printed(n, exact: exactBytes) }
         var rows: [(String, String)] = [
             ("store", s.store),
             ("filesystem", s.filesystemUUID),
@@ -97,12 +101,5 @@ struct StatusCommand: ParsableCommand {
         rows.append(("lease holder", s.leaseHolder ?? "none"))
         let width = rows.map(\.0.count).max() ?? 0
         return rows.map { $0.0.padding(toLength: width + 2, withPad: " ", startingAt: 0) + $0.1 }.joined(separator: "\n")
-    }
-
-    static func bytes(_ n: UInt64) -> String {
-        let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
-        var value = Double(n), unit = 0
-        while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
-        return unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit])
     }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Logging
 import MossaicCore
 import MossaicObjectStore
 
@@ -34,9 +35,12 @@ enum StoreFactory {
     }
 
     /// Opens the store SOURCE names. `create` makes a missing local directory (format).
-    static func open(_ source: String, options: [String: String], create: Bool) throws(ObjectStoreError) -> any ObjectStore {
+    /// `logger` gets the store's retries and warnings: by default only its errors, for the
+    /// commands that print their own one-line error (the mount daemon passes its own).
+    static func open(_ source: String, options: [String: String], create: Bool,
+                     logger: Logger = Console.logger(.error)) throws(ObjectStoreError) -> any ObjectStore {
         guard let path = try localPath(source, options: options) else {
-            return try S3StoreFactory.open(source, options: options)
+            return try S3StoreFactory.open(source, options: options, logger: logger)
         }
         if !create && !PosixFiles.exists(path) {
             throw .invalidConfiguration("\(path): no such directory; create a filesystem there with: mossaicfs format \(path)")

@@ -136,7 +136,7 @@ def test_gc_deletes_only_unreferenced_old_objects(kind, tmp_path, moto):
         assert r.returncode == 0, r.stdout + r.stderr
         assert data_keys(store) == keep | snap | {orphan}
         assert piece not in store.keys("meta/")
-        assert "0 bytes freed" not in r.stdout and "1 younger than 1h" in r.stdout, r.stdout
+        assert ", 0 B freed" not in r.stdout and "1 younger than 1h" in r.stdout, r.stdout
 
     r = gc(fs, "--grace", "0")
     assert r.returncode == 0, r.stdout + r.stderr

@@ -1,6 +1,8 @@
 """`mossaicfs status` and the Prometheus endpoint show what the filesystem and its daemon do."""
+import errno
 import json
 import os
+import re
 import socket
 import subprocess
 import urllib.request
@@ -54,3 +56,40 @@ def test_metrics_endpoint_must_be_loopback(tmp_path):
     (tmp_path / "m").mkdir()
     r = run("mount", str(tmp_path / "s"), str(tmp_path / "m"), "-o", f"cache_dir={tmp_path}/c,metrics=0.0.0.0:9100", check=False)
     assert r.returncode != 0 and "loopback" in r.stderr
+
+
+def test_negative_answers_are_not_counted_as_errors(tmp_path):
+    """A lookup of a missing name (ENOENT), a getxattr of a missing attribute (ENODATA) and an
+    ioctl the filesystem does not know (ENOTTY: isatty() on a file, as Python's open() does) are
+    the normal answers to a question, asked by every ls, cp and shell: they must not fill
+    mossaicfs_fuse_errors_total, which is for failures (an ENOTEMPTY here, still counted)."""
+    port = free_port()
+    f = Filesystem(tmp_path, options=[f"metrics=127.0.0.1:{port}"])
+    try:
+        f.start()
+        f.path("d").mkdir()
+        f.path("d", "in").write_bytes(b"")
+        f.path("file").write_bytes(b"data")
+        with open(f.path("file"), "rb") as fd:
+            assert not fd.isatty()
+        for i in range(5):
+            assert not f.path(f"missing-{i}").exists()
+            try:
+                os.getxattr(f.path("file"), f"user.missing-{i}")
+                raise AssertionError("getxattr of a missing attribute succeeded")
+            except OSError as e:
+                assert e.errno == errno.ENODATA
+        try:
+            f.path("d").rmdir()
+            raise AssertionError("rmdir of a non-empty directory succeeded")
+        except OSError as e:
+            assert e.errno == errno.ENOTEMPTY
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        assert re.search(r'^mossaicfs_fuse_op_duration_seconds_count\{op="getxattr"\} ([5-9]|\d\d+)$', metrics, re.M), metrics
+        errors = [line for line in metrics.splitlines() if line.startswith("mossaicfs_fuse_errors_total{")]
+        assert not [line for line in errors if 'op="lookup"' in line and f'errno="{errno.ENOENT}"' in line], errors
+        assert not [line for line in errors if 'op="getxattr"' in line and f'errno="{errno.ENODATA}"' in line], errors
+        assert not [line for line in errors if 'op="ioctl"' in line and f'errno="{errno.ENOTTY}"' in line], errors
+        assert f'mossaicfs_fuse_errors_total{{op="rmdir",errno="{errno.ENOTEMPTY}"}} 1' in errors, errors
+    finally:
+        f.stop()
