@@ -7,6 +7,14 @@ enum Console {
     static func error(_ message: String) { write(2, "mossaicfs: \(message)\n") }
     static func out(_ message: String) { write(1, message + "\n") }
 
+    /// The line fsck, gc and mount print while they wait for a daemon that is finishing after
+    /// its unmount on the same cache_dir (CacheDirectory).
+    static func waitingForPreviousDaemonMessage(_ pid: String) -> String {
+        "waiting for the previous daemon (pid \(pid)) to finish storing what it holds …"
+    }
+
+    static func waitingForPreviousDaemon(_ pid: String) { error(waitingForPreviousDaemonMessage(pid)) }
+
     static func write(_ fd: Int32, _ text: String) {
         var bytes = Array(text.utf8)
         var done = 0
