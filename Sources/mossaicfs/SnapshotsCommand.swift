@@ -34,8 +34,7 @@ struct SnapshotsCommand: ParsableCommand {
     func run() throws {
         do {
             let parsed = try MountOptions(options)
-            let store = try StoreFactory.open(source, options: parsed.store, create: false)
-            let superblock = try Superblock.load(from: store)
+            let (store, superblock) = try StoreFactory.openFilesystem(source, options: parsed.store, writes: setHead != nil)
             if let setHead {
                 var logger = Logger(label: "mossaicfs") { StreamLogHandler.standardError(label: $0) }
                 logger.logLevel = .warning
