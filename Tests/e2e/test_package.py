@@ -35,6 +35,7 @@ def test_package_contents_and_dependencies():
         pytest.skip("MOSSAICFS_DEB is not set: run through `make test`, which builds the package")
     listing = subprocess.run(["dpkg-deb", "-c", DEB], capture_output=True, text=True, check=True).stdout
     for path in ["./usr/bin/mossaicfs", "./usr/sbin/mount.fuse.mossaicfs -> ../bin/mossaicfs",
+                 "./usr/sbin/umount.fuse.mossaicfs -> ../bin/mossaicfs",
                  "./usr/share/man/man8/mossaicfs.8.gz", "./usr/share/doc/mossaicfs/examples/fstab",
                  "./usr/share/doc/mossaicfs/examples/mnt-bucket.mount",
                  "./usr/share/doc/mossaicfs/examples/mnt-bucket.automount"]:
@@ -54,7 +55,7 @@ def test_packaged_binary_needs_no_swift_runtime(tmp_path):
 
 
 def daemon_pid(cache):
-    return int((cache / "lock").read_text().strip())
+    return int((cache / "lock").read_text().splitlines()[0])
 
 
 def unmount_and_wait(mnt, cache):
