@@ -93,6 +93,24 @@ class StalledDaemon:
         write_fsynced(self.mnt / "kept", b"stored before the unmount returned\n")
         self.proxy.outage("stall")
 
+    def run_while_stalled(self, args, waiting, while_waiting=lambda p: None, env=None):
+        """Starts `mossaicfs ARGS`, reads the line it must say while the daemon cannot finish
+        (`waiting`), calls `while_waiting(process)`, lifts the stall and returns (status,
+        stdout, rest of stderr) once the command has exited."""
+        p = subprocess.Popen([BIN, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            said = p.stderr.readline()
+            assert waiting in said, said + p.stderr.read()
+            assert p.poll() is None and not wait_pid_exit(self.pid, 0)
+            while_waiting(p)
+            self.proxy.restore()
+            out, err = p.communicate(timeout=EXIT_TIMEOUT)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        return p.returncode, out, err
+
     def cleanup(self):
         self.proxy.restore()
         stop_daemon(self.mnt, self.cache)
@@ -105,24 +123,16 @@ def test_mossaicfs_umount_returns_once_the_daemon_has_stored_everything(stallabl
     d = StalledDaemon(server, proxy, tmp_path)
     try:
         d.write_and_stall()
-        umount = subprocess.Popen([BIN, "umount", str(d.mnt)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            # The kernel mount goes at once; umount says it waits, and keeps waiting while the
-            # daemon cannot publish its final snapshot.
-            said = umount.stderr.readline()
-            assert f"waiting for the daemon (pid {d.pid}) to finish storing" in said, said + umount.stderr.read()
+        # The kernel mount goes at once; umount says it waits, and keeps waiting while the
+        # daemon cannot publish its final snapshot.
+        def mount_gone(_):
             assert not is_mounted(d.mnt)
-            assert umount.poll() is None and not wait_pid_exit(d.pid, 0)
-            proxy.restore()
-            out, err = umount.communicate(timeout=EXIT_TIMEOUT)
-        finally:
-            if umount.poll() is None:
-                umount.kill()
-                umount.wait()
-        assert umount.returncode == 0, err
+        code, out, err = d.run_while_stalled(["umount", str(d.mnt)], f"waiting for the daemon (pid {d.pid}) to finish storing",
+                                             mount_gone)
+        assert code == 0, err
         assert err == "" and out == ""
         assert wait_pid_exit(d.pid, 0), "umount returned before the daemon exited"
-        # The final snapshot is in the store: a fresh cache_dir restores the file from it.
+        # The final snapshot, published after umount began waiting, is the store's HEAD.
         listing = run("snapshots", d.source, env=d.direct).stdout.splitlines()
         head = [line for line in listing if line.endswith("HEAD")]
         assert len(head) == 1 and head[0].split()[2] == "1", listing
@@ -160,18 +170,9 @@ def test_a_command_right_after_umount_waits_for_the_finishing_daemon(stallable_s
         args = {"fsck": ["fsck", d.source, "-o", f"cache_dir={d.cache}"],
                 "gc": ["gc", d.source, "-o", f"cache_dir={d.cache}"],
                 "mount": ["mount", d.source, str(second), "-o", f"cache_dir={d.cache}"]}[command]
-        p = subprocess.Popen([BIN, *args], env=d.direct, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            said = p.stderr.readline()
-            assert f"waiting for the previous daemon (pid {d.pid}) to finish storing" in said, said + p.stderr.read()
-            assert p.poll() is None
-            proxy.restore()
-            out, err = p.communicate(timeout=EXIT_TIMEOUT)
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-        assert p.returncode == 0, out + err
+        code, out, err = d.run_while_stalled(args, f"waiting for the previous daemon (pid {d.pid}) to finish storing",
+                                             env=d.direct)
+        assert code == 0, out + err
         assert "in use" not in err
         assert wait_pid_exit(d.pid, 0)
         if command == "fsck":
