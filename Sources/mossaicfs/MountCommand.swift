@@ -146,9 +146,10 @@ struct MountCommand: ParsableCommand {
         }
         let logLevel = parsed.logLevel ?? (parsed.debug || debugForeground ? .debug : .info)
         let logSink: LogSink
+        let logDestination = LogDestination.resolve(option: parsed.log, foreground: !daemon,
+                                                    syslogAvailable: PosixFiles.exists(LogDestination.syslogSocket))
         do {
-            logSink = try LogSink(LogDestination.resolve(option: parsed.log, foreground: !daemon,
-                                                         syslogAvailable: PosixFiles.exists(LogDestination.syslogSocket)))
+            logSink = try LogSink(logDestination)
         } catch {
             fail("\(error)")
         }
@@ -191,10 +192,12 @@ struct MountCommand: ParsableCommand {
             settings.writeback = parsed.writeback
             settings.stagingBytes = parsed.stagingBytes
             settings.posixACL = parsed.posixACL
+            // Logged, and told to whoever waits for the mount: the `mount` that started this
+            // daemon, or the terminal of a foreground one (unless the log is that terminal).
             settings.waitingForPreviousDaemon = { [readyFd, daemon] pid in
                 let message = Console.waitingForPreviousDaemonMessage(pid)
                 logger.notice("\(message)")
-                if daemon { Daemon.tell(fd: readyFd, message) } else { Console.error(message) }
+                if daemon { Daemon.tell(fd: readyFd, message) } else if logDestination != .stderr { Console.error(message) }
             }
             opened = try FilesystemLoader.open(store: store, settings: settings, logger: logger, metrics: metrics)
             if let s3 = base as? S3ObjectStore {
