@@ -77,10 +77,11 @@ run: build
 	@$(SUDO) mkdir -p $(MOUNTPOINT)
 	@[ -f $(STORE)/mossaicfs.json ] || $(SUDO) $(BIN) format $(STORE)
 	$(SUDO) $(BIN) mount $(STORE) $(MOUNTPOINT)
-	@echo "mounted $(STORE) on $(MOUNTPOINT); unmount with: make stop (or umount $(MOUNTPOINT))"
+	@echo "mounted $(STORE) on $(MOUNTPOINT); unmount with: make stop (or mossaicfs umount $(MOUNTPOINT))"
 
+# mossaicfs umount returns once the daemon has stored everything and exited.
 stop:
-	$(SUDO) umount $(MOUNTPOINT)
+	$(SUDO) $(BIN) umount $(MOUNTPOINT)
 
 clean:
 	rm -rf .build $(STATIC_BUILD) out

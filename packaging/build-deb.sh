@@ -37,11 +37,15 @@ install -D -m 0755 "$binary" "$root/usr/bin/mossaicfs"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note "$root/usr/bin/mossaicfs"
 # mount(8) runs /sbin/mount.fuse.mossaicfs for type fuse.mossaicfs: our own helper, so that
 # mounting does not depend on mount.fuse3 finding mossaicfs in a sanitised PATH.
+# umount(8) runs /sbin/umount.fuse.mossaicfs for such mounts: `mossaicfs umount`, which returns
+# once the daemon has stored everything and exited (umount(2) alone returns before that).
 install -d "$root/usr/sbin"
 ln -s ../bin/mossaicfs "$root/usr/sbin/mount.fuse.mossaicfs"
+ln -s ../bin/mossaicfs "$root/usr/sbin/umount.fuse.mossaicfs"
 install -D -m 0644 man/mossaicfs.8 "$root/usr/share/man/man8/mossaicfs.8"
 gzip -9n "$root/usr/share/man/man8/mossaicfs.8"
 ln -s mossaicfs.8.gz "$root/usr/share/man/man8/mount.fuse.mossaicfs.8.gz"
+ln -s mossaicfs.8.gz "$root/usr/share/man/man8/umount.fuse.mossaicfs.8.gz"
 doc="$root/usr/share/doc/mossaicfs"
 install -d "$doc/examples"
 install -m 0644 packaging/examples/* "$doc/examples/"

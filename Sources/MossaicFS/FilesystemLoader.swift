@@ -36,6 +36,9 @@ public enum FilesystemLoader {
         public var stagingBytes = 1 << 30
         public var posixACL = false
         public var replication: ReplicationSettings
+        /// Told the pid of a daemon still finishing after its unmount on the same cache_dir,
+        /// which the mount waits for (CacheDirectory).
+        public var waitingForPreviousDaemon: @Sendable (_ pid: String) -> Void = { _ in }
         public init(cacheDirectory: String? = nil, readOnly: Bool = false, memoryCacheBytes: Int = 16 << 20,
                     diskCacheBytes: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30, maxDirtyBytesPerFile: Int = 12 << 20,
                     checkPermissions: Bool = true, updateAccessTimes: Bool = true,
@@ -97,7 +100,8 @@ public enum FilesystemLoader {
 
     public static func open(store: any ObjectStore, settings: Settings, logger: Logger, metrics: Metrics = Metrics()) throws(FormatError) -> Opened {
         let superblock = try Superblock.load(from: store)
-        let cacheDirectory = try CacheDirectory(path: settings.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid)
+        let cacheDirectory = try CacheDirectory(path: settings.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid,
+                                                waiting: settings.waitingForPreviousDaemon)
         if settings.readOnly {
             return try openReadOnly(store: store, superblock: superblock, cacheDirectory: cacheDirectory, settings: settings,
                                     logger: logger, metrics: metrics)

@@ -89,12 +89,14 @@ public enum GarbageCollector {
     /// Collects the garbage of the filesystem in `store`, whose local state is `cacheDirectory`
     /// (default: the default cache_dir of its uuid). Throws when it cannot start or must stop
     /// (lease held elsewhere, metadata older than the store's, a snapshot unreadable); failures
-    /// of single deletions are in the report.
+    /// of single deletions are in the report. `waiting` is told the pid of a daemon that is
+    /// still finishing after its unmount, which gc waits for (CacheDirectory).
     public static func run(store: any ObjectStore, cacheDirectory path: String?, options: Options, logger: Logger,
+                           waiting: (_ pid: String) -> Void = { _ in },
                            progress: @escaping @Sendable (String, Int, Int) -> Void) throws(FormatError) -> Report {
         let superblock = try Superblock.load(from: store)
         // The lock: no daemon uses this cache_dir (its meta.db) while gc runs.
-        let cacheDirectory = try CacheDirectory(path: path ?? CacheDirectory.defaultRoot + "/" + superblock.uuid, claimant: .command("gc"))
+        let cacheDirectory = try CacheDirectory(path: path ?? CacheDirectory.defaultRoot + "/" + superblock.uuid, claimant: .command("gc"), waiting: waiting)
         defer { withExtendedLifetime(cacheDirectory) {} }
         let catalog = SnapshotCatalog(store: store)
         // A store with snapshots but no HEAD goes on to the reconciliation, which refuses it

@@ -30,15 +30,28 @@ public final class DirectoryObjectStore: ObjectStore {
         } else if st.st_mode & S_IFMT != S_IFDIR {
             throw .invalidConfiguration("\(path): not a directory")
         }
+        // Nothing is created here but a missing root (format): `.tmp` comes with the first
+        // write (put), so opening a directory only to read it — status, fsck, a mount of
+        // something that is not a store — leaves it as it was.
         do {
-            try PosixFiles.makeDirectories(tempDirectory, mode: 0o700)
-            if sweepTemporaries {
+            if create { try PosixFiles.makeDirectories(path, mode: 0o700) }
+            if sweepTemporaries && PosixFiles.exists(tempDirectory) {
                 for name in try PosixFiles.listDirectory(tempDirectory) where name.hasPrefix(".tmp-") {
                     unlink(tempDirectory + "/" + name)
                 }
             }
         } catch {
             throw .failed(error.description)
+        }
+    }
+
+    /// A temp file in `.tmp` holding `data`, `.tmp` created on first use.
+    private func writeTemp(_ data: UnsafeRawBufferPointer) throws(SystemError) -> String {
+        do {
+            return try PosixFiles.writeTemp(data, in: tempDirectory, durable: true)
+        } catch where error.errno == ENOENT {
+            try PosixFiles.makeDirectories(tempDirectory, mode: 0o700)
+            return try PosixFiles.writeTemp(data, in: tempDirectory, durable: true)
         }
     }
 
@@ -61,7 +74,7 @@ public final class DirectoryObjectStore: ObjectStore {
         do {
             try PosixFiles.makeDirectories(PosixFiles.directoryName(target))
             let temp = try PosixFiles.withBytes(data) { (raw) throws(SystemError) in
-                try PosixFiles.writeTemp(raw, in: tempDirectory, durable: true)
+                try writeTemp(raw)
             }
             defer { unlink(temp) }
             switch condition {

@@ -17,6 +17,14 @@ enum Console {
         return logger
     }
 
+    /// The line fsck, gc and mount print while they wait for a daemon that is finishing after
+    /// its unmount on the same cache_dir (CacheDirectory).
+    static func waitingForPreviousDaemonMessage(_ pid: String) -> String {
+        "waiting for the previous daemon (pid \(pid)) to finish storing what it holds …"
+    }
+
+    static func waitingForPreviousDaemon(_ pid: String) { error(waitingForPreviousDaemonMessage(pid)) }
+
     static func write(_ fd: Int32, _ text: String) {
         var bytes = Array(text.utf8)
         var done = 0

@@ -10,8 +10,11 @@ import MossaicCore
 /// executable in the foreground mode with `--ready-fd N` (posix_spawn, new session, stdio on
 /// /dev/null) and waits on a pipe: the daemon writes `READY` once the kernel mount exists, or
 /// one line saying why it failed. EOF without either means it died; its exit status is told.
+/// Before that, lines starting with `NOTE ` are news for the user that `mount` prints at once
+/// (it waits for a previous daemon on the same cache_dir, say).
 enum Daemon {
     static let readyMessage = "READY"
+    static let notePrefix = "NOTE "
 
     /// Spawns the daemon and waits for its verdict. Returns the exit code for `mount`.
     static func spawnAndWait(arguments: [String]) -> Int32 {
@@ -53,16 +56,25 @@ enum Daemon {
             return 1
         }
 
-        var reply: [UInt8] = []
+        var unread: [UInt8] = []
+        var reply: [String] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
+        func take(_ line: String) {
+            if line.hasPrefix(notePrefix) { Console.error(String(line.dropFirst(notePrefix.count))) } else { reply.append(line) }
+        }
         while true {
             let n = read(readEnd, &buffer, buffer.count)
-            if n > 0 { reply += buffer[0..<n]; continue }
             if n < 0 && errno == EINTR { continue }
-            break
+            guard n > 0 else { break }
+            unread += buffer[0..<n]
+            while let newline = unread.firstIndex(of: UInt8(ascii: "\n")) {
+                take(String(decoding: unread[..<newline], as: UTF8.self))
+                unread.removeSubrange(...newline)
+            }
         }
         close(readEnd)
-        let text = String(decoding: reply, as: UTF8.self).trimmingWhitespace()
+        if !unread.isEmpty { take(String(decoding: unread, as: UTF8.self)) }
+        let text = reply.joined(separator: "\n").trimmingWhitespace()
         if text == readyMessage { return 0 }
         if !text.isEmpty {
             Console.error(text)
@@ -77,6 +89,12 @@ enum Daemon {
         var status: Int32 = 0
         waitpid(pid, &status, 0)
         return 1
+    }
+
+    /// Tells the waiting `mount` (if any) something to print at once; the pipe stays open.
+    static func tell(fd: Int32?, _ message: String) {
+        guard let fd else { return }
+        Console.write(fd, notePrefix + message + "\n")
     }
 
     /// Tells the waiting `mount` (if any) that the mount is live, or why it failed.

@@ -30,11 +30,11 @@ struct FsckCommand: ParsableCommand {
     func run() throws {
         do {
             let parsed = try MountOptions(options)
-            let store = try StoreFactory.open(source, options: parsed.store, create: false)
-            let superblock = try Superblock.load(from: store)
-            // Taking the cache_dir's lock makes sure no daemon has the filesystem mounted.
+            let (store, superblock) = try StoreFactory.openFilesystem(source, options: parsed.store, writes: repair)
+            // Taking the cache_dir's lock makes sure no daemon has the filesystem mounted; one
+            // still finishing after its unmount is waited for.
             let cacheDirectory = try CacheDirectory(path: parsed.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid,
-                                                    claimant: .command("fsck"))
+                                                    claimant: .command("fsck"), waiting: Console.waitingForPreviousDaemon)
             guard PosixFiles.exists(cacheDirectory.metadataPath) else {
                 throw OptionError("no metadata at \(cacheDirectory.metadataPath) (give -o cache_dir= of the machine that mounts it)")
             }

@@ -46,13 +46,13 @@ struct GcCommand: ParsableCommand {
             }
             let parsed = try MountOptions(options)
             let logger = Console.logger(.warning)
-            let store = try StoreFactory.open(source, options: parsed.store, create: false)
+            let (store, _) = try StoreFactory.openFilesystem(source, options: parsed.store, writes: !dryRun)
             let bar = ProgressBar()
             let report = try GarbageCollector.run(
                 store: store, cacheDirectory: parsed.cacheDirectory,
                 options: .init(dryRun: dryRun, grace: graceSeconds, replication: .init(
                     leaseDuration: parsed.leaseTime, discardLocal: parsed.discardLocal, forceLease: parsed.forceLease)),
-                logger: logger, progress: { bar.show($0, $1, $2) })
+                logger: logger, waiting: Console.waitingForPreviousDaemon, progress: { bar.show($0, $1, $2) })
             bar.finish()
             for line in report.errors { Console.out("error: \(line)") }
             let verb = report.dryRun ? "would delete" : "deleted"

@@ -1,7 +1,7 @@
 import ArgumentParser
 
-/// `mossaicfs`: the root command. `mossaicfs SOURCE MOUNTPOINT -o opts` (what
-/// `mount -t fuse.mossaicfs` and fstab run through mount.fuse3) is `mount` by default.
+/// `mossaicfs`: the root command. Subcommands are explicit; the forms mount(8), umount(8) and
+/// fstab use are recognised by how mossaicfs is called (Invocation).
 struct MossaicCommand: ParsableCommand {
     static let version = "0.1.0"
 
@@ -24,6 +24,12 @@ struct MossaicCommand: ParsableCommand {
         AWS_ENDPOINT_URL; the region from -o region=, AWS_REGION or AWS_DEFAULT_REGION. \
         See mossaicfs(8) for every option.
 
+        The subcommand is always named, with one exception for mount(8) and fstab:
+        `mossaicfs SOURCE MOUNTPOINT [-o opts]` mounts when SOURCE is an absolute path or a URL
+        (s3://…) and there are exactly these two words besides options; called as
+        mount.fuse.mossaicfs it mounts, as umount.fuse.mossaicfs it unmounts. Any other first
+        word that is not a subcommand is an error.
+
         Examples:
           mossaicfs format /srv/mossaic
           mossaicfs mount /srv/mossaic /mnt/data
@@ -36,10 +42,22 @@ struct MossaicCommand: ParsableCommand {
           mossaicfs snapshots /srv/mossaic      # list the metadata snapshots
           mossaicfs gc /srv/mossaic --dry-run   # what deleted files still hold
           mossaicfs mount /srv/mossaic /mnt/old -o ro,snapshot=0000000042-3fa9c1d2
-          umount /mnt/data
+          mossaicfs umount /mnt/data            # returns once everything is stored
         """,
         version: "mossaicfs \(version)",
-        subcommands: [MountCommand.self, FormatCommand.self, StatusCommand.self, FsckCommand.self, GcCommand.self, SnapshotsCommand.self, SnapshotCommand.self],
-        defaultSubcommand: MountCommand.self
+        subcommands: [MountCommand.self, UmountCommand.self, FormatCommand.self, StatusCommand.self, FsckCommand.self,
+                      GcCommand.self, SnapshotsCommand.self, SnapshotCommand.self]
     )
+
+    /// Runs the command `argv` (CommandLine.arguments) names.
+    static func run(_ argv: [String]) {
+        let commands = configuration.subcommands.compactMap { $0.configuration.commandName }
+        switch Invocation.arguments(argv, commands: commands) {
+        case .success(let arguments):
+            main(arguments)
+        case .failure(let unknown):
+            Console.error(unknown.description)
+            Foundation_exit(1)
+        }
+    }
 }

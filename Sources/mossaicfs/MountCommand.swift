@@ -57,7 +57,15 @@ struct MountCommand: ParsableCommand {
                                 seconds (default 1; 0: fsync at every close). fsync(2)
                                 is always at once
           fsname=NAME           the source shown in /proc/mounts (default SOURCE)
-          debug                 log every FUSE request
+          nonempty              mount over a non-empty directory or an existing mount
+                                (refused otherwise: the mount would hide what is there)
+          log=FILE|stderr|syslog   where the daemon logs (default: stderr with -f;
+                                else syslog where /dev/log exists, else
+                                cache_dir/mossaicfs.log); file and stderr lines start
+                                with an ISO-8601 time and the level
+          log_level=LEVEL       trace, debug, info (default), notice, warning, error,
+                                critical
+          debug                 log every FUSE request (and log_level=debug)
           metrics=HOST:PORT     Prometheus metrics at http://HOST:PORT/metrics
                                 (loopback only)
 
@@ -142,8 +150,9 @@ struct MountCommand: ParsableCommand {
 
     func run() throws {
         if !foreground && !debugForeground {
-            let arguments = Array(CommandLine.arguments.dropFirst())
-            throw ExitCode(Daemon.spawnAndWait(arguments: arguments + ["--daemon"]))
+            // The daemon gets the explicit form, whichever form this process was called by.
+            let arguments = ["mount", source, mountpoint] + options.flatMap { ["-o", $0] } + ["--daemon"]
+            throw ExitCode(Daemon.spawnAndWait(arguments: arguments))
         }
         // glibc's malloc, tuned for chunk-sized buffers (docs/BENCHMARKS.md, session 6):
         // - ONE arena: glibc would give each of ~30 threads its own, each keeping freed memory;
@@ -167,18 +176,27 @@ struct MountCommand: ParsableCommand {
         } catch {
             fail("\(error)")
         }
-        let debug = parsed.debug || debugForeground
+        let logLevel = parsed.logLevel ?? (parsed.debug || debugForeground ? .debug : .info)
+        let logSink: LogSink
+        let logDestination = LogDestination.resolve(option: parsed.log, foreground: !daemon,
+                                                    syslogAvailable: PosixFiles.exists(LogDestination.syslogSocket))
+        do {
+            logSink = try LogSink(logDestination)
+        } catch {
+            fail("\(error)")
+        }
         LoggingSystem.bootstrap { label in
-            var handler: any LogHandler = daemon ? SyslogLogHandler(label: label) : StreamLogHandler.standardError(label: label)
-            handler.logLevel = debug ? .debug : .info
+            var handler = DaemonLogHandler(label: label, sink: logSink)
+            handler.logLevel = logLevel
             return handler
         }
         let logger = Logger(label: "mossaicfs")
 
-        let mountpointPath = StoreFactory.absolutePath(mountpoint)
+        let mountpointPath = StoreFactory.canonicalPath(mountpoint)
         var st = stat()
         guard stat(mountpointPath, &st) == 0 else { fail("mountpoint \(mountpointPath): \(String(cString: strerror(errno)))") }
         guard st.st_mode & S_IFMT == S_IFDIR else { fail("mountpoint \(mountpointPath) is not a directory") }
+        if !parsed.nonempty { checkVacant(mountpointPath) }
 
         let metrics = Metrics()
         let opened: FilesystemLoader.Opened
@@ -186,6 +204,10 @@ struct MountCommand: ParsableCommand {
         do {
             let base = try StoreFactory.open(source, options: parsed.store, create: false, logger: logger)
             store = InstrumentedObjectStore(base, metrics: metrics)
+            if logSink.waitsForCacheDirectory {
+                let cacheDirectory = try parsed.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + Superblock.load(from: store).uuid
+                try logSink.openCacheDirectoryFile(cacheDirectory)
+            }
             var settings = FilesystemLoader.Settings(
                 cacheDirectory: parsed.cacheDirectory, readOnly: parsed.readOnly,
                 memoryCacheBytes: parsed.memoryCacheBytes, diskCacheBytes: parsed.diskCacheBytes,
@@ -203,6 +225,13 @@ struct MountCommand: ParsableCommand {
             settings.writeback = parsed.writeback
             settings.stagingBytes = parsed.stagingBytes
             settings.posixACL = parsed.posixACL
+            // Logged, and told to whoever waits for the mount: the `mount` that started this
+            // daemon, or the terminal of a foreground one (unless the log is that terminal).
+            settings.waitingForPreviousDaemon = { [readyFd, daemon] pid in
+                let message = Console.waitingForPreviousDaemonMessage(pid)
+                logger.notice("\(message)")
+                if daemon { Daemon.tell(fd: readyFd, message) } else if logDestination != .stderr { Console.error(message) }
+            }
             opened = try FilesystemLoader.open(store: store, settings: settings, logger: logger, metrics: metrics)
             if let s3 = base as? S3ObjectStore {
                 metrics.addCollector { m in
@@ -254,6 +283,9 @@ struct MountCommand: ParsableCommand {
                 control.start()
                 exporter?.start()
                 registration = MountRegistry.register(mountpoint: mountpointPath, cacheDirectory: opened.cacheDirectory.path)
+                if let device = MountTable.mount(at: mountpointPath)?.device {
+                    opened.cacheDirectory.recordMounted(device: device, mountpoint: mountpointPath)
+                }
                 MountRegistry.raiseReadahead(mountpoint: mountpointPath)
                 Daemon.report(fd: readyFd, Daemon.readyMessage)
             }
@@ -268,6 +300,8 @@ struct MountCommand: ParsableCommand {
         // publish the final metadata snapshot and release the writer lease. A final snapshot
         // that fails is an exit status 1 (and logged): the store lags behind this cache_dir.
         let snapshotFailure = opened.stopBackground(finalSnapshot: true)
+        // The daemon's last word in the lock file, for `mossaicfs umount` waiting on it.
+        opened.cacheDirectory.recordFinished(failure: sessionError.map { "\($0)" } ?? snapshotFailure.map { "final metadata snapshot: \($0)" })
         withExtendedLifetime(opened.cacheDirectory) {}
         if let sessionError { fail("\(sessionError)") }
         if snapshotFailure != nil { Foundation_exit(1) }
@@ -288,6 +322,21 @@ struct MountCommand: ParsableCommand {
                 m.set("mossaicfs_staged_chunks", "Write-back chunks staged locally, not yet in the store.", Double(staged.chunks))
                 m.set("mossaicfs_staged_bytes", "Bytes of the write-back chunks staged locally.", Double(staged.bytes))
             }
+        }
+    }
+
+    /// Refuses a mountpoint that is a mount already, or a directory that holds something:
+    /// mounting there hides what is underneath (or stacks a second filesystem on a path whose
+    /// users expect the first), which is rarely what was meant. `nonempty` allows both. An
+    /// autofs mount is the exception: systemd's automount (x-systemd.automount) mounts the
+    /// filesystem over it on first access, and listing it would trigger that very automount.
+    private func checkVacant(_ path: String) {
+        if let existing = MountTable.mount(at: path) {
+            if existing.type == "autofs" { return }
+            fail("\(path) is already a mount point (\(existing.type) from \(existing.source)); unmount it first, or add -o nonempty to mount over it")
+        }
+        if let entries = try? PosixFiles.listDirectory(path), !entries.isEmpty {
+            fail("mountpoint \(path) is not empty: the mount would hide what it holds; use an empty directory, or add -o nonempty to mount over it")
         }
     }
 

@@ -1,3 +1,4 @@
+import Logging
 import MossaicCore
 import MossaicObjectStore
 
@@ -40,6 +41,12 @@ struct MountOptions: Equatable {
     var forceLease = false
     /// `metrics=HOST:PORT`: Prometheus text endpoint on a loopback address.
     var metricsEndpoint: String?
+    /// Mount over a non-empty directory or an existing mount (`nonempty`).
+    var nonempty = false
+    /// `log=`: nil for the default (LogDestination.resolve).
+    var log: LogDestination?
+    /// `log_level=`: nil for the default (info; debug with `debug`).
+    var logLevel: Logger.Level?
     /// Options handed to libfuse and the kernel as they are.
     var passThrough: [String] = []
     /// Options of the S3 store (endpoint=, region=, …), for s3:// sources.
@@ -148,6 +155,19 @@ struct MountOptions: Equatable {
         case "force_lease": try flag(); forceLease = true
         case "metrics": metricsEndpoint = try required()
         case "writeback": try flag(); writeback = true
+        case "nonempty": try flag(); nonempty = true
+        case "log":
+            let v = try required()
+            guard let destination = LogDestination(option: v) else {
+                throw OptionError("option 'log': '\(v)' is not stderr, syslog or an absolute file path")
+            }
+            log = destination
+        case "log_level":
+            let v = try required()
+            guard let level = Logger.Level(rawValue: v) else {
+                throw OptionError("option 'log_level': '\(v)' is not one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            logLevel = level
         case "staging_size": stagingBytes = try size(FormatConstants.chunkSize...Self.sizeLimit)
         case _ where Self.fuseFlags.contains(key):
             try flag()

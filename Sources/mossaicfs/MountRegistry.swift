@@ -10,30 +10,10 @@ import MossaicCore
 enum MountRegistry {
     static let directory = "/run/mossaicfs"
 
-    /// The device number ("major:minor") and type of the mount at `mountpoint`, from
-    /// /proc/self/mountinfo (the last entry wins: mounts stack).
+    /// The device number ("major:minor") and type of the mount at `mountpoint` (the last
+    /// entry wins: mounts stack).
     static func mount(at mountpoint: String) -> (device: String, type: String)? {
-        guard let bytes = try? PosixFiles.read("/proc/self/mountinfo") else { return nil }
-        var found: (String, String)?
-        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
-            let fields = line.split(separator: " ")
-            guard fields.count > 7, let dash = fields.firstIndex(of: "-"), dash + 1 < fields.count else { continue }
-            if unescape(String(fields[4])) == mountpoint { found = (String(fields[2]), String(fields[dash + 1])) }
-        }
-        return found
-    }
-
-    /// mountinfo writes space, tab, newline and backslash as \040-style octal escapes.
-    private static func unescape(_ s: String) -> String {
-        var out = [UInt8](), bytes = Array(s.utf8), i = 0
-        while i < bytes.count {
-            if bytes[i] == UInt8(ascii: "\\"), i + 3 < bytes.count, let v = UInt8(String(decoding: bytes[(i + 1)...(i + 3)], as: UTF8.self), radix: 8) {
-                out.append(v); i += 4
-            } else {
-                out.append(bytes[i]); i += 1
-            }
-        }
-        return String(decoding: out, as: UTF8.self)
+        MountTable.mount(at: mountpoint).map { ($0.device, $0.type) }
     }
 
     /// Raises the kernel's read-ahead for the mount to one chunk (1 MiB; the default is

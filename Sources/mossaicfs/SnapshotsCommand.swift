@@ -39,8 +39,7 @@ struct SnapshotsCommand: ParsableCommand {
     func run() throws {
         do {
             let parsed = try MountOptions(options)
-            let store = try StoreFactory.open(source, options: parsed.store, create: false)
-            let superblock = try Superblock.load(from: store)
+            let (store, superblock) = try StoreFactory.openFilesystem(source, options: parsed.store, writes: setHead != nil)
             if let setHead {
                 let logger = Console.logger(.warning)
                 let manifest = try HeadRepair.setHead(store: store, fsUUID: superblock.uuid, to: setHead,

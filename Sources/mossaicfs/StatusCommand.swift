@@ -49,8 +49,7 @@ struct StatusCommand: ParsableCommand {
             return try Self.ask(cacheDirectory, target: path)
         }
         let parsed = try MountOptions(options)
-        let store = try StoreFactory.open(target, options: parsed.store, create: false)
-        let superblock = try Superblock.load(from: store)
+        let (store, superblock) = try StoreFactory.openFilesystem(target, options: parsed.store, writes: false)
         let cacheDirectory = parsed.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid
         if let live = try? Self.ask(cacheDirectory, target: store.displayName) { return live }
         let database = cacheDirectory + "/meta.db"

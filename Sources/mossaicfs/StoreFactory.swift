@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Logging
 import MossaicCore
+import MossaicFS
 import MossaicObjectStore
 
 /// Turns a SOURCE argument into an object store.
@@ -21,6 +22,15 @@ enum StoreFactory {
         return path
     }
 
+    /// A mountpoint as /proc/self/mountinfo names it: absolute, symbolic links resolved (as far
+    /// as they resolve; a dead FUSE mount cannot be looked into).
+    static func canonicalPath(_ path: String) -> String {
+        let absolute = absolutePath(path)
+        guard let resolved = realpath(absolute, nil) else { return absolute }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
     /// The absolute path of a local directory SOURCE, nil for s3://; checks that the source
     /// is one of the two and that store options come only with s3://.
     static func localPath(_ source: String, options: [String: String]) throws(ObjectStoreError) -> String? {
@@ -37,7 +47,10 @@ enum StoreFactory {
     /// Opens the store SOURCE names. `create` makes a missing local directory (format).
     /// `logger` gets the store's retries and warnings: by default only its errors, for the
     /// commands that print their own one-line error (the mount daemon passes its own).
-    static func open(_ source: String, options: [String: String], create: Bool,
+    /// `sweep`: this process is about to write the store (mount, gc, repairs), so temp files a
+    /// crashed writer left in a local store go; a command that only reads leaves them, since a
+    /// live mount may be writing them.
+    static func open(_ source: String, options: [String: String], create: Bool, sweep: Bool = true,
                      logger: Logger = Console.logger(.error)) throws(ObjectStoreError) -> any ObjectStore {
         guard let path = try localPath(source, options: options) else {
             return try S3StoreFactory.open(source, options: options, logger: logger)
@@ -45,6 +58,22 @@ enum StoreFactory {
         if !create && !PosixFiles.exists(path) {
             throw .invalidConfiguration("\(path): no such directory; create a filesystem there with: mossaicfs format \(path)")
         }
-        return try DirectoryObjectStore(root: path, create: create)
+        return try DirectoryObjectStore(root: path, create: create, sweepTemporaries: sweep)
+    }
+
+    /// Opens the filesystem in SOURCE for a tool (status, snapshots, fsck, gc): the store and
+    /// its superblock. Neither a missing directory nor one that holds no filesystem gets the
+    /// advice to format it, which is the mount's: a tool pointed at the wrong place should
+    /// say so and change nothing there (`writes`: the tool may write the store).
+    static func openFilesystem(_ source: String, options: [String: String], writes: Bool) throws -> (store: any ObjectStore, superblock: Superblock) {
+        if let path = try localPath(source, options: options), !PosixFiles.exists(path) {
+            throw OptionError("\(path): no such directory")
+        }
+        let store = try open(source, options: options, create: false, sweep: writes)
+        do {
+            return (store, try Superblock.load(from: store))
+        } catch FormatError.notFormatted(let name) {
+            throw OptionError("\(name) is not a mossaicfs store")
+        }
     }
 }

@@ -1,3 +1,3 @@
 // Entry point only. Everything else lives in other files: top-level code here is main-actor
 // isolated, and nothing that libfuse calls on its worker threads may be defined here.
-MossaicCommand.main()
+MossaicCommand.run(CommandLine.arguments)

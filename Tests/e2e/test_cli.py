@@ -8,7 +8,7 @@ from mossaic import BIN, is_mounted, run, wait_pid_exit
 
 
 def daemon_pid(cache_dir):
-    return int((cache_dir / "lock").read_text().strip())
+    return int((cache_dir / "lock").read_text().splitlines()[0])
 
 
 def test_background_mount_is_live_on_return_and_umount_stops_the_daemon(tmp_path):
@@ -21,7 +21,8 @@ def test_background_mount_is_live_on_return_and_umount_stops_the_daemon(tmp_path
         assert is_mounted(mnt)
         (mnt / "hello").write_text("world")
         # A second read-write daemon on the same cache_dir is refused, in one line.
-        r = run("mount", str(store), str(tmp_path), "-o", f"cache_dir={cache}", check=False)
+        (tmp_path / "mnt2").mkdir()
+        r = run("mount", str(store), str(tmp_path / "mnt2"), "-o", f"cache_dir={cache}", check=False)
         assert r.returncode != 0
         assert "in use by another mossaicfs process" in r.stderr and r.stderr.count("\n") == 1
     finally:
@@ -61,7 +62,8 @@ def test_misused_flag_is_named(tmp_path, options, message):
 
 def test_unformatted_source_says_to_format(tmp_path):
     (tmp_path / "empty").mkdir()
-    r = run("mount", str(tmp_path / "empty"), str(tmp_path), "-o", f"cache_dir={tmp_path}/c", check=False)
+    (tmp_path / "mnt").mkdir()
+    r = run("mount", str(tmp_path / "empty"), str(tmp_path / "mnt"), "-o", f"cache_dir={tmp_path}/c", check=False)
     assert r.returncode != 0
     assert "mossaicfs format" in r.stderr
 

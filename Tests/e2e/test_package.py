@@ -60,6 +60,7 @@ def machine_dpkg_state():
 def test_package_contents_and_dependencies(deb):
     listing = subprocess.run(["dpkg-deb", "-c", str(deb)], capture_output=True, text=True, check=True).stdout
     for path in ["./usr/bin/mossaicfs", "./usr/sbin/mount.fuse.mossaicfs -> ../bin/mossaicfs",
+                 "./usr/sbin/umount.fuse.mossaicfs -> ../bin/mossaicfs",
                  "./usr/share/man/man8/mossaicfs.8.gz", "./usr/share/doc/mossaicfs/examples/fstab",
                  "./usr/share/doc/mossaicfs/examples/mnt-bucket.mount",
                  "./usr/share/doc/mossaicfs/examples/mnt-bucket.automount",
@@ -152,7 +153,7 @@ def test_mount_t_and_fstab_through_the_package(extracted, tmp_path):
 # -- run inside the private mount namespace (see test_mount_t_and_fstab_through_the_package) ----
 
 def daemon_pid(cache):
-    return int((cache / "lock").read_text().strip())
+    return int((cache / "lock").read_text().splitlines()[0])
 
 
 def unmount_and_wait(mnt, cache):
