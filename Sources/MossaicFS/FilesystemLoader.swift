@@ -34,6 +34,9 @@ public enum FilesystemLoader {
         public var stagingBytes = 1 << 30
         public var posixACL = false
         public var replication: ReplicationSettings
+        /// Told how a long task goes: the restore of the metadata from the store (the mount
+        /// waits for it), and, through the filesystem's `activity`, the unmount flush.
+        public var progress: (@Sendable (ProgressEvent) -> Void)?
         public init(cacheDirectory: String? = nil, readOnly: Bool = false, memoryCacheBytes: Int = 16 << 20,
                     diskCacheBytes: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30, maxDirtyBytesPerFile: Int = 12 << 20,
                     checkPermissions: Bool = true, updateAccessTimes: Bool = true,

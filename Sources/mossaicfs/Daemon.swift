@@ -53,14 +53,24 @@ enum Daemon {
             return 1
         }
 
-        var reply: [UInt8] = []
+        // Lines until EOF: progress of a metadata restore (shown on a terminal), then READY or
+        // why the mount failed.
+        let bar = ProgressBar(unit: .bytes)
+        var reply: [UInt8] = [], pending: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
             let n = read(readEnd, &buffer, buffer.count)
-            if n > 0 { reply += buffer[0..<n]; continue }
             if n < 0 && errno == EINTR { continue }
-            break
+            guard n > 0 else { break }
+            pending += buffer[0..<n]
+            while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = pending[..<newline]
+                if let event = ProgressEvent(line: String(decoding: line, as: UTF8.self)) { bar.show(event) } else { reply += line + [UInt8(ascii: "\n")] }
+                pending.removeSubrange(...newline)
+            }
         }
+        bar.finish()
+        reply += pending
         close(readEnd)
         let text = String(decoding: reply, as: UTF8.self).trimmingWhitespace()
         if text == readyMessage { return 0 }

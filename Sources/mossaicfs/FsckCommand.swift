@@ -4,6 +4,7 @@ import MossaicCore
 import MossaicFS
 import MossaicMeta
 import MossaicObjectStore
+import MossaicReplication
 
 /// `mossaicfs fsck SOURCE`: checks an unmounted filesystem — refcounts against chunk lists,
 /// link counts against directory entries, orphan and unreachable inodes, references to chunks
@@ -32,17 +33,28 @@ struct FsckCommand: ParsableCommand {
             let parsed = try MountOptions(options)
             let store = try StoreFactory.open(source, options: parsed.store, create: false)
             let superblock = try Superblock.load(from: store)
+            let (path, temporary) = try TemporaryCacheDirectory.choose(given: parsed.cacheDirectory, uuid: superblock.uuid, command: "fsck")
+            defer { temporary?.remove() }
+            if temporary != nil && repair {
+                // Repairs made to a copy would be thrown away with it.
+                throw OptionError("--repair needs the metadata itself: give -o cache_dir= of the machine that mounts \(store.displayName) (\(parsed.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid) has no meta.db)")
+            }
             // Taking the cache_dir's lock makes sure no daemon has the filesystem mounted.
-            let cacheDirectory = try CacheDirectory(path: parsed.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid)
-            guard PosixFiles.exists(cacheDirectory.metadataPath) else {
-                throw OptionError("no metadata at \(cacheDirectory.metadataPath) (give -o cache_dir= of the machine that mounts it)")
+            let cacheDirectory = try CacheDirectory(path: path)
+            let bar = ProgressBar()
+            if temporary != nil {
+                let manifest = try FilesystemLoader.restoreNewestSnapshot(store: store, superblock: superblock, to: cacheDirectory.metadataPath) { bar.show($0) }
+                bar.finish()
+                Console.error("checking the store's newest metadata snapshot \(manifest.id) (taken \(manifest.created) on \(manifest.host)): no cache_dir here holds this filesystem's meta.db")
+                if let lease = try? SnapshotCatalog(store: store).lease(), lease.expiresNanoseconds > Timestamp.now().nanoseconds {
+                    Console.error("note: \(lease.hostname) has it mounted read-write (cache_dir \(lease.cacheDirectory)); changes since that snapshot are not checked")
+                }
             }
             let metadata = try SQLiteMetaStore(path: cacheDirectory.metadataPath)
-            let bar = ProgressBar()
             let report = try FilesystemChecker.run(store: store, metadata: metadata, options: .init(
                 verify: verify, repair: repair, blobsDirectory: store.isLocal ? nil : cacheDirectory.blobsPath,
                 stagingDirectory: cacheDirectory.stagingPath),
-                progress: { bar.show($0, $1, $2) })
+                progress: { bar.show($0) })
             bar.finish()
             for line in report.problems { Console.out("problem: \(line)") }
             for chunk in report.missing { Console.out("missing object: \(describe(chunk, report))") }

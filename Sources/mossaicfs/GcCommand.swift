@@ -43,12 +43,18 @@ struct GcCommand: ParsableCommand {
             var logger = Logger(label: "mossaicfs") { StreamLogHandler.standardError(label: $0) }
             logger.logLevel = .warning
             let store = try StoreFactory.open(source, options: parsed.store, create: false)
+            let superblock = try Superblock.load(from: store)
+            let (path, temporary) = try TemporaryCacheDirectory.choose(given: parsed.cacheDirectory, uuid: superblock.uuid, command: "gc")
+            defer { temporary?.remove() }
+            if temporary != nil {
+                Console.error("no cache_dir here holds this filesystem's meta.db: using the store's newest metadata snapshot")
+            }
             let bar = ProgressBar()
             let report = try GarbageCollector.run(
-                store: store, cacheDirectory: parsed.cacheDirectory,
+                store: store, cacheDirectory: path,
                 options: .init(dryRun: dryRun, grace: graceSeconds, replication: .init(
                     leaseDuration: parsed.leaseTime, discardLocal: parsed.discardLocal, forceLease: parsed.forceLease)),
-                logger: logger, progress: { bar.show($0, $1, $2) })
+                logger: logger, progress: { bar.show($0) })
             bar.finish()
             for line in report.errors { Console.out("error: \(line)") }
             let verb = report.dryRun ? "would delete" : "deleted"

@@ -30,11 +30,14 @@ struct MossaicCommand: ParsableCommand {
           mossaicfs snapshot /mnt/data          # publish the metadata to the store now
           mossaicfs snapshots /srv/mossaic      # list the metadata snapshots
           mossaicfs gc /srv/mossaic --dry-run   # what deleted files still hold in the store
+          mossaicfs info /mnt/data/projects     # size, chunks, stored and deduplicated bytes
+          mossaicfs warmup /mnt/data/projects   # fetch into the local cache ahead of readers
           mossaicfs mount /srv/mossaic /mnt/old -o ro,snapshot=0000000042-3fa9c1d2
           umount /mnt/data
         """,
         version: "mossaicfs \(version)",
-        subcommands: [MountCommand.self, FormatCommand.self, StatusCommand.self, FsckCommand.self, GcCommand.self, SnapshotsCommand.self, SnapshotCommand.self],
+        subcommands: [MountCommand.self, FormatCommand.self, StatusCommand.self, InfoCommand.self, WarmupCommand.self, FsckCommand.self, GcCommand.self,
+                      SnapshotsCommand.self, SnapshotCommand.self],
         defaultSubcommand: MountCommand.self
     )
 }

@@ -151,6 +151,16 @@ struct MountCommand: ParsableCommand {
         guard st.st_mode & S_IFMT == S_IFDIR else { fail("mountpoint \(mountpointPath) is not a directory") }
 
         let metrics = Metrics()
+        // Long tasks (the metadata restore now, the unmount flush at the end) are shown on the
+        // terminal of whoever waits: the foreground daemon's own, or, for a background daemon,
+        // that of `mount`, which prints the lines the daemon sends up the readiness pipe.
+        let bar = ProgressBar(unit: .bytes, terminal: !daemon && isatty(2) == 1)
+        let restoreProgress: @Sendable (ProgressEvent) -> Void
+        if daemon, let readyFd {
+            restoreProgress = { event in Console.write(readyFd, event.line) }
+        } else {
+            restoreProgress = { event in bar.show(event) }
+        }
         let opened: FilesystemLoader.Opened
         let store: InstrumentedObjectStore
         do {
@@ -172,6 +182,7 @@ struct MountCommand: ParsableCommand {
             settings.writeback = parsed.writeback
             settings.stagingBytes = parsed.stagingBytes
             settings.posixACL = parsed.posixACL
+            settings.progress = restoreProgress
             opened = try FilesystemLoader.open(store: store, settings: settings, logger: logger, metrics: metrics)
             if let s3 = base as? S3ObjectStore {
                 metrics.addCollector { m in
@@ -183,7 +194,9 @@ struct MountCommand: ParsableCommand {
         } catch {
             fail("\(error)")
         }
+        bar.finish()
         let filesystem = opened.filesystem
+        filesystem.activity.observe { bar.show($0) }
         filesystem.attach(uploadsInFlight: { store.uploadsInFlight })
         Self.collectCacheMetrics(filesystem, store, into: metrics)
 
@@ -191,11 +204,11 @@ struct MountCommand: ParsableCommand {
         let control: SocketServer
         let exporter: SocketServer?
         do {
-            control = try SocketServer.unix(path: opened.cacheDirectory.path + "/control.sock") { line, peer in
-                guard let request = ControlRequest(line: line) else { return "unknown request\n" }
+            control = try SocketServer.unix(path: opened.cacheDirectory.path + "/control.sock") { line, peer, send in
+                guard let (request, arguments) = ControlRequest.parse(line) else { return "unknown request\n" }
                 // Without the peer's credentials there is no one for `control` to admit.
                 guard let peer else { return "error: \(FSError.notPermitted)\n" }
-                do { return try filesystem.control(request, caller: peer) + "\n" }
+                do { return try filesystem.control(request, arguments: arguments, caller: peer, send: send) + "\n" }
                 catch { return "error: \(error)\n" }
             }
             exporter = try parsed.metricsEndpoint.map { endpoint throws(OptionError) in
@@ -229,14 +242,18 @@ struct MountCommand: ParsableCommand {
         } catch {
             sessionError = error
         }
-        control.stop()
         exporter?.stop()
         if let registration { unlink(registration) }
-        unlink(opened.cacheDirectory.path + "/control.sock")
         // Unmounted (or never mounted), and FUSESession.run has committed every open file:
         // publish the final metadata snapshot and release the writer lease. A final snapshot
         // that fails is an exit status 1 (and logged): the store lags behind this cache_dir.
+        // The control socket answers until then: a command following `progress` sees the
+        // flush to its end, and its connection closes when this process exits.
+        if opened.replicator != nil { filesystem.activity.report(ProgressEvent("storing the metadata snapshot", done: 0, total: 0)) }
         let snapshotFailure = opened.stopBackground(finalSnapshot: true)
+        bar.finish()
+        control.stop()
+        unlink(opened.cacheDirectory.path + "/control.sock")
         withExtendedLifetime(opened.cacheDirectory) {}
         if let sessionError { fail("\(sessionError)") }
         if snapshotFailure != nil { Foundation_exit(1) }
