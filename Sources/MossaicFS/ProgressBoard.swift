@@ -8,11 +8,13 @@ import MossaicCore
 /// Reports are cheap (a lock and a broadcast): callers report as often as they like, and a
 /// follower sends at most ten lines a second, always the latest state.
 public final class ProgressBoard: @unchecked Sendable {
-    // @unchecked: `latest`, `version` and `observers` are only touched with `condition` locked.
+    // @unchecked: every var is only touched with `condition` locked.
     private let condition = NSCondition()
     private var latest: ProgressEvent?
     private var version = 0
     private var observers: [@Sendable (ProgressEvent) -> Void] = []
+    private var finished = false
+    private var following = 0
 
     public init() {}
 
@@ -34,18 +36,38 @@ public final class ProgressBoard: @unchecked Sendable {
     }
 
     /// Sends the current state and then every change, as `ProgressEvent` lines, until `send`
-    /// fails (the follower went away). Blocks the calling thread; the daemon's exit ends it
-    /// (and tells the follower, by closing its connection, that everything is done).
+    /// fails (the follower went away) or `finish()`. Blocks the calling thread.
     public func follow(_ send: (String) -> Bool) {
         var seen = -1
+        condition.lock()
+        following += 1
+        defer { following -= 1; condition.broadcast(); condition.unlock() }
         while true {
-            condition.lock()
-            while version == seen { condition.wait() }
+            while version == seen && !finished { condition.wait() }
+            if version == seen { return }  // finished, and the last state was sent
             seen = version
             let event = latest
             condition.unlock()
-            if let event, !send(event.line) { return }
-            Thread.sleep(forTimeInterval: 0.1)  // a rate limit for the follower, not a synchronisation
+            let sent = event.map { send($0.line) } ?? true
+            // A rate limit for the follower (at most ten lines a second), not a synchronisation;
+            // finish() does not wait for it.
+            if sent && !isFinished { Thread.sleep(forTimeInterval: 0.1) }
+            condition.lock()
+            if !sent { return }
         }
+    }
+
+    private var isFinished: Bool { condition.lock(); defer { condition.unlock() }; return finished }
+
+    /// The task is over (the daemon is about to exit): followers send the last state and
+    /// return. Waits for them at most `timeout` seconds, so that the last line is not lost to
+    /// the exit, and a follower that does not read cannot hold the exit up.
+    public func finish(timeout: Double = 2) {
+        condition.lock()
+        finished = true
+        condition.broadcast()
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        while following > 0, condition.wait(until: deadline) {}
+        condition.unlock()
     }
 }

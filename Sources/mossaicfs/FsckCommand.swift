@@ -14,7 +14,13 @@ struct FsckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fsck",
         abstract: "Check an unmounted filesystem's metadata and objects; --repair fixes what can be fixed.",
-        discussion: "Exit status 0 when everything is consistent (after repairs), 1 when something is still wrong.")
+        discussion: """
+        Without a cache_dir holding the filesystem's meta.db here (-o cache_dir=, else the default \
+        one), fsck restores the store's newest metadata snapshot into a temporary directory \
+        ($TMPDIR, default /var/tmp), checks it and removes it: the bucket alone is enough \
+        (--repair then is refused). Shows progress with rate and time left on a terminal. Exit \
+        status 0 when everything is consistent (after repairs), 1 when something is still wrong.
+        """)
 
     @Argument(help: "The filesystem: a local directory or s3://bucket/prefix.")
     var source: String

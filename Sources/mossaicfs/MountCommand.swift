@@ -18,6 +18,9 @@ struct MountCommand: ParsableCommand {
         commandName: "mount",
         abstract: "Mount the filesystem in SOURCE on MOUNTPOINT.",
         discussion: """
+        On a machine without the filesystem's metadata (an empty cache_dir) mount restores it from
+        the store's newest snapshot first, showing progress on a terminal.
+
         Options (-o, comma-separated; see mossaicfs(8)):
           cache_dir=PATH        local metadata and cache (default /var/cache/mossaicfs/<fs-uuid>)
           ro                    read-only mount of the newest metadata snapshot (no lease); follows
@@ -251,6 +254,7 @@ struct MountCommand: ParsableCommand {
         // flush to its end, and its connection closes when this process exits.
         if opened.replicator != nil { filesystem.activity.report(ProgressEvent("storing the metadata snapshot", done: 0, total: 0)) }
         let snapshotFailure = opened.stopBackground(finalSnapshot: true)
+        filesystem.activity.finish()
         bar.finish()
         control.stop()
         unlink(opened.cacheDirectory.path + "/control.sock")
