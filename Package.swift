@@ -67,5 +67,7 @@ let package = Package(
                     dependencies: ["MossaicFS", "MossaicTestSupport", "MossaicMeta", "MossaicCache",
                                    "MossaicObjectStore", "MossaicCore", "MossaicReplication"],
                     swiftSettings: strict),
+        // The command's own logic (progress display, formatting): @testable of the executable.
+        .testTarget(name: "MossaicCommandTests", dependencies: ["mossaicfs", "MossaicCore"], swiftSettings: strict),
     ]
 )

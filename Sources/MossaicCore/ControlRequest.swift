@@ -11,9 +11,21 @@
 /// - `status`: a line on the daemon's control socket (cache_dir/control.sock), found through
 ///   /run/mossaicfs; its JSON answer has no fixed size, which an ioctl reply needs. The socket
 ///   takes any request's name, `snapshot` too.
+/// - `info INO…`: a JSON array of the figures of each inode (a directory's over its tree).
+/// - `warmup INO…`: fetches the chunks of the inodes' files into the daemon's cache; streams
+///   `ProgressEvent` lines while it works, then the JSON report.
+/// - `progress`: streams a `ProgressEvent` line at each change of the daemon's long tasks
+///   (the unmount flush: the upload of write-back chunks) and never answers otherwise: the
+///   connection ends when the daemon exits. A command that unmounts connects first, then
+///   unmounts, shows the lines, and knows at EOF that the daemon has finished.
+///
+/// On the socket a request is one line: its name, then its arguments separated by spaces.
 public enum ControlRequest: String, Sendable, CaseIterable {
     case snapshot
     case status
+    case info
+    case warmup
+    case progress
 
     /// The ioctl number of `snapshot`: `_IOR('M', 'S', char[64])` — a read ioctl with a 64-byte
     /// reply, so the kernel's restricted FUSE ioctl mode (sizes taken from the number) carries
@@ -21,8 +33,15 @@ public enum ControlRequest: String, Sendable, CaseIterable {
     public static let snapshotIoctl: UInt32 = (2 << 30) | (UInt32(replySize) << 16) | (0x4D << 8) | 0x53
     public static let replySize = 64
 
-    /// The request a control socket line names (`status\n`).
-    public init?(line: String) {
-        self.init(rawValue: line.trimmingWhitespace())
+    /// The request a control socket line names (`status\n`, `info 1 42\n`) and its arguments.
+    public static func parse(_ line: String) -> (request: ControlRequest, arguments: [String])? {
+        let words = line.trimmingWhitespace().split(separator: " ").map(String.init)
+        guard let first = words.first, let request = ControlRequest(rawValue: first) else { return nil }
+        return (request, Array(words.dropFirst()))
+    }
+
+    /// The line that asks for `self` with `arguments`.
+    public func line(_ arguments: [String] = []) -> String {
+        ([rawValue] + arguments).joined(separator: " ") + "\n"
     }
 }

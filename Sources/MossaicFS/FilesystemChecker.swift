@@ -61,7 +61,7 @@ public enum FilesystemChecker {
     }
 
     public static func run(store: any ObjectStore, metadata: SQLiteMetaStore, options: Options,
-                           progress: @escaping @Sendable (String, Int, Int) -> Void) throws(FSError) -> Report {
+                           progress: @escaping @Sendable (ProgressEvent) -> Void) throws(FSError) -> Report {
         var report = Report()
         report.problems = try meta { () throws(MetaError) in try metadata.checkConsistency() }.map(\.description)
         if options.repair && !report.problems.isEmpty {
@@ -71,7 +71,7 @@ public enum FilesystemChecker {
             report.remaining = report.problems
         }
 
-        progress("listing objects", 0, 0)
+        progress(ProgressEvent("listing objects", done: 0, total: 0))
         let sizes = try objectSizes(store)
         let known = Set(try meta { () throws(MetaError) in try metadata.knownStoredChunks() }.map(\.key))
         report.unreferencedObjects = sizes.keys.filter { !known.contains($0) }.count
@@ -133,7 +133,7 @@ public enum FilesystemChecker {
     /// (a chunk object must be exactly its chunk). Returns the bad chunks; an object that
     /// cannot be read makes all of its chunks bad.
     private static func verify(_ objects: [String: [(chunk: LocatedChunk, length: Int)]], store: any ObjectStore, threads: Int,
-                               progress: @escaping @Sendable (String, Int, Int) -> Void) -> [LocatedChunk] {
+                               progress: @escaping @Sendable (ProgressEvent) -> Void) -> [LocatedChunk] {
         let work = objects.map { (key: $0.key, chunks: $0.value) }
         let state = Mutex((done: 0, bad: [LocatedChunk]()))
         WorkerPool.forEach(count: work.count, width: threads) { i in
@@ -151,7 +151,7 @@ public enum FilesystemChecker {
                 s.bad += bad
                 return s.done
             }
-            progress("verifying objects", done, work.count)
+            progress(ProgressEvent("verifying objects", done: done, total: work.count))
         }
         return state.withLock { $0.bad }.sorted { $0.hash.hex < $1.hash.hex }
     }

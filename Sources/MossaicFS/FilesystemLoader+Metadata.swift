@@ -51,7 +51,7 @@ extension FilesystemLoader {
     private static func openWritable(store: any ObjectStore, superblock: Superblock, cacheDirectory: CacheDirectory,
                                      lease: WriterLease, settings: Settings, logger: Logger, metrics: Metrics) throws(FormatError) -> Opened {
         let local = try reconcileWritable(store: store, superblock: superblock, cacheDirectory: cacheDirectory,
-                                          discardLocal: settings.replication.discardLocal, logger: logger)
+                                          discardLocal: settings.replication.discardLocal, logger: logger, progress: settings.progress)
         let meta = local.metadata
         let filesystem = try makeFilesystem(store: store, metadata: meta, superblock: superblock, cacheDirectory: cacheDirectory,
                                             settings: settings, logger: logger, metrics: metrics)
@@ -85,7 +85,8 @@ extension FilesystemLoader {
     /// Opens `meta.db` as `MountReconciliation` decides: as it is, restored from HEAD, created
     /// empty, or refused (another machine wrote since). Call it holding the writer lease.
     static func reconcileWritable(store: any ObjectStore, superblock: Superblock, cacheDirectory: CacheDirectory,
-                                  discardLocal: Bool, logger: Logger) throws(FormatError) -> WritableMetadata {
+                                  discardLocal: Bool, logger: Logger,
+                                  progress: (@Sendable (ProgressEvent) -> Void)? = nil) throws(FormatError) -> WritableMetadata {
         let catalog = SnapshotCatalog(store: store)
         let (head, headManifest) = try readHead(catalog, superblock: superblock)
         let path = cacheDirectory.metadataPath
@@ -116,7 +117,7 @@ extension FilesystemLoader {
             }
             SQLiteMetaStore.removeDatabaseFiles(path)
             do {
-                let stats = try SnapshotDownloader.download(headManifest, from: store, to: path)
+                let stats = try SnapshotDownloader.download(headManifest, from: store, to: path, progress: progress)
                 logger.info("restored metadata from the store", metadata: [
                     "snapshot": "\(headManifest.id)", "created": "\(headManifest.created)", "host": "\(headManifest.host)",
                     "pieces": "\(stats.pieces)", "bytes": "\(stats.bytesDownloaded)"])
@@ -239,7 +240,8 @@ extension FilesystemLoader {
             if !present {
                 do {
                     let stats = try SnapshotDownloader.download(manifest, from: store, to: path,
-                                                                reusing: reusableSnapshot(in: directory, catalog: catalog))
+                                                                reusing: reusableSnapshot(in: directory, catalog: catalog),
+                                                                progress: settings.progress)
                     logger.info("downloaded metadata snapshot", metadata: [
                         "snapshot": "\(manifest.id)", "pieces": "\(stats.pieces)", "downloaded": "\(stats.piecesDownloaded)"])
                 } catch {
@@ -288,5 +290,20 @@ extension FilesystemLoader {
             return (directory + "/" + name, manifest)
         }
         return nil
+    }
+}
+
+extension FilesystemLoader {
+    /// Assembles the store's newest snapshot (HEAD's) at `path`, as a mount on a fresh machine
+    /// restores it, for tools that read the metadata without a cache_dir of their own (`fsck`).
+    /// Takes no lease: nothing is written to the store. Throws if the store has no snapshot.
+    public static func restoreNewestSnapshot(store: any ObjectStore, superblock: Superblock, to path: String,
+                                             progress: (@Sendable (ProgressEvent) -> Void)? = nil) throws(FormatError) -> SnapshotManifest {
+        let (head, manifest) = try readHead(SnapshotCatalog(store: store), superblock: superblock)
+        guard head != nil, let manifest else {
+            throw .metadata("\(store.displayName) has no metadata snapshot (meta/HEAD): give -o cache_dir= of the machine that mounts it")
+        }
+        do { try SnapshotDownloader.download(manifest, from: store, to: path, progress: progress) } catch { throw .replication(error) }
+        return manifest
     }
 }

@@ -39,6 +39,9 @@ public enum FilesystemLoader {
         /// Told the pid of a daemon still finishing after its unmount on the same cache_dir,
         /// which the mount waits for (CacheDirectory).
         public var waitingForPreviousDaemon: @Sendable (_ pid: String) -> Void = { _ in }
+        /// Told how a long task goes: the restore of the metadata from the store (the mount
+        /// waits for it), and, through the filesystem's `activity`, the unmount flush.
+        public var progress: (@Sendable (ProgressEvent) -> Void)?
         public init(cacheDirectory: String? = nil, readOnly: Bool = false, memoryCacheBytes: Int = 16 << 20,
                     diskCacheBytes: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30, maxDirtyBytesPerFile: Int = 12 << 20,
                     checkPermissions: Bool = true, updateAccessTimes: Bool = true,

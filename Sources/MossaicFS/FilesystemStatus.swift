@@ -53,11 +53,7 @@ public struct FilesystemStatus: Codable, Sendable {
 
 extension FilesystemStatus {
     /// As `status --json` prints it and the control socket sends it.
-    public var json: String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
-    }
+    public var json: String { controlJSON }
 
     /// The newest metadata snapshot's age and the writer lease's holder.
     public mutating func fillReplication(newest: SnapshotManifest?, lease: LeaseRecord?) {

@@ -93,7 +93,7 @@ public enum GarbageCollector {
     /// still finishing after its unmount, which gc waits for (CacheDirectory).
     public static func run(store: any ObjectStore, cacheDirectory path: String?, options: Options, logger: Logger,
                            waiting: (_ pid: String) -> Void = { _ in },
-                           progress: @escaping @Sendable (String, Int, Int) -> Void) throws(FormatError) -> Report {
+                           progress: @escaping @Sendable (ProgressEvent) -> Void) throws(FormatError) -> Report {
         let superblock = try Superblock.load(from: store)
         // The lock: no daemon uses this cache_dir (its meta.db) while gc runs.
         let cacheDirectory = try CacheDirectory(path: path ?? CacheDirectory.defaultRoot + "/" + superblock.uuid, claimant: .command("gc"), waiting: waiting)
@@ -120,7 +120,7 @@ public enum GarbageCollector {
         let local: FilesystemLoader.WritableMetadata
         do {
             local = try FilesystemLoader.reconcileWritable(store: store, superblock: superblock, cacheDirectory: cacheDirectory,
-                                                           discardLocal: r.discardLocal, logger: logger)
+                                                           discardLocal: r.discardLocal, logger: logger, progress: progress)
         } catch {
             try? lease.release()
             throw error
@@ -151,9 +151,9 @@ public enum GarbageCollector {
     private static func collect(store: any ObjectStore, metadata: SQLiteMetaStore, catalog: SnapshotCatalog,
                                 cacheDirectory: CacheDirectory, replicator: MetadataReplicator, options: Options,
                                 report: inout Report,
-                                progress: @escaping @Sendable (String, Int, Int) -> Void) throws(FormatError) {
+                                progress: @escaping @Sendable (ProgressEvent) -> Void) throws(FormatError) {
         // Listed first: whatever appears later is not looked at (and nobody else writes now).
-        progress("listing objects", 0, 0)
+        progress(ProgressEvent("listing objects", done: 0, total: 0))
         let chunkObjects = try listing(store, prefix: "chunks/")
         let packObjects = try listing(store, prefix: "packs/")
         let pieceObjects = try listing(store, prefix: MetadataLayout.chunksPrefix)
@@ -173,7 +173,7 @@ public enum GarbageCollector {
         let manifests = try replication { () throws(ReplicationError) in try catalog.manifests() }
         report.snapshots = manifests.count
         let snapshotKeys = Set(try replication { () throws(ReplicationError) in
-            try catalog.referencedFileChunks(of: manifests, workDirectory: cacheDirectory.path) { progress("reading snapshots", $0, $1) }
+            try catalog.referencedFileChunks(of: manifests, workDirectory: cacheDirectory.path) { progress(ProgressEvent("reading snapshots", done: $0, total: $1)) }
         }.map(\.key))
 
         var doomed: [Doomed] = []
@@ -212,7 +212,7 @@ public enum GarbageCollector {
             report.rowsDropped = try meta { () throws(MetaError) in
                 try metadata.dropUnreferencedStoredChunks(rowsToDrop)
             }
-            progress("publishing metadata", 0, 0)
+            progress(ProgressEvent("publishing metadata", done: 0, total: 0))
             do { _ = try replicator.snapshotNow() } catch { throw .replication(error) }
         }
 
@@ -241,7 +241,7 @@ public enum GarbageCollector {
     /// time left: if renewals keep failing, another mount could take it over soon, and then
     /// objects its writes need must not vanish.
     private static func delete(_ doomed: [Doomed], store: any ObjectStore, lease: WriterLease?, blobs: String, threads: Int,
-                               report: inout Report, progress: @escaping @Sendable (String, Int, Int) -> Void) throws(FormatError) {
+                               report: inout Report, progress: @escaping @Sendable (ProgressEvent) -> Void) throws(FormatError) {
         if let lease { try replication { () throws(ReplicationError) in try lease.renew() } }
         let state = Mutex((done: 0, deleted: [Int](), errors: [String]()))
         WorkerPool.forEach(count: doomed.count, width: threads) { i in
@@ -262,7 +262,7 @@ public enum GarbageCollector {
                 if let failure { s.errors.append(failure) } else { s.deleted.append(i) }
                 return s.done
             }
-            progress("deleting objects", done, doomed.count)
+            progress(ProgressEvent("deleting objects", done: done, total: doomed.count))
         }
         let (deleted, errors) = state.withLock { ($0.deleted, $0.errors) }
         for i in deleted { count(doomed[i], into: &report) }
@@ -287,7 +287,7 @@ public enum GarbageCollector {
     /// Write-back chunks a mount staged but did not store are uploaded first, as the next
     /// mount would: gc publishes a metadata snapshot, which must name only stored chunks.
     private static func uploadStagedChunks(store: any ObjectStore, cacheDirectory: CacheDirectory, threads: Int, logger: Logger,
-                                           progress: @escaping @Sendable (String, Int, Int) -> Void) throws(FormatError) {
+                                           progress: @escaping @Sendable (ProgressEvent) -> Void) throws(FormatError) {
         let staging: StagingArea
         do {
             staging = try StagingArea(directory: cacheDirectory.stagingPath, limit: Int.max, logger: logger)
@@ -297,7 +297,7 @@ public enum GarbageCollector {
         let found = staging.pending.chunks
         guard found > 0 else { return }
         staging.start(store: store, threads: threads) { _, _ in }
-        let left = staging.drain(timeout: 120, every: 0.5) { chunks, _ in progress("uploading staged chunks", found - chunks, found) }
+        let left = staging.drain(timeout: 120, every: 0.5) { chunks, _ in progress(ProgressEvent("uploading staged chunks", done: found - chunks, total: found)) }
         staging.stop()
         guard left.chunks == 0 else {
             throw .cacheDirectory("\(left.chunks) write-back chunks staged in \(cacheDirectory.stagingPath) could not be stored; gc needs them in the store first")

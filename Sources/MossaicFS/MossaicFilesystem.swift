@@ -70,6 +70,8 @@ public final class MossaicFilesystem: Sendable {
     let options: Options
     let logger: Logger
     public let metrics: Metrics
+    /// Progress of long tasks (the unmount flush) for whoever waits on them (`ProgressBoard`).
+    public let activity = ProgressBoard()
     let inodes = InodeTable()
     let handles = HandleTable()
     let permissions: Permissions
@@ -145,9 +147,18 @@ public final class MossaicFilesystem: Sendable {
     /// the next mount uploads it first.
     private func drainStagedChunks() {
         guard let staging = chunks.staging else { return }
-        let left = staging.drain { chunks, bytes in
+        let total = staging.pending.bytes
+        var logged: Timestamp?
+        let left = staging.drain(every: 0.5) { chunks, bytes in
+            activity.report(ProgressEvent("uploading staged chunks", done: max(0, total - bytes), total: total, unit: .bytes))
+            let now = Timestamp.monotonicNow()
+            if let last = logged, now.secondsSince(last) < 5 { return }
+            logged = now
             logger.notice("write-back: uploading staged chunks before exit", metadata: [
                 "chunks_left": "\(chunks)", "bytes_left": "\(bytes)"])
+        }
+        if total > 0, left.chunks == 0 {
+            activity.report(ProgressEvent("uploading staged chunks", done: total, total: total, unit: .bytes))
         }
         staging.stop()
         if left.chunks > 0 {

@@ -20,10 +20,12 @@ public enum SnapshotDownloader {
     /// Writes the database of `manifest` to `path`: into a temp file beside it, fsynced, then
     /// renamed into place, so `path` is either absent/old or complete. Every piece is checked
     /// against its SHA-256. `reusing` is an earlier snapshot's file with its manifest: pieces
-    /// it has are copied from it (and checked) instead of downloaded.
+    /// it has are copied from it (and checked) instead of downloaded. `progress` gets the
+    /// bytes of the database assembled so far (from the transfer threads).
     @discardableResult
     public static func download(_ manifest: SnapshotManifest, from store: any ObjectStore, to path: String,
-                                reusing: (path: String, manifest: SnapshotManifest)? = nil) throws(ReplicationError) -> Statistics {
+                                reusing: (path: String, manifest: SnapshotManifest)? = nil,
+                                progress: (@Sendable (ProgressEvent) -> Void)? = nil) throws(ReplicationError) -> Statistics {
         var local: [ChunkHash: UInt64] = [:]
         if let reusing {
             var offset: UInt64 = 0
@@ -42,7 +44,9 @@ public enum SnapshotDownloader {
         var offsets: [UInt64] = []
         var offset: UInt64 = 0
         for piece in manifest.chunks { offsets.append(offset); offset += UInt64(piece.size) }
-        let downloaded = Mutex((count: 0, bytes: 0))
+        let downloaded = Mutex((count: 0, bytes: 0, written: 0))
+        let total = Int(offset)
+        progress?(ProgressEvent("restoring metadata", done: 0, total: total, unit: .bytes))
         let reusePath = reusing?.path
         let reusable = local, pieceOffsets = offsets
         let pieces = manifest.chunks
@@ -70,6 +74,10 @@ public enum SnapshotDownloader {
                 try PosixFiles.withBytes(bytes!) { (raw) throws(SystemError) in try PosixFiles.write(fd: fd, raw, offset: pieceOffsets[i], path: temp) }
             } catch {
                 return .local(error.description)
+            }
+            if let progress {
+                let written = downloaded.withLock { $0.written += piece.size; return $0.written }
+                progress(ProgressEvent("restoring metadata", done: written, total: total, unit: .bytes))
             }
             return nil
         }

@@ -56,6 +56,9 @@ enum Daemon {
             return 1
         }
 
+        // Lines until EOF: progress of a metadata restore (shown on a terminal), notes (the
+        // wait for a previous daemon), then READY or why the mount failed.
+        let bar = ProgressBar(unit: .bytes)
         var unread: [UInt8] = []
         var reply: [String] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
@@ -68,10 +71,12 @@ enum Daemon {
             guard n > 0 else { break }
             unread += buffer[0..<n]
             while let newline = unread.firstIndex(of: UInt8(ascii: "\n")) {
-                take(String(decoding: unread[..<newline], as: UTF8.self))
+                let line = String(decoding: unread[..<newline], as: UTF8.self)
+                if let event = ProgressEvent(line: line) { bar.show(event) } else { take(line) }
                 unread.removeSubrange(...newline)
             }
         }
+        bar.finish()
         close(readEnd)
         if !unread.isEmpty { take(String(decoding: unread, as: UTF8.self)) }
         let text = reply.joined(separator: "\n").trimmingWhitespace()

@@ -4,6 +4,7 @@ import MossaicCore
 import MossaicFS
 import MossaicMeta
 import MossaicObjectStore
+import MossaicReplication
 
 /// `mossaicfs fsck SOURCE`: checks an unmounted filesystem — refcounts against chunk lists,
 /// link counts against directory entries, orphan and unreachable inodes, references to chunks
@@ -13,7 +14,13 @@ struct FsckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fsck",
         abstract: "Check an unmounted filesystem's metadata and objects; --repair fixes what can be fixed.",
-        discussion: "Exit status 0 when everything is consistent (after repairs), 1 when something is still wrong.")
+        discussion: """
+        Without a cache_dir holding the filesystem's meta.db here (-o cache_dir=, else the default \
+        one), fsck restores the store's newest metadata snapshot into a temporary directory \
+        ($TMPDIR, default /var/tmp), checks it and removes it: the bucket alone is enough \
+        (--repair then is refused). Shows progress with rate and time left on a terminal. Exit \
+        status 0 when everything is consistent (after repairs), 1 when something is still wrong.
+        """)
 
     @Argument(help: "The filesystem: a local directory or s3://bucket/prefix.")
     var source: String
@@ -31,19 +38,29 @@ struct FsckCommand: ParsableCommand {
         do {
             let parsed = try MountOptions(options)
             let (store, superblock) = try StoreFactory.openFilesystem(source, options: parsed.store, writes: repair)
+            let (path, temporary) = try TemporaryCacheDirectory.choose(given: parsed.cacheDirectory, uuid: superblock.uuid, command: "fsck")
+            defer { temporary?.remove() }
+            if temporary != nil && repair {
+                // Repairs made to a copy would be thrown away with it.
+                throw OptionError("--repair needs the metadata itself: give -o cache_dir= of the machine that mounts \(store.displayName) (\(parsed.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid) has no meta.db)")
+            }
             // Taking the cache_dir's lock makes sure no daemon has the filesystem mounted; one
             // still finishing after its unmount is waited for.
-            let cacheDirectory = try CacheDirectory(path: parsed.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid,
-                                                    claimant: .command("fsck"), waiting: Console.waitingForPreviousDaemon)
-            guard PosixFiles.exists(cacheDirectory.metadataPath) else {
-                throw OptionError("no metadata at \(cacheDirectory.metadataPath) (give -o cache_dir= of the machine that mounts it)")
+            let cacheDirectory = try CacheDirectory(path: path, claimant: .command("fsck"), waiting: Console.waitingForPreviousDaemon)
+            let bar = ProgressBar()
+            if temporary != nil {
+                let manifest = try FilesystemLoader.restoreNewestSnapshot(store: store, superblock: superblock, to: cacheDirectory.metadataPath) { bar.show($0) }
+                bar.finish()
+                Console.error("checking the store's newest metadata snapshot \(manifest.id) (taken \(manifest.created) on \(manifest.host)): no cache_dir here holds this filesystem's meta.db")
+                if let lease = try? SnapshotCatalog(store: store).lease(), lease.expiresNanoseconds > Timestamp.now().nanoseconds {
+                    Console.error("note: \(lease.hostname) has it mounted read-write (cache_dir \(lease.cacheDirectory)); changes since that snapshot are not checked")
+                }
             }
             let metadata = try SQLiteMetaStore(path: cacheDirectory.metadataPath)
-            let bar = ProgressBar()
             let report = try FilesystemChecker.run(store: store, metadata: metadata, options: .init(
                 verify: verify, repair: repair, blobsDirectory: store.isLocal ? nil : cacheDirectory.blobsPath,
                 stagingDirectory: cacheDirectory.stagingPath),
-                progress: { bar.show($0, $1, $2) })
+                progress: { bar.show($0) })
             bar.finish()
             for line in report.problems { Console.out("problem: \(line)") }
             for chunk in report.missing { Console.out("missing object: \(describe(chunk, report))") }

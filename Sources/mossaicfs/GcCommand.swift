@@ -20,8 +20,11 @@ struct GcCommand: ParsableCommand {
         (meta_keep) pruned that snapshot. A pack with one chunk still in use stays whole (gc does \
         not repack). Like a read-write mount, gc takes the cache_dir's lock and the writer lease, \
         so it refuses to run while the filesystem is mounted read-write, and no mount starts while \
-        it runs. Ends with one summary line; exit status 1 if something could not be deleted or gc \
-        could not run.
+        it runs. Without a cache_dir holding the filesystem's meta.db here, gc restores the store's \
+        newest metadata snapshot into a temporary directory and removes it afterwards; a gc that \
+        deletes from there publishes a new snapshot, so the mounting machine must then mount once \
+        with -o discard_local. Shows progress with rate and time left on a terminal; ends with one \
+        summary line; exit status 1 if something could not be deleted or gc could not run.
         """)
 
     @Argument(help: "The filesystem: a local directory or s3://bucket/prefix.")
@@ -46,13 +49,18 @@ struct GcCommand: ParsableCommand {
             }
             let parsed = try MountOptions(options)
             let logger = Console.logger(.warning)
-            let (store, _) = try StoreFactory.openFilesystem(source, options: parsed.store, writes: !dryRun)
+            let (store, superblock) = try StoreFactory.openFilesystem(source, options: parsed.store, writes: !dryRun)
+            let (path, temporary) = try TemporaryCacheDirectory.choose(given: parsed.cacheDirectory, uuid: superblock.uuid, command: "gc")
+            defer { temporary?.remove() }
+            if temporary != nil {
+                Console.error("no cache_dir here holds this filesystem's meta.db: using the store's newest metadata snapshot")
+            }
             let bar = ProgressBar()
             let report = try GarbageCollector.run(
-                store: store, cacheDirectory: parsed.cacheDirectory,
+                store: store, cacheDirectory: path,
                 options: .init(dryRun: dryRun, grace: graceSeconds, replication: .init(
                     leaseDuration: parsed.leaseTime, discardLocal: parsed.discardLocal, forceLease: parsed.forceLease)),
-                logger: logger, waiting: Console.waitingForPreviousDaemon, progress: { bar.show($0, $1, $2) })
+                logger: logger, waiting: Console.waitingForPreviousDaemon, progress: { bar.show($0) })
             bar.finish()
             for line in report.errors { Console.out("error: \(line)") }
             let verb = report.dryRun ? "would delete" : "deleted"

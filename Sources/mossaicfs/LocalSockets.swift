@@ -5,27 +5,31 @@ import Foundation
 import MossaicCore
 
 /// A listening socket served by one plain thread: each connection gets a request line and an
-/// answer, then is closed. Used for the control socket (`status`) and the metrics endpoint —
-/// both answer in well under a millisecond, so one thread serving them in turn is plenty and
-/// never touches a FUSE worker.
+/// answer, then is closed. Used for the control socket (`status`) and the metrics endpoint,
+/// which answer in well under a millisecond, so one thread serving them in turn is plenty and
+/// never touches a FUSE worker. The control socket also serves requests that take long or
+/// never end (`warmup`, `progress`): it serves each connection on a thread of its own
+/// (`concurrent`), so that a `status` never waits behind them.
 final class SocketServer: @unchecked Sendable {
     // @unchecked: `fd` is written once before the thread starts; `stopped` is read by the
     // thread after `stop()` closed the socket, which is what ends `accept`.
     private let fd: Int32
     /// Answers a request line; the second argument is who sent it on a Unix socket (nil on
-    /// TCP, which tells nothing of the kind).
-    private let handler: @Sendable (String, Caller?) -> String
+    /// TCP, which tells nothing of the kind); the third sends a line before the answer and
+    /// says whether the client is still there.
+    typealias Handler = @Sendable (String, Caller?, _ send: @escaping @Sendable (String) -> Bool) -> String
+    private let handler: Handler
     private let unixDomain: Bool
     private var thread: Thread?
 
-    private init(fd: Int32, unixDomain: Bool, handler: @escaping @Sendable (String, Caller?) -> String) {
+    private init(fd: Int32, unixDomain: Bool, handler: @escaping Handler) {
         self.fd = fd
         self.unixDomain = unixDomain
         self.handler = handler
     }
 
     /// Listens on a Unix socket at `path` (replacing a stale one), mode 0600.
-    static func unix(path: String, handler: @escaping @Sendable (String, Caller?) -> String) throws(OptionError) -> SocketServer {
+    static func unix(path: String, handler: @escaping Handler) throws(OptionError) -> SocketServer {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw OptionError("socket: \(String(cString: strerror(errno)))") }
         unlink(path)
@@ -66,7 +70,7 @@ final class SocketServer: @unchecked Sendable {
             let why = String(cString: strerror(errno)); close(fd)
             throw OptionError("option 'metrics': cannot listen on \(endpoint): \(why)")
         }
-        return SocketServer(fd: fd, unixDomain: false, handler: handler)
+        return SocketServer(fd: fd, unixDomain: false) { request, caller, _ in handler(request, caller) }
     }
 
     func start() {
@@ -92,14 +96,39 @@ final class SocketServer: @unchecked Sendable {
                 return
             }
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
-            var timeout = timeval(tv_sec: 2, tv_usec: 0)
-            setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-            var buffer = [UInt8](repeating: 0, count: 4096)
-            let n = read(client, &buffer, buffer.count)
-            let request = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : ""
-            Console.write(client, handler(request, unixDomain ? Self.peer(client) : nil))
-            close(client)
+            if unixDomain {
+                let t = Thread { [self] in self.answer(client) }
+                t.name = "mossaicfs-control"
+                t.start()
+            } else {
+                answer(client)
+            }
         }
+    }
+
+    private func answer(_ client: Int32) {
+        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = read(client, &buffer, buffer.count)
+        let request = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : ""
+        let send: @Sendable (String) -> Bool = { Self.send(client, $0) }
+        _ = Self.send(client, handler(request, unixDomain ? Self.peer(client) : nil, send))
+        close(client)
+    }
+
+    /// Writes `text` whole; false if the client has gone. MSG_NOSIGNAL: a client that hung up
+    /// is an EPIPE here, not a SIGPIPE that would kill the daemon.
+    private static func send(_ client: Int32, _ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.send(client, $0.baseAddress! + done, $0.count - done, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            done += n
+        }
+        return true
     }
 
     /// The process at the other end of a Unix socket, as the kernel saw it connect

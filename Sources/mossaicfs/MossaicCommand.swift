@@ -40,13 +40,15 @@ struct MossaicCommand: ParsableCommand {
               -o cache_dir=/var/cache/mossaicfs/data
           mossaicfs snapshot /mnt/data          # publish the metadata to the store now
           mossaicfs snapshots /srv/mossaic      # list the metadata snapshots
-          mossaicfs gc /srv/mossaic --dry-run   # what deleted files still hold
+          mossaicfs gc /srv/mossaic --dry-run   # what deleted files still hold in the store
+          mossaicfs info /mnt/data/projects     # size, chunks, stored and deduplicated bytes
+          mossaicfs warmup /mnt/data/projects   # fetch into the local cache ahead of readers
           mossaicfs mount /srv/mossaic /mnt/old -o ro,snapshot=0000000042-3fa9c1d2
           mossaicfs umount /mnt/data            # returns once everything is stored
         """,
         version: "mossaicfs \(version)",
-        subcommands: [MountCommand.self, UmountCommand.self, FormatCommand.self, StatusCommand.self, FsckCommand.self,
-                      GcCommand.self, SnapshotsCommand.self, SnapshotCommand.self]
+        subcommands: [MountCommand.self, UmountCommand.self, FormatCommand.self, StatusCommand.self, InfoCommand.self,
+                      WarmupCommand.self, FsckCommand.self, GcCommand.self, SnapshotsCommand.self, SnapshotCommand.self]
     )
 
     /// Runs the command `argv` (CommandLine.arguments) names.

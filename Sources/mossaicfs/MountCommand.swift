@@ -21,6 +21,9 @@ struct MountCommand: ParsableCommand {
         // wrap usage lines. Options below are pre-wrapped at 79 columns (see MossaicCommand).
         usage: "mossaicfs mount <source> <mountpoint> [-o <options> ...] [-f] [-d]",
         discussion: """
+        On a machine without the filesystem's metadata (an empty cache_dir) mount restores it from
+        the store's newest snapshot first, showing progress on a terminal.
+
         Options (-o, comma-separated; see mossaicfs(8)):
           cache_dir=PATH        local metadata and cache (default
                                 /var/cache/mossaicfs/<fs-uuid>)
@@ -199,6 +202,16 @@ struct MountCommand: ParsableCommand {
         if !parsed.nonempty { checkVacant(mountpointPath) }
 
         let metrics = Metrics()
+        // Long tasks (the metadata restore now, the unmount flush at the end) are shown on the
+        // terminal of whoever waits: the foreground daemon's own, or, for a background daemon,
+        // that of `mount`, which prints the lines the daemon sends up the readiness pipe.
+        let bar = ProgressBar(unit: .bytes, terminal: !daemon && isatty(2) == 1)
+        let restoreProgress: @Sendable (ProgressEvent) -> Void
+        if daemon, let readyFd {
+            restoreProgress = { event in Console.write(readyFd, event.line) }
+        } else {
+            restoreProgress = { event in bar.show(event) }
+        }
         let opened: FilesystemLoader.Opened
         let store: InstrumentedObjectStore
         do {
@@ -232,6 +245,7 @@ struct MountCommand: ParsableCommand {
                 logger.notice("\(message)")
                 if daemon { Daemon.tell(fd: readyFd, message) } else if logDestination != .stderr { Console.error(message) }
             }
+            settings.progress = restoreProgress
             opened = try FilesystemLoader.open(store: store, settings: settings, logger: logger, metrics: metrics)
             if let s3 = base as? S3ObjectStore {
                 metrics.addCollector { m in
@@ -243,7 +257,9 @@ struct MountCommand: ParsableCommand {
         } catch {
             fail("\(error)")
         }
+        bar.finish()
         let filesystem = opened.filesystem
+        filesystem.activity.observe { bar.show($0) }
         filesystem.attach(uploadsInFlight: { store.uploadsInFlight })
         Self.collectCacheMetrics(filesystem, store, into: metrics)
 
@@ -251,11 +267,11 @@ struct MountCommand: ParsableCommand {
         let control: SocketServer
         let exporter: SocketServer?
         do {
-            control = try SocketServer.unix(path: opened.cacheDirectory.path + "/control.sock") { line, peer in
-                guard let request = ControlRequest(line: line) else { return "unknown request\n" }
+            control = try SocketServer.unix(path: opened.cacheDirectory.path + "/control.sock") { line, peer, send in
+                guard let (request, arguments) = ControlRequest.parse(line) else { return "unknown request\n" }
                 // Without the peer's credentials there is no one for `control` to admit.
                 guard let peer else { return "error: \(FSError.notPermitted)\n" }
-                do { return try filesystem.control(request, caller: peer) + "\n" }
+                do { return try filesystem.control(request, arguments: arguments, caller: peer, send: send) + "\n" }
                 catch { return "error: \(error)\n" }
             }
             exporter = try parsed.metricsEndpoint.map { endpoint throws(OptionError) in
@@ -292,16 +308,21 @@ struct MountCommand: ParsableCommand {
         } catch {
             sessionError = error
         }
-        control.stop()
         exporter?.stop()
         if let registration { unlink(registration) }
-        unlink(opened.cacheDirectory.path + "/control.sock")
         // Unmounted (or never mounted), and FUSESession.run has committed every open file:
         // publish the final metadata snapshot and release the writer lease. A final snapshot
         // that fails is an exit status 1 (and logged): the store lags behind this cache_dir.
+        // The control socket answers until then: a command following `progress` sees the
+        // flush to its end, and its connection closes when this process exits.
+        if opened.replicator != nil { filesystem.activity.report(ProgressEvent("storing the metadata snapshot", done: 0, total: 0)) }
         let snapshotFailure = opened.stopBackground(finalSnapshot: true)
         // The daemon's last word in the lock file, for `mossaicfs umount` waiting on it.
         opened.cacheDirectory.recordFinished(failure: sessionError.map { "\($0)" } ?? snapshotFailure.map { "final metadata snapshot: \($0)" })
+        filesystem.activity.finish()
+        bar.finish()
+        control.stop()
+        unlink(opened.cacheDirectory.path + "/control.sock")
         withExtendedLifetime(opened.cacheDirectory) {}
         if let sessionError { fail("\(sessionError)") }
         if snapshotFailure != nil { Foundation_exit(1) }

@@ -38,6 +38,12 @@ enum MountRegistry {
     /// The cache_dir of the daemon serving `mountpoint`, if it registered.
     static func cacheDirectory(of mountpoint: String) -> String? {
         guard let (device, type) = mount(at: mountpoint), type == "fuse.mossaicfs" else { return nil }
+        return cacheDirectory(ofDevice: device)
+    }
+
+    /// The cache_dir of the daemon serving the mossaicfs mount with device number `device`
+    /// ("major:minor"), if it registered.
+    static func cacheDirectory(ofDevice device: String) -> String? {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let n = readlink(directory + "/" + device, &buffer, buffer.count - 1)
         guard n > 0 else { return nil }

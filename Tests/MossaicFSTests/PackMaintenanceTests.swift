@@ -86,13 +86,13 @@ struct PackRig {
 
     func gc(grace: Double = 0) throws -> GarbageCollector.Report {
         try GarbageCollector.run(store: store, cacheDirectory: cachePath, options: .init(dryRun: false, grace: grace),
-                                 logger: logger, progress: { _, _, _ in })
+                                 logger: logger, progress: { _ in })
     }
 
     func fsck(_ m: SQLiteMetaStore, verify: Bool = false, repair: Bool = false) throws -> FilesystemChecker.Report {
         try FilesystemChecker.run(store: store, metadata: m, options: .init(verify: verify, repair: repair, blobsDirectory: blobsPath,
                                                                            stagingDirectory: stagingPath, threads: 2),
-                                  progress: { _, _, _ in })
+                                  progress: { _ in })
     }
 }
 
@@ -131,7 +131,7 @@ struct PackRig {
         for c in p2 + [single] { #expect(try m.chunkInfo(ChunkHash.of(c)) == nil) }
         for c in p1[1...] { #expect(try m.chunkInfo(ChunkHash.of(c))?.refcount == 0) }
         #expect(try FilesystemChecker.run(store: rig.store, metadata: m, options: .init(verify: true, repair: false, blobsDirectory: nil),
-                                          progress: { _, _, _ in }).isClean)
+                                          progress: { _ in }).isClean)
     }
 
     @Test func aPackOnlyASnapshotReferencesIsKeptAndGarbageOnceNoChunkInItIsUsed() throws {
