@@ -52,6 +52,19 @@ struct UmountCommand: ParsableCommand {
         // Opened before unmounting: the registration goes when the daemon sees the unmount.
         let daemon = DaemonLock(mount: mount)
         let exit = daemon.flatMap { pid_t($0.pid) }.flatMap { ProcessExitWatch(pid: $0) }
+        // On a terminal, what the daemon stores after the unmount (staged chunks, the final
+        // metadata snapshot) is shown with rate and ETA: its control socket streams progress
+        // lines until the daemon exits.
+        let followers = WorkerPool(threads: 1, name: "mossaicfs-progress")
+        defer { followers.stop() }
+        if !lazy, isatty(2) == 1, let daemon {
+            let socket = daemon.cacheDirectory + "/control.sock"
+            followers.run {
+                let bar = ProgressBar(unit: .bytes)
+                _ = try? ControlClient.request(.progress, socket: socket, target: path) { bar.show($0) }
+                bar.finish()
+            }
+        }
         try unmount(path)
         guard !lazy else { return }
         guard let daemon else {

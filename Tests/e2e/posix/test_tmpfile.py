@@ -1,7 +1,7 @@
 """open(dir, O_TMPFILE) and linkat(2) of the result, as on ext4: a regular file with no name
 (nlink 0) that a directory listing never shows, named later by linkat — with AT_EMPTY_PATH (as
 root) or through /proc/self/fd with AT_SYMLINK_FOLLOW — unless it was opened O_EXCL. One never
-linked is gone at its last close (test_tmpfile.py beside this suite checks the reclaiming,
+linked is gone at its last close (test_tmpfile_reclaim.py beside this suite checks the reclaiming,
 also after a crash)."""
 import ctypes
 import errno
