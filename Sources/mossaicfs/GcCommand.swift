@@ -52,9 +52,6 @@ struct GcCommand: ParsableCommand {
             let (store, superblock) = try StoreFactory.openFilesystem(source, options: parsed.store, writes: !dryRun)
             let (path, temporary) = try TemporaryCacheDirectory.choose(given: parsed.cacheDirectory, uuid: superblock.uuid, command: "gc")
             defer { temporary?.remove() }
-            if temporary != nil {
-                Console.error("no cache_dir here holds this filesystem's meta.db: using the store's newest metadata snapshot")
-            }
             let bar = ProgressBar()
             let report = try GarbageCollector.run(
                 store: store, cacheDirectory: path,
@@ -62,6 +59,10 @@ struct GcCommand: ParsableCommand {
                     leaseDuration: parsed.leaseTime, discardLocal: parsed.discardLocal, forceLease: parsed.forceLease)),
                 logger: logger, waiting: Console.waitingForPreviousDaemon, progress: { bar.show($0) })
             bar.finish()
+            // Said once gc has run: a refusal (the lease held by a mount) stays one line.
+            if temporary != nil {
+                Console.error("no cache_dir here holds this filesystem's meta.db: gc used the store's newest metadata snapshot")
+            }
             for line in report.errors { Console.out("error: \(line)") }
             let verb = report.dryRun ? "would delete" : "deleted"
             var summary = "gc \(store.displayName): \(report.scanned) objects scanned, \(report.deleted) \(verb)"

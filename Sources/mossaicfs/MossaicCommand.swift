@@ -24,10 +24,10 @@ struct MossaicCommand: ParsableCommand {
         AWS_ENDPOINT_URL; the region from -o region=, AWS_REGION or AWS_DEFAULT_REGION. \
         See mossaicfs(8) for every option.
 
-        The subcommand is always named, with one exception for mount(8) and fstab:
-        `mossaicfs SOURCE MOUNTPOINT [-o opts]` mounts when SOURCE is an absolute path or a URL
-        (s3://…) and there are exactly these two words besides options; called as
-        mount.fuse.mossaicfs it mounts, as umount.fuse.mossaicfs it unmounts. Any other first
+        The subcommand is always named, with one exception for mount(8) and fstab: \
+        `mossaicfs SOURCE MOUNTPOINT [-o opts]` mounts when SOURCE is an absolute path or a URL \
+        (s3://…) and there are exactly these two words besides options; called as \
+        mount.fuse.mossaicfs it mounts, as umount.fuse.mossaicfs it unmounts. Any other first \
         word that is not a subcommand is an error.
 
         Examples:
@@ -40,9 +40,9 @@ struct MossaicCommand: ParsableCommand {
               -o cache_dir=/var/cache/mossaicfs/data
           mossaicfs snapshot /mnt/data          # publish the metadata to the store now
           mossaicfs snapshots /srv/mossaic      # list the metadata snapshots
-          mossaicfs gc /srv/mossaic --dry-run   # what deleted files still hold in the store
-          mossaicfs info /mnt/data/projects     # size, chunks, stored and deduplicated bytes
-          mossaicfs warmup /mnt/data/projects   # fetch into the local cache ahead of readers
+          mossaicfs gc /srv/mossaic --dry-run   # what deleted files still hold
+          mossaicfs info /mnt/data/projects     # size, chunks, stored, deduplicated
+          mossaicfs warmup /mnt/data/projects   # fetch into the local cache
           mossaicfs mount /srv/mossaic /mnt/old -o ro,snapshot=0000000042-3fa9c1d2
           mossaicfs umount /mnt/data            # returns once everything is stored
         """,

@@ -21,7 +21,7 @@ struct MountCommand: ParsableCommand {
         // wrap usage lines. Options below are pre-wrapped at 79 columns (see MossaicCommand).
         usage: "mossaicfs mount <source> <mountpoint> [-o <options> ...] [-f] [-d]",
         discussion: """
-        On a machine without the filesystem's metadata (an empty cache_dir) mount restores it from
+        On a machine without the filesystem's metadata (an empty cache_dir) mount restores it from \
         the store's newest snapshot first, showing progress on a terminal.
 
         Options (-o, comma-separated; see mossaicfs(8)):
@@ -36,9 +36,9 @@ struct MountCommand: ParsableCommand {
                                 implies default_permissions
           cache_size=SIZE       disk cache bound for remote stores (default 10G)
           mem_cache_size=SIZE   memory cache bound (default 16M)
-          mem_buffer_size=SIZE  write buffers of all open files together (default
-                                256M, from 16M); writers wait for commits beyond it,
-                                never fail
+          mem_buffer_size=SIZE  write buffers of all open files together (default 256M,
+                                from 16M); writers wait for commits beyond it, never
+                                fail
           cache_free=SIZE       free space the disk cache leaves on its filesystem
                                 (default 1G); it always leaves a reserve for meta.db
                                 too (5 %, 8M..1G of the filesystem), also with 0; a

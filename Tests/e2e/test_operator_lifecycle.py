@@ -291,7 +291,7 @@ def test_bad_log_options_are_one_line(tmp_path, option, message):
 @pytest.mark.parametrize("args, message", [
     (["stauts", "/mnt/x"], "unknown command 'stauts'; did you mean 'status'?"),
     (["unmount", "/mnt/x"], "unknown command 'unmount'; did you mean 'umount'?"),
-    (["frobnicate"], "unknown command 'frobnicate' (commands: mount, umount, format, status, fsck, gc, snapshots, snapshot"),
+    (["frobnicate"], "unknown command 'frobnicate' (commands: mount, umount, format, status, info, warmup, fsck, gc, snapshots, snapshot"),
     (["store", "mnt"], "unknown command 'store'"),   # the helper form needs an absolute SOURCE
 ])
 def test_an_unknown_subcommand_is_one_line(tmp_path, args, message):
