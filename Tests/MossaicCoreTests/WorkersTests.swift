@@ -40,6 +40,23 @@ import Testing
         #expect(count.withLock { $0 } == 500)
     }
 
+    /// A job's closure (and what it captured: a chunk's megabyte, in the data path) is gone
+    /// once the job has run; the queue kept them, and 16 writers grew the daemon to 1 GiB.
+    @Test func aPoolDropsAJobOnceItHasRun() throws {
+        final class Payload: Sendable {}
+        let pool = WorkerPool(threads: 1, name: "test")
+        defer { pool.stopAndWait() }
+        weak var watched: Payload?
+        do {
+            let payload = Payload()
+            watched = payload
+            try pool.submit { () -> Bool in withExtendedLifetime(payload) { true } }.wait()
+        }
+        // The one thread has taken a job after it: the first one is no longer its local either.
+        try pool.submit { () -> Void in }.wait()
+        #expect(watched == nil)
+    }
+
     @Test func forEachVisitsEveryIndexOnce() {
         let seen = Mutex([Int](repeating: 0, count: 1000))
         WorkerPool.forEach(count: 1000, width: 4) { i in seen.withLock { $0[i] += 1 } }

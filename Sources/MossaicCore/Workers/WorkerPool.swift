@@ -9,7 +9,9 @@ import Foundation
 /// research/swift-fuse-spike.md §2).
 public final class WorkerPool: Sendable {
     private struct Queue {
-        var jobs: [@Sendable () -> Void] = []
+        /// Taken jobs are set to nil at once: a job's closure holds what it works on (a
+        /// chunk's megabyte), which must not live on in the queue.
+        var jobs: [(@Sendable () -> Void)?] = []
         var head = 0
         var stopping = false
         var running = 0
@@ -58,6 +60,7 @@ public final class WorkerPool: Sendable {
             let job: (@Sendable () -> Void)? = queue.wait { q -> (@Sendable () -> Void)?? in
                 if q.head < q.jobs.count {
                     let job = q.jobs[q.head]
+                    q.jobs[q.head] = nil
                     q.head += 1
                     if q.head > 1024, q.head * 2 > q.jobs.count { q.jobs.removeFirst(q.head); q.head = 0 }
                     return .some(job)
