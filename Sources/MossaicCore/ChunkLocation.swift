@@ -21,6 +21,13 @@ public enum ChunkLocation: Sendable, Hashable {
         }
     }
 
+    /// Whether `next` lies right after this chunk in the same pack: the two are one ranged GET.
+    public func isFollowed(by next: ChunkLocation) -> Bool {
+        guard case .packed(let pack, let offset, let length) = self,
+              case .packed(let nextPack, let nextOffset, _) = next else { return false }
+        return pack == nextPack && nextOffset == offset + UInt64(length)
+    }
+
     /// The pack, if the chunk is in one.
     public var pack: ChunkHash? {
         if case .packed(let pack, _, _) = self { return pack }

@@ -299,10 +299,7 @@ final class ChunkStore: Sendable {
 
     /// Whether `next` is the chunk after `previous` in the file and right after it in the same pack.
     private static func continues(_ previous: ChunkRef, with next: ChunkRef) -> Bool {
-        guard next.index.rawValue == previous.index.rawValue + 1,
-              case .packed(let pack, let offset, let length) = previous.location,
-              case .packed(let nextPack, let nextOffset, _) = next.location else { return false }
-        return pack == nextPack && nextOffset == offset + UInt64(length)
+        next.index.rawValue == previous.index.rawValue + 1 && previous.location.isFollowed(by: next.location)
     }
 }
 

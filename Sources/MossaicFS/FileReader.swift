@@ -53,6 +53,12 @@ final class FileReader: Sendable {
     func refs(_ indexes: ClosedRange<UInt64>, epoch: Int,
               load: (ClosedRange<UInt64>) throws(FSError) -> [ChunkRef]) throws(FSError) -> [UInt64: ChunkRef] {
         let first = indexes.lowerBound / Self.segmentChunks, last = indexes.upperBound / Self.segmentChunks
+        // A range wider than the map keeps (a commit of pages far apart) is one query, uncached.
+        guard last - first < UInt64(Self.maxSegments) else {
+            var refs: [UInt64: ChunkRef] = [:]
+            for ref in try load(indexes) { refs[ref.index.rawValue] = ref }
+            return refs
+        }
         let (cached, version) = state.withLock { s -> ([UInt64: [UInt64: ChunkRef]], UInt64) in
             if s.epoch != epoch { s.epoch = epoch; s.segments.removeAll() }
             var cached: [UInt64: [UInt64: ChunkRef]] = [:]
@@ -75,10 +81,10 @@ final class FileReader: Sendable {
                 for (segment, refs) in segments { s.segments[segment] = refs }
             }
         }
+        // A read asks for one or two chunks of a 1024-chunk segment: looked up one by one, not
+        // by walking the segment.
         var result: [UInt64: ChunkRef] = [:]
-        for segment in first...last {
-            for (index, ref) in segments[segment]! where indexes.contains(index) { result[index] = ref }
-        }
+        for index in indexes { if let ref = segments[index / Self.segmentChunks]?[index] { result[index] = ref } }
         return result
     }
 

@@ -70,9 +70,7 @@ extension MossaicFilesystem {
         var cachedBytes = 0
         for chunk in chunks {
             if cache.isCachedOrComing(chunk.hash) { report.cachedBefore += 1; cachedBytes += chunk.length; continue }
-            if let last = units.last?.last, let pack = chunk.location.pack, last.location.pack == pack, units[units.count - 1].count < 16,
-               case .packed(_, let lastOffset, let lastLength) = last.location, case .packed(_, let offset, _) = chunk.location,
-               lastOffset + UInt64(lastLength) == offset {
+            if let last = units.last?.last, units[units.count - 1].count < 16, last.location.isFollowed(by: chunk.location) {
                 units[units.count - 1].append((chunk.hash, chunk.location))
             } else {
                 units.append([(chunk.hash, chunk.location)])
