@@ -11,12 +11,12 @@ import Synchronization
 /// the bargain ext4 makes with its 5-second journal commit, which is what lets small files be
 /// created at thousands per second. fsync(2) never waits for it: it commits FULL itself.
 final class BackgroundSyncer: Sendable {
-    private let metadata: SQLiteMetaStore
+    private let metadata: any MetaStore
     private let interval: Double
     private let logger: Logger
     private let worker = Mutex<PeriodicWorker?>(nil)
 
-    init(metadata: SQLiteMetaStore, interval: Double, logger: Logger) {
+    init(metadata: any MetaStore, interval: Double, logger: Logger) {
         self.metadata = metadata
         self.interval = interval
         self.logger = logger

@@ -49,7 +49,7 @@ final class ChunkStore: Sendable {
         }
     }
 
-    let metadata: SQLiteMetaStore
+    let metadata: any MetaStore
     let cache: BlobCache
     let configuration: Configuration
     /// Hashing and storing: the writers' streaming uploads and the commits' chunks.
@@ -58,7 +58,7 @@ final class ChunkStore: Sendable {
     private let placements = Mutex(Placements())
     private let logger: Logger
 
-    init(metadata: SQLiteMetaStore, cache: BlobCache, configuration: Configuration, logger: Logger) {
+    init(metadata: any MetaStore, cache: BlobCache, configuration: Configuration, logger: Logger) {
         self.metadata = metadata
         self.cache = cache
         self.configuration = configuration

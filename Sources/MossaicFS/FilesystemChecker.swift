@@ -60,7 +60,7 @@ public enum FilesystemChecker {
         }
     }
 
-    public static func run(store: any ObjectStore, metadata: SQLiteMetaStore, options: Options,
+    public static func run(store: any ObjectStore, metadata: any MetaStore, options: Options,
                            progress: @escaping @Sendable (ProgressEvent) -> Void) throws(FSError) -> Report {
         var report = Report()
         report.problems = try meta { () throws(MetaError) in try metadata.checkConsistency() }.map(\.description)
@@ -160,7 +160,7 @@ public enum FilesystemChecker {
     /// cache, else write-back staging — and points its row there if it was in a pack. The row
     /// moves only after the object is stored: a row must never name a missing object.
     private static func restore(_ chunk: LocatedChunk, options: Options, store: any ObjectStore,
-                                metadata: SQLiteMetaStore) throws(FSError) -> Bool {
+                                metadata: any MetaStore) throws(FSError) -> Bool {
         let candidates = [options.blobsDirectory.map { BlobCache.diskCachePath(of: chunk.hash, in: $0) },
                           options.stagingDirectory.map { "\($0)/\(chunk.hash.hex)" }].compactMap { $0 }
         guard let bytes = candidates.lazy.compactMap({ try? PosixFiles.read($0) }).first(where: { ChunkHash.of($0) == chunk.hash }),

@@ -44,7 +44,7 @@ public struct FilesystemStatus: Codable, Sendable {
     }
 
     /// The same figures for an unmounted filesystem, from its metadata alone.
-    public static func offline(store: String, uuid: String, metadata: SQLiteMetaStore) throws(FSError) -> FilesystemStatus {
+    public static func offline(store: String, uuid: String, metadata: any MetaStore) throws(FSError) -> FilesystemStatus {
         let usage = try meta { () throws(MetaError) in try metadata.usageDetails() }
         return FilesystemStatus(store: store, filesystemUUID: uuid, mounted: false, readOnly: false, usage: usage, cache: nil,
                                 openFiles: 0, dirtyBytes: 0, pendingUploads: 0)

@@ -148,7 +148,7 @@ public enum GarbageCollector {
         return report
     }
 
-    private static func collect(store: any ObjectStore, metadata: SQLiteMetaStore, catalog: SnapshotCatalog,
+    private static func collect(store: any ObjectStore, metadata: any MetaStore, catalog: SnapshotCatalog,
                                 cacheDirectory: CacheDirectory, replicator: MetadataReplicator, options: Options,
                                 report: inout Report,
                                 progress: @escaping @Sendable (ProgressEvent) -> Void) throws(FormatError) {

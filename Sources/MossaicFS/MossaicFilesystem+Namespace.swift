@@ -3,7 +3,7 @@ import MossaicMeta
 
 /// Creating, linking, removing and renaming names.
 extension MossaicFilesystem {
-    private func create(parent: InodeNumber, name: [UInt8], _ node: SQLiteMetaStore.NewNode, caller: Caller) throws(FSError) -> FileAttributes {
+    private func create(parent: InodeNumber, name: [UInt8], _ node: NewNode, caller: Caller) throws(FSError) -> FileAttributes {
         try checkWritable()
         try Self.checkName(name)
         if permissions.enabled { try permissions.check(try getattr(parent), caller, [.write, .execute]) }

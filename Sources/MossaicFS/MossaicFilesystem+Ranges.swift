@@ -41,14 +41,14 @@ extension MossaicFilesystem {
         switch mode {
         case .allocate(let keepSize):
             _ = try meta { () throws(MetaError) in
-                try metadata.changeAllocation(ino, reserve: outward, growTo: keepSize ? nil : end, touch: .both, now: .now())
+                try metadata.changeAllocation(ino, reserve: outward, release: nil, growTo: keepSize ? nil : end, touch: .both, now: .now())
             }
             if !keepSize && end > attrs.size { chunkListChanged(ino); file.writer.truncated(to: end) }
         case .zeroRange(let keepSize):
             let zeroed = offset..<max(offset, min(end, attrs.size))
             if !zeroed.isEmpty { try zero(ino, size: attrs.size, zeroed) }
             _ = try meta { () throws(MetaError) in
-                try metadata.changeAllocation(ino, reserve: outward, growTo: keepSize ? nil : end, touch: .both, now: .now())
+                try metadata.changeAllocation(ino, reserve: outward, release: nil, growTo: keepSize ? nil : end, touch: .both, now: .now())
             }
             if !keepSize && end > attrs.size { chunkListChanged(ino); file.writer.truncated(to: end) }
         case .punchHole:
@@ -56,7 +56,7 @@ extension MossaicFilesystem {
             // not form a reversed range); one reaching past it stops at the end's block, so
             // what KEEP_SIZE reserved further out stays.
             guard offset < attrs.size else {
-                _ = try meta { () throws(MetaError) in try metadata.changeAllocation(ino, touch: .both, now: .now()) }
+                _ = try meta { () throws(MetaError) in try metadata.changeAllocation(ino, reserve: nil, release: nil, growTo: nil, touch: .both, now: .now()) }
                 return
             }
             try zero(ino, size: attrs.size, offset..<min(end, attrs.size))
@@ -64,7 +64,7 @@ extension MossaicFilesystem {
             let first = (offset + block - 1) / block * block
             let inward = first..<max(first, limit / block * block)
             if !inward.isEmpty {
-                _ = try meta { () throws(MetaError) in try metadata.changeAllocation(ino, release: inward, touch: .none, now: .now()) }
+                _ = try meta { () throws(MetaError) in try metadata.changeAllocation(ino, reserve: nil, release: inward, growTo: nil, touch: .none, now: .now()) }
             }
         }
     }

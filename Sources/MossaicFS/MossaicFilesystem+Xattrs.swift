@@ -4,7 +4,7 @@ import MossaicMeta
 /// Extended attributes. Values up to 64 KiB (XATTR_SIZE_MAX), names up to 255 bytes.
 extension MossaicFilesystem {
     /// XATTR_CREATE / XATTR_REPLACE, both, or neither: the metadata's own modes.
-    public typealias XattrSetMode = SQLiteMetaStore.XattrMode
+    public typealias XattrSetMode = XattrMode
 
     /// Who may read or change an attribute. `user.*` follows the file's read/write bits;
     /// `trusted.*` and `security.*` are checked by the kernel (capabilities); the POSIX ACLs

@@ -61,7 +61,7 @@ public final class MossaicFilesystem: Sendable {
         var durableClose: Bool { syncInterval <= 0 }
     }
 
-    let metadata: SQLiteMetaStore
+    let metadata: any MetaStore
     /// Chunk identity, placement and reads (ChunkStore.swift).
     let chunks: ChunkStore
     /// The bound on buffered write memory (MemoryLimiter.swift).
@@ -94,7 +94,7 @@ public final class MossaicFilesystem: Sendable {
     /// which the filesystem does not see; set once at mount (MossaicFilesystem+Control.swift).
     let uploadsInFlight = Mutex<@Sendable () -> Int>({ 0 })
 
-    public init(metadata: SQLiteMetaStore, cache: BlobCache, superblock: Superblock, options: Options, logger: Logger,
+    public init(metadata: any MetaStore, cache: BlobCache, superblock: Superblock, options: Options, logger: Logger,
                 metrics: Metrics = Metrics()) {
         self.metrics = metrics
         self.metadata = metadata
@@ -295,8 +295,10 @@ public final class MossaicFilesystem: Sendable {
     public func lookup(parent: InodeNumber, name: [UInt8], caller: Caller = .root) throws(FSError) -> FileAttributes {
         guard name.count <= FormatConstants.maxNameLength else { throw .nameTooLong }
         if name == [0x2e] || name == [0x2e, 0x2e] { return try lookupByHandle(parent, parentOf: name.count == 2) }
-        if permissions.enabled { try permissions.check(try getattr(parent), caller, .execute) }
-        var attrs = try meta { () throws(MetaError) in try metadata.lookup(parent: parent, name: name) }
+        // One metadata read: the directory (for the search permission) and the entry together.
+        let (directory, entry) = try meta { () throws(MetaError) in try metadata.resolve(parent: parent, name: name) }
+        if permissions.enabled { try permissions.check(directory, caller, .execute) }
+        guard var attrs = entry else { throw .notFound }
         overlay(&attrs)
         inodes.remember(attrs.ino)
         return attrs

@@ -87,6 +87,16 @@ final class SQLiteConnection: @unchecked Sendable {
         while try s.step() {}
     }
 
+    /// Resets every statement still in the middle of its results: an active statement holds
+    /// its read transaction open, and with it a stale view of the database.
+    func resetActiveStatements() {
+        var next = sqlite3_next_stmt(db, nil)
+        while let stmt = next {
+            if sqlite3_stmt_busy(stmt) != 0 { sqlite3_reset(stmt) }
+            next = sqlite3_next_stmt(db, stmt)
+        }
+    }
+
     var changes: Int { Int(sqlite3_changes(db)) }
     /// Rows changed by INSERT/UPDATE/DELETE on this connection since it was opened.
     var totalChanges: Int64 { Int64(sqlite3_total_changes64(db)) }

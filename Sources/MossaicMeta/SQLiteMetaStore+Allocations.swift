@@ -13,14 +13,11 @@ import MossaicCore
 extension SQLiteMetaStore {
     static let allocationBlock: UInt64 = 4096
 
-    /// Which times an allocation change sets to `now` (a growth of the size sets both).
-    public enum AllocationTimes: Sendable { case none, ctime, both }
-
     /// fallocate in one transaction: `reserve` is added to the file's reserved ranges,
     /// `release` removed from them (both rounded to whole 4 KiB blocks by the caller), and
     /// with `growTo` above the size the size becomes it.
-    public func changeAllocation(_ ino: InodeNumber, reserve: Range<UInt64>? = nil, release: Range<UInt64>? = nil,
-                                 growTo size: UInt64? = nil, touch: AllocationTimes, now: Timestamp) throws(MetaError) -> FileAttributes {
+    public func changeAllocation(_ ino: InodeNumber, reserve: Range<UInt64>?, release: Range<UInt64>?,
+                                 growTo size: UInt64?, touch: AllocationTimes, now: Timestamp) throws(MetaError) -> FileAttributes {
         try write { (c) throws(MetaError) in
             let attrs = try Self.attributes(c, ino)
             guard attrs.kind == .regular else { throw .invalidArgument }
@@ -38,7 +35,7 @@ extension SQLiteMetaStore {
 
     /// The reserved ranges of `ino`, in order (for tests and fsck).
     public func allocations(of ino: InodeNumber) throws(MetaError) -> [Range<UInt64>] {
-        try withConnection { (c) throws(MetaError) in try Self.allocationRows(c, ino, within: 0..<UInt64(Int64.max)) }
+        try read { (c) throws(MetaError) in try Self.allocationRows(c, ino, within: 0..<UInt64(Int64.max)) }
     }
 
     static func hasAllocations(_ c: SQLiteConnection, _ ino: InodeNumber) throws(MetaError) -> Bool {

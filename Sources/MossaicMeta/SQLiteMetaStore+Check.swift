@@ -1,30 +1,10 @@
 import MossaicCore
 
-/// One inconsistency in the metadata, as `fsck` reports it.
-public struct MetaProblem: Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: String, Sendable {
-        case refcount = "wrong chunk refcount"
-        case danglingReference = "reference to an unknown chunk"
-        case referenceTooLong = "reference longer than its chunk"
-        case referencePastEnd = "chunk reference past the end of the file"
-        case linkCount = "wrong link count"
-        case danglingEntry = "directory entry naming no inode"
-        case unreachable = "inode with links but no name"
-        case unlistedOrphan = "unlinked inode not queued for removal"
-        case directoryParent = "directory with a wrong parent"
-        case allocation = "wrong allocated size"
-        case reservation = "wrong reserved size"
-    }
-    public var kind: Kind
-    public var detail: String
-    public var description: String { "\(kind.rawValue): \(detail)" }
-}
-
 /// Consistency checks and repairs for `fsck`. Each check is one aggregate query, never a
 /// query per inode, so a filesystem of millions of files is checked in seconds.
 extension SQLiteMetaStore {
     public func checkConsistency() throws(MetaError) -> [MetaProblem] {
-        try withConnection { (c) throws(MetaError) in
+        try read(snapshot: true) { (c) throws(MetaError) in
             var problems: [MetaProblem] = []
             let directory = Int64(FileKind.directory.rawValue)
             for (hash, stored, actual) in try c.query("""
@@ -179,7 +159,7 @@ extension SQLiteMetaStore {
     /// Every stored chunk a file references, where it is and its length (what must exist in
     /// the store: `length` bytes at the location's range of its object).
     public func referencedStoredChunkLengths() throws(MetaError) -> [(chunk: LocatedChunk, length: Int)] {
-        try withConnection { (c) throws(MetaError) in
+        try read { (c) throws(MetaError) in
             try c.query("SELECT hash, pack, pack_offset, length FROM chunks WHERE state = ? AND refcount > 0",
                         [.int(ChunkState.stored.rawValue)]) { (LocatedChunk.read($0, from: 0), Int($0.int(3))) }
         }
@@ -188,7 +168,7 @@ extension SQLiteMetaStore {
     /// Every chunk row naming an object (referenced or awaiting garbage collection), with the
     /// object it names: an object no row names is garbage for `gc`.
     public func knownStoredChunks() throws(MetaError) -> [LocatedChunk] {
-        try withConnection { (c) throws(MetaError) in
+        try read { (c) throws(MetaError) in
             try c.query("SELECT hash, pack, pack_offset, length FROM chunks WHERE state = ?", [.int(ChunkState.stored.rawValue)]) {
                 LocatedChunk.read($0, from: 0)
             }

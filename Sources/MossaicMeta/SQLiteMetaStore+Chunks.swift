@@ -4,7 +4,7 @@ import MossaicCore
 extension SQLiteMetaStore {
     /// The chunk references of `ino` with index in `indexes`, in index order.
     public func chunkRefs(_ ino: InodeNumber, indexes: ClosedRange<UInt64>) throws(MetaError) -> [ChunkRef] {
-        try withConnection { (c) throws(MetaError) in
+        try read { (c) throws(MetaError) in
             try c.query("""
                 SELECT f.idx, f.hash, f.length, c.pack, c.pack_offset, c.length FROM file_chunks f
                 LEFT JOIN chunks c ON c.hash = f.hash WHERE f.ino = ? AND f.idx BETWEEN ? AND ? ORDER BY f.idx
@@ -27,7 +27,7 @@ extension SQLiteMetaStore {
 
     /// What the metadata knows about the chunk `hash`, or nil if nothing.
     public func chunkInfo(_ hash: ChunkHash) throws(MetaError) -> ChunkInfo? {
-        try withConnection { (c) throws(MetaError) in
+        try read { (c) throws(MetaError) in
             try c.queryOne("SELECT length, refcount, state FROM chunks WHERE hash = ?", [.blob(hash.bytes)]) { s in
                 ChunkInfo(length: Int(s.int(0)), refcount: s.int(1), state: ChunkState(rawValue: s.int(2)) ?? .stored)
             }
@@ -36,7 +36,7 @@ extension SQLiteMetaStore {
 
     /// The bytes of an inline chunk, or nil if it is not inline.
     public func inlineData(_ hash: ChunkHash) throws(MetaError) -> [UInt8]? {
-        try withConnection { (c) throws(MetaError) in
+        try read { (c) throws(MetaError) in
             try c.queryOne("SELECT data FROM chunks WHERE hash = ? AND state = ?", [.blob(hash.bytes), .int(ChunkState.inline.rawValue)]) { $0.blob(0) }
         }
     }
@@ -45,7 +45,7 @@ extension SQLiteMetaStore {
     /// references with their refcounts, and size/mtime/ctime. The caller has stored every
     /// non-inline chunk in `newChunks` before calling, so the metadata never references a
     /// chunk the store lacks. `durable`: synchronous=FULL (fsync), else NORMAL.
-    public func commit(_ commit: FileCommit, durable: Bool = true) throws(MetaError) -> FileAttributes {
+    public func commit(_ commit: FileCommit, durable: Bool) throws(MetaError) -> FileAttributes {
         try write(durable: durable) { (c) throws(MetaError) in
             let key = SQLValue.int(Int64(commit.ino.rawValue))
             var attrs = try Self.attributes(c, commit.ino)
@@ -138,7 +138,7 @@ extension SQLiteMetaStore {
 
     /// Stored chunks no file references (garbage-collection candidates).
     public func unreferencedStoredChunks() throws(MetaError) -> [ChunkHash] {
-        try withConnection { (c) throws(MetaError) in
+        try read { (c) throws(MetaError) in
             try c.query("SELECT hash FROM chunks WHERE refcount = 0 AND state = ?", [.int(ChunkState.stored.rawValue)]) { ChunkHash(bytes: $0.blob(0)) }
         }
     }

@@ -1,17 +1,6 @@
 import MossaicCore
 
-/// A stored chunk and where its bytes are, as a chunk row says: the unit `gc` and `fsck` reason
-/// about, since one object (a pack) may hold several chunks.
-public struct LocatedChunk: Sendable, Hashable {
-    public var hash: ChunkHash
-    public var location: ChunkLocation
-    public init(hash: ChunkHash, location: ChunkLocation) {
-        self.hash = hash; self.location = location
-    }
-
-    /// The key of the object that holds the chunk's bytes (`chunks/…` or `packs/…`).
-    public var key: String { location.key(of: hash) }
-
+extension LocatedChunk {
     /// Columns `first` (hash), `first + 1` (pack), `first + 2` (pack_offset), `first + 3`
     /// (length) of a row.
     static func read(_ s: Statement, from first: Int32) -> LocatedChunk {
@@ -28,7 +17,7 @@ extension SQLiteMetaStore {
     /// `unreferenced`: stored chunks at refcount 0, whose object may go once no live chunk and
     /// no snapshot needs it.
     public func chunkRowsForCollection() throws(MetaError) -> (live: [LocatedChunk], unreferenced: [LocatedChunk]) {
-        try withConnection { (c) throws(MetaError) in
+        try read(snapshot: true) { (c) throws(MetaError) in
             var live: [LocatedChunk] = [], unreferenced: [LocatedChunk] = []
             for (chunk, refcount, state) in try c.query("""
                 SELECT hash, pack, pack_offset, length, refcount, state FROM chunks WHERE state <> ?

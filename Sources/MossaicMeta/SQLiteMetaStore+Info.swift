@@ -1,28 +1,5 @@
 import MossaicCore
 
-/// What one file or directory tree holds, for `mossaicfs info` and `mossaicfs warmup`.
-public struct TreeUsage: Sendable, Equatable, Codable {
-    /// Regular files, directories and other inodes in the tree (hard links counted once).
-    public var files: UInt64 = 0
-    public var directories: UInt64 = 0
-    public var others: UInt64 = 0
-    /// The regular files' sizes added up.
-    public var size: UInt64 = 0
-    /// Chunk references of the files, and the distinct chunks they name.
-    public var chunkReferences: UInt64 = 0
-    public var chunks: UInt64 = 0
-    /// The bytes of the distinct chunks: what the tree takes in the store (and the metadata,
-    /// for chunks small enough to be inline).
-    public var storedBytes: UInt64 = 0
-    public var inlineBytes: UInt64 = 0
-    /// Chunk bytes the tree names that are shared: with files outside it, or named more than
-    /// once inside it. The chunk bytes referenced minus those only it holds, once each.
-    public var deduplicatedBytes: UInt64 = 0
-    /// Stored bytes that no file outside the tree references: what deleting it would free.
-    public var exclusiveBytes: UInt64 = 0
-    public init() {}
-}
-
 extension SQLiteMetaStore {
     /// The inode `ino` and, for a directory, every inode below it (a recursive walk of the
     /// directory entries; UNION, not UNION ALL, counts a hard-linked file once).
@@ -32,7 +9,7 @@ extension SQLiteMetaStore {
 
     /// Totals over `ino` (a file) or the tree below it (a directory).
     public func treeUsage(_ ino: InodeNumber) throws(MetaError) -> TreeUsage {
-        try withConnection { (c) throws(MetaError) in
+        try read(snapshot: true) { (c) throws(MetaError) in
             let root = SQLValue.int(Int64(ino.rawValue))
             let regular = Int64(FileKind.regular.rawValue), directory = Int64(FileKind.directory.rawValue)
             var u = TreeUsage()
@@ -70,7 +47,7 @@ extension SQLiteMetaStore {
     /// The distinct chunks stored as objects that the files of `ino`'s tree name, ordered by
     /// object and offset, so that the chunks of one pack come one after another.
     public func treeStoredChunks(_ ino: InodeNumber) throws(MetaError) -> [(hash: ChunkHash, location: ChunkLocation, length: Int)] {
-        try withConnection { (c) throws(MetaError) in
+        try read { (c) throws(MetaError) in
             try c.query("""
                 \(Self.tree)
                 SELECT c.hash, c.length, c.pack, c.pack_offset, c.length FROM

@@ -4,32 +4,6 @@ import MossaicCore
 /// that checks its preconditions and applies every change (entries, link counts, parent times),
 /// so a crash never leaves a half-done rename or a link count that disagrees with the entries.
 extension SQLiteMetaStore {
-    /// What a new inode starts as.
-    public struct NewNode: Sendable {
-        public var kind: FileKind
-        public var permissions: UInt32
-        public var uid: UInt32
-        public var gid: UInt32
-        public var rdev: UInt64
-        public var symlinkTarget: [UInt8]?
-        /// Extended attributes it is born with (inherited ACLs), in the same transaction.
-        public var xattrs: [[UInt8]: [UInt8]]
-        public init(kind: FileKind, permissions: UInt32, uid: UInt32, gid: UInt32, rdev: UInt64 = 0, symlinkTarget: [UInt8]? = nil,
-                    xattrs: [[UInt8]: [UInt8]] = [:]) {
-            self.kind = kind; self.permissions = permissions; self.uid = uid; self.gid = gid; self.rdev = rdev; self.symlinkTarget = symlinkTarget
-            self.xattrs = xattrs
-        }
-    }
-
-    /// What an unlink or a replacing rename did to the inode it dropped a name of.
-    public struct Unlinked: Sendable, Equatable {
-        public var ino: InodeNumber
-        /// True when that was the last name: the inode is now an orphan, to be purged once no
-        /// kernel reference and no open file remains.
-        public var orphaned: Bool
-        public init(ino: InodeNumber, orphaned: Bool) { self.ino = ino; self.orphaned = orphaned }
-    }
-
     /// The generation of a new inode: random, so a file handle (inode number + generation)
     /// never names a different file, even where an inode number comes back — a database
     /// restored from an older snapshot hands out again the numbers given after it (AUTOINCREMENT
@@ -253,7 +227,7 @@ extension SQLiteMetaStore {
 
     /// Inodes with no name left (unlinked while open, or a crash before their purge).
     public func orphans() throws(MetaError) -> [InodeNumber] {
-        try withConnection { (c) throws(MetaError) in
+        try read { (c) throws(MetaError) in
             try c.query("SELECT ino FROM orphans") { InodeNumber(UInt64($0.int(0))) }
         }
     }

@@ -235,7 +235,7 @@ extension SQLiteMetaStore {
 
     /// Every stored chunk with a reference in the live database (refcount > 0).
     public func referencedStoredChunks() throws(MetaError) -> Set<ChunkHash> {
-        try withConnection { (c) throws(MetaError) in
+        try read { (c) throws(MetaError) in
             Set(try c.query("SELECT hash FROM chunks WHERE state = ? AND refcount > 0", [.int(ChunkState.stored.rawValue)]) {
                 ChunkHash(bytes: $0.blob(0))
             })
@@ -243,9 +243,9 @@ extension SQLiteMetaStore {
     }
 
     /// Switches this store to the database file at `path` (a newer snapshot, for a read-only
-    /// mount following the store). The swap happens under the connection lock, so every
-    /// operation sees either the old database or the new one, never a mix; the old connection
-    /// is closed when the last reference goes (here, at once).
+    /// mount following the store). Each operation runs on one connection, so it sees either the
+    /// old database or the new one, never a mix; old connections close when the last operation
+    /// using them is done.
     public func replaceDatabase(with path: String) throws(MetaError) {
         let c = try SQLiteConnection(path: path, readOnly: readOnly)
         if readOnly {
@@ -254,7 +254,9 @@ extension SQLiteMetaStore {
             try c.execute("PRAGMA journal_mode=WAL")
             try Self.migrate(c)
         }
+        let pool = try SQLiteReaderPool(path: path, readOnly: readOnly)
         connection.withLock { $0 = c }
+        readers.withLock { $0 = pool }
         replacements.add(1, ordering: .releasing)
     }
 

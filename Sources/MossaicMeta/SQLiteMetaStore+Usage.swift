@@ -3,7 +3,7 @@ import MossaicCore
 extension SQLiteMetaStore {
     /// Counts and byte totals for `status` (two aggregate queries over inodes and chunks).
     public func usageDetails() throws(MetaError) -> UsageDetails {
-        try withConnection { (c) throws(MetaError) in
+        try read(snapshot: true) { (c) throws(MetaError) in
             let regular = Int64(FileKind.regular.rawValue), directory = Int64(FileKind.directory.rawValue)
             let inodes = try c.queryOne("""
                 SELECT count(*), count(*) FILTER (WHERE kind = ?), count(*) FILTER (WHERE kind = ?),

@@ -3,12 +3,8 @@ import MossaicCore
 /// Extended attributes. Names and values are bytes; any namespace is stored as given (the
 /// kernel has already checked the caller may use it). A change updates the inode's ctime.
 extension SQLiteMetaStore {
-    /// `createAndReplace`: XATTR_CREATE|XATTR_REPLACE, which fails either way (EEXIST or
-    /// ENODATA), as on ext4.
-    public enum XattrMode: Sendable { case any, create, replace, createAndReplace }
-
     public func xattr(_ ino: InodeNumber, name: [UInt8]) throws(MetaError) -> [UInt8] {
-        try withConnection { (c) throws(MetaError) in
+        try read { (c) throws(MetaError) in
             if let value = try c.queryOne("SELECT value FROM xattrs WHERE ino = ? AND name = ?", [.int(Int64(ino.rawValue)), .blob(name)], row: { $0.blob(0) }) {
                 return value
             }
@@ -18,7 +14,7 @@ extension SQLiteMetaStore {
     }
 
     public func xattrNames(_ ino: InodeNumber) throws(MetaError) -> [[UInt8]] {
-        try withConnection { (c) throws(MetaError) in
+        try read { (c) throws(MetaError) in
             _ = try Self.attributes(c, ino)
             return try c.query("SELECT name FROM xattrs WHERE ino = ? ORDER BY name", [.int(Int64(ino.rawValue))]) { $0.blob(0) }
         }

@@ -4,10 +4,12 @@ import Synchronization
 /// The filesystem's metadata in SQLite: inodes, directory entries, chunk lists, chunks with
 /// refcounts (small ones inline), symlinks and xattrs.
 ///
-/// One connection behind a `Mutex`: SQLite allows one writer, and with local metadata every
-/// operation is microseconds, so serialising them is simpler than a reader pool and not
-/// measurably slower at the FUSE request rates a 2-core machine produces. Every mutation is one
-/// `BEGIN IMMEDIATE` transaction in WAL mode. File commits (`commit`) and `sync()` are
+/// The first `MetaStore` engine: one host, the database in the cache directory, snapshots of it
+/// in the bucket (`SQLiteMetaStore+Snapshots`).
+///
+/// One writer connection behind a `Mutex` (SQLite allows one writer at a time anyway) and a few
+/// reader connections (`SQLiteReaderPool`): a lookup or getattr never waits behind another
+/// file's commit and its fsync. Every mutation is one `BEGIN IMMEDIATE` transaction in WAL mode. File commits (`commit`) and `sync()` are
 /// committed with `synchronous=FULL`: when they return, they and everything before them survive
 /// power loss. Other metadata changes use `synchronous=NORMAL`: atomic and immediately safe
 /// against a crash of the daemon, durable against power loss at the next FULL commit.
@@ -15,10 +17,12 @@ import Synchronization
 /// Every write transaction that changes a row also bumps the `change_seq` setting in the same
 /// transaction, so "changed since the last metadata snapshot" survives a crash
 /// (see `SQLiteMetaStore+Snapshots.swift`).
-public final class SQLiteMetaStore: Sendable {
+public final class SQLiteMetaStore: MetaStore {
     /// Replaced only by `replaceDatabase(with:)` (read-only mounts following the store's newest
     /// snapshot); every other use just locks it.
     let connection: Mutex<SQLiteConnection>
+    /// The read connections; replaced together with `connection`.
+    let readers: Mutex<SQLiteReaderPool>
     public let readOnly: Bool
 
     /// The database file in use (it changes when a read-only mount switches snapshots).
@@ -48,6 +52,7 @@ public final class SQLiteMetaStore: Sendable {
             try Self.migrate(c)
         }
         connection = Mutex(c)
+        readers = Mutex(try SQLiteReaderPool(path: path, readOnly: readOnly))
     }
 
     /// Refuses a database newer than this build (and, with `exact`, an older one, which a
@@ -80,6 +85,13 @@ public final class SQLiteMetaStore: Sendable {
     /// the store from `body` (the mutex is not reentrant).
     func withConnection<T: Sendable>(_ body: (SQLiteConnection) throws(MetaError) -> T) throws(MetaError) -> T {
         try connection.withLock { (c) throws(MetaError) -> T in try body(c) }
+    }
+
+    /// Runs `body` on a reader connection: for reads only. `snapshot`: its statements in one
+    /// read transaction, for a read of several statements that must agree with each other.
+    func read<T: Sendable>(snapshot: Bool = false, _ body: (SQLiteConnection) throws(MetaError) -> T) throws(MetaError) -> T {
+        let pool = readers.withLock { $0 }
+        return try pool.read(snapshot: snapshot, body)
     }
 
     /// Runs `body` as one write transaction. If it changed any row and `counted` (the default),
@@ -117,7 +129,7 @@ public final class SQLiteMetaStore: Sendable {
     // MARK: Settings
 
     public func setting(_ key: String) throws(MetaError) -> String? {
-        try withConnection { (c) throws(MetaError) in
+        try read { (c) throws(MetaError) in
             try c.queryOne("SELECT value FROM settings WHERE key = ?", [.text(key)]) { $0.text(0) }
         }
     }
@@ -145,7 +157,19 @@ public final class SQLiteMetaStore: Sendable {
 
     // MARK: Attributes
 
-    static let attributeColumns = "i.ino, i.kind, i.mode, i.uid, i.gid, i.size, i.nlink, i.rdev, i.atime_ns, i.mtime_ns, i.ctime_ns, i.generation, i.allocated, i.reserved"
+    static let attributeColumnNames = ["ino", "kind", "mode", "uid", "gid", "size", "nlink", "rdev", "atime_ns", "mtime_ns", "ctime_ns",
+                                       "generation", "allocated", "reserved"]
+    static let attributeCount = Int32(attributeColumnNames.count)
+    /// The attribute columns of table alias `table`, in the order `attributes(_:from:)` reads.
+    static func attributeColumns(of table: String) -> String {
+        attributeColumnNames.map { table + "." + $0 }.joined(separator: ", ")
+    }
+    static let attributeColumns = attributeColumns(of: "i")
+    static let resolveQuery = """
+        SELECT \(attributeColumns(of: "p")), \(attributeColumns(of: "e"))
+        FROM inodes p LEFT JOIN dentries d ON d.parent = p.ino AND d.name = ? LEFT JOIN inodes e ON e.ino = d.ino
+        WHERE p.ino = ?
+        """
 
     /// Reads the attribute columns starting at `first` (in `attributeColumns` order).
     static func attributes(_ s: Statement, from first: Int32 = 0) -> FileAttributes {
@@ -173,20 +197,21 @@ public final class SQLiteMetaStore: Sendable {
     }
 
     public func attributes(of ino: InodeNumber) throws(MetaError) -> FileAttributes {
-        try withConnection { (c) throws(MetaError) in try Self.attributes(c, ino) }
+        try read { (c) throws(MetaError) in try Self.attributes(c, ino) }
     }
 
-    /// The inode `name` in directory `parent` names.
-    public func lookup(parent: InodeNumber, name: [UInt8]) throws(MetaError) -> FileAttributes {
-        try withConnection { (c) throws(MetaError) in
-            if let attrs = try c.queryOne("""
-                SELECT \(Self.attributeColumns) FROM dentries d JOIN inodes i ON i.ino = d.ino WHERE d.parent = ? AND d.name = ?
-                """, [.int(Int64(parent.rawValue)), .blob(name)], row: { Self.attributes($0) }) {
-                return attrs
+    /// The directory and the inode `name` names in it, in one query: the directory's row
+    /// LEFT JOINed to the entry, so a missing name (a negative lookup, as common as a found one:
+    /// every create, every search along $PATH) costs no second read to tell ENOENT from ENOTDIR.
+    public func resolve(parent: InodeNumber, name: [UInt8]) throws(MetaError) -> (directory: FileAttributes, entry: FileAttributes?) {
+        let found = try read { (c) throws(MetaError) in
+            try c.queryOne(Self.resolveQuery, [.blob(name), .int(Int64(parent.rawValue))]) { s in
+                (Self.attributes(s), s.isNull(Self.attributeCount) ? nil : Self.attributes(s, from: Self.attributeCount))
             }
-            let dir = try Self.attributes(c, parent)
-            throw dir.kind == .directory ? .notFound : .notDirectory
         }
+        guard let (directory, entry) = found else { throw .notFound }
+        guard directory.kind == .directory else { throw .notDirectory }
+        return (directory, entry)
     }
 
     /// The inode a file handle names, for the kernel's `lookup(ino, ".")` when it rebuilds an
@@ -203,7 +228,7 @@ public final class SQLiteMetaStore: Sendable {
     /// `lookup(ino, "..")` when it reconnects a directory handle to the tree. Only directories
     /// have one: a file's names may be in many directories.
     public func parentDirectory(of ino: InodeNumber) throws(MetaError) -> FileAttributes {
-        try withConnection { (c) throws(MetaError) in
+        try read { (c) throws(MetaError) in
             _ = try Self.directory(c, ino)
             guard let parent = try c.queryOne("SELECT parent FROM inodes WHERE ino = ?", [.int(Int64(ino.rawValue))], row: { $0.int(0) })
             else { throw .notFound }
@@ -216,7 +241,7 @@ public final class SQLiteMetaStore: Sendable {
     /// `xattrs`: attributes set (or, nil, removed) in the same transaction — an ACL kept in step
     /// with the mode.
     public func setAttributes(of ino: InodeNumber, _ changes: AttributeChanges, now: Timestamp,
-                              xattrs: [[UInt8]: [UInt8]?] = [:]) throws(MetaError) -> FileAttributes {
+                              xattrs: [[UInt8]: [UInt8]?]) throws(MetaError) -> FileAttributes {
         try write { (c) throws(MetaError) in
             var attrs = try Self.attributes(c, ino)
             for (name, value) in xattrs { try Self.storeXattr(c, ino, name: name, value: value) }
@@ -260,7 +285,7 @@ public final class SQLiteMetaStore: Sendable {
     /// Every entry of a directory (without `.` and `..`) with its attributes, in name order, and
     /// the directory's parent (for `..`).
     public func readDirectory(_ ino: InodeNumber) throws(MetaError) -> (parent: InodeNumber, entries: [DirectoryEntry]) {
-        try withConnection { (c) throws(MetaError) in
+        try read(snapshot: true) { (c) throws(MetaError) in
             let dir = try Self.attributes(c, ino)
             guard dir.kind == .directory else { throw .notDirectory }
             let parent = try c.queryOne("SELECT parent FROM inodes WHERE ino = ?", [.int(Int64(ino.rawValue))]) { $0.int(0) } ?? 1
@@ -272,7 +297,7 @@ public final class SQLiteMetaStore: Sendable {
     }
 
     public func readSymlink(_ ino: InodeNumber) throws(MetaError) -> [UInt8] {
-        try withConnection { (c) throws(MetaError) in
+        try read { (c) throws(MetaError) in
             guard let target = try c.queryOne("SELECT target FROM symlinks WHERE ino = ?", [.int(Int64(ino.rawValue))], row: { $0.blob(0) })
             else { throw .invalidArgument }
             return target
@@ -282,7 +307,7 @@ public final class SQLiteMetaStore: Sendable {
     // MARK: Usage
 
     public func usage() throws(MetaError) -> MetaUsage {
-        try withConnection { (c) throws(MetaError) in
+        try read(snapshot: true) { (c) throws(MetaError) in
             let inodes = try c.queryOne("SELECT count(*) FROM inodes") { $0.int(0) } ?? 0
             let bytes = try c.queryOne("SELECT coalesce(sum(length), 0) FROM chunks WHERE refcount > 0") { $0.int(0) } ?? 0
             return MetaUsage(inodes: UInt64(inodes), storedBytes: UInt64(bytes))

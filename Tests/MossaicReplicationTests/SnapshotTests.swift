@@ -12,7 +12,7 @@ let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 let fsUUID = "00000000-0000-0000-0000-00000000f00d"
 
 func name(_ s: String) -> [UInt8] { Array(s.utf8) }
-let regular = SQLiteMetaStore.NewNode(kind: .regular, permissions: 0o644, uid: 1, gid: 2)
+let regular = NewNode(kind: .regular, permissions: 0o644, uid: 1, gid: 2)
 
 /// A directory store and a metadata database in a fresh temp directory.
 struct Rig {
