@@ -32,15 +32,6 @@ final class ChunkStore: Sendable {
         var workerThreads: Int
         /// Threads fetching ahead of sequential readers.
         var fetchThreads: Int
-
-        /// The part of the mount options this store reads, and the superblock's inline bound.
-        init(_ options: MountConfiguration, inlineMax: Int) {
-            self.inlineMax = inlineMax
-            packChunks = options.packChunks
-            writeback = options.writeback
-            workerThreads = options.readOnly ? 1 : options.uploadThreads
-            fetchThreads = max(1, options.readAheadChunks)
-        }
     }
 
     /// Chunks this process put into the store whose rows may not be committed yet, and the
@@ -323,4 +314,13 @@ struct StoredChunk: Sendable {
 struct PreparedChunk: Sendable {
     var stored: StoredChunk
     var bytes: [UInt8]?
+}
+
+extension ChunkStore.Configuration {
+    /// The part of the mount options the store reads, and the superblock's inline bound
+    /// (in an extension, so that tests keep the memberwise initializer).
+    init(_ options: MountConfiguration, inlineMax: Int) {
+        self.init(inlineMax: inlineMax, packChunks: options.packChunks, writeback: options.writeback,
+                  workerThreads: options.readOnly ? 1 : options.uploadThreads, fetchThreads: max(1, options.readAheadChunks))
+    }
 }

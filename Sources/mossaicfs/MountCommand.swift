@@ -55,9 +55,7 @@ struct MountCommand: ParsableCommand {
         libfuse's and the kernel's generic options (auto_unmount, allow_root, noatime, nosuid, \
         nodev, noexec, max_read=, subtype=, …) are passed through; fstab-only options (defaults, \
         _netdev, nofail, noauto, user, x-*, comment=) are ignored. An unknown option is an error, \
-        and so is a number outside its range (durations up to 86400 s, sync_interval up to 3600, \
-        sizes up to 1024T, mem_cache_size 1T, mem_buffer_size 16M..1T, staging_size from 1M); the \
-        error names the range.
+        and so is a number outside its range (see mossaicfs(8)); the error names the range.
         """)
 
     @Argument(help: "The filesystem: a local directory or s3://bucket/prefix, formatted with `mossaicfs format`.")
