@@ -76,8 +76,8 @@ public struct MountConfiguration: Sendable, Equatable {
     // Tuning without an option (tests lower them).
     /// A file's buffered writes are committed early when they exceed this, bounding memory
     /// per open file (one transaction, as at close; a sequential writer's last few pages wait
-    /// for the next commit, see `FileWriter`). 12 MiB: with 4-chunk packs, uploads of two
-    /// packs are in flight while the next fills.
+    /// for the next commit, see `FileWriter.snapshot(deferringTail:)`). 12 MiB: with 4-chunk
+    /// packs, uploads of two packs are in flight while the next fills.
     public var maxDirtyBytesPerFile = 12 << 20
     /// Pages one file may have in uploads in flight before its writer waits.
     public var uploadWindow = 8
