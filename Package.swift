@@ -26,7 +26,8 @@ let package = Package(
         .target(name: "CIoctl", path: "Sources/CIoctl"),
         .target(name: "CCRC32C", path: "Sources/CCRC32C"),
 
-        .target(name: "MossaicCore", dependencies: ["COpenSSL"], swiftSettings: strict),
+        .target(name: "MossaicCore", dependencies: ["COpenSSL", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
         .target(name: "MossaicObjectStore",
                 dependencies: ["MossaicCore", "CCurl", "CCRC32C", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),

@@ -34,8 +34,18 @@ public final class BlobCache: Sendable {
         /// Measures the filesystem of the disk cache's directory; tests give the cache a disk of
         /// their choosing.
         public var diskSpace: @Sendable (String) -> DiskSpace?
-        public init(memoryLimit: Int = 16 << 20, diskDirectory: String? = nil, diskLimit: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30,
-                    cacheLargeWrites: Bool = false, diskSpace: @escaping @Sendable (String) -> DiskSpace? = { DiskSpace.of($0) }) {
+        /// The cache a mount's options ask for (`mem_cache_size`, `cache_size`, `cache_free`,
+        /// `cache_large_writes`).
+        public init(_ options: MountConfiguration, diskDirectory: String?) {
+            self.init(memoryLimit: options.memoryCacheBytes, diskDirectory: diskDirectory, diskLimit: options.diskCacheBytes,
+                      freeSpaceFloor: options.cacheFreeBytes, cacheLargeWrites: options.cacheLargeWrites)
+        }
+
+        /// A cache of the given bounds; what is not given is as the mount options' defaults.
+        public init(memoryLimit: Int = MountConfiguration().memoryCacheBytes, diskDirectory: String? = nil,
+                    diskLimit: Int = MountConfiguration().diskCacheBytes, freeSpaceFloor: Int = MountConfiguration().cacheFreeBytes,
+                    cacheLargeWrites: Bool = MountConfiguration().cacheLargeWrites,
+                    diskSpace: @escaping @Sendable (String) -> DiskSpace? = { DiskSpace.of($0) }) {
             self.memoryLimit = memoryLimit; self.diskDirectory = diskDirectory; self.diskLimit = diskLimit; self.freeSpaceFloor = freeSpaceFloor
             self.cacheLargeWrites = cacheLargeWrites; self.diskSpace = diskSpace
         }

@@ -315,3 +315,12 @@ struct PreparedChunk: Sendable {
     var stored: StoredChunk
     var bytes: [UInt8]?
 }
+
+extension ChunkStore.Configuration {
+    /// The part of the mount options the store reads, and the superblock's inline bound
+    /// (in an extension, so that tests keep the memberwise initializer).
+    init(_ options: MountConfiguration, inlineMax: Int) {
+        self.init(inlineMax: inlineMax, packChunks: options.packChunks, writeback: options.writeback,
+                  workerThreads: options.readOnly ? 1 : options.uploadThreads, fetchThreads: max(1, options.readAheadChunks))
+    }
+}

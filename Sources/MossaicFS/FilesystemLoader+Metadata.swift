@@ -27,13 +27,13 @@ extension FilesystemLoader {
     /// Local metadata newer than HEAD is published before this returns.
     static func openWritable(store: any ObjectStore, superblock: Superblock, cacheDirectory: CacheDirectory,
                              settings: Settings, logger: Logger, metrics: Metrics) throws(FormatError) -> Opened {
-        let r = settings.replication
+        let r = settings.options
         // Leftovers of a crash during a snapshot or a restore.
         SQLiteMetaStore.removeDatabaseFiles(cacheDirectory.snapshotWorkPath)
         SQLiteMetaStore.removeDatabaseFiles(cacheDirectory.metadataPath + ".download")
         let lease: WriterLease
         do {
-            lease = try WriterLease.acquire(store: store, cacheDirectory: cacheDirectory.path, duration: r.leaseDuration,
+            lease = try WriterLease.acquire(store: store, cacheDirectory: cacheDirectory.path, duration: r.leaseTime,
                                             force: r.forceLease, logger: logger)
         } catch {
             throw .replication(error)
@@ -51,12 +51,12 @@ extension FilesystemLoader {
     private static func openWritable(store: any ObjectStore, superblock: Superblock, cacheDirectory: CacheDirectory,
                                      lease: WriterLease, settings: Settings, logger: Logger, metrics: Metrics) throws(FormatError) -> Opened {
         let local = try reconcileWritable(store: store, superblock: superblock, cacheDirectory: cacheDirectory,
-                                          discardLocal: settings.replication.discardLocal, logger: logger, progress: settings.progress)
+                                          discardLocal: settings.options.discardLocal, logger: logger, progress: settings.progress)
         let meta = local.metadata
         let filesystem = try makeFilesystem(store: store, metadata: meta, superblock: superblock, cacheDirectory: cacheDirectory,
                                             settings: settings, logger: logger, metrics: metrics)
         var snapshotConfiguration = SnapshotWriter.Configuration(fsUUID: superblock.uuid, workPath: cacheDirectory.snapshotWorkPath,
-                                                                 keep: settings.replication.keep)
+                                                                 keep: settings.options.metaKeep)
         if let staging = filesystem.chunks.staging {
             snapshotConfiguration.waitForStagedChunks = { @Sendable (seconds: Double) -> Bool in staging.waitForStaged(timeout: seconds) }
         }
@@ -66,7 +66,7 @@ extension FilesystemLoader {
         if local.snapshotFirst {
             do { _ = try writer.snapshot() } catch { throw .replication(error) }
         }
-        let replicator = MetadataReplicator(writer: writer, lease: lease, interval: settings.replication.interval, logger: logger) {
+        let replicator = MetadataReplicator(writer: writer, lease: lease, interval: settings.options.metaInterval, logger: logger) {
             [weak filesystem] error in filesystem?.fence(error.description)
         }
         filesystem.attach(replicator)
@@ -215,7 +215,7 @@ extension FilesystemLoader {
     /// filesystem's first snapshot it shows an empty root directory, and follows HEAD.
     static func openReadOnly(store: any ObjectStore, superblock: Superblock, cacheDirectory: CacheDirectory,
                              settings: Settings, logger: Logger, metrics: Metrics) throws(FormatError) -> Opened {
-        let r = settings.replication
+        let r = settings.options
         let directory = cacheDirectory.snapshotsPath
         do { try PosixFiles.makeDirectories(directory, mode: 0o700) } catch { throw .cacheDirectory("cannot create \(directory): \(error)") }
         let catalog = SnapshotCatalog(store: store)

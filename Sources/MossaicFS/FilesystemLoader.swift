@@ -14,65 +14,16 @@ import MossaicReplication
 /// `cache_dir/snapshots/` and never touches `meta.db`.
 public enum FilesystemLoader {
     public struct Settings: Sendable {
-        public var cacheDirectory: String?
-        public var readOnly: Bool
-        public var memoryCacheBytes: Int
-        public var diskCacheBytes: Int
-        public var freeSpaceFloor: Int
-        public var maxDirtyBytesPerFile: Int
-        public var checkPermissions: Bool
-        public var updateAccessTimes: Bool
-        public var syncInterval: Double = 1
-        public var uploadThreads = 8
-        public var readAheadChunks = 8
-        /// New chunks per pack object, at most (`pack_chunks`).
-        public var packChunks = 4
-        /// Buffered write memory of all open files (`mem_buffer_size`).
-        public var writeMemoryBytes = 256 << 20
-        /// Chunks of packs kept in the disk cache too (`cache_large_writes`).
-        public var cacheLargeWrites = false
-        /// Write-back mode (`writeback`) and the most bytes it stages (`staging_size`).
-        public var writeback = false
-        public var stagingBytes = 1 << 30
-        public var posixACL = false
-        public var replication: ReplicationSettings
+        /// The mount options (cache_dir, ro, caches, write-back, snapshots and the lease, …).
+        public var options: MountConfiguration
         /// Told the pid of a daemon still finishing after its unmount on the same cache_dir,
         /// which the mount waits for (CacheDirectory).
         public var waitingForPreviousDaemon: @Sendable (_ pid: String) -> Void = { _ in }
         /// Told how a long task goes: the restore of the metadata from the store (the mount
         /// waits for it), and, through the filesystem's `activity`, the unmount flush.
         public var progress: (@Sendable (ProgressEvent) -> Void)?
-        public init(cacheDirectory: String? = nil, readOnly: Bool = false, memoryCacheBytes: Int = 16 << 20,
-                    diskCacheBytes: Int = 10 << 30, freeSpaceFloor: Int = 1 << 30, maxDirtyBytesPerFile: Int = 12 << 20,
-                    checkPermissions: Bool = true, updateAccessTimes: Bool = true,
-                    replication: ReplicationSettings = ReplicationSettings()) {
-            self.cacheDirectory = cacheDirectory; self.readOnly = readOnly; self.memoryCacheBytes = memoryCacheBytes
-            self.diskCacheBytes = diskCacheBytes; self.freeSpaceFloor = freeSpaceFloor; self.maxDirtyBytesPerFile = maxDirtyBytesPerFile
-            self.checkPermissions = checkPermissions; self.updateAccessTimes = updateAccessTimes
-            self.replication = replication
-        }
-    }
-
-    /// Metadata snapshots and the writer lease (mount options in parentheses).
-    public struct ReplicationSettings: Sendable {
-        /// Seconds between snapshots while the metadata changes (`meta_interval`).
-        public var interval: Double
-        /// Snapshots kept in the store (`meta_keep`).
-        public var keep: Int
-        /// Seconds a writer lease lasts without renewal (`lease_time`); renewed every third.
-        public var leaseDuration: Double
-        /// Read-only mounts: seconds between checks for a newer snapshot (`poll_interval`).
-        public var pollInterval: Double
-        /// Read-only mounts: this snapshot, not the newest, and no following (`snapshot=`).
-        public var snapshot: String?
-        /// Replace local metadata that differs from the store's newest snapshot (`discard_local`).
-        public var discardLocal: Bool
-        /// Take the writer lease even if another live mount holds it (`force_lease`).
-        public var forceLease: Bool
-        public init(interval: Double = 10, keep: Int = 30, leaseDuration: Double = 60, pollInterval: Double = 10,
-                    snapshot: String? = nil, discardLocal: Bool = false, forceLease: Bool = false) {
-            self.interval = interval; self.keep = keep; self.leaseDuration = leaseDuration; self.pollInterval = pollInterval
-            self.snapshot = snapshot; self.discardLocal = discardLocal; self.forceLease = forceLease
+        public init(options: MountConfiguration = MountConfiguration()) {
+            self.options = options
         }
     }
 
@@ -103,9 +54,9 @@ public enum FilesystemLoader {
 
     public static func open(store: any ObjectStore, settings: Settings, logger: Logger, metrics: Metrics = Metrics()) throws(FormatError) -> Opened {
         let superblock = try Superblock.load(from: store)
-        let cacheDirectory = try CacheDirectory(path: settings.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid,
+        let cacheDirectory = try CacheDirectory(path: settings.options.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid,
                                                 waiting: settings.waitingForPreviousDaemon)
-        if settings.readOnly {
+        if settings.options.readOnly {
             return try openReadOnly(store: store, superblock: superblock, cacheDirectory: cacheDirectory, settings: settings,
                                     logger: logger, metrics: metrics)
         }
@@ -131,33 +82,22 @@ public enum FilesystemLoader {
                                cacheDirectory: CacheDirectory, settings: Settings, logger: Logger,
                                metrics: Metrics) throws(FormatError) -> MossaicFilesystem {
         let cache: BlobCache
+        let options = settings.options
         do {
             // Every read-write mount opens the staging area, with or without `writeback`:
             // chunks an earlier write-back mount staged must reach the store either way.
-            let staging = settings.readOnly ? nil : try StagingArea(
-                directory: cacheDirectory.stagingPath, limit: settings.stagingBytes, logger: logger)
-            cache = try BlobCache(store: store, configuration: .init(
-                memoryLimit: settings.memoryCacheBytes,
-                diskDirectory: store.isLocal ? nil : cacheDirectory.blobsPath,
-                diskLimit: settings.diskCacheBytes, freeSpaceFloor: settings.freeSpaceFloor,
-                cacheLargeWrites: settings.cacheLargeWrites), staging: staging, logger: logger)
+            let staging = options.readOnly ? nil : try StagingArea(
+                directory: cacheDirectory.stagingPath, limit: options.stagingBytes, logger: logger)
+            cache = try BlobCache(store: store, configuration: .init(options, diskDirectory: store.isLocal ? nil : cacheDirectory.blobsPath),
+                                  staging: staging, logger: logger)
         } catch {
             throw .cacheDirectory("cannot open blob cache: \(error)")
         }
         // Upload threads only where there is or will be something to upload.
-        if let staging = cache.staging, settings.writeback || staging.pending.chunks > 0 {
-            staging.start(store: store, threads: settings.uploadThreads) { [cache] hash, bytes in cache.keepUploaded(hash, bytes) }
+        if let staging = cache.staging, options.writeback || staging.pending.chunks > 0 {
+            staging.start(store: store, threads: options.uploadThreads) { [cache] hash, bytes in cache.keepUploaded(hash, bytes) }
             replayStagedChunks(staging, logger: logger)
         }
-        var options = MossaicFilesystem.Options(readOnly: settings.readOnly, maxDirtyBytesPerFile: settings.maxDirtyBytesPerFile,
-                                                checkPermissions: settings.checkPermissions,
-                                                updateAccessTimes: settings.updateAccessTimes,
-                                                syncInterval: settings.syncInterval, uploadThreads: settings.uploadThreads)
-        options.readAheadChunks = settings.readAheadChunks
-        options.packChunks = settings.packChunks
-        options.writeMemoryBytes = settings.writeMemoryBytes
-        options.writeback = settings.writeback
-        options.posixACL = settings.posixACL
         let filesystem = MossaicFilesystem(metadata: metadata, cache: cache, superblock: superblock,
                                            options: options,
                                            logger: logger, metrics: metrics)

@@ -40,12 +40,13 @@ public enum GarbageCollector {
         public var dryRun: Bool
         /// Seconds an unreferenced object must have existed before it is deleted.
         public var grace: Double
-        /// The lease (`lease_time`, `force_lease`) and reconciliation (`discard_local`) settings.
-        public var replication: FilesystemLoader.ReplicationSettings
+        /// The mount options gc heeds: the lease (`lease_time`, `force_lease`) and
+        /// reconciliation (`discard_local`).
+        public var mount: MountConfiguration
         /// Parallel DELETE requests.
         public var threads: Int
-        public init(dryRun: Bool, grace: Double, replication: FilesystemLoader.ReplicationSettings = .init(), threads: Int = 8) {
-            self.dryRun = dryRun; self.grace = grace; self.replication = replication; self.threads = threads
+        public init(dryRun: Bool, grace: Double, mount: MountConfiguration = MountConfiguration(), threads: Int = 8) {
+            self.dryRun = dryRun; self.grace = grace; self.mount = mount; self.threads = threads
         }
     }
 
@@ -112,9 +113,9 @@ public enum GarbageCollector {
         try uploadStagedChunks(store: store, cacheDirectory: cacheDirectory, threads: options.threads, logger: logger,
                                progress: progress)
 
-        let r = options.replication
+        let r = options.mount
         let lease = try replication { () throws(ReplicationError) in
-            try WriterLease.acquire(store: store, cacheDirectory: cacheDirectory.path, duration: r.leaseDuration,
+            try WriterLease.acquire(store: store, cacheDirectory: cacheDirectory.path, duration: r.leaseTime,
                                     force: r.forceLease, claimant: .command("gc"), logger: logger)
         }
         let local: FilesystemLoader.WritableMetadata

@@ -10,7 +10,7 @@ import MossaicCore
 /// commits to finish. A waiting writer whose request is interrupted stops waiting (EINTR);
 /// nothing it wrote before is lost.
 ///
-/// Each file also keeps its own, smaller bound (`MossaicFilesystem.Options.maxDirtyBytesPerFile`),
+/// Each file also keeps its own, smaller bound (`MountConfiguration.maxDirtyBytesPerFile`),
 /// so one writer cannot take the whole budget from the others.
 final class MemoryLimiter: Sendable {
     /// What an attempt to free memory achieved.

@@ -8,7 +8,7 @@ extension MossaicFilesystem {
     /// filesystem has none yet), or the status as JSON.
     ///
     /// The one place that decides who may ask, for every request and both channels: the
-    /// mount's owner (`Options.owner`) or root, as for unmounting it. With allow_other every
+    /// mount's owner (`owner`) or root, as for unmounting it. With allow_other every
     /// user reaches the mountpoint, and so the ioctl; nobody else may make the daemon commit
     /// open files and publish snapshots, or read its figures.
     ///
@@ -16,7 +16,7 @@ extension MossaicFilesystem {
     /// caller before the answer (progress), and says false once the caller has gone.
     public func control(_ request: ControlRequest, arguments: [String] = [], caller: Caller,
                         send: @escaping @Sendable (String) -> Bool = { _ in true }) throws(FSError) -> String {
-        guard caller.isRoot || caller.uid == options.owner else { throw .notPermitted }
+        guard caller.isRoot || caller.uid == owner else { throw .notPermitted }
         switch request {
         case .snapshot: return try snapshotMetadata() ?? ""
         case .status: return try status(pendingUploads: uploadsInFlight.withLock { $0 }()).json

@@ -16,58 +16,18 @@ import Synchronization
 /// Threading: every method may be called from any thread at once. Methods block (on SQLite,
 /// the disk and the object store) and never wait on Swift concurrency.
 public final class MossaicFilesystem: Sendable {
-    public struct Options: Sendable {
-        public var readOnly: Bool
-        /// A file's buffered writes are committed early when they exceed this, bounding memory
-        /// per open file (one transaction, as at close; a sequential writer's last few pages
-        /// wait for the next commit, see `OpenFile.snapshot(deferringTail:)`). 12 MiB: with
-        /// 4-chunk packs, uploads of two packs are in flight while the next fills.
-        public var maxDirtyBytesPerFile: Int
-        /// Check permissions here (mounted without `default_permissions`); false when the
-        /// kernel checks them.
-        public var checkPermissions: Bool
-        /// Update access times on read (relatime rules); false with `noatime`.
-        public var updateAccessTimes: Bool
-        /// Seconds within which a commit at close(2) becomes durable against power loss
-        /// (`sync_interval`). 0: every close is fsynced before it returns.
-        public var syncInterval: Double
-        /// Threads storing chunks in parallel (`upload_threads`).
-        public var uploadThreads: Int
-        /// Buffered write memory of all open files together, at most (`mem_buffer_size`):
-        /// writers wait beyond it (`MemoryLimiter`).
-        public var writeMemoryBytes: Int = 256 << 20
-        /// Pages one file may have in uploads in flight before its writer waits.
-        public var uploadWindow: Int
-        /// New chunks stored together as one pack object, at most (`pack_chunks`; 1: every
-        /// chunk its own object). Fewer, larger requests: S3-style stores pay per request.
-        public var packChunks: Int = 4
-        /// Chunks fetched ahead of a sequential reader, at most (0: no read-ahead).
-        public var readAheadChunks: Int = 8
-        /// Commits stage new chunks locally and background threads store them (`writeback`).
-        public var writeback = false
-        /// POSIX ACLs (`-o acl`): keep the mode and ACLs in step, inherit default ACLs, apply
-        /// the umask (MossaicFilesystem+ACL.swift).
-        public var posixACL = false
-        /// The uid that mounted the filesystem, which the daemon runs as (fusermount3 mounts
-        /// for the user who runs it): with root, the only one whose `control` requests are served.
-        public var owner: UInt32 = getuid()
-        public init(readOnly: Bool = false, maxDirtyBytesPerFile: Int = 12 << 20, checkPermissions: Bool = true,
-                    updateAccessTimes: Bool = true, syncInterval: Double = 1, uploadThreads: Int = 8, uploadWindow: Int = 8) {
-            self.readOnly = readOnly; self.maxDirtyBytesPerFile = maxDirtyBytesPerFile
-            self.checkPermissions = checkPermissions; self.updateAccessTimes = updateAccessTimes
-            self.syncInterval = syncInterval; self.uploadThreads = uploadThreads; self.uploadWindow = uploadWindow
-        }
-
-        var durableClose: Bool { syncInterval <= 0 }
-    }
-
     let metadata: any MetaStore
     /// Chunk identity, placement and reads (ChunkStore.swift).
     let chunks: ChunkStore
     /// The bound on buffered write memory (MemoryLimiter.swift).
     let writeMemory: MemoryLimiter
     public let superblock: Superblock
-    let options: Options
+    /// The mount options (`MountConfiguration`): every option the filesystem heeds is read
+    /// from here.
+    let options: MountConfiguration
+    /// The uid that mounted the filesystem, which the daemon runs as (fusermount3 mounts for
+    /// the user who runs it): with root, the only one whose `control` requests are served.
+    let owner: UInt32 = getuid()
     let logger: Logger
     public let metrics: Metrics
     /// Progress of long tasks (the unmount flush) for whoever waits on them (`ProgressBoard`).
@@ -94,18 +54,17 @@ public final class MossaicFilesystem: Sendable {
     /// which the filesystem does not see; set once at mount (MossaicFilesystem+Control.swift).
     let uploadsInFlight = Mutex<@Sendable () -> Int>({ 0 })
 
-    public init(metadata: any MetaStore, cache: BlobCache, superblock: Superblock, options: Options, logger: Logger,
+    public init(metadata: any MetaStore, cache: BlobCache, superblock: Superblock, options: MountConfiguration, logger: Logger,
                 metrics: Metrics = Metrics()) {
         self.metrics = metrics
         self.metadata = metadata
         self.chunks = ChunkStore(metadata: metadata, cache: cache, configuration: ChunkStore.Configuration(
-            inlineMax: superblock.inlineMax, packChunks: options.packChunks, writeback: options.writeback,
-            workerThreads: options.readOnly ? 1 : options.uploadThreads, fetchThreads: max(1, options.readAheadChunks)), logger: logger)
+            options, inlineMax: superblock.inlineMax), logger: logger)
         self.writeMemory = MemoryLimiter(limit: options.writeMemoryBytes)
         self.superblock = superblock
         self.options = options
         self.logger = logger
-        self.permissions = Permissions(enabled: options.checkPermissions)
+        self.permissions = Permissions(enabled: !options.kernelPermissions)
         self.syncer = BackgroundSyncer(metadata: metadata, interval: options.syncInterval, logger: logger)
     }
 
@@ -260,7 +219,7 @@ public final class MossaicFilesystem: Sendable {
     /// new time is kept in memory and written with the next background sync (lazytime), so a
     /// read never waits for a metadata write.
     func accessed(_ ino: InodeNumber) {
-        guard options.updateAccessTimes, !options.readOnly else { return }
+        guard !options.noatime, !options.readOnly else { return }
         guard let attrs = try? getattr(ino) else { return }
         let now = Timestamp.now()
         let day: Int64 = 86_400 * 1_000_000_000
@@ -338,4 +297,9 @@ public final class MossaicFilesystem: Sendable {
                           totalInodes: totalInodes, freeInodes: totalInodes - min(totalInodes, usage.inodes),
                           maxNameLength: UInt64(FormatConstants.maxNameLength))
     }
+}
+
+extension MountConfiguration {
+    /// Every close(2) is fsynced before it returns (`sync_interval=0`).
+    var durableClose: Bool { syncInterval <= 0 }
 }

@@ -33,15 +33,11 @@ public enum FUSESession {
         /// Options for libfuse and the kernel (`-o` form, without the `-o`): fsname, subtype,
         /// allow_other, default_permissions, ro, and libfuse's generic options.
         public var fuseOptions: [String]
-        public var debug: Bool
-        public var maxThreads: Int
-        public var entryTimeout: Double
-        public var attributeTimeout: Double
-        public var posixACL: Bool
-        public init(mountpoint: String, fuseOptions: [String], debug: Bool = false, maxThreads: Int = 16,
-                    entryTimeout: Double = 1.0, attributeTimeout: Double = 1.0, posixACL: Bool = false) {
-            self.mountpoint = mountpoint; self.fuseOptions = fuseOptions; self.debug = debug; self.maxThreads = maxThreads
-            self.entryTimeout = entryTimeout; self.attributeTimeout = attributeTimeout; self.posixACL = posixACL
+        /// The mount options the session reads: `debug`, `threads`, the kernel cache
+        /// lifetimes and `acl`.
+        public var options: MountConfiguration
+        public init(mountpoint: String, fuseOptions: [String], options: MountConfiguration) {
+            self.mountpoint = mountpoint; self.fuseOptions = fuseOptions; self.options = options
         }
     }
 
@@ -51,14 +47,14 @@ public enum FUSESession {
                            mounted: () -> Void) throws(FUSEError) {
         FUSELog.install(logger)
         let bridge = FUSEBridge(filesystem: filesystem, logger: logger,
-                                entryTimeout: configuration.entryTimeout, attributeTimeout: configuration.attributeTimeout,
-                                posixACL: configuration.posixACL)
+                                entryTimeout: configuration.options.entryTimeout,
+                                attributeTimeout: configuration.options.attributeTimeout, posixACL: configuration.options.posixACL)
         let userdata = Unmanaged.passRetained(bridge)
         defer { userdata.release() }
 
         // argv for fuse_session_new. The strings are ours (strdup) and freed after destroy.
         var argv: [UnsafeMutablePointer<CChar>?] = [strdup("mossaicfs")]
-        if configuration.debug { argv.append(strdup("-d")) }
+        if configuration.options.debug { argv.append(strdup("-d")) }
         if !configuration.fuseOptions.isEmpty {
             argv.append(strdup("-o"))
             argv.append(strdup(configuration.fuseOptions.joined(separator: ",")))
@@ -95,7 +91,7 @@ public enum FUSESession {
         mounted()
 
         let loopConfig = fuse_loop_cfg_create()
-        fuse_loop_cfg_set_max_threads(loopConfig, UInt32(configuration.maxThreads))
+        fuse_loop_cfg_set_max_threads(loopConfig, UInt32(configuration.options.maxThreads))
         fuse_loop_cfg_set_clone_fd(loopConfig, 1)
         let rc = fuse_session_loop_mt(session, loopConfig)
         fuse_loop_cfg_destroy(loopConfig)

@@ -11,7 +11,7 @@ import MossaicObjectStore
 /// holds the writer lease while it works, so no read-write mount is live meanwhile.
 public enum HeadRepair {
     /// Writes HEAD naming `name` (an id or a generation) and returns its manifest.
-    public static func setHead(store: any ObjectStore, fsUUID: String, to name: String, leaseDuration: Double = 60,
+    public static func setHead(store: any ObjectStore, fsUUID: String, to name: String, leaseDuration: Double,
                                logger: Logger) throws(ReplicationError) -> SnapshotManifest {
         let catalog = SnapshotCatalog(store: store)
         let manifest = try catalog.resolve(name)

@@ -37,7 +37,7 @@ struct FormatCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let parsed = try MountOptions(options)
+            let parsed = try MountOptions.parse(options)
             // A local directory is checked, and made private, before the store creates anything
             // in it; a refusal leaves it as it was.
             if let path = try StoreFactory.localPath(source, options: parsed.store),

@@ -47,7 +47,7 @@ struct GcCommand: ParsableCommand {
             guard let graceSeconds = GraceDuration.parse(grace) else {
                 throw OptionError("--grace: '\(grace)' is not a duration (e.g. 90s, 30m, 1h, 2d)")
             }
-            let parsed = try MountOptions(options)
+            let parsed = try MountOptions.parse(options)
             let logger = Console.logger(.warning)
             let (store, superblock) = try StoreFactory.openFilesystem(source, options: parsed.store, writes: !dryRun)
             let (path, temporary) = try TemporaryCacheDirectory.choose(given: parsed.cacheDirectory, uuid: superblock.uuid, command: "gc")
@@ -55,8 +55,7 @@ struct GcCommand: ParsableCommand {
             let bar = ProgressBar()
             let report = try GarbageCollector.run(
                 store: store, cacheDirectory: path,
-                options: .init(dryRun: dryRun, grace: graceSeconds, replication: .init(
-                    leaseDuration: parsed.leaseTime, discardLocal: parsed.discardLocal, forceLease: parsed.forceLease)),
+                options: .init(dryRun: dryRun, grace: graceSeconds, mount: parsed),
                 logger: logger, waiting: Console.waitingForPreviousDaemon, progress: { bar.show($0) })
             bar.finish()
             // Said once gc has run: a refusal (the lease held by a mount) stays one line.

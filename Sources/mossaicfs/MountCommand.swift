@@ -25,70 +25,10 @@ struct MountCommand: ParsableCommand {
         the store's newest snapshot first, showing progress on a terminal.
 
         Options (-o, comma-separated; see mossaicfs(8)):
-          cache_dir=PATH        local metadata and cache (default
-                                /var/cache/mossaicfs/<fs-uuid>)
-          ro                    read-only mount of the newest metadata snapshot (no
-                                lease); follows the store's newest snapshot
-          allow_other           let users other than the mounting one access the mount
-          default_permissions   the kernel checks permissions (default: mossaicfs
-                                checks them itself)
-          acl                   POSIX ACLs (setfacl/getfacl), enforced by the kernel;
-                                implies default_permissions
-          cache_size=SIZE       disk cache bound for remote stores (default 10G)
-          mem_cache_size=SIZE   memory cache bound (default 16M)
-          mem_buffer_size=SIZE  write buffers of all open files together (default 256M,
-                                from 16M); writers wait for commits beyond it, never
-                                fail
-          cache_free=SIZE       free space the disk cache leaves on its filesystem
-                                (default 1G); it always leaves a reserve for meta.db
-                                too (5 %, 8M..1G of the filesystem), also with 0; a
-                                full cache disk never fails writes
-          cache_large_writes    keep large writes (packs) in the disk cache too
-                                (default: only what is read and chunks stored alone)
-          threads=N             FUSE worker threads (default 16)
-          upload_threads=N      chunks hashed and stored in parallel (default 8)
-          read_ahead=N          chunks fetched ahead of a sequential reader (default 8,
-                                0: off)
-          pack_chunks=N         at most N new chunks stored together as one object
-                                (default 4; 1: every chunk its own object)
-          attr_timeout=S, entry_timeout=S   kernel cache lifetimes (default 1)
-          writeback             close/fsync stage chunks in cache_dir/staging;
-                                background threads upload them (survives crashes and
-                                store outages)
-          staging_size=SIZE     most bytes write-back staging holds (default 1G)
-          sync_interval=S       a close(2) is durable against power loss within S
-                                seconds (default 1; 0: fsync at every close). fsync(2)
-                                is always at once
-          fsname=NAME           the source shown in /proc/mounts (default SOURCE)
-          nonempty              mount over a non-empty directory or an existing mount
-                                (refused otherwise: the mount would hide what is there)
-          log=FILE|stderr|syslog   where the daemon logs (default: stderr with -f;
-                                else syslog where /dev/log exists, else
-                                cache_dir/mossaicfs.log); file and stderr lines start
-                                with an ISO-8601 time and the level
-          log_level=LEVEL       trace, debug, info (default), notice, warning, error,
-                                critical
-          debug                 log every FUSE request (and log_level=debug)
-          metrics=HOST:PORT     Prometheus metrics at http://HOST:PORT/metrics
-                                (loopback only)
+        \(MountOptions.helpTable(.mount))
 
         Metadata snapshots and the single-writer lease:
-          meta_interval=S       snapshot the metadata into the store every S seconds
-                                while it changes (default 10; also at unmount and
-                                `mossaicfs snapshot`)
-          meta_keep=N           snapshots kept in the store (default 30)
-          lease_time=S          the writer lease lasts S seconds (3 to 86400), renewed
-                                every S/3 (default 60)
-          discard_local         replace local metadata that differs from the store's
-                                newest snapshot (after another machine wrote) instead
-                                of refusing
-          force_lease           take the writer lease from a live holder on another
-                                host (known dead): waits until its lease would have
-                                expired
-          poll_interval=S       ro: check for a newer snapshot every S seconds (default
-                                10)
-          snapshot=ID           ro: show snapshot ID (see `mossaicfs snapshots`), do
-                                not follow
+        \(MountOptions.helpTable(.metadata))
 
         S3 sources (s3://bucket/prefix):
           endpoint=URL          S3 endpoint (default AWS_ENDPOINT_URL_S3,
@@ -115,9 +55,7 @@ struct MountCommand: ParsableCommand {
         libfuse's and the kernel's generic options (auto_unmount, allow_root, noatime, nosuid, \
         nodev, noexec, max_read=, subtype=, …) are passed through; fstab-only options (defaults, \
         _netdev, nofail, noauto, user, x-*, comment=) are ignored. An unknown option is an error, \
-        and so is a number outside its range (durations up to 86400 s, sync_interval up to 3600, \
-        sizes up to 1024T, mem_cache_size 1T, mem_buffer_size 16M..1T, staging_size from 1M); the \
-        error names the range.
+        and so is a number outside its range (see mossaicfs(8)); the error names the range.
         """)
 
     @Argument(help: "The filesystem: a local directory or s3://bucket/prefix, formatted with `mossaicfs format`.")
@@ -173,9 +111,9 @@ struct MountCommand: ParsableCommand {
             _ = mallopt(-8, 1)
             _ = mallopt(-3, 2 << 20)
         }
-        let parsed: MountOptions
+        let parsed: MountConfiguration
         do {
-            parsed = try MountOptions(options)
+            parsed = try MountOptions.parse(options)
         } catch {
             fail("\(error)")
         }
@@ -221,23 +159,7 @@ struct MountCommand: ParsableCommand {
                 let cacheDirectory = try parsed.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + Superblock.load(from: store).uuid
                 try logSink.openCacheDirectoryFile(cacheDirectory)
             }
-            var settings = FilesystemLoader.Settings(
-                cacheDirectory: parsed.cacheDirectory, readOnly: parsed.readOnly,
-                memoryCacheBytes: parsed.memoryCacheBytes, diskCacheBytes: parsed.diskCacheBytes,
-                freeSpaceFloor: parsed.cacheFreeBytes, checkPermissions: !parsed.kernelPermissions,
-                updateAccessTimes: !parsed.noatime,
-                replication: .init(interval: parsed.metaInterval, keep: parsed.metaKeep, leaseDuration: parsed.leaseTime,
-                                   pollInterval: parsed.pollInterval, snapshot: parsed.snapshot,
-                                   discardLocal: parsed.discardLocal, forceLease: parsed.forceLease))
-            settings.syncInterval = parsed.syncInterval
-            settings.uploadThreads = parsed.uploadThreads
-            settings.readAheadChunks = parsed.readAheadChunks
-            settings.packChunks = parsed.packChunks
-            settings.writeMemoryBytes = parsed.writeMemoryBytes
-            settings.cacheLargeWrites = parsed.cacheLargeWrites
-            settings.writeback = parsed.writeback
-            settings.stagingBytes = parsed.stagingBytes
-            settings.posixACL = parsed.posixACL
+            var settings = FilesystemLoader.Settings(options: parsed)
             // Logged, and told to whoever waits for the mount: the `mount` that started this
             // daemon, or the terminal of a foreground one (unless the log is that terminal).
             settings.waitingForPreviousDaemon = { [readyFd, daemon] pid in
@@ -288,9 +210,7 @@ struct MountCommand: ParsableCommand {
 
         let sourceName = source.hasPrefix("s3://") ? source : StoreFactory.absolutePath(source)
         let configuration = FUSESession.Configuration(
-            mountpoint: mountpointPath, fuseOptions: parsed.fuseOptions(source: sourceName), debug: parsed.debug,
-            maxThreads: parsed.maxThreads, entryTimeout: parsed.entryTimeout, attributeTimeout: parsed.attributeTimeout,
-            posixACL: parsed.posixACL)
+            mountpoint: mountpointPath, fuseOptions: parsed.fuseOptions(source: sourceName), options: parsed)
         var registration: String?
         var sessionError: FUSEError?
         do {

@@ -38,7 +38,7 @@ struct SnapshotsCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let parsed = try MountOptions(options)
+            let parsed = try MountOptions.parse(options)
             let (store, superblock) = try StoreFactory.openFilesystem(source, options: parsed.store, writes: setHead != nil)
             if let setHead {
                 let logger = Console.logger(.warning)

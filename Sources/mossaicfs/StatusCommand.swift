@@ -48,7 +48,7 @@ struct StatusCommand: ParsableCommand {
             }
             return try Self.ask(cacheDirectory, target: path)
         }
-        let parsed = try MountOptions(options)
+        let parsed = try MountOptions.parse(options)
         let (store, superblock) = try StoreFactory.openFilesystem(target, options: parsed.store, writes: false)
         let cacheDirectory = parsed.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid
         if let live = try? Self.ask(cacheDirectory, target: store.displayName) { return live }

@@ -35,12 +35,13 @@ struct Fixture {
             putControl.puts.add(1, ordering: .relaxed)
             return try base.put(key, data, condition: condition)
         }
-        var settings = FilesystemLoader.Settings(cacheDirectory: root + "/cache")
-        settings.writeback = writeback
-        settings.posixACL = posixACL
-        if let maxDirtyBytes { settings.maxDirtyBytesPerFile = maxDirtyBytes }
-        if let writeMemoryBytes { settings.writeMemoryBytes = writeMemoryBytes }
-        let opened = try FilesystemLoader.open(store: store, settings: settings, logger: Logger(label: "test"))
+        var options = MountConfiguration()
+        options.cacheDirectory = root + "/cache"
+        options.writeback = writeback
+        options.posixACL = posixACL
+        if let maxDirtyBytes { options.maxDirtyBytesPerFile = maxDirtyBytes }
+        if let writeMemoryBytes { options.writeMemoryBytes = writeMemoryBytes }
+        let opened = try FilesystemLoader.open(store: store, settings: .init(options: options), logger: Logger(label: "test"))
         fs = opened.filesystem
         cacheDirectory = opened.cacheDirectory
     }

@@ -12,8 +12,11 @@ import Testing
     let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
     func open(_ store: any ObjectStore, _ cache: String, readOnly: Bool = false, snapshot: String? = nil) throws(FormatError) -> FilesystemLoader.Opened {
-        try FilesystemLoader.open(store: store, settings: .init(cacheDirectory: cache, readOnly: readOnly,
-                                                                replication: .init(snapshot: snapshot)), logger: logger)
+        var options = MountConfiguration()
+        options.cacheDirectory = cache
+        options.readOnly = readOnly
+        options.snapshot = snapshot
+        return try FilesystemLoader.open(store: store, settings: .init(options: options), logger: logger)
     }
 
     /// A temp directory and a filesystem formatted in `root/store`.

@@ -10,9 +10,11 @@ MAN = REPO / "man" / "mossaicfs.8"
 
 
 def accepted_options():
-    """Every -o key MountOptions accepts, read from its source."""
-    src = (REPO / "Sources" / "mossaicfs" / "MountOptions.swift").read_text()
-    own = set(re.findall(r'case "([a-z_]+)"', src))
+    """Every -o key the mount accepts, read from its source: the declarations in
+    MountConfiguration (which the parser and --help are generated from) and the S3 store's."""
+    src = (REPO / "Sources" / "MossaicCore" / "MountConfiguration.swift").read_text()
+    own = set(re.findall(r'MountOption\("([a-z_]+)"', src))
+    assert {"cache_dir", "mem_buffer_size", "snapshot"} <= own, "MountConfiguration.declarations not found"
     cfg = (REPO / "Sources" / "MossaicObjectStore" / "S3Configuration.swift").read_text()
     names = re.search(r"optionNames[^=]*=\s*\[([^\]]*)\]", cfg)
     s3 = set(re.findall(r'"([a-z_]+)"', names.group(1))) if names else set()

@@ -1,5 +1,6 @@
-/// Where the mount daemon's log goes: `-o log=FILE|stderr|syslog`, or the default.
-enum LogDestination: Equatable, Sendable {
+/// Where the mount daemon's log goes: `-o log=FILE|stderr|syslog`, or the default. In
+/// MossaicCore because `MountConfiguration` holds it.
+public enum LogDestination: Equatable, Sendable {
     case stderr
     case syslog
     /// A file the daemon appends to (an absolute path).
@@ -8,12 +9,12 @@ enum LogDestination: Equatable, Sendable {
     /// logged before).
     case cacheDirectoryFile
 
-    static let cacheDirectoryFileName = "mossaicfs.log"
+    public static let cacheDirectoryFileName = "mossaicfs.log"
     /// syslog(3) sends to this socket; journald or a syslog daemon listens on it.
-    static let syslogSocket = "/dev/log"
+    public static let syslogSocket = "/dev/log"
 
     /// The value of `log=`.
-    init?(option: String) {
+    public init?(option: String) {
         switch option {
         case "stderr": self = .stderr
         case "syslog": self = .syslog
@@ -26,7 +27,7 @@ enum LogDestination: Equatable, Sendable {
     /// journal of a service that runs `mount -f`); else, in the background, where stderr is
     /// /dev/null, syslog if something listens on /dev/log — and if nothing does, a file in
     /// cache_dir, since syslog(3) would drop every line without a word.
-    static func resolve(option: LogDestination?, foreground: Bool, syslogAvailable: Bool) -> LogDestination {
+    public static func resolve(option: LogDestination?, foreground: Bool, syslogAvailable: Bool) -> LogDestination {
         if let option { return option }
         if foreground { return .stderr }
         return syslogAvailable ? .syslog : .cacheDirectoryFile
