@@ -4,6 +4,7 @@ import MossaicCache
 import MossaicCore
 import MossaicFS
 import MossaicMeta
+import MossaicMount
 import MossaicObjectStore
 import MossaicTestSupport
 import Synchronization
