@@ -1,8 +1,9 @@
 // swift-tools-version: 6.0
 // mossaicfs — a FUSE filesystem on S3-compatible object storage (or a local directory).
-// Layers (arrows point down only): mossaicfs → MossaicFUSE → MossaicFS → {MossaicReplication,
-// MossaicCache} → {MossaicMeta, MossaicObjectStore} → MossaicCore. Each C module is imported by exactly one
-// Swift target, so no libfuse/sqlite/curl type leaks past the layer that owns it.
+// Layers (arrows point down only): mossaicfs → {MossaicFUSE, MossaicMaintenance → MossaicMount} →
+// MossaicFS → {MossaicReplication, MossaicCache} → {MossaicMeta, MossaicObjectStore} → MossaicCore.
+// Each C module is imported by exactly one Swift target, so no libfuse/sqlite/curl type leaks past
+// the layer that owns it.
 import PackageDescription
 
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
@@ -43,11 +44,22 @@ let package = Package(
                 dependencies: ["MossaicCore", "MossaicMeta", "MossaicCache", "MossaicObjectStore", "MossaicReplication",
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
+        // Wiring: a store and a cache_dir made into a filesystem to serve — the cache_dir lock,
+        // the metadata reconciled with the store's snapshots, the writer lease, the blob cache.
+        .target(name: "MossaicMount",
+                dependencies: ["MossaicFS", "MossaicCore", "MossaicMeta", "MossaicCache", "MossaicObjectStore", "MossaicReplication",
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        // Offline work on a filesystem nobody mounts: gc and fsck.
+        .target(name: "MossaicMaintenance",
+                dependencies: ["MossaicMount", "MossaicFS", "MossaicCore", "MossaicMeta", "MossaicCache", "MossaicObjectStore",
+                               "MossaicReplication", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
         .target(name: "MossaicFUSE",
                 dependencies: ["MossaicFS", "MossaicCore", "CFuse", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         .executableTarget(name: "mossaicfs",
-                          dependencies: ["MossaicFUSE", "MossaicFS", "MossaicObjectStore", "MossaicMeta", "MossaicCore",
+                          dependencies: ["MossaicFUSE", "MossaicMaintenance", "MossaicMount", "MossaicFS", "MossaicObjectStore", "MossaicMeta", "MossaicCore",
                                          "MossaicReplication", "CIoctl",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log")],
@@ -65,7 +77,7 @@ let package = Package(
                     dependencies: ["MossaicReplication", "MossaicTestSupport", "MossaicMeta", "MossaicObjectStore", "MossaicCore"],
                     swiftSettings: strict),
         .testTarget(name: "MossaicFSTests",
-                    dependencies: ["MossaicFS", "MossaicTestSupport", "MossaicMeta", "MossaicCache",
+                    dependencies: ["MossaicFS", "MossaicMount", "MossaicMaintenance", "MossaicTestSupport", "MossaicMeta", "MossaicCache",
                                    "MossaicObjectStore", "MossaicCore", "MossaicReplication"],
                     swiftSettings: strict),
         // The command's own logic (progress display, formatting): @testable of the executable.

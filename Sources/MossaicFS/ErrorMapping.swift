@@ -32,6 +32,6 @@ extension CacheError {
 
 /// Runs a metadata call, translating its error.
 @inline(__always)
-func meta<T>(_ body: () throws(MetaError) -> T) throws(FSError) -> T {
+package func meta<T>(_ body: () throws(MetaError) -> T) throws(FSError) -> T {
     do { return try body() } catch { throw error.fsError }
 }

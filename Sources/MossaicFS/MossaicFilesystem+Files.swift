@@ -60,7 +60,7 @@ extension MossaicFilesystem {
                 // setattr commits other descriptors' buffered writes first, then cuts; as the
                 // caller's truncation it also clears setuid/setgid, which the kernel never sends
                 // for a truncating open.
-                current = try setattr(ino, AttributeChanges(size: 0), handle: handle, caller: caller)
+                current = try setattr(ino, SetAttributes(size: 0), handle: handle, caller: caller).attributes
             } catch {
                 try? release(ino, handle: handle)
                 throw error

@@ -19,12 +19,27 @@ extension MossaicFilesystem {
 
     static func everyoneSearches(_ attrs: FileAttributes) -> Bool { attrs.permissions & 0o111 == 0o111 }
 
+    /// Names the kernel may have cached and must drop — once it has the reply to the request
+    /// that made them stale, not before: the kernel locks `directory` to drop them, as it does
+    /// while that request (a chmod of it, a rename into it) waits for its reply.
+    public struct StaleNames: Sendable {
+        public var directory: InodeNumber
+        public var names: [[UInt8]]
+    }
+
     /// Names in `dir` the kernel may hold (their inodes are referenced), after a chmod of `dir`
     /// from `before`: those it cached while everyone could search it, when that ended. Empty
     /// when nothing needs forgetting.
-    public func namesToForget(in dir: InodeNumber, before: FileAttributes) -> [[UInt8]] {
-        guard permissions.enabled, before.kind == .directory, Self.everyoneSearches(before), !namesCacheable(in: dir) else { return [] }
-        guard let (_, entries) = try? metadata.readDirectory(dir) else { return [] }
-        return entries.filter { inodes.isReferenced($0.attributes.ino) }.map(\.name)
+    func namesToForget(in dir: InodeNumber, before: FileAttributes) -> StaleNames {
+        let none = StaleNames(directory: dir, names: [])
+        guard permissions.enabled, before.kind == .directory, Self.everyoneSearches(before), !namesCacheable(in: dir) else { return none }
+        guard let (_, entries) = try? metadata.readDirectory(dir) else { return none }
+        return StaleNames(directory: dir, names: entries.filter { inodes.isReferenced($0.attributes.ino) }.map(\.name))
+    }
+
+    /// A name renamed into `dir`: the kernel moves its cached name along, with the lifetime it
+    /// had where it was, so it must go if `dir` is not one where names may be cached.
+    func renamedNameToForget(in dir: InodeNumber, name: [UInt8]) -> StaleNames {
+        StaleNames(directory: dir, names: namesCacheable(in: dir) ? [] : [name])
     }
 }

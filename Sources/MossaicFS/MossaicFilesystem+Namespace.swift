@@ -107,8 +107,23 @@ extension MossaicFilesystem {
         _ = try meta { () throws(MetaError) in try metadata.rmdir(parent: parent, name: name, now: .now()) }
     }
 
+    /// Flags of rename(2)'s renameat2 form, with its bit values.
+    public struct RenameFlags: OptionSet, Sendable {
+        public let rawValue: UInt32
+        public init(rawValue: UInt32) { self.rawValue = rawValue }
+        /// RENAME_NOREPLACE: fail with EEXIST if the target exists.
+        public static let noReplace = RenameFlags(rawValue: 1)
+        /// RENAME_EXCHANGE: swap source and target atomically.
+        public static let exchange = RenameFlags(rawValue: 2)
+    }
+
+    /// rename(2) and renameat2(2). Returns the name the kernel must drop once it has the reply
+    /// (MossaicFilesystem+NameCaching).
+    @discardableResult
     public func rename(parent: InodeNumber, name: [UInt8], newParent: InodeNumber, newName: [UInt8], flags: RenameFlags,
-                       caller: Caller = .root) throws(FSError) {
+                       caller: Caller = .root) throws(FSError) -> StaleNames {
+        // RENAME_WHITEOUT (overlayfs) has no meaning here, nor any flag Linux may add later.
+        guard flags.isSubset(of: [.noReplace, .exchange]) else { throw .invalidArgument }
         try checkWritable()
         guard name.count <= FormatConstants.maxNameLength else { throw .nameTooLong }
         try Self.checkName(newName)
@@ -128,9 +143,10 @@ extension MossaicFilesystem {
             }
         }
         let replaced = try meta { () throws(MetaError) in
-            try metadata.rename(parent: parent, name: name, newParent: newParent, newName: newName, flags: flags, now: .now())
+            try metadata.rename(parent: parent, name: name, newParent: newParent, newName: newName, flags: flags.meta, now: .now())
         }
         if let replaced, replaced.orphaned { try orphaned(replaced.ino) }
+        return renamedNameToForget(in: newParent, name: newName)
     }
 
     /// Permission to remove `name` from `parent` (write+search, sticky rule). Returns the
@@ -149,5 +165,15 @@ extension MossaicFilesystem {
     private func orphaned(_ ino: InodeNumber) throws(FSError) {
         let unreferenced = inodes.orphaned(ino)
         if unreferenced && openFiles.withLock({ $0[ino] == nil }) { try purge(ino) }
+    }
+}
+
+extension MossaicFilesystem.RenameFlags {
+    /// The same flags, as the metadata takes them.
+    var meta: MossaicMeta.RenameFlags {
+        var flags = MossaicMeta.RenameFlags()
+        if contains(.noReplace) { flags.insert(.noReplace) }
+        if contains(.exchange) { flags.insert(.exchange) }
+        return flags
     }
 }

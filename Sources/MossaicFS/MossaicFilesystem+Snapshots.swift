@@ -1,3 +1,4 @@
+import MossaicCache
 import MossaicCore
 import MossaicReplication
 import Synchronization
@@ -9,6 +10,10 @@ extension MossaicFilesystem {
     public func attach(_ replicator: MetadataReplicator) {
         self.replicator.withLock { $0 = replicator }
     }
+
+    /// Write-back staging (read-write mounts), for the snapshotter `FilesystemLoader` makes:
+    /// a snapshot waits until the chunks it names are stored.
+    package var staging: StagingArea? { chunks.staging }
 
     /// Refuses every later change (EROFS): another mount is the writer now (see `fenced`).
     public func fence(_ why: String) {

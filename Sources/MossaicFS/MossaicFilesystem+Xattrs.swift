@@ -3,8 +3,26 @@ import MossaicMeta
 
 /// Extended attributes. Values up to 64 KiB (XATTR_SIZE_MAX), names up to 255 bytes.
 extension MossaicFilesystem {
-    /// XATTR_CREATE / XATTR_REPLACE, both, or neither: the metadata's own modes.
-    public typealias XattrSetMode = XattrMode
+    /// setxattr(2)'s flags: XATTR_CREATE, XATTR_REPLACE, both, or neither.
+    public enum XattrSetMode: Sendable {
+        case any, create, replace, createAndReplace
+
+        var meta: XattrMode {
+            switch self {
+            case .any: .any
+            case .create: .create
+            case .replace: .replace
+            case .createAndReplace: .createAndReplace
+            }
+        }
+    }
+
+    /// POSIX ACLs live in `system.posix_acl_*` attributes; without `-o acl` they are not
+    /// supported (EOPNOTSUPP, as on ext4 mounted noacl), rather than stored and ignored.
+    /// Checked before anything else, so that this is the answer whatever else is wrong.
+    private func checkACLSupported(_ name: [UInt8]) throws(FSError) {
+        if !options.posixACL && name.starts(with: Self.aclPrefix) { throw .notSupported }
+    }
 
     /// Who may read or change an attribute. `user.*` follows the file's read/write bits;
     /// `trusted.*` and `security.*` are checked by the kernel (capabilities); the POSIX ACLs
@@ -28,18 +46,21 @@ extension MossaicFilesystem {
 
     private static let prefixedNamespaces: Set<[UInt8]> = [Array("user.".utf8), Array("trusted.".utf8), Array("security.".utf8)]
     private static let trusted = Array("trusted.".utf8)
+    private static let aclPrefix = Array("system.posix_acl_".utf8)
     private static let aclNames: Set<[UInt8]> = [Array("system.posix_acl_access".utf8), Array("system.posix_acl_default".utf8)]
 
     public func setxattr(_ ino: InodeNumber, name: [UInt8], value: [UInt8], mode: XattrSetMode, caller: Caller = .root) throws(FSError) {
+        try checkACLSupported(name)
         try checkWritable()
         try checkXattr(ino, name: name, write: true, caller: caller)
         guard !name.isEmpty, name.count <= 255 else { throw .rangeTooSmall }
         guard value.count <= 65536 else { throw .noSpace }
         if options.posixACL && name == PosixACL.accessName { return try setAccessACL(ino, value: value, caller: caller) }
-        try meta { () throws(MetaError) in try metadata.setXattr(ino, name: name, value: value, mode: mode, now: .now()) }
+        try meta { () throws(MetaError) in try metadata.setXattr(ino, name: name, value: value, mode: mode.meta, now: .now()) }
     }
 
     public func getxattr(_ ino: InodeNumber, name: [UInt8], caller: Caller = .root) throws(FSError) -> [UInt8] {
+        try checkACLSupported(name)
         try checkXattr(ino, name: name, write: false, caller: caller)
         return try meta { () throws(MetaError) in try metadata.xattr(ino, name: name) }
     }
@@ -54,6 +75,7 @@ extension MossaicFilesystem {
     }
 
     public func removexattr(_ ino: InodeNumber, name: [UInt8], caller: Caller = .root) throws(FSError) {
+        try checkACLSupported(name)
         try checkWritable()
         try checkXattr(ino, name: name, write: true, caller: caller)
         try meta { () throws(MetaError) in try metadata.removeXattr(ino, name: name, now: .now()) }

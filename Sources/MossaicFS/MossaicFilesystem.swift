@@ -169,12 +169,50 @@ public final class MossaicFilesystem: Sendable {
         return attrs
     }
 
+    /// What a setattr asks for, as chmod(2), chown(2), truncate(2) and utimensat(2) ask it.
+    /// The rules of who may, and what a change implies (setuid/setgid kills, setgid cleared
+    /// by a chmod), are `setattr`'s.
+    public struct SetAttributes: Sendable {
+        /// A new access or modification time: one the caller gives, or the current time
+        /// (UTIME_NOW, or utimensat without times), read when the change is made.
+        public enum Time: Sendable, Equatable {
+            case now
+            case at(Timestamp)
+        }
+        public var permissions: UInt32?
+        public var uid: UInt32?
+        public var gid: UInt32?
+        public var size: UInt64?
+        public var atime: Time?
+        public var mtime: Time?
+        public init(permissions: UInt32? = nil, uid: UInt32? = nil, gid: UInt32? = nil, size: UInt64? = nil,
+                    atime: Time? = nil, mtime: Time? = nil) {
+            self.permissions = permissions; self.uid = uid; self.gid = gid; self.size = size; self.atime = atime; self.mtime = mtime
+        }
+    }
+
     /// setattr: chmod, chown, truncate and utimens. Buffered writes of the file are committed
     /// first, so the change applies to the file as written. `handle` is set for ftruncate and
-    /// futimens on an open descriptor, whose open already checked access.
-    public func setattr(_ ino: InodeNumber, _ changes: AttributeChanges, handle: HandleID? = nil, caller: Caller = .root) throws(FSError) -> FileAttributes {
+    /// futimens on an open descriptor, whose open already checked access. Returns the new
+    /// attributes, and the names the kernel must drop once it has them: a chmod of a directory
+    /// that ends everyone's search permission (MossaicFilesystem+NameCaching).
+    @discardableResult
+    public func setattr(_ ino: InodeNumber, _ request: SetAttributes, handle: HandleID? = nil,
+                        caller: Caller = .root) throws(FSError) -> (attributes: FileAttributes, staleNames: StaleNames) {
+        let now = Timestamp.now()
         try checkWritable()
-        var changes = changes
+        let time = { (t: SetAttributes.Time?) -> Timestamp? in
+            switch t {
+            case .now: now
+            case .at(let given): given
+            case nil: nil
+            }
+        }
+        // Both times set to now (utimensat without times, or both UTIME_NOW) need only write
+        // permission; any other combination (UTIME_NOW with UTIME_OMIT too) is explicit.
+        var changes = AttributeChanges(permissions: request.permissions, uid: request.uid, gid: request.gid, size: request.size,
+                                       atime: time(request.atime), mtime: time(request.mtime),
+                                       timesAreNow: request.atime == .now && request.mtime == .now)
         let current = try getattr(ino)
         let file = openFiles.withLock { $0[ino] }
         let modeIsKill = PrivilegeKill.interpret(&changes, attrs: current, caller: caller, kernelHidesSticky: permissions.enabled,
@@ -188,7 +226,8 @@ public final class MossaicFilesystem: Sendable {
         let attrs = try meta { () throws(MetaError) in try metadata.setAttributes(of: ino, changes, now: .now(), xattrs: acl) }
         if changes.size != nil { chunkListChanged(ino) }
         if let size = changes.size, let file { file.writer.truncated(to: size) }
-        return attrs
+        let stale = request.permissions == nil ? StaleNames(directory: ino, names: []) : namesToForget(in: ino, before: current)
+        return (attrs, stale)
     }
 
     /// chmod/chown/truncate/utimes rules of Linux without capabilities but root's.

@@ -51,13 +51,6 @@ final class FUSEBridge: Sendable {
         self.posixACL = posixACL
     }
 
-    /// POSIX ACLs live in `system.posix_acl_*` attributes; without `-o acl` they are not
-    /// supported (EOPNOTSUPP, as on ext4 mounted noacl), rather than stored and ignored.
-    func checkACLName(_ name: UnsafePointer<CChar>?) throws(FSError) {
-        guard !posixACL, let name else { return }
-        if Self.name(name).starts(with: Array("system.posix_acl_".utf8)) { throw .notSupported }
-    }
-
     static func from(_ req: fuse_req_t?) -> FUSEBridge {
         Unmanaged<FUSEBridge>.fromOpaque(fuse_req_userdata(req)!).takeUnretainedValue()
     }
@@ -86,15 +79,14 @@ final class FUSEBridge: Sendable {
         return e
     }
 
-    /// Makes the kernel drop `names` of directory `dir` from its cache. Only after the reply to
-    /// the request that made it necessary: the kernel locks `dir` for this, as it does while
-    /// that request (a chmod of `dir`, a rename into it) waits for its reply.
-    func forgetNames(in dir: InodeNumber, _ names: [[UInt8]]) {
-        guard !names.isEmpty, let se = session.withLock({ $0 })?.session else { return }
-        for name in names {
+    /// Makes the kernel drop `stale` names from its cache. Only after the reply to the request
+    /// that made them stale (`MossaicFilesystem.StaleNames`).
+    func forgetNames(_ stale: MossaicFilesystem.StaleNames) {
+        guard !stale.names.isEmpty, let se = session.withLock({ $0 })?.session else { return }
+        for name in stale.names {
             let cString = name.map { CChar(bitPattern: $0) } + [0]
             // ENOENT (the kernel had not cached it) is the expected outcome for many.
-            _ = fuse_lowlevel_notify_inval_entry(se, fuse_ino_t(dir.rawValue), cString, name.count)
+            _ = fuse_lowlevel_notify_inval_entry(se, fuse_ino_t(stale.directory.rawValue), cString, name.count)
         }
     }
 

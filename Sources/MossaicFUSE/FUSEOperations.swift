@@ -4,7 +4,6 @@ import Glibc
 internal import CFuse
 import MossaicCore
 import MossaicFS
-import MossaicMeta
 
 /// The libfuse low-level operations table: a 1:1 translation of each request onto the
 /// `MossaicFilesystem` method of the same name. No filesystem logic here — argument copying,
@@ -74,26 +73,22 @@ enum FUSEOperations {
             b.serve(req, "setattr", ino) { () throws(FSError) in
                 guard let attr else { throw .invalidArgument }
                 let set = UInt32(bitPattern: toSet)
-                var changes = AttributeChanges()
-                if set & UInt32(FUSE_SET_ATTR_MODE) != 0 { changes.permissions = attr.pointee.st_mode & 0o7777 }
-                if set & UInt32(FUSE_SET_ATTR_UID) != 0 { changes.uid = attr.pointee.st_uid }
-                if set & UInt32(FUSE_SET_ATTR_GID) != 0 { changes.gid = attr.pointee.st_gid }
+                var request = MossaicFilesystem.SetAttributes()
+                if set & UInt32(FUSE_SET_ATTR_MODE) != 0 { request.permissions = attr.pointee.st_mode & 0o7777 }
+                if set & UInt32(FUSE_SET_ATTR_UID) != 0 { request.uid = attr.pointee.st_uid }
+                if set & UInt32(FUSE_SET_ATTR_GID) != 0 { request.gid = attr.pointee.st_gid }
                 if set & UInt32(FUSE_SET_ATTR_SIZE) != 0 {
                     guard attr.pointee.st_size >= 0 else { throw .invalidArgument }
-                    changes.size = UInt64(attr.pointee.st_size)
+                    request.size = UInt64(attr.pointee.st_size)
                 }
-                let now = Timestamp.now()
-                if set & UInt32(FUSE_SET_ATTR_ATIME_NOW) != 0 { changes.atime = now }
-                else if set & UInt32(FUSE_SET_ATTR_ATIME) != 0 { changes.atime = Timestamp(attr.pointee.st_atim) }
-                if set & UInt32(FUSE_SET_ATTR_MTIME_NOW) != 0 { changes.mtime = now }
-                else if set & UInt32(FUSE_SET_ATTR_MTIME) != 0 { changes.mtime = Timestamp(attr.pointee.st_mtim) }
-                // utimensat(2) without times (or both UTIME_NOW) sets both to now, with the
-                // *_NOW bits; any other combination (UTIME_NOW with UTIME_OMIT too) is explicit.
-                changes.timesAreNow = set & UInt32(FUSE_SET_ATTR_ATIME_NOW) != 0 && set & UInt32(FUSE_SET_ATTR_MTIME_NOW) != 0
+                if set & UInt32(FUSE_SET_ATTR_ATIME_NOW) != 0 { request.atime = .now }
+                else if set & UInt32(FUSE_SET_ATTR_ATIME) != 0 { request.atime = .at(Timestamp(attr.pointee.st_atim)) }
+                if set & UInt32(FUSE_SET_ATTR_MTIME_NOW) != 0 { request.mtime = .now }
+                else if set & UInt32(FUSE_SET_ATTR_MTIME) != 0 { request.mtime = .at(Timestamp(attr.pointee.st_mtim)) }
                 let handle = fi.map { HandleID(rawValue: $0.pointee.fh) }
-                let before = changes.permissions == nil ? nil : try? b.filesystem.getattr(InodeNumber(ino))
-                b.replyAttr(req, try b.filesystem.setattr(InodeNumber(ino), changes, handle: handle, caller: FUSEBridge.caller(req)))
-                if let before { b.forgetNames(in: InodeNumber(ino), b.filesystem.namesToForget(in: InodeNumber(ino), before: before)) }
+                let (attributes, stale) = try b.filesystem.setattr(InodeNumber(ino), request, handle: handle, caller: FUSEBridge.caller(req))
+                b.replyAttr(req, attributes)
+                b.forgetNames(stale)
             }
         }
 
@@ -110,13 +105,8 @@ enum FUSEOperations {
             let b = FUSEBridge.from(req)
             b.serve(req, "mknod", parent) { () throws(FSError) in
                 guard let kind = FileKind(mode: mode) else { throw .invalidArgument }
-                if kind == .regular {
-                    b.replyEntry(req, try b.filesystem.mknod(parent: InodeNumber(parent), name: FUSEBridge.name(name), kind: .regular,
-                                                            permissions: mode & 0o7777, rdev: 0, caller: FUSEBridge.caller(req)), parent: parent)
-                } else {
-                    b.replyEntry(req, try b.filesystem.mknod(parent: InodeNumber(parent), name: FUSEBridge.name(name), kind: kind,
-                                                            permissions: mode & 0o7777, rdev: UInt64(rdev), caller: FUSEBridge.caller(req)), parent: parent)
-                }
+                b.replyEntry(req, try b.filesystem.mknod(parent: InodeNumber(parent), name: FUSEBridge.name(name), kind: kind,
+                                                        permissions: mode & 0o7777, rdev: UInt64(rdev), caller: FUSEBridge.caller(req)), parent: parent)
             }
         }
 
@@ -155,13 +145,11 @@ enum FUSEOperations {
         ops.rename = { req, parent, name, newParent, newName, flags in
             let b = FUSEBridge.from(req)
             b.serve(req, "rename", parent) { () throws(FSError) in
-                // RENAME_WHITEOUT (overlayfs) has no meaning here.
-                guard flags & ~UInt32(3) == 0 else { throw .invalidArgument }
-                try b.filesystem.rename(parent: InodeNumber(parent), name: FUSEBridge.name(name), newParent: InodeNumber(newParent),
-                                        newName: FUSEBridge.name(newName), flags: RenameFlags(rawValue: flags), caller: FUSEBridge.caller(req))
+                let stale = try b.filesystem.rename(parent: InodeNumber(parent), name: FUSEBridge.name(name), newParent: InodeNumber(newParent),
+                                                    newName: FUSEBridge.name(newName), flags: MossaicFilesystem.RenameFlags(rawValue: flags),
+                                                    caller: FUSEBridge.caller(req))
                 b.replyOK(req)
-                // The kernel moves its cached name along, with the lifetime it had where it was.
-                if !b.filesystem.namesCacheable(in: InodeNumber(newParent)) { b.forgetNames(in: InodeNumber(newParent), [FUSEBridge.name(newName)]) }
+                b.forgetNames(stale)
             }
         }
 
@@ -309,7 +297,6 @@ enum FUSEOperations {
         ops.setxattr = { req, ino, name, value, size, flags in
             let b = FUSEBridge.from(req)
             b.serve(req, "setxattr", ino) { () throws(FSError) in
-                try b.checkACLName(name)
                 let mode: MossaicFilesystem.XattrSetMode = switch (flags & Int32(XATTR_CREATE) != 0, flags & Int32(XATTR_REPLACE) != 0) {
                 case (true, true): .createAndReplace
                 case (true, false): .create
@@ -325,7 +312,6 @@ enum FUSEOperations {
         ops.getxattr = { req, ino, name, size in
             let b = FUSEBridge.from(req)
             b.serve(req, "getxattr", ino) { () throws(FSError) in
-                try b.checkACLName(name)
                 FUSEDirectoryReply.replySized(req, try b.filesystem.getxattr(InodeNumber(ino), name: FUSEBridge.name(name), caller: FUSEBridge.caller(req)), size)
             }
         }
@@ -340,7 +326,6 @@ enum FUSEOperations {
         ops.removexattr = { req, ino, name in
             let b = FUSEBridge.from(req)
             b.serve(req, "removexattr", ino) { () throws(FSError) in
-                try b.checkACLName(name)
                 try b.filesystem.removexattr(InodeNumber(ino), name: FUSEBridge.name(name), caller: FUSEBridge.caller(req))
                 b.replyOK(req)
             }

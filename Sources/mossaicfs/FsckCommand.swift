@@ -2,7 +2,9 @@ import ArgumentParser
 import Logging
 import MossaicCore
 import MossaicFS
+import MossaicMaintenance
 import MossaicMeta
+import MossaicMount
 import MossaicObjectStore
 import MossaicReplication
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Logging
 import MossaicCore
 import MossaicFS
+import MossaicMaintenance
 import MossaicObjectStore
 
 /// `mossaicfs gc SOURCE`: deletes objects that neither the metadata nor any metadata snapshot

@@ -6,6 +6,7 @@ import Logging
 import MossaicCore
 import MossaicFS
 import MossaicFUSE
+import MossaicMount
 import MossaicObjectStore
 
 /// `mossaicfs mount SOURCE MOUNTPOINT [-o opts] [-f]`, also reached as

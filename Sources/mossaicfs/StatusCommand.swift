@@ -6,6 +6,7 @@ import Foundation
 import MossaicCore
 import MossaicFS
 import MossaicMeta
+import MossaicMount
 import MossaicObjectStore
 import MossaicReplication
 

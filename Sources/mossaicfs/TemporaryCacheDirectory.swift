@@ -4,6 +4,7 @@ import Glibc
 import Foundation
 import MossaicCore
 import MossaicFS
+import MossaicMount
 
 /// Where `fsck` and `gc` find a filesystem's metadata: the cache_dir of the machine that mounts
 /// it (`-o cache_dir=`, else the default one of its uuid) when that holds `meta.db`; otherwise

@@ -4,6 +4,7 @@ import Glibc
 import ArgumentParser
 import MossaicCore
 import MossaicFS
+import MossaicMount
 
 /// `mossaicfs umount MOUNTPOINT`: unmounts, then returns once the daemon has stored everything
 /// it held and exited — unlike umount(2), which returns as soon as the kernel lets go, while the

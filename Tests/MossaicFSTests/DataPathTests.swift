@@ -231,8 +231,8 @@ private func page(_ file: Int, _ index: Int, round: Int = 0) -> [UInt8] {
         try f.fs.flush(ino, handle: w)
         #expect(try f.fs.read(ino, handle: r, offset: 0, size: MiB) == page(7, 0, round: 1))
 
-        _ = try f.fs.setattr(ino, AttributeChanges(size: UInt64(MiB)), handle: w)
-        _ = try f.fs.setattr(ino, AttributeChanges(size: UInt64(2 * MiB)), handle: w)
+        _ = try f.fs.setattr(ino, .init(size: UInt64(MiB)), handle: w)
+        _ = try f.fs.setattr(ino, .init(size: UInt64(2 * MiB)), handle: w)
         #expect(try f.fs.read(ino, handle: r, offset: UInt64(MiB), size: MiB) == [UInt8](repeating: 0, count: MiB))
 
         try f.fs.fallocate(ino, handle: w, mode: .punchHole, offset: 0, length: UInt64(MiB))

@@ -4,6 +4,7 @@ import MossaicCache
 import MossaicCore
 import MossaicFS
 import MossaicMeta
+import MossaicMount
 import MossaicObjectStore
 import MossaicTestSupport
 import Synchronization
@@ -208,8 +209,8 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         let (ino, h) = try f.createFile("t")
         try f.write(ino, h, 0, randomBytes(2 * MiB, seed: 5))
         try f.fs.flush(ino, handle: h)
-        _ = try f.fs.setattr(ino, AttributeChanges(size: 1000))
-        _ = try f.fs.setattr(ino, AttributeChanges(size: UInt64(2 * MiB)))
+        _ = try f.fs.setattr(ino, .init(size: 1000))
+        _ = try f.fs.setattr(ino, .init(size: UInt64(2 * MiB)))
         let back = try f.fs.read(ino, handle: h, offset: 1000, size: 2 * MiB)
         #expect(back.count == 2 * MiB - 1000 && back.allSatisfy { $0 == 0 })
         try f.fs.release(ino, handle: h)
@@ -267,13 +268,13 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         let rootFile = try f.fs.mknod(parent: sticky.ino, name: Array("r".utf8), kind: .regular, permissions: 0o644, rdev: 0, caller: .root)
         #expect(throws: FSError.notPermitted) { try f.fs.unlink(parent: sticky.ino, name: Array("r".utf8), caller: user) }
         #expect(throws: FSError.permissionDenied) { try f.fs.open(rootFile.ino, mode: .init(writable: true), caller: user) }
-        #expect(throws: FSError.notPermitted) { try f.fs.setattr(rootFile.ino, AttributeChanges(permissions: 0o777), caller: user) }
+        #expect(throws: FSError.notPermitted) { try f.fs.setattr(rootFile.ino, .init(permissions: 0o777), caller: user) }
         #expect(throws: FSError.permissionDenied) {
             try f.fs.mkdir(parent: .root, name: Array("x".utf8), permissions: 0o755, caller: user)
         }
         // The kernel clearing setuid after an unprivileged write is always allowed.
-        _ = try f.fs.setattr(rootFile.ino, AttributeChanges(permissions: 0o4644), caller: .root)
-        #expect(try f.fs.setattr(rootFile.ino, AttributeChanges(permissions: 0o644), caller: user).permissions == 0o644)
+        _ = try f.fs.setattr(rootFile.ino, .init(permissions: 0o4644), caller: .root)
+        #expect(try f.fs.setattr(rootFile.ino, .init(permissions: 0o644), caller: user).attributes.permissions == 0o644)
         let mine = try f.fs.mknod(parent: sticky.ino, name: Array("m".utf8), kind: .regular, permissions: 0o600, rdev: 0, caller: user)
         #expect(mine.uid == 1000)
         try f.fs.unlink(parent: sticky.ino, name: Array("m".utf8), caller: user)
@@ -285,24 +286,55 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         let user = Caller(uid: 1000, gid: 1000)
         func file(_ name: String, _ mode: UInt32, owner: Caller = .root) throws -> InodeNumber {
             let ino = try f.fs.mknod(parent: .root, name: Array(name.utf8), kind: .regular, permissions: 0, rdev: 0, caller: .root).ino
-            _ = try f.fs.setattr(ino, AttributeChanges(uid: owner.uid, gid: owner.gid), caller: .root)
-            return try f.fs.setattr(ino, AttributeChanges(permissions: mode), caller: .root).ino
+            _ = try f.fs.setattr(ino, .init(uid: owner.uid, gid: owner.gid), caller: .root)
+            return try f.fs.setattr(ino, .init(permissions: mode), caller: .root).attributes.ino
         }
         // chown: the kernel's mode lacks the sticky bit, which stays.
         let a = try file("a", 0o5744)
-        #expect(try f.fs.setattr(a, AttributeChanges(permissions: 0o744, uid: 0, gid: 7), caller: .root).permissions == 0o1744)
+        #expect(try f.fs.setattr(a, .init(permissions: 0o744, uid: 0, gid: 7), caller: .root).attributes.permissions == 0o1744)
         // A non-member's write of a setgid file without group-exec: an empty setattr.
         let b = try file("b", 0o2666)
-        #expect(try f.fs.setattr(b, AttributeChanges(), caller: user).permissions == 0o666)
+        #expect(try f.fs.setattr(b, .init(), caller: user).attributes.permissions == 0o666)
         // A non-owner's write of a setuid sticky file.
         let c = try file("c", 0o7777)
-        #expect(try f.fs.setattr(c, AttributeChanges(permissions: 0o777), caller: user).permissions == 0o1777)
+        #expect(try f.fs.setattr(c, .init(permissions: 0o777), caller: user).attributes.permissions == 0o1777)
         // An owner's chmod of a closed file is a chmod.
         let d = try file("d", 0o5777, owner: user)
-        #expect(try f.fs.setattr(d, AttributeChanges(permissions: 0o777), caller: user).permissions == 0o777)
+        #expect(try f.fs.setattr(d, .init(permissions: 0o777), caller: user).attributes.permissions == 0o777)
         // Truncation by root keeps the bits.
         let e = try file("e", 0o6755)
-        #expect(try f.fs.setattr(e, AttributeChanges(size: 0), caller: .root).permissions == 0o6755)
+        #expect(try f.fs.setattr(e, .init(size: 0), caller: .root).attributes.permissions == 0o6755)
+    }
+
+    /// Rules the FUSE bridge hands over as they come: utimensat's "now" needs only write
+    /// permission where given times need ownership; renameat2's flags; ACL attributes without
+    /// `-o acl`; the names the kernel must drop when a directory stops being searchable by all.
+    @Test func setattrAndRenameRulesAreTheFilesystems() throws {
+        let f = try Fixture()
+        let user = Caller(uid: 1000, gid: 1000)
+        func n(_ s: String) -> [UInt8] { Array(s.utf8) }
+        let file = try f.fs.mknod(parent: .root, name: n("f"), kind: .regular, permissions: 0o666, rdev: 0, caller: .root)
+        let given = Timestamp(nanoseconds: 1_000_000_000)
+        #expect(try f.fs.setattr(file.ino, .init(atime: .now, mtime: .now), caller: user).attributes.mtime > given)
+        #expect(throws: FSError.notPermitted) { try f.fs.setattr(file.ino, .init(atime: .now, mtime: .at(given)), caller: user) }
+        #expect(try f.fs.setattr(file.ino, .init(atime: .now, mtime: .at(given)), caller: .root).attributes.mtime == given)
+
+        #expect(throws: FSError.invalidArgument) {  // RENAME_WHITEOUT
+            try f.fs.rename(parent: .root, name: n("f"), newParent: .root, newName: n("g"), flags: .init(rawValue: 4))
+        }
+        #expect(throws: FSError.invalidArgument) {
+            try f.fs.rename(parent: .root, name: n("f"), newParent: .root, newName: n("g"), flags: [.noReplace, .exchange])
+        }
+        #expect(throws: FSError.notSupported) { try f.fs.getxattr(file.ino, name: n("system.posix_acl_access")) }
+        #expect(throws: FSError.notSupported) { try f.fs.setxattr(file.ino, name: n("system.posix_acl_default"), value: [2, 0, 0, 0], mode: .any) }
+
+        let dir = try f.fs.mkdir(parent: .root, name: n("d"), permissions: 0o755, caller: .root)
+        _ = try f.fs.mknod(parent: dir.ino, name: n("c"), kind: .regular, permissions: 0o644, rdev: 0, caller: .root)
+        #expect(try f.fs.setattr(dir.ino, .init(permissions: 0o750), caller: .root).staleNames.names == [n("c")])
+        #expect(try f.fs.setattr(dir.ino, .init(permissions: 0o700), caller: .root).staleNames.names.isEmpty)
+        let moved = try f.fs.rename(parent: .root, name: n("f"), newParent: dir.ino, newName: n("g"), flags: [])
+        #expect(moved.directory == dir.ino && moved.names == [n("g")])
+        #expect(try f.fs.rename(parent: dir.ino, name: n("g"), newParent: .root, newName: n("f"), flags: []).names.isEmpty)
     }
 
     @Test func aclsKeepTheModeInStepAndAreInherited() throws {
@@ -317,7 +349,7 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         let ino = try f.fs.mknod(parent: .root, name: Array("f".utf8), kind: .regular, permissions: 0o600, rdev: 0, caller: .root).ino
         try f.fs.setxattr(ino, name: access, value: acl([(1, 6, none), (2, 4, 1000), (4, 0, none), (0x10, 4, none), (0x20, 0, none)]), mode: .any)
         #expect(try f.fs.getattr(ino).permissions == 0o640)
-        _ = try f.fs.setattr(ino, AttributeChanges(permissions: 0o600))
+        _ = try f.fs.setattr(ino, .init(permissions: 0o600))
         #expect(Array(try f.fs.getxattr(ino, name: access)[28..<32]) == [0x10, 0, 0, 0])  // the mask entry: ---
         try f.fs.setxattr(ino, name: access, value: acl([(1, 6, none), (4, 4, none), (0x20, 4, none)]), mode: .any)
         #expect(try f.fs.getattr(ino).permissions == 0o644)
@@ -325,7 +357,7 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         // Without a default ACL the umask applies; with one it does not.
         let dir = try f.fs.mkdir(parent: .root, name: Array("d".utf8), permissions: 0o777, caller: Caller(uid: 0, gid: 0, umask: 0o022))
         #expect(dir.permissions == 0o755)
-        _ = try f.fs.setattr(dir.ino, AttributeChanges(permissions: 0o777))
+        _ = try f.fs.setattr(dir.ino, .init(permissions: 0o777))
         let rules = acl([(1, 7, none), (2, 5, 2000), (4, 5, none), (0x10, 7, none), (0x20, 1, none)])
         try f.fs.setxattr(dir.ino, name: inheritable, value: rules, mode: .any)
         let child = try f.fs.mknod(parent: dir.ino, name: Array("g".utf8), kind: .regular, permissions: 0o666, rdev: 0, caller: user)
@@ -408,7 +440,7 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         try f.fs.fallocate(ino, handle: h, mode: .zeroRange(keepSize: false), offset: UInt64(3 * MiB), length: UInt64(2 * MiB))
         #expect(try f.fs.getattr(ino).size == UInt64(5 * MiB))
         #expect(try f.fs.getattr(ino).blocks512 == UInt64((5 * MiB - 8192) / 512))
-        _ = try f.fs.setattr(ino, AttributeChanges(size: UInt64(2 * MiB)), handle: h)
+        _ = try f.fs.setattr(ino, .init(size: UInt64(2 * MiB)), handle: h)
         #expect(try f.fs.getattr(ino).blocks512 == UInt64((2 * MiB - 8192) / 512))
         try f.fs.release(ino, handle: h)
     }

@@ -3,7 +3,9 @@ import Logging
 import MossaicCache
 import MossaicCore
 import MossaicFS
+import MossaicMaintenance
 import MossaicMeta
+import MossaicMount
 import MossaicObjectStore
 import MossaicReplication
 import Testing

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MossaicCore
 import MossaicFS
+import MossaicMount
 import MossaicObjectStore
 import MossaicReplication
 import Testing

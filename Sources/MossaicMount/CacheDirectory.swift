@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import MossaicCore
+import MossaicFS
 
 /// The local state of one filesystem on this machine (`cache_dir`, mode 0700):
 ///

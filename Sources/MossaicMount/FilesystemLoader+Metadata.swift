@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Logging
 import MossaicCore
+import MossaicFS
 import MossaicMeta
 import MossaicObjectStore
 import MossaicReplication
@@ -10,7 +11,7 @@ import MossaicReplication
 extension CacheDirectory {
     /// Where a read-write mount makes its snapshot copies (removed after each snapshot, and at
     /// the next mount if a crash left one).
-    var snapshotWorkPath: String { path + "/snapshot.db.tmp" }
+    package var snapshotWorkPath: String { path + "/snapshot.db.tmp" }
     /// Read-only mounts: the snapshot database shown (`<id>.db`, or `empty.db` before the
     /// filesystem's first snapshot). Never `meta.db`: a read-only mount leaves a writer's
     /// local state in the same cache_dir alone.
@@ -57,7 +58,7 @@ extension FilesystemLoader {
                                             settings: settings, logger: logger, metrics: metrics)
         var snapshotConfiguration = SnapshotWriter.Configuration(fsUUID: superblock.uuid, workPath: cacheDirectory.snapshotWorkPath,
                                                                  keep: settings.options.metaKeep)
-        if let staging = filesystem.chunks.staging {
+        if let staging = filesystem.staging {
             snapshotConfiguration.waitForStagedChunks = { @Sendable (seconds: Double) -> Bool in staging.waitForStaged(timeout: seconds) }
         }
         let writer = SnapshotWriter(
@@ -74,19 +75,19 @@ extension FilesystemLoader {
     }
 
     /// The local metadata of a read-write mount (or of `gc`), reconciled with the store's HEAD.
-    struct WritableMetadata {
-        var metadata: SQLiteMetaStore
-        var head: PublishedHead?
-        var headManifest: SnapshotManifest?
+    package struct WritableMetadata {
+        package var metadata: SQLiteMetaStore
+        package var head: PublishedHead?
+        package var headManifest: SnapshotManifest?
         /// The store lacks what the local metadata holds: publish a snapshot before going live.
-        var snapshotFirst: Bool
+        package var snapshotFirst: Bool
     }
 
     /// Opens `meta.db` as `MountReconciliation` decides: as it is, restored from HEAD, created
     /// empty, or refused (another machine wrote since). Call it holding the writer lease.
-    static func reconcileWritable(store: any ObjectStore, superblock: Superblock, cacheDirectory: CacheDirectory,
-                                  discardLocal: Bool, logger: Logger,
-                                  progress: (@Sendable (ProgressEvent) -> Void)? = nil) throws(FormatError) -> WritableMetadata {
+    package static func reconcileWritable(store: any ObjectStore, superblock: Superblock, cacheDirectory: CacheDirectory,
+                                          discardLocal: Bool, logger: Logger,
+                                          progress: (@Sendable (ProgressEvent) -> Void)? = nil) throws(FormatError) -> WritableMetadata {
         let catalog = SnapshotCatalog(store: store)
         let (head, headManifest) = try readHead(catalog, superblock: superblock)
         let path = cacheDirectory.metadataPath

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import MossaicCache
 import MossaicCore
+import MossaicFS
 import MossaicMeta
 import MossaicObjectStore
 import Synchronization

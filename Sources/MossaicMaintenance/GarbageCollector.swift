@@ -4,7 +4,9 @@ import Glibc
 import Logging
 import MossaicCache
 import MossaicCore
+import MossaicFS
 import MossaicMeta
+import MossaicMount
 import MossaicObjectStore
 import MossaicReplication
 import Synchronization

@@ -1,6 +1,7 @@
 import Logging
 import MossaicCache
 import MossaicCore
+import MossaicFS
 import MossaicMeta
 import MossaicObjectStore
 import MossaicReplication
