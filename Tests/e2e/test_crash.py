@@ -64,13 +64,20 @@ class Journal:
         return states
 
 
+# Writers work in a directory of the filesystem, never in the mountpoint itself: once the killed
+# mount is detached (umount -l), a name opened under the bare mountpoint would be created in the
+# directory beneath it (which the next mount then refuses to hide), while one under WRITER_DIR
+# fails with ENOENT there and stops the writer.
+WRITER_DIR = "crash"
+
+
 def writer(mnt, prefix, seed, journal, errors):
     """Appends to three files of its own until the mount dies under it."""
     rng = random.Random(seed)
     hashes, fds = {}, {}
     try:
         while True:
-            name = f"{prefix}-{rng.randrange(3)}"
+            name = f"{WRITER_DIR}/{prefix}-{rng.randrange(3)}"
             if name not in fds:
                 fds[name] = os.open(os.path.join(mnt, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
                 hashes.setdefault(name, [hashlib.sha256(), 0])
@@ -124,6 +131,7 @@ def crash_rounds(fs, rounds, tmp_path, outage=None):
     rng = random.Random(SEED)
     journal = Journal(tmp_path / "journal.jsonl")
     fs.start()
+    os.makedirs(fs.path(WRITER_DIR), exist_ok=True)
     try:
         for rnd in range(rounds):
             errors = []
