@@ -51,7 +51,8 @@ final class SQLiteReaderPool: Sendable {
         return try slots[start % slots.count].connection.withLock { (c) throws(MetaError) -> T in try Self.run(c, snapshot, body) }
     }
 
-    private static func run<T>(_ c: SQLiteConnection, _ snapshot: Bool, _ body: (SQLiteConnection) throws(MetaError) -> T) throws(MetaError) -> T {
+    /// One read on `c`: in a read transaction if `snapshot`, and with no statement left active.
+    static func run<T>(_ c: SQLiteConnection, _ snapshot: Bool, _ body: (SQLiteConnection) throws(MetaError) -> T) throws(MetaError) -> T {
         if snapshot { try c.execute("BEGIN") }
         defer {
             // A statement left mid-result would keep its read transaction open and pin this

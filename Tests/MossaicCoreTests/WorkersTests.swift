@@ -40,6 +40,26 @@ import Testing
         #expect(count.withLock { $0 } == 500)
     }
 
+    /// A queued job wakes one idle thread, not all of them: no job may be left in the queue
+    /// while threads sleep. Jobs arrive from several threads at once, first while every pool
+    /// thread is busy (its wake finds no sleeper), then while they drain.
+    @Test func jobsSubmittedFromManyThreadsWhileThePoolIsBusyAllRun() throws {
+        let pool = WorkerPool(threads: 4, name: "test")
+        let gate = Future<Void, Never>()
+        let blockers = (0..<4).map { _ in pool.submit { () -> Void in gate.wait() } }
+        let submitted = WorkerPool(threads: 8, name: "test-submitters")
+        defer { submitted.stopAndWait() }
+        let batches = (0..<8).map { _ in
+            submitted.submit { () -> [Future<Int, Never>] in (0..<200).map { i in pool.submit { () -> Int in i } } }
+        }
+        gate.finish(.success(()))
+        var sum = 0
+        for batch in batches { for job in batch.wait() { sum += job.wait() } }
+        for blocker in blockers { blocker.wait() }
+        #expect(sum == 8 * (0..<200).reduce(0, +))
+        pool.stopAndWait()
+    }
+
     /// A job's closure (and what it captured: a chunk's megabyte, in the data path) is gone
     /// once the job has run; the queue kept them, and 16 writers grew the daemon to 1 GiB.
     @Test func aPoolDropsAJobOnceItHasRun() throws {

@@ -7,7 +7,10 @@ import Glibc
 /// `PeriodicWorker` are built on it, as are the staging area and the writer lease).
 ///
 /// Every `withLock` wakes the waiters when it ends, whatever it changed: a waiter re-checks
-/// its predicate, so a spurious wake costs one check and a missed one cannot happen.
+/// its predicate, so a spurious wake costs one check and a missed one cannot happen. A box
+/// whose waiters are all alike — a pool's idle threads, any one of which can take a job — wakes
+/// just one per job instead (`waking: .one`): waking them all costs two thread switches per idle
+/// thread per job, which on 2 cores made a small-file untar 8 % slower (docs/BENCHMARKS.md).
 /// Timed waits use the monotonic clock, so a wall-clock step neither cuts nor stretches them.
 ///
 /// `@unchecked Sendable`: it wraps a pthread mutex and condition variable (C handles), which
@@ -34,20 +37,32 @@ public final class ConditionBox<Value>: @unchecked Sendable {
         condition.deallocate()
     }
 
-    /// Runs `body` with the value locked, then wakes every waiter.
-    public func withLock<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
+    /// Whom the end of a `withLock` (or of a wait, whose `ready` may change the value) wakes.
+    public enum Wake: Sendable {
+        /// Every waiter: the default, right whatever the waiters wait for.
+        case all
+        /// One waiter: only for a box whose waiters all wait for the same kind of thing, any one
+        /// of which can take what the change made (one queued job: one idle thread).
+        case one
+        /// None: for a wait whose `ready` only takes something for itself.
+        case none
+    }
+
+    /// Runs `body` with the value locked, then wakes every waiter (or as `wake` says).
+    public func withLock<R, E: Error>(waking wake: Wake = .all, _ body: (inout Value) throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer {
-            pthread_cond_broadcast(condition)
+            signal(wake)
             pthread_mutex_unlock(mutex)
         }
         return try body(&value)
     }
 
     /// Waits until `ready` (called with the value locked, again after every wake) returns a
-    /// result, and returns it.
-    public func wait<R>(until ready: (inout Value) -> R?) -> R {
-        waitLocked(deadline: nil, until: ready)!
+    /// result, and returns it; then wakes the other waiters (or as `wake` says), since `ready`
+    /// may have changed the value.
+    public func wait<R>(waking wake: Wake = .all, until ready: (inout Value) -> R?) -> R {
+        waitLocked(deadline: nil, waking: wake, until: ready)!
     }
 
     /// `wait(until:)` for at most `seconds`: nil if `ready` still had no result then.
@@ -58,15 +73,15 @@ public final class ConditionBox<Value>: @unchecked Sendable {
         deadline.tv_sec += Int(min(whole, Double(Int32.max)))
         deadline.tv_nsec += Int((seconds - whole) * 1e9)
         if deadline.tv_nsec >= 1_000_000_000 { deadline.tv_sec += 1; deadline.tv_nsec -= 1_000_000_000 }
-        return waitLocked(deadline: deadline, until: ready)
+        return waitLocked(deadline: deadline, waking: .all, until: ready)
     }
 
     /// The wait loop: nil only when the monotonic `deadline` passed without a result.
-    private func waitLocked<R>(deadline: timespec?, until ready: (inout Value) -> R?) -> R? {
+    private func waitLocked<R>(deadline: timespec?, waking wake: Wake, until ready: (inout Value) -> R?) -> R? {
         var deadline = deadline
         pthread_mutex_lock(mutex)
         defer {
-            pthread_cond_broadcast(condition)
+            signal(wake)
             pthread_mutex_unlock(mutex)
         }
         while true {
@@ -76,6 +91,14 @@ public final class ConditionBox<Value>: @unchecked Sendable {
             } else if pthread_cond_timedwait(condition, mutex, &deadline!) == ETIMEDOUT {
                 return ready(&value)
             }
+        }
+    }
+
+    private func signal(_ wake: Wake) {
+        switch wake {
+        case .all: pthread_cond_broadcast(condition)
+        case .one: pthread_cond_signal(condition)
+        case .none: break
         }
     }
 

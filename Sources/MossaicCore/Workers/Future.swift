@@ -12,13 +12,14 @@ public final class Future<Success: Sendable, Failure: Error>: Sendable {
 
     /// Waits for the outcome.
     public func wait() throws(Failure) -> Success {
-        try box.wait { $0 }.get()
+        // Reading the outcome changes nothing another waiter waits for: wake no one.
+        try box.wait(waking: .none) { $0 }.get()
     }
 
     /// Waits for the outcome, or until `interruption` fires: nil then (the work goes on, its
     /// outcome unobserved).
     public func result(_ interruption: Interruption?) -> Result<Success, Failure>? {
-        guard let interruption else { return box.wait { $0 } }
+        guard let interruption else { return box.wait(waking: .none) { $0 } }
         return box.wait(until: { $0 }, interruption: interruption)
     }
 

@@ -14,15 +14,21 @@ public final class WorkerPool: Sendable {
         var jobs: [(@Sendable () -> Void)?] = []
         var head = 0
         var stopping = false
-        var running = 0
     }
+    /// Only the pool's idle threads wait on it, so a queued job wakes one of them (`.one`).
     private let queue = ConditionBox(Queue())
+    /// Threads not yet exited, in a box of its own so that `stopAndWait` never waits on
+    /// `queue` and takes a wake meant for an idle thread.
+    private let running: ConditionBox<Int>
 
     public init(threads: Int, name: String) {
         let count = max(1, threads)
-        queue.withLock { $0.running = count }
+        running = ConditionBox(count)
         for i in 0..<count {
-            let thread = Thread { [queue] in Self.work(queue) }
+            let thread = Thread { [queue, running] in
+                Self.work(queue)
+                running.withLock { $0 -= 1 }
+            }
             thread.name = "\(name)-\(i)"
             thread.start()
         }
@@ -41,7 +47,7 @@ public final class WorkerPool: Sendable {
 
     /// Runs `job` on a pool thread, outcome unobserved (read-ahead).
     public func run(_ job: @escaping @Sendable () -> Void) {
-        queue.withLock { $0.jobs.append(job) }
+        queue.withLock(waking: .one) { $0.jobs.append(job) }
     }
 
     /// Lets the threads finish what is queued and exit; returns at once.
@@ -52,12 +58,13 @@ public final class WorkerPool: Sendable {
     /// Stops, and waits until every thread has exited.
     public func stopAndWait() {
         stop()
-        queue.wait { $0.running == 0 ? () : nil }
+        running.wait { $0 == 0 ? () : nil }
     }
 
     private static func work(_ queue: ConditionBox<Queue>) {
         while true {
-            let job: (@Sendable () -> Void)? = queue.wait { q -> (@Sendable () -> Void)?? in
+            // Taking a job is news to no other thread: every queued job woke one of its own.
+            let job: (@Sendable () -> Void)? = queue.wait(waking: .none) { q -> (@Sendable () -> Void)?? in
                 if q.head < q.jobs.count {
                     let job = q.jobs[q.head]
                     q.jobs[q.head] = nil
@@ -70,7 +77,6 @@ public final class WorkerPool: Sendable {
             guard let job else { break }
             job()
         }
-        queue.withLock { $0.running -= 1 }
     }
 
     /// Runs `body(i)` for every `i` in `0..<count` on up to `width` threads of a pool of its
