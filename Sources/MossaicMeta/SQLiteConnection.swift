@@ -8,6 +8,13 @@ internal import CSQLite
 /// confines.
 final class SQLiteConnection: @unchecked Sendable {
     private var db: OpaquePointer?
+    /// The raw handle, for the session extension (`SQLiteChangeRecorder`).
+    var handle: OpaquePointer? { db }
+    /// Writer connection only: row changes since the last metadata snapshot capture, and the
+    /// changeset of a capture whose snapshot is not yet known to be published
+    /// (`SQLiteMetaStore+ChangeCapture.swift`).
+    var changeRecorder: SQLiteChangeRecorder?
+    var unshippedChanges: [UInt8]?
     private var statements: [String: OpaquePointer] = [:]
     /// The `synchronous` level in force, to switch only when a transaction needs another.
     private var synchronousFull: Bool?
@@ -30,6 +37,7 @@ final class SQLiteConnection: @unchecked Sendable {
     }
 
     deinit {
+        changeRecorder = nil  // a session must be deleted before its connection is closed
         for (_, stmt) in statements { sqlite3_finalize(stmt) }
         sqlite3_close_v2(db)
     }

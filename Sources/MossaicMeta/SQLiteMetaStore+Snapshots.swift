@@ -51,9 +51,8 @@ public struct SnapshotCopyInfo: Sendable, Equatable {
     public var files: Int64
     public var logicalBytes: Int64
     public var databaseBytes: Int64
-    /// Referenced chunks that are neither inline nor stored (a future write-back "staged"
-    /// state): a snapshot with any must not be published, it would name missing objects.
-    public var unstoredChunks: Int64
+    /// AUTOINCREMENT's counter of inode numbers (see `CapturedChanges.inodeSequence`).
+    public var inodeSequence: Int64 = 0
 }
 
 extension SQLiteMetaStore {
@@ -99,7 +98,7 @@ extension SQLiteMetaStore {
                   [.text(key), .text(value)])
     }
 
-    private static func recordSnapshot(_ c: SQLiteConnection, generation: Int64, id: String, changeSequence: Int64) throws(MetaError) {
+    static func recordSnapshot(_ c: SQLiteConnection, generation: Int64, id: String, changeSequence: Int64) throws(MetaError) {
         try set(c, Keys.generation, String(generation))
         try set(c, Keys.snapshotID, id)
         try set(c, Keys.snapshotChangeSequence, String(changeSequence))
@@ -137,21 +136,30 @@ extension SQLiteMetaStore {
     ///
     /// The copy is made with SQLite's online backup API from a second, read-only connection
     /// inside one read transaction: writers on the main connection go on meanwhile (WAL), and
-    /// `change_seq` read in that transaction is exactly the state copied. The copy is then
-    /// rewritten in place (it is our private file): its `snapshot_*` rows say "generation N,
-    /// clean", no `snapshot_pending`, and `journal_mode=DELETE`, so that a restored or
-    /// read-only copy is one self-contained file. The backup writes pages at their page
-    /// numbers, so regions of the file that did not change since the last copy are
-    /// byte-identical and their 1 MiB chunks are not uploaded again.
+    /// `change_seq` read in that transaction is exactly the state copied. That transaction
+    /// starts under the writer lock, and the writer's change recording restarts at the same
+    /// moment, so the next snapshot can ship just the rows changed after this copy
+    /// (`SQLiteMetaStore+ChangeCapture.swift`). The copy is then rewritten in place (it is our
+    /// private file): its `snapshot_*` rows say "generation N, clean", no `snapshot_pending`,
+    /// and `journal_mode=DELETE`, so that a restored or read-only copy is one self-contained
+    /// file. The backup writes pages at their page numbers, so regions of the file that did not
+    /// change since the last copy are byte-identical and their 1 MiB pieces are not uploaded
+    /// again.
     public func snapshotCopy(to path: String, generation: Int64, id: String) throws(MetaError) -> SnapshotCopyInfo {
         Self.removeDatabaseFiles(path)
-        let source = self.path
-        let reader = try SQLiteConnection(path: source, readOnly: true)
-        try reader.execute("BEGIN")
+        let reader = try SQLiteConnection(path: self.path, readOnly: true)
         let changeSequence: Int64
         do {
-            // The first read starts the read transaction that the backup below reuses.
-            changeSequence = try Self.replicationState(reader).changeSequence
+            changeSequence = try withConnection { (c) throws(MetaError) -> Int64 in
+                try reader.execute("BEGIN")
+                // The first read starts the read transaction that the backup below reuses.
+                let sequence = try Self.replicationState(reader).changeSequence
+                if !readOnly {
+                    c.changeRecorder = try SQLiteChangeRecorder(on: c)
+                    c.unshippedChanges = nil
+                }
+                return sequence
+            }
             try reader.backup(to: path)
             try reader.execute("COMMIT")
         } catch {
@@ -161,11 +169,7 @@ extension SQLiteMetaStore {
         }
         do throws(MetaError) {
             let copy = try SQLiteConnection(path: path, readOnly: false)
-            try copy.execute("PRAGMA journal_mode=DELETE")
-            let journal = try copy.pragma("journal_mode")
-            guard journal.lowercased() == "delete" else {
-                throw MetaError.incompatible("\(path): SQLite refused journal_mode=DELETE (got \(journal))")
-            }
+            try Self.useRollbackJournal(copy)
             try copy.transaction(durable: true) { () throws(MetaError) in
                 try Self.recordSnapshot(copy, generation: generation, id: id, changeSequence: changeSequence)
             }
@@ -180,16 +184,23 @@ extension SQLiteMetaStore {
         }
     }
 
+    /// `journal_mode=DELETE`, checked: a snapshot's database is one self-contained file.
+    static func useRollbackJournal(_ c: SQLiteConnection) throws(MetaError) {
+        try c.execute("PRAGMA journal_mode=DELETE")
+        let journal = try c.pragma("journal_mode")
+        guard journal.lowercased() == "delete" else {
+            throw MetaError.incompatible("\(c.path): SQLite refused journal_mode=DELETE (got \(journal))")
+        }
+    }
+
     static func statistics(_ c: SQLiteConnection) throws(MetaError) -> SnapshotCopyInfo {
         let schema = try c.queryOne("PRAGMA user_version") { $0.int(0) } ?? 0
         let inodes = try c.queryOne("SELECT count(*) FROM inodes") { $0.int(0) } ?? 0
         let (files, bytes) = try c.queryOne("SELECT count(*), coalesce(sum(size), 0) FROM inodes WHERE kind = ? AND nlink > 0",
                                             [.int(Int64(FileKind.regular.rawValue))]) { ($0.int(0), $0.int(1)) } ?? (0, 0)
         let sequence = try replicationState(c).changeSequence
-        let unstored = try c.queryOne("SELECT count(*) FROM chunks WHERE state NOT IN (?, ?) AND refcount > 0",
-                                      [.int(ChunkState.inline.rawValue), .int(ChunkState.stored.rawValue)]) { $0.int(0) } ?? 0
         return SnapshotCopyInfo(changeSequence: sequence, schemaVersion: schema, inodes: inodes, files: files,
-                                logicalBytes: bytes, databaseBytes: 0, unstoredChunks: unstored)
+                                logicalBytes: bytes, databaseBytes: 0, inodeSequence: try inodeSequence(c))
     }
 
     /// Makes a downloaded snapshot file ready to be opened read-only: refuses a newer schema,

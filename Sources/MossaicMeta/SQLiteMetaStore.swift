@@ -124,6 +124,7 @@ public final class SQLiteMetaStore: MetaStore {
             }
             // A FULL commit fsyncs the WAL, and with it every earlier transaction.
             if durable { unsynced.store(0, ordering: .relaxed) } else { unsynced.add(1, ordering: .relaxed) }
+            boundChangeRecording(c)
             return result
         }
     }

@@ -89,10 +89,45 @@ public enum SnapshotDownloader {
         }
         close(fd)
         closed = true
+        if manifest.format >= 2 {
+            let bytes = try applyChanges(of: manifest, from: store, to: temp)
+            downloaded.withLock { $0.count += manifest.changesets.count; $0.bytes += bytes }
+        }
         SQLiteMetaStore.removeDatabaseFiles(path)
         guard rename(temp, path) == 0 else { throw .local(SystemError("rename", path: path).description) }
         try? PosixFiles.syncDirectory(of: path)
         let d = downloaded.withLock { $0 }
-        return Statistics(pieces: pieces.count, piecesDownloaded: d.count, bytesDownloaded: d.bytes)
+        return Statistics(pieces: pieces.count + manifest.changesets.count, piecesDownloaded: d.count, bytesDownloaded: d.bytes)
+    }
+
+    /// Applies the snapshot's changesets to its base copy at `path`, one at a time as they
+    /// arrive, each checked against its SHA-256, and labels the result (`SnapshotChangeApplier`).
+    /// Returns the bytes downloaded.
+    private static func applyChanges(of manifest: SnapshotManifest, from store: any ObjectStore, to path: String) throws(ReplicationError) -> Int {
+        guard let inodeSequence = manifest.inodeSequence, let changeSequence = manifest.changeSequence else {
+            throw .damaged("snapshot \(manifest.id) lacks change_seq or inode_seq")
+        }
+        let applier = try ReplicationError.wrapMeta { () throws(MetaError) in try SnapshotChangeApplier(path: path) }
+        var total = 0
+        for piece in manifest.changesets {
+            guard let hash = piece.hash else { throw .damaged("snapshot \(manifest.id): invalid changeset name") }
+            let key = MetadataLayout.chunk(hash)
+            let bytes: [UInt8]
+            do throws(ObjectStoreError) { bytes = try store.get(key) } catch {
+                if case .notFound = error { throw .damaged("snapshot \(manifest.id) is incomplete: \(key) is missing") }
+                throw .store(error)
+            }
+            guard bytes.count == piece.size, ChunkHash.of(bytes) == hash else {
+                throw .damaged("snapshot \(manifest.id): \(key) does not match its name")
+            }
+            do throws(MetaError) { try applier.apply(bytes) } catch {
+                throw .damaged("snapshot \(manifest.id): \(error)")
+            }
+            total += bytes.count
+        }
+        try ReplicationError.wrapMeta { () throws(MetaError) in
+            try applier.finish(inodeSequence: inodeSequence, generation: manifest.generation, id: manifest.id, changeSequence: changeSequence)
+        }
+        return total
     }
 }

@@ -52,8 +52,8 @@ struct Rig {
     func checkStoreIsConsistent() throws {
         let catalog = SnapshotCatalog(store: base)
         for m in try catalog.manifests() {
-            for piece in m.chunks {
-                #expect(try base.head(MetadataLayout.chunk(piece.hash!)) != nil, "snapshot \(m.id) lists a missing piece")
+            for hash in m.pieceHashes {
+                #expect(try base.head(MetadataLayout.chunk(hash)) != nil, "snapshot \(m.id) lists a missing piece")
             }
         }
         if let head = try catalog.head() {
@@ -105,7 +105,9 @@ struct Rig {
         try rig.addFile("one-more")
         guard case .published(let second, let delta) = try writer.snapshot() else { Issue.record("nothing published"); return }
         #expect(second.parent == first.id && second.generation == 2)
-        #expect(delta.piecesUploaded < delta.pieces / 2, "a one-file change re-uploaded \(delta.piecesUploaded) of \(delta.pieces) pieces")
+        // The second snapshot ships the rows that changed, not the database's pieces.
+        #expect(delta.incremental && second.chunks == first.chunks && second.changesets.count == 1)
+        #expect(delta.bytesUploaded < 16 << 10, "a one-file change shipped \(delta.bytesUploaded) bytes")
         #expect(try writer.snapshot() == .unchanged(second.id))
     }
 
@@ -199,10 +201,12 @@ struct Rig {
         let restored = rig.root + "/restored.db"
         try SnapshotDownloader.download(try SnapshotCatalog(store: rig.base).manifest(head.pointer.snapshot), from: rig.base, to: restored)
         #expect(try rig.names(SQLiteMetaStore(path: restored)) == rig.names(rig.metadata))
+        // Row for row: changesets of failed attempts shipped with later ones, none lost.
+        #expect(try IncrementalSnapshotTests.rows(restored) == IncrementalSnapshotTests.rows(rig.root + "/meta.db"))
         // Leftovers of failed attempts are swept; nothing a manifest lists is.
         try writer.sweepUnreferencedPieces()
         let listed = try SnapshotCatalog(store: rig.base).manifests().reduce(into: Set<String>()) { set, m in
-            for p in m.chunks { set.insert(MetadataLayout.chunk(p.hash!)) }
+            for h in m.pieceHashes { set.insert(MetadataLayout.chunk(h)) }
         }
         #expect(try rig.pieceKeys() == listed)
     }
@@ -225,7 +229,7 @@ struct Rig {
         let retained = try catalog.retained(keep: 2)
         #expect(retained.map(\.id) == ids.suffix(2).reversed())
         // Exactly the pieces of the retained snapshots remain: none missing, none leaked.
-        let needed = retained.reduce(into: Set<String>()) { set, m in for p in m.chunks { set.insert(MetadataLayout.chunk(p.hash!)) } }
+        let needed = retained.reduce(into: Set<String>()) { set, m in for h in m.pieceHashes { set.insert(MetadataLayout.chunk(h)) } }
         #expect(try rig.pieceKeys() == needed)
         // And the oldest retained one still restores.
         try SnapshotDownloader.download(retained[1], from: rig.base, to: rig.root + "/old.db")

@@ -1,0 +1,40 @@
+import MossaicCore
+
+/// Turns a snapshot's base copy into the snapshot's own database at restore: applies its
+/// changesets in order (`SQLiteChangeRecorder.apply`), restores the inode counter, and labels
+/// the file as the snapshot (`snapshot_*` rows), all in one durable transaction — so the file
+/// is either the base or the whole snapshot, never between. Changesets are handed over one at
+/// a time, so a long chain is never all in memory.
+///
+/// Not `Sendable`: one restore, on one thread.
+public final class SnapshotChangeApplier {
+    private let connection: SQLiteConnection
+    private var open = true
+
+    /// Opens the base copy at `path` (a single-file database) and begins the transaction.
+    public init(path: String) throws(MetaError) {
+        connection = try SQLiteConnection(path: path, readOnly: false)
+        try SQLiteMetaStore.useRollbackJournal(connection)
+        try connection.execute("PRAGMA synchronous=FULL")
+        try connection.execute("BEGIN IMMEDIATE")
+    }
+
+    deinit { if open { try? connection.execute("ROLLBACK") } }
+
+    public func apply(_ changeset: [UInt8]) throws(MetaError) {
+        try SQLiteChangeRecorder.apply(changeset, to: connection)
+    }
+
+    /// Sets the inode counter, labels the database as snapshot `id` of `generation` holding
+    /// the changes up to `changeSequence`, and commits.
+    public func finish(inodeSequence: Int64, generation: Int64, id: String, changeSequence: Int64) throws(MetaError) {
+        let c = connection
+        try c.run("UPDATE sqlite_sequence SET seq = max(seq, ?) WHERE name = 'inodes'", [.int(inodeSequence)])
+        if c.changes == 0 && inodeSequence > 0 {
+            try c.run("INSERT INTO sqlite_sequence(name, seq) VALUES('inodes', ?)", [.int(inodeSequence)])
+        }
+        try SQLiteMetaStore.recordSnapshot(c, generation: generation, id: id, changeSequence: changeSequence)
+        try c.execute("COMMIT")
+        open = false
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import MossaicCore
+@testable import MossaicMeta
+import MossaicObjectStore
+import MossaicReplication
+import Testing
+
+/// Incremental metadata snapshots (issue 20): after a full copy, a snapshot ships the rows that
+/// changed as a SQLite changeset, and restoring applies the chain to the base. What must hold:
+/// the restored database is the live one, row for row, whatever the changes were.
+@Suite struct IncrementalSnapshotTests {
+    /// Every row of every filesystem table (settings aside: they hold each copy's own
+    /// bookkeeping), as text, in primary-key order.
+    static func rows(_ path: String) throws -> [String] {
+        let c = try SQLiteConnection(path: path, readOnly: true)
+        var out: [String] = []
+        for table in ["inodes", "dentries", "file_chunks", "chunks", "symlinks", "xattrs", "orphans", "allocations"] {
+            let columns = try c.query("SELECT name FROM pragma_table_info('\(table)')") { $0.text(0) }
+            let row = columns.map { "quote(\($0))" }.joined(separator: " || ',' || ")
+            out += try c.query("SELECT '\(table):' || \(row) FROM \(table) ORDER BY 1") { $0.text(0) }
+        }
+        return out
+    }
+
+    static func restoreHead(_ rig: Rig, to path: String) throws -> SnapshotManifest {
+        let catalog = SnapshotCatalog(store: rig.base)
+        let head = try #require(try catalog.head())
+        let manifest = try catalog.manifest(head.pointer.snapshot)
+        SQLiteMetaStore.removeDatabaseFiles(path)
+        try SnapshotDownloader.download(manifest, from: rig.base, to: path)
+        return manifest
+    }
+
+    @Test func aChainOfChangesetsRestoresTheLiveDatabaseRowForRow() throws {
+        let rig = try Rig()
+        let writer = try rig.writer()
+        let a = try rig.addFile("a")
+        try rig.addFile("b")
+        guard case .published(let first, let full) = try writer.snapshot() else { Issue.record("nothing published"); return }
+        #expect(!full.incremental && first.changesets.isEmpty)
+        let dir = try rig.metadata.create(parent: .root, name: name("d"), NewNode(kind: .directory, permissions: 0o755, uid: 1, gid: 2), now: .now())
+        var highest = InodeNumber(0)
+        let steps: [() throws -> Void] = [
+            { for i in 0..<50 { try rig.metadata.create(parent: dir.ino, name: name("f\(i)"), regular, now: .now()) } },
+            { try rig.metadata.setXattr(a.ino, name: name("user.k"), value: [UInt8](repeating: 7, count: 3000), mode: .any, now: .now()) },
+            { _ = try rig.metadata.rename(parent: .root, name: name("b"), newParent: dir.ino, newName: name("b2"), flags: [], now: .now()) },
+            { for i in 0..<50 where i % 3 == 0 { _ = try rig.metadata.unlink(parent: dir.ino, name: name("f\(i)"), now: .now()) } },
+            { try rig.metadata.removeXattr(a.ino, name: name("user.k"), now: .now()) },
+            {
+                // The newest inode goes away: a restored database must still never reuse its number.
+                let last = try rig.metadata.create(parent: .root, name: name("last"), regular, now: .now())
+                highest = last.ino
+                let gone = try rig.metadata.unlink(parent: .root, name: name("last"), now: .now())
+                try rig.metadata.purgeOrphan(gone.ino)
+            },
+        ]
+        let restored = rig.root + "/restored.db"
+        var parent = first.id
+        for step in steps {
+            try step()
+            guard case .published(let m, let stats) = try writer.snapshot() else { Issue.record("nothing published"); return }
+            #expect(stats.incremental && m.parent == parent && m.chunks == first.chunks)
+            parent = m.id
+            let manifest = try Self.restoreHead(rig, to: restored)
+            #expect(manifest.id == m.id)
+            #expect(try Self.rows(restored) == Self.rows(rig.root + "/meta.db"))
+            let state = try SQLiteMetaStore(path: restored).replicationState()
+            #expect(state.snapshotID == m.id && state.generation == m.generation && !state.isDirty && state.pending == nil)
+        }
+        #expect(try writer.snapshot() == .unchanged(parent))
+        // The restored database hands out a new inode number, above every one ever used.
+        let copy = try SQLiteMetaStore(path: restored)
+        #expect(try copy.create(parent: .root, name: name("new"), regular, now: .now()).ino.rawValue > highest.rawValue)
+        try rig.checkStoreIsConsistent()
+    }
+
+    /// A new mount on a database that is exactly HEAD's state records changes from the start:
+    /// its first snapshot is incremental. A dirty database starts with a full copy.
+    @Test func aMountOnHeadsStateShipsOnlyItsChanges() throws {
+        let rig = try Rig()
+        try rig.addFile("a")
+        guard case .published = try rig.writer().snapshot() else { Issue.record("nothing published"); return }
+        let clean = try rig.writer()
+        try rig.addFile("b")
+        guard case .published(_, let stats) = try clean.snapshot() else { Issue.record("nothing published"); return }
+        #expect(stats.incremental)
+
+        try rig.addFile("c")  // changed before the next "mount": nothing recorded it
+        let dirty = try rig.writer()
+        guard case .published(_, let again) = try dirty.snapshot() else { Issue.record("nothing published"); return }
+        #expect(!again.incremental)
+        let restored = rig.root + "/restored.db"
+        _ = try Self.restoreHead(rig, to: restored)
+        #expect(try Self.rows(restored) == Self.rows(rig.root + "/meta.db"))
+    }
+
+    /// A changeset is checked against its name like every piece: a damaged one fails the
+    /// restore instead of applying.
+    @Test func aDamagedChangesetFailsTheRestore() throws {
+        let rig = try Rig()
+        let writer = try rig.writer()
+        try rig.addFile("a")
+        _ = try writer.snapshot()
+        try rig.addFile("b")
+        guard case .published(let m, _) = try writer.snapshot() else { Issue.record("nothing published"); return }
+        let key = MetadataLayout.chunk(try #require(m.changesets.last?.hash))
+        var bytes = try rig.base.get(key)
+        bytes[bytes.count / 2] ^= 0xff
+        try rig.base.put(key, bytes)
+        #expect(throws: ReplicationError.self) { try SnapshotDownloader.download(m, from: rig.base, to: rig.root + "/bad.db") }
+        #expect(!FileManager.default.fileExists(atPath: rig.root + "/bad.db"))
+    }
+}
