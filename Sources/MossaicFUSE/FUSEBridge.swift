@@ -185,11 +185,12 @@ final class FUSEBridge: Sendable {
         do {
             try body()
         } catch {
-            fail(req, error, op, ino)
+            // Counted before the answer: once the caller has its error, a scrape must show it.
             if !Self.isNegativeAnswer(error, op) {
                 filesystem.metrics.increment("mossaicfs_fuse_errors_total", "FUSE operations answered with an error.",
                                              labels: [("op", name), ("errno", "\(error.errno)")])
             }
+            fail(req, error, op, ino)
         }
         filesystem.metrics.observe("mossaicfs_fuse_op_duration_seconds", "FUSE operation latency by operation.",
                                    labels: [("op", name)], seconds: Timestamp.monotonicNow().secondsSince(started))
