@@ -40,7 +40,7 @@ extension SQLiteMetaStore {
         guard !readOnly else { return false }
         return try withConnection { (c) throws(MetaError) -> Bool in
             let state = try Self.replicationState(c)
-            let schema = try c.queryOne("PRAGMA user_version") { $0.int(0) } ?? 0
+            let schema = try Self.checkSchema(c)
             guard !state.isDirty, state.pending == nil, state.snapshotID == snapshotID, schema == schemaVersion else { return false }
             c.changeRecorder = try SQLiteChangeRecorder(on: c)
             c.unshippedChanges = nil
