@@ -38,6 +38,11 @@ public struct MountConfiguration: Sendable, Equatable {
     /// New chunks stored together as one pack object, at most (1: every chunk its own
     /// object). Fewer, larger requests: S3-style stores pay per request.
     public var packChunks = 4
+    /// The size `df` shows (statfs); 0: none set, a nominal 1 PiB (object stores have no size).
+    public var capacityBytes = 0
+    /// Seconds a chunk no file references any more stays before the mount's reclaim sweep
+    /// deletes it (`ChunkSweeper`; snapshots that still need it keep it longer).
+    public var sweepGrace = 600.0
     public var attributeTimeout = 1.0
     public var entryTimeout = 1.0
     /// Write-back mode: commits stage chunks in cache_dir/staging, uploaded in the background.
@@ -124,6 +129,10 @@ public struct MountConfiguration: Sendable, Equatable {
                     "chunks fetched ahead of a sequential reader (default {default}, 0: off)"),
         MountOption("pack_chunks", .count(\.packChunks, 1...16, unit: "chunks"),
                     "at most N new chunks stored together as one object (default {default}; 1: every chunk its own object)"),
+        MountOption("capacity", .size(\.capacityBytes, (1 << 20)...(1 << 60)),
+                    "the size df shows; used is the file data the filesystem holds, free the rest (default: 1 PiB, the store's size being unknown)"),
+        MountOption("sweep_grace", .seconds(\.sweepGrace, 1...(30 * day)),
+                    "the space of deleted data returns S seconds after its last reference went (default {default}), once no retained metadata snapshot needs it"),
         MountOption("attr_timeout", .seconds(\.attributeTimeout, 0...day), "kernel cache lifetime of attributes (default {default})"),
         MountOption("entry_timeout", .seconds(\.entryTimeout, 0...day), "kernel cache lifetime of names (default {default})"),
         MountOption("writeback", .flag(\.writeback),

@@ -56,6 +56,9 @@ final class ChunkStore: Sendable {
     let workers: WorkerPool
     private let fetchers: WorkerPool
     private let placements = Mutex(Placements())
+    /// Where writers and the reclaim sweep meet (`SweepFence`). Lock order: fence, then
+    /// placements, then the metadata's connection; never the other way round.
+    private let fence = ConditionBox(SweepFence())
     private let logger: Logger
 
     init(metadata: any MetaStore, cache: BlobCache, configuration: Configuration, logger: Logger) {
@@ -88,21 +91,68 @@ final class ChunkStore: Sendable {
         let bytes = last + 1 == content.count ? content : Array(content[...last])
         let hash = ChunkHash.of(bytes)
         let ref = ChunkRef(index: ChunkIndex(index), hash: hash, length: bytes.count)
-        if let location = placements.withLock({ $0.locations[hash] }) {
+        let (pin, placed) = pin(hash)
+        if let location = placed {
             // Stored by this process; the row may or may not be committed: offered again, the
             // commit inserts it at most once.
             return PreparedChunk(stored: StoredChunk(ref: ref, new: NewChunk(hash: hash, length: bytes.count, state: .stored,
-                                                                             inlineData: nil, location: location)), bytes: nil)
+                                                                             inlineData: nil, location: location), pin: pin), bytes: nil)
         }
         if try meta({ () throws(MetaError) in try metadata.chunkInfo(hash) }) != nil {
-            return PreparedChunk(stored: StoredChunk(ref: ref, new: nil), bytes: nil)
+            return PreparedChunk(stored: StoredChunk(ref: ref, new: nil, pin: pin), bytes: nil)
         }
         if bytes.count <= configuration.inlineMax {
             return PreparedChunk(stored: StoredChunk(ref: ref, new: NewChunk(hash: hash, length: bytes.count, state: .inline, inlineData: bytes)),
                                  bytes: nil)
         }
-        return PreparedChunk(stored: StoredChunk(ref: ref, new: NewChunk(hash: hash, length: bytes.count, state: .stored, inlineData: nil)),
+        return PreparedChunk(stored: StoredChunk(ref: ref, new: NewChunk(hash: hash, length: bytes.count, state: .stored, inlineData: nil),
+                                                 pin: pin),
                              bytes: bytes)
+    }
+
+    /// Pins `hash` before anything about it is looked up, and returns where this process
+    /// placed it, if it did and that object is not being reclaimed. Waits while the sweep is
+    /// deleting the chunk: afterwards its row is gone and the chunk is simply new again.
+    private func pin(_ hash: ChunkHash) -> (ChunkPin, ChunkLocation?) {
+        fence.wait { f -> (ChunkPin, ChunkLocation?)? in
+            guard !f.condemnedHashes.contains(hash) else { return nil }
+            var location = placements.withLock { $0.locations[hash] }
+            if let l = location, f.condemnedKeys.contains(l.key(of: hash)) { location = nil }
+            let key = location?.key(of: hash)
+            f.pin(hash, key: key)
+            return (ChunkPin(hash: hash, key: key, fence: fence), location)
+        }
+    }
+
+    // MARK: Reclaiming
+
+    /// Runs the reclaim sweep's decision (`decide`, ONE metadata transaction, given the chunks
+    /// and objects writers rely on) with the fence locked, so no writer pins or looks up a
+    /// chunk meanwhile; the chunks and objects it took are condemned before the lock is let
+    /// go — a writer wanting one of them waits in `pin` until `absolve` — and this process
+    /// forgets having placed anything there.
+    func condemn(_ decide: (_ pinnedHashes: Set<ChunkHash>, _ pinnedKeys: Set<String>) throws(FSError) -> ChunkSweep) throws(FSError) -> ChunkSweep {
+        try fence.withLock { (f) throws(FSError) -> ChunkSweep in
+            let sweep = try decide(Set(f.pinnedHashes.keys), Set(f.pinnedKeys.keys))
+            guard !sweep.chunks.isEmpty else { return sweep }
+            let hashes = Set(sweep.chunks.map(\.chunk.hash)), keys = Set(sweep.objects.map(\.key))
+            f.condemnedHashes.formUnion(hashes)
+            f.condemnedKeys.formUnion(keys)
+            placements.withLock { p in
+                p.locations = p.locations.filter { !hashes.contains($0.key) && !keys.contains($0.value.key(of: $0.key)) }
+            }
+            return sweep
+        }
+    }
+
+    /// The sweep is done with `sweep`'s objects (deleted, or left for `gc`): writers waiting
+    /// for its chunks go on.
+    func absolve(_ sweep: ChunkSweep) {
+        guard !sweep.chunks.isEmpty else { return }
+        fence.withLock { f in
+            f.condemnedHashes.subtract(sweep.chunks.map(\.chunk.hash))
+            f.condemnedKeys.subtract(sweep.objects.map(\.key))
+        }
     }
 
     // MARK: Placement
@@ -307,6 +357,46 @@ final class ChunkStore: Sendable {
 struct StoredChunk: Sendable {
     var ref: ChunkRef
     var new: NewChunk?
+    /// Keeps the reclaim sweep off the chunk until its commit is done (or abandoned).
+    var pin: ChunkPin?
+}
+
+/// What the reclaim sweep must not take, and what it is taking (ChunkStore's fence):
+/// - pinned: chunks a prepared commit will reference (a known row it deduplicated against, a
+///   placement, a new upload) and objects of placements it will name, counted per pin;
+/// - condemned: chunks whose rows a sweep transaction deleted and objects it is deleting.
+/// A writer pins before it looks a chunk up, and the sweep decides with the same lock held,
+/// so either the sweep sees the pin and spares the chunk, or the writer sees it condemned
+/// and waits until its object is gone, then stores it anew.
+struct SweepFence {
+    var pinnedHashes: [ChunkHash: Int] = [:]
+    var pinnedKeys: [String: Int] = [:]
+    var condemnedHashes: Set<ChunkHash> = []
+    var condemnedKeys: Set<String> = []
+
+    mutating func pin(_ hash: ChunkHash, key: String?) {
+        pinnedHashes[hash, default: 0] += 1
+        if let key { pinnedKeys[key, default: 0] += 1 }
+    }
+
+    mutating func unpin(_ hash: ChunkHash, key: String?) {
+        if let n = pinnedHashes[hash] { pinnedHashes[hash] = n > 1 ? n - 1 : nil }
+        if let key, let n = pinnedKeys[key] { pinnedKeys[key] = n > 1 ? n - 1 : nil }
+    }
+}
+
+/// One pin of the fence, released when its last copy goes: a `StoredChunk` travels from the
+/// writer's uploads to the commit, and the commit keeps its pins until its transaction is done.
+final class ChunkPin: Sendable {
+    let hash: ChunkHash
+    let key: String?
+    let fence: ConditionBox<SweepFence>
+
+    init(hash: ChunkHash, key: String?, fence: ConditionBox<SweepFence>) {
+        self.hash = hash; self.key = key; self.fence = fence
+    }
+
+    deinit { fence.withLock { [hash, key] f in f.unpin(hash, key: key) } }
 }
 
 /// A page made a chunk that may still have to be stored: `bytes` are set when the chunk is

@@ -60,6 +60,8 @@ final class FileWriter: Sendable {
     struct PreparedCommit {
         var changes: [(ChunkIndex, ChunkRef?)]
         var newChunks: [NewChunk]
+        /// Hold these until the commit's transaction is done: the reclaim sweep leaves its chunks alone.
+        var pins: [ChunkPin]
     }
 
     let state: Mutex<State>
@@ -256,7 +258,7 @@ final class FileWriter: Sendable {
             changes.append((ChunkIndex(index), stored?.ref))
             if let new = stored?.new { newChunks[new.hash] = new }
         }
-        return PreparedCommit(changes: changes, newChunks: Array(newChunks.values))
+        return PreparedCommit(changes: changes, newChunks: Array(newChunks.values), pins: settled.values.compactMap { $0?.pin })
     }
 
     /// After a successful commit of `snapshot`: drops what it published, keeps later writes.

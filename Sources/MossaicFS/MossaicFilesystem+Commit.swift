@@ -74,7 +74,7 @@ extension MossaicFilesystem {
         try checkWritable()
         let now = Timestamp.now()
         let mtime = snapshot.mtime ?? current.mtime
-        defer { file.reader.invalidate() }
+        defer { file.reader.invalidate(); withExtendedLifetime(prepared.pins) {} }
         _ = try meta { () throws(MetaError) in
             try metadata.commit(FileCommit(ino: ino, chunks: prepared.changes, newChunks: prepared.newChunks, size: size,
                                            mtime: mtime, ctime: max(now, mtime)), durable: durable)

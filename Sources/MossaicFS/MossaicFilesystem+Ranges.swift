@@ -106,16 +106,18 @@ extension MossaicFilesystem {
     func publishPages(_ ino: InodeNumber, _ pages: [(UInt64, [UInt8])], size: UInt64, extraRefs: [(ChunkIndex, ChunkRef?)] = []) throws(FSError) {
         var changes = extraRefs
         var newChunks: [ChunkHash: NewChunk] = [:]
+        var pins: [ChunkPin] = []  // held until the transaction is done (the reclaim sweep)
         for (index, page) in pages {
             guard let stored = try chunks.storeChunk(page, index: index) else {
                 changes.append((ChunkIndex(index), nil)); continue
             }
             changes.append((ChunkIndex(index), stored.ref))
             if let new = stored.new { newChunks[new.hash] = new }
+            if let pin = stored.pin { pins.append(pin) }
         }
         let newChunkList = Array(newChunks.values)
         let now = Timestamp.now()
-        defer { chunkListChanged(ino) }
+        defer { chunkListChanged(ino); withExtendedLifetime(pins) {} }
         _ = try meta { () throws(MetaError) in
             try metadata.commit(FileCommit(ino: ino, chunks: changes, newChunks: newChunkList, size: size, mtime: now, ctime: now))
         }

@@ -53,6 +53,9 @@ public final class MossaicFilesystem: Sendable {
     /// Uploads to the store in flight, for `status`: counted by the daemon's store wrapper,
     /// which the filesystem does not see; set once at mount (MossaicFilesystem+Control.swift).
     let uploadsInFlight = Mutex<@Sendable () -> Int>({ 0 })
+    /// The reclaim sweep of a read-write mount and its thread, set once by the loader
+    /// (MossaicFilesystem+Sweep.swift).
+    let reclaim = Mutex<(sweeper: ChunkSweeper, worker: PeriodicWorker)?>(nil)
 
     public init(metadata: any MetaStore, cache: BlobCache, superblock: Superblock, options: MountConfiguration, logger: Logger,
                 metrics: Metrics = Metrics()) {
@@ -324,15 +327,18 @@ public final class MossaicFilesystem: Sendable {
         public var maxNameLength: UInt64
     }
 
-    /// statfs. Object storage has no fixed size: the filesystem reports 1 PiB, less what its
-    /// chunks use, as `df` needs some total; inodes likewise.
+    /// statfs. Used is the file data the filesystem holds — referenced chunks, in the store
+    /// and inline, and released ones whose space is not reclaimed yet (`UsageDetails.usedBytes`,
+    /// the figure `status` shows as used). The size is `capacity=` if set; else, object storage
+    /// having no fixed size, a nominal 1 PiB, as `df` needs some total. Free is what the size
+    /// leaves, never below 0. Inodes: a nominal 2^32.
     public func statfs() throws(FSError) -> Statistics {
-        let usage = try meta { () throws(MetaError) in try metadata.usage() }
+        let usage = try meta { () throws(MetaError) in try metadata.usageDetails() }
         let blockSize: UInt64 = 4096
-        let total: UInt64 = (1 << 50) / blockSize
-        let used = min(total, (usage.storedBytes + blockSize - 1) / blockSize)
+        let total: UInt64 = (options.capacityBytes > 0 ? UInt64(options.capacityBytes) : 1 << 50) / blockSize
+        let used = (usage.usedBytes + blockSize - 1) / blockSize
         let totalInodes: UInt64 = 1 << 32
-        return Statistics(blockSize: blockSize, totalBlocks: total, freeBlocks: total - used,
+        return Statistics(blockSize: blockSize, totalBlocks: total, freeBlocks: total - min(total, used),
                           totalInodes: totalInodes, freeInodes: totalInodes - min(totalInodes, usage.inodes),
                           maxNameLength: UInt64(FormatConstants.maxNameLength))
     }

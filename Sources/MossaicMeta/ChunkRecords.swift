@@ -127,4 +127,12 @@ public struct UsageDetails: Sendable, Codable, Equatable {
     public var chunks: UInt64
     public var storedBytes: UInt64
     public var inlineBytes: UInt64
+    /// Stored chunks no file references whose bytes are still in the store: released and not
+    /// yet reclaimed by the sweep (or `gc`), or kept by a retained metadata snapshot or a pack
+    /// that still holds a live chunk.
+    public var releasedBytes: UInt64
+
+    /// The bytes of file data the filesystem holds in the store and its metadata: what `df`
+    /// shows as used and `status` as "used" (one figure, so the two agree).
+    public var usedBytes: UInt64 { storedBytes + inlineBytes + releasedBytes }
 }

@@ -121,6 +121,13 @@ public protocol MetaStore: AnyObject, Sendable {
     func knownStoredChunks() throws(MetaError) -> [LocatedChunk]
     func chunkRowsForCollection() throws(MetaError) -> (live: [LocatedChunk], unreferenced: [LocatedChunk])
     func dropUnreferencedStoredChunks(_ hashes: [ChunkHash]) throws(MetaError) -> Int
+
+    // MARK: The mounted reclaim sweep (SQLiteMetaStore+Sweep.swift)
+
+    func settleReleasedChunks() throws(MetaError) -> Int
+    func releasedChunks(before releasedBefore: Timestamp, limit: Int) throws(MetaError) -> [ReleasedChunk]
+    func sweepReleasedChunks(_ candidates: [ReleasedChunk], sparedHashes: Set<ChunkHash>,
+                             sparedKeys: Set<String>) throws(MetaError) -> ChunkSweep
 }
 
 /// The common forms of the requirements (a protocol requirement takes no default arguments).

@@ -53,6 +53,13 @@ final class SQLiteConnection: @unchecked Sendable {
         }
     }
 
+    /// Switches this connection's triggers off (for applying changesets, whose rows already
+    /// hold what the triggers made of them).
+    func disableTriggers() throws(MetaError) {
+        let rc = mossaic_sqlite3_disable_triggers(db)
+        if rc != SQLITE_OK { throw .sqlite(code: rc, message: String(cString: sqlite3_errmsg(db)), context: "disable triggers") }
+    }
+
     /// A prepared statement for `sql`, compiled once and reused (reset and unbound) afterwards.
     func statement(_ sql: String) throws(MetaError) -> Statement {
         if let stmt = statements[sql] {

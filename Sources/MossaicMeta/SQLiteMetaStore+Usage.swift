@@ -1,7 +1,7 @@
 import MossaicCore
 
 extension SQLiteMetaStore {
-    /// Counts and byte totals for `status` (two aggregate queries over inodes and chunks).
+    /// Counts and byte totals for `status` and `statfs` (aggregate queries over inodes and chunks).
     public func usageDetails() throws(MetaError) -> UsageDetails {
         try read(snapshot: true) { (c) throws(MetaError) in
             let regular = Int64(FileKind.regular.rawValue), directory = Int64(FileKind.directory.rawValue)
@@ -13,9 +13,12 @@ extension SQLiteMetaStore {
                 SELECT count(*), coalesce(sum(length) FILTER (WHERE state = ?), 0), coalesce(sum(length) FILTER (WHERE state = ?), 0)
                 FROM chunks WHERE refcount > 0
                 """, [.int(ChunkState.stored.rawValue), .int(ChunkState.inline.rawValue)]) { (s: Statement) -> [Int64] in [s.int(0), s.int(1), s.int(2)] } ?? [0, 0, 0]
+            // The partial index on refcount = 0 keeps this to the released rows.
+            let released = try c.queryOne("SELECT coalesce(sum(length), 0) FROM chunks WHERE refcount = 0 AND state = ?",
+                                          [.int(ChunkState.stored.rawValue)]) { $0.int(0) } ?? 0
             return UsageDetails(files: UInt64(inodes[1]), directories: UInt64(inodes[2]), inodes: UInt64(inodes[0]),
                                 logicalBytes: UInt64(inodes[3]), chunks: UInt64(chunks[0]), storedBytes: UInt64(chunks[1]),
-                                inlineBytes: UInt64(chunks[2]))
+                                inlineBytes: UInt64(chunks[2]), releasedBytes: UInt64(released))
         }
     }
 }

@@ -77,6 +77,7 @@ public final class SQLiteMetaStore: MetaStore {
             if version < 1 { try c.execute(Schema.v1) }
             if version < 2 { try c.execute(Schema.v2) }
             if version < 3 { try c.execute(Schema.v3) }
+            if version < 4 { try c.execute(Schema.v4) }
             try c.execute("PRAGMA user_version = \(Schema.version)")
         }
     }

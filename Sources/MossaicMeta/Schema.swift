@@ -1,7 +1,7 @@
 /// The metadata schema and its migrations. `PRAGMA user_version` holds the version; a database
 /// newer than this build is refused rather than misread.
 enum Schema {
-    static let version: Int64 = 3
+    static let version: Int64 = 4
 
     /// Version 1. Names are BLOBs: Linux file names are bytes, not text. `file_chunks.length` is
     /// how many bytes of the chunk the file uses — the rest of its 1 MiB span reads as zeros, so
@@ -88,4 +88,47 @@ enum Schema {
     UPDATE inodes SET allocated = (SELECT coalesce(sum((length + 4095) / 4096 * 4096), 0) FROM file_chunks f WHERE f.ino = inodes.ino)
     WHERE kind = 32768;
     """
+
+    /// Version 4: when a stored chunk stopped being referenced, for the mounted daemon's
+    /// reclaim sweep (SQLiteMetaStore+Sweep.swift says the rule). Kept by triggers, so every
+    /// statement that moves a refcount (commit, truncate, purge, fsck's repair) records it:
+    /// - `created_gen`: the generation of the last metadata snapshot published before the row
+    ///   was inserted (`snapshot_generation`): no snapshot of that generation or older can
+    ///   reference the chunk;
+    /// - `released_seq`, `released_ms`: `change_seq` and the wall-clock time (ms) when its
+    ///   refcount dropped to 0; cleared when a commit references it again;
+    /// - `free_gen`: set by the sweep once a published snapshot contains the release (its
+    ///   generation): no snapshot of that generation or newer references the chunk.
+    /// Inline rows need none of it (they go with their last reference). Stored chunks already
+    /// at refcount 0 count as released now, by a snapshot older than every existing one
+    /// (`created_gen` 0), so nothing a retained snapshot references is ever taken for free.
+    static let v4 = """
+    ALTER TABLE chunks ADD COLUMN created_gen INTEGER;
+    ALTER TABLE chunks ADD COLUMN released_seq INTEGER;
+    ALTER TABLE chunks ADD COLUMN released_ms INTEGER;
+    ALTER TABLE chunks ADD COLUMN free_gen INTEGER;
+    CREATE INDEX chunks_released ON chunks(released_ms) WHERE released_ms IS NOT NULL;
+    UPDATE chunks SET created_gen = 0,
+        released_seq = coalesce((SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'change_seq'), 0),
+        released_ms = \(nowMilliseconds)
+    WHERE refcount <= 0 AND state = 2;
+    CREATE TRIGGER chunks_created AFTER INSERT ON chunks WHEN NEW.state = 2 BEGIN
+        UPDATE chunks SET created_gen = coalesce((SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'snapshot_generation'), 0)
+        WHERE hash = NEW.hash;
+    END;
+    CREATE TRIGGER chunks_released AFTER UPDATE OF refcount ON chunks
+    WHEN NEW.refcount <= 0 AND OLD.refcount > 0 AND NEW.state = 2 BEGIN
+        UPDATE chunks SET released_seq = coalesce((SELECT CAST(value AS INTEGER) FROM settings WHERE key = 'change_seq'), 0),
+            released_ms = \(nowMilliseconds), free_gen = NULL
+        WHERE hash = NEW.hash;
+    END;
+    CREATE TRIGGER chunks_revived AFTER UPDATE OF refcount ON chunks
+    WHEN NEW.refcount > 0 AND OLD.refcount <= 0 AND OLD.released_ms IS NOT NULL BEGIN
+        UPDATE chunks SET released_seq = NULL, released_ms = NULL, free_gen = NULL WHERE hash = NEW.hash;
+    END;
+    """
+
+    /// The wall clock in milliseconds since 1970, in SQL (julianday counts days since noon,
+    /// 24 November 4714 BC; 2440587.5 is 1970-01-01T00:00Z).
+    static let nowMilliseconds = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
 }

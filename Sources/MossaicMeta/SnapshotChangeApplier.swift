@@ -14,6 +14,10 @@ public final class SnapshotChangeApplier {
     /// Opens the base copy at `path` (a single-file database) and begins the transaction.
     public init(path: String) throws(MetaError) {
         connection = try SQLiteConnection(path: path, readOnly: false)
+        // A changeset holds every row as the live database had it, trigger-made values
+        // included (the reclaim sweep's `released_*`): triggers firing again here would stamp
+        // them anew, and the next changeset's update of such a row would no longer apply.
+        try connection.disableTriggers()
         try SQLiteMetaStore.useRollbackJournal(connection)
         try connection.execute("PRAGMA synchronous=FULL")
         try connection.execute("BEGIN IMMEDIATE")

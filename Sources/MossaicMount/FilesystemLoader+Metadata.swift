@@ -71,6 +71,7 @@ extension FilesystemLoader {
             [weak filesystem] error in filesystem?.fence(error.description)
         }
         filesystem.attach(replicator)
+        filesystem.attachSweeper(workDirectory: cacheDirectory.path)
         return Opened(filesystem: filesystem, cacheDirectory: cacheDirectory, replicator: replicator, follower: nil)
     }
 

@@ -42,6 +42,7 @@ public enum FilesystemLoader {
         public func startBackground() {
             replicator?.start()
             follower?.start()
+            filesystem.startSweeping()
         }
 
         /// Stops them. A read-write mount publishes a final snapshot (`finalSnapshot`) and
@@ -49,6 +50,8 @@ public enum FilesystemLoader {
         @discardableResult
         public func stopBackground(finalSnapshot: Bool) -> ReplicationError? {
             follower?.stop()
+            // The sweep publishes snapshots and deletes under the lease: it stops first.
+            filesystem.stopSweeping()
             return replicator?.stop(finalSnapshot: finalSnapshot)
         }
     }

@@ -85,6 +85,8 @@ struct StatusCommand: ParsableCommand {
             ("files", "\(u.files) files, \(u.directories) directories, \(u.inodes) inodes"),
             ("logical bytes", bytes(u.logicalBytes)),
             ("stored bytes", "\(bytes(u.storedBytes)) as objects, \(bytes(u.inlineBytes)) inline, \(u.chunks) chunks"),
+            // The figure df shows as used (statfs), so that the two agree.
+            ("used", "\(bytes(u.usedBytes)), of which \(bytes(u.releasedBytes)) deleted and not yet reclaimed"),
             ("dedup ratio", s.dedupRatio.map { String(format: "%.2f", $0) } ?? "-"),
         ]
         if let c = s.cache {

@@ -22,6 +22,15 @@ import Testing
         return out
     }
 
+    /// Makes `ino`'s first chunk the stored chunk of `content` (releasing the one before).
+    static func point(_ rig: Rig, _ ino: InodeNumber, at content: String) throws {
+        let hash = ChunkHash.of(Array(content.utf8))
+        let ref = ChunkRef(index: ChunkIndex(0), hash: hash, length: content.utf8.count)
+        _ = try rig.metadata.commit(FileCommit(ino: ino, chunks: [(ChunkIndex(0), ref)],
+                                               newChunks: [NewChunk(hash: hash, length: content.utf8.count, state: .stored, inlineData: nil)],
+                                               size: UInt64(content.utf8.count), mtime: .now(), ctime: .now()))
+    }
+
     static func restoreHead(_ rig: Rig, to path: String) throws -> SnapshotManifest {
         let catalog = SnapshotCatalog(store: rig.base)
         let head = try #require(try catalog.head())
@@ -46,6 +55,12 @@ import Testing
             { _ = try rig.metadata.rename(parent: .root, name: name("b"), newParent: dir.ino, newName: name("b2"), flags: [], now: .now()) },
             { for i in 0..<50 where i % 3 == 0 { _ = try rig.metadata.unlink(parent: dir.ino, name: name("f\(i)"), now: .now()) } },
             { try rig.metadata.removeXattr(a.ino, name: name("user.k"), now: .now()) },
+            // A stored chunk referenced, released, then referenced again: the reclaim sweep's
+            // triggers stamp those rows; applying the changesets must not stamp them anew (a
+            // later change would then conflict with the restored row).
+            { try Self.point(rig, a.ino, at: "X") },
+            { try Self.point(rig, a.ino, at: "Y") },
+            { try Self.point(rig, a.ino, at: "X") },
             {
                 // The newest inode goes away: a restored database must still never reuse its number.
                 let last = try rig.metadata.create(parent: .root, name: name("last"), regular, now: .now())

@@ -60,8 +60,8 @@ def chunk_key(data):
     return f"chunks/{h[:2]}/{h}"
 
 
-def make(tmp_path, kind, moto):
-    options = ["meta_interval=3600"]   # snapshots only at mount, unmount and `mossaicfs snapshot`
+def make(tmp_path, kind, moto, extra=()):
+    options = ["meta_interval=3600", *extra]   # snapshots only at mount, unmount and `mossaicfs snapshot`
     if kind == "local":
         fs = Filesystem(tmp_path, options)
         return fs, Store(fs)
