@@ -275,6 +275,7 @@ final class ChunkStore: Sendable {
     /// reference's length, zeros after it and for a hole.
     func bytes(_ ref: ChunkRef?, _ pageRange: Range<Int>) throws(FSError) -> [UInt8] {
         guard let ref, pageRange.lowerBound < ref.length else { return [UInt8](repeating: 0, count: pageRange.count) }
+        if !ref.patches.isEmpty { return try patchedBytes(ref, pageRange) }
         if ref.length > configuration.inlineMax { return Array(try pieces(ref, pageRange).joined()) }
         var piece = [UInt8](repeating: 0, count: pageRange.count)
         let chunk = try chunkBytes(ref)
@@ -288,7 +289,7 @@ final class ChunkStore: Sendable {
     /// `bytes` as pieces: for a stored chunk, only the bytes wanted as a slice of the cached
     /// chunk (the cache verifies a chunk once) and zeros past the chunk's end.
     func pieces(_ ref: ChunkRef?, _ pageRange: Range<Int>) throws(FSError) -> [ArraySlice<UInt8>] {
-        guard let ref, ref.length > configuration.inlineMax, pageRange.lowerBound < ref.length else {
+        guard let ref, ref.length > configuration.inlineMax, ref.patches.isEmpty, pageRange.lowerBound < ref.length else {
             return [try bytes(ref, pageRange)[...]]
         }
         let wanted = pageRange.lowerBound..<min(pageRange.upperBound, ref.length)
@@ -296,6 +297,33 @@ final class ChunkStore: Sendable {
         do { bytes = try cache.read(ref.hash, at: ref.location, range: wanted) } catch { throw error.fsError }
         guard bytes.count < pageRange.count else { return [bytes] }
         return [bytes, ArraySlice(repeating: 0, count: pageRange.count - bytes.count)]
+    }
+
+    /// Bytes `pageRange` of a page with patches: its chunk's bytes (up to the chunk's own
+    /// length), each patch laid over them in order, zeros elsewhere, all cut at the
+    /// reference's length.
+    private func patchedBytes(_ ref: ChunkRef, _ pageRange: Range<Int>) throws(FSError) -> [UInt8] {
+        var page = [UInt8](repeating: 0, count: pageRange.count)
+        let start = pageRange.lowerBound
+        let chunkPart = ChunkRef(index: ref.index, hash: ref.hash, length: min(ref.length, ref.chunkLength), location: ref.location)
+        let baseEnd = min(pageRange.upperBound, chunkPart.length)
+        if baseEnd > start {
+            let base = try bytes(chunkPart, start..<baseEnd)
+            page.replaceSubrange(0..<base.count, with: base)
+        }
+        for patch in ref.patches {
+            let lower = max(patch.offset, start), upper = min(patch.offset + patch.length, pageRange.upperBound, ref.length)
+            guard lower < upper else { continue }
+            let dataEnd = min(upper, patch.offset + patch.data.count)
+            if dataEnd > lower {
+                page.replaceSubrange((lower - start)..<(dataEnd - start), with: patch.data[(lower - patch.offset)..<(dataEnd - patch.offset)])
+            }
+            let zeroStart = max(lower, dataEnd)
+            if upper > zeroStart {
+                page.replaceSubrange((zeroStart - start)..<(upper - start), with: repeatElement(0, count: upper - zeroStart))
+            }
+        }
+        return page
     }
 
     /// A chunk's bytes: inline from the metadata, or through the verifying blob cache.
@@ -324,7 +352,7 @@ final class ChunkStore: Sendable {
     func fetchAhead(_ window: ClosedRange<UInt64>, candidates: [ChunkRef]) -> UInt64? {
         var runs: [[ChunkRef]] = []
         var extending = true  // the last run may still grow past the window
-        for ref in candidates where ref.length > configuration.inlineMax {
+        for ref in candidates where min(ref.length, ref.chunkLength) > configuration.inlineMax {
             let inWindow = window.contains(ref.index.rawValue)
             if cache.isCachedOrComing(ref.hash) {
                 // No GET needed: read (verified) on a job of its own, in parallel with others.

@@ -56,10 +56,11 @@ final class FileWriter: Sendable {
         var isPartial = false
     }
 
-    /// The chunk list changes and new chunk rows of one commit.
+    /// The chunk list changes, new chunk rows and page patches of one commit.
     struct PreparedCommit {
         var changes: [(ChunkIndex, ChunkRef?)]
         var newChunks: [NewChunk]
+        var patches: [PagePatches] = []
         /// Hold these until the commit's transaction is done: the reclaim sweep leaves its chunks alone.
         var pins: [ChunkPin]
     }
@@ -200,15 +201,25 @@ final class FileWriter: Sendable {
     /// written only in part is laid over its committed chunk, `base`) and hashed in parallel on
     /// the chunk store's workers, the new ones stored `packChunks` to a pack, in parallel. Every
     /// job is waited for before an error is thrown.
-    func prepareCommit(_ snapshot: Snapshot, size: UInt64, chunks: ChunkStore, base: [UInt64: ChunkRef],
+    ///
+    /// `patching`: a page written in small part becomes patches over its committed chunk
+    /// (`PagePatchPlanner`) instead of a new chunk; off for the retry of a commit whose page
+    /// changed under its patches.
+    func prepareCommit(_ snapshot: Snapshot, size: UInt64, chunks: ChunkStore, base: [UInt64: ChunkRef], patching: Bool = true,
                        interruption: Interruption?) throws(FSError) -> PreparedCommit {
         let chunkSize = UInt64(FormatConstants.chunkSize)
         var reused: [(UInt64, Future<[StoredChunk?], FSError>, Int)] = []
         var preparing: [(UInt64, Future<PreparedChunk?, FSError>)] = []
+        var patches: [PagePatches] = []
         for (index, page) in snapshot.pages where index * chunkSize < size {
             let live = Int(min(chunkSize, size - index * chunkSize))
             if let upload = snapshot.uploads[index], upload.version == page.version, live == FormatConstants.chunkSize {
                 reused.append((index, upload.future, upload.slot))
+                continue
+            }
+            if patching, let planned = PagePatchPlanner.patches(for: page, index: index, live: live, base: base[index],
+                                                                inlineMax: chunks.configuration.inlineMax) {
+                patches.append(planned)
                 continue
             }
             var content: [UInt8]
@@ -258,7 +269,8 @@ final class FileWriter: Sendable {
             changes.append((ChunkIndex(index), stored?.ref))
             if let new = stored?.new { newChunks[new.hash] = new }
         }
-        return PreparedCommit(changes: changes, newChunks: Array(newChunks.values), pins: settled.values.compactMap { $0?.pin })
+        return PreparedCommit(changes: changes, newChunks: Array(newChunks.values), patches: patches,
+                              pins: settled.values.compactMap { $0?.pin })
     }
 
     /// After a successful commit of `snapshot`: drops what it published, keeps later writes.

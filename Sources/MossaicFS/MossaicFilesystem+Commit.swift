@@ -65,19 +65,47 @@ extension MossaicFilesystem {
             let live = Int(min(chunkSize, size - index * chunkSize))
             if !page.written.covers(0..<live) { partial.append(index) }
         }
-        var bases: [UInt64: ChunkRef] = [:]
-        if let lo = partial.min(), let hi = partial.max() {
-            bases = try fileChunkRefs(file, lo...hi)
+        // Patches are made against the page as read here; if it changed before the
+        // transaction (it is checked there), the commit is made again from the page as it is
+        // now, with whole chunks.
+        var patching = true
+        while true {
+            var bases: [UInt64: ChunkRef] = [:]
+            if let lo = partial.min(), let hi = partial.max() {
+                bases = try fileChunkRefs(file, lo...hi)
+            }
+            let prepared = try file.writer.prepareCommit(snapshot, size: size, chunks: chunks, base: bases, patching: patching,
+                                                         interruption: interruption)
+            // Again: storing may have taken long enough for the writer lease to lapse.
+            try checkWritable()
+            let now = Timestamp.now()
+            let mtime = snapshot.mtime ?? current.mtime
+            defer { file.reader.invalidate(); withExtendedLifetime(prepared.pins) {} }
+            do throws(MetaError) {
+                _ = try metadata.commit(FileCommit(ino: ino, chunks: prepared.changes, newChunks: prepared.newChunks, size: size,
+                                                   mtime: mtime, ctime: max(now, mtime), patches: prepared.patches), durable: durable)
+            } catch .staleBase where patching {
+                logger.debug("commit: a page changed under its patches; made again with whole chunks", metadata: ["ino": "\(ino.rawValue)"])
+                patching = false
+                continue
+            } catch {
+                throw error.fsError
+            }
+            countPatches(prepared, bases: bases)
+            return
         }
-        let prepared = try file.writer.prepareCommit(snapshot, size: size, chunks: chunks, base: bases, interruption: interruption)
-        // Again: storing may have taken long enough for the writer lease to lapse.
-        try checkWritable()
-        let now = Timestamp.now()
-        let mtime = snapshot.mtime ?? current.mtime
-        defer { file.reader.invalidate(); withExtendedLifetime(prepared.pins) {} }
-        _ = try meta { () throws(MetaError) in
-            try metadata.commit(FileCommit(ino: ino, chunks: prepared.changes, newChunks: prepared.newChunks, size: size,
-                                           mtime: mtime, ctime: max(now, mtime)), durable: durable)
+    }
+
+    /// The small-write path's counters: pages published as patches, and pages that had patches
+    /// and became one chunk again (compactions).
+    private func countPatches(_ prepared: FileWriter.PreparedCommit, bases: [UInt64: ChunkRef]) {
+        if !prepared.patches.isEmpty {
+            metrics.increment("mossaicfs_patched_pages_total", "Pages a commit published as patches over their chunk (small writes).",
+                              by: Double(prepared.patches.count))
+        }
+        let compacted = prepared.changes.filter { bases[$0.0.rawValue].map { !$0.patches.isEmpty } ?? false }.count
+        if compacted > 0 {
+            metrics.increment("mossaicfs_compacted_pages_total", "Pages with patches a commit made one chunk again.", by: Double(compacted))
         }
     }
 

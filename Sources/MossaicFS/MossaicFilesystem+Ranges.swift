@@ -185,7 +185,13 @@ extension MossaicFilesystem {
             // prefix of the source chunk. Otherwise the destination's own bytes after the
             // piece must survive, so that page is rebuilt.
             if length == FormatConstants.chunkSize || target * chunkSize + UInt64(length) >= destinationSize {
-                shared.append((ChunkIndex(target), ref.map { ChunkRef(index: ChunkIndex(target), hash: $0.hash, length: min($0.length, length)) }))
+                shared.append((ChunkIndex(target), ref.map { source in
+                    // The same chunk and patches, as long as the piece.
+                    var copy = source
+                    copy.index = ChunkIndex(target)
+                    copy.length = min(source.length, length)
+                    return copy
+                }))
             } else {
                 let live = Int(min(chunkSize, newSize - target * chunkSize))
                 var page = try chunks.bytes(try destinationRef(destination, target), 0..<live)

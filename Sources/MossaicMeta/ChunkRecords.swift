@@ -8,7 +8,10 @@ public enum ChunkState: Int64, Sendable {
     case stored = 2
 }
 
-/// One entry of a file's chunk list: chunk `index` is the first `length` bytes of `hash`.
+/// One entry of a file's chunk list: chunk `index` is the first `length` bytes of `hash`,
+/// with `patches` laid over it in order (the small-write path, schema 5). Without patches
+/// `length` is at most the chunk's; with them it may pass it (`chunkLength`, the chunk's own
+/// length: bytes past it and not patched read as zeros).
 /// `location` says where a stored chunk's bytes are (read from its chunk row); references a
 /// commit builds do not need it (the commit publishes the hash, the row has the location).
 public struct ChunkRef: Equatable, Sendable {
@@ -16,8 +19,42 @@ public struct ChunkRef: Equatable, Sendable {
     public var hash: ChunkHash
     public var length: Int
     public var location: ChunkLocation
-    public init(index: ChunkIndex, hash: ChunkHash, length: Int, location: ChunkLocation = .object) {
+    public var patches: [ChunkPatch]
+    public var chunkLength: Int
+    public init(index: ChunkIndex, hash: ChunkHash, length: Int, location: ChunkLocation = .object,
+                patches: [ChunkPatch] = [], chunkLength: Int? = nil) {
         self.index = index; self.hash = hash; self.length = length; self.location = location
+        self.patches = patches; self.chunkLength = chunkLength ?? length
+    }
+
+    /// The patch bytes the page holds in the metadata.
+    public var patchBytes: Int { patches.reduce(0) { $0 + $1.data.count } }
+}
+
+/// Bytes written over a page's chunk: page bytes `offset..<offset+length` are `data` followed
+/// by zeros (trailing zeros are not kept, like a chunk's).
+public struct ChunkPatch: Equatable, Sendable {
+    public var offset: Int
+    public var length: Int
+    public var data: [UInt8]
+    public init(offset: Int, length: Int, data: [UInt8]) {
+        self.offset = offset; self.length = length; self.data = data
+    }
+
+    public var range: Range<Int> { offset..<(offset + length) }
+}
+
+/// A commit's patches for one page, appended after the ones the page has. They were made
+/// against `base` (the page's reference as read: its chunk, length and patch count, or nil
+/// for a hole); if the page changed since, the commit fails with `MetaError.staleBase` and
+/// the caller rebuilds the page. `length` is the page's new reference length.
+public struct PagePatches: Sendable {
+    public var index: ChunkIndex
+    public var base: ChunkRef?
+    public var length: Int
+    public var patches: [ChunkPatch]
+    public init(index: ChunkIndex, base: ChunkRef?, length: Int, patches: [ChunkPatch]) {
+        self.index = index; self.base = base; self.length = length; self.patches = patches
     }
 }
 
@@ -70,8 +107,12 @@ public struct FileCommit: Sendable {
     public var size: UInt64
     public var mtime: Timestamp
     public var ctime: Timestamp
-    public init(ino: InodeNumber, chunks: [(ChunkIndex, ChunkRef?)], newChunks: [NewChunk], size: UInt64, mtime: Timestamp, ctime: Timestamp) {
+    /// Pages changed by patches rather than a new reference (none of them in `chunks`).
+    public var patches: [PagePatches]
+    public init(ino: InodeNumber, chunks: [(ChunkIndex, ChunkRef?)], newChunks: [NewChunk], size: UInt64, mtime: Timestamp, ctime: Timestamp,
+                patches: [PagePatches] = []) {
         self.ino = ino; self.chunks = chunks; self.newChunks = newChunks; self.size = size; self.mtime = mtime; self.ctime = ctime
+        self.patches = patches
     }
 }
 

@@ -15,6 +15,9 @@ public enum MetaError: Error, Equatable, Sendable, CustomStringConvertible {
     case sqlite(code: Int32, message: String, context: String)
     /// The database is not one this build understands (newer schema, damaged).
     case incompatible(String)
+    /// A commit's patches were made against a page that changed since (`PagePatches.base`):
+    /// nothing was committed; the caller rebuilds the page from what it is now.
+    case staleBase
 
     public var description: String {
         switch self {
@@ -28,6 +31,7 @@ public enum MetaError: Error, Equatable, Sendable, CustomStringConvertible {
         case .tooManyLinks: "too many links"
         case .sqlite(let code, let message, let context): "SQLite error \(code) (\(message)) during \(context)"
         case .incompatible(let why): why
+        case .staleBase: "a page changed under a commit's patches"
         }
     }
 }

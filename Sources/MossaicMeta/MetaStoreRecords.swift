@@ -41,6 +41,7 @@ public struct MetaProblem: Sendable, Equatable, CustomStringConvertible {
         case refcount = "wrong chunk refcount"
         case danglingReference = "reference to an unknown chunk"
         case referenceTooLong = "reference longer than its chunk"
+        case strayPatch = "patch of a page without a chunk reference"
         case referencePastEnd = "chunk reference past the end of the file"
         case linkCount = "wrong link count"
         case danglingEntry = "directory entry naming no inode"

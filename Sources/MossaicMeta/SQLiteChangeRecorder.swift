@@ -2,9 +2,13 @@ internal import CSQLite
 
 /// Every row change made through one connection since it was started, as SQLite's session
 /// extension records them (https://sqlite.org/sessionintro.html): the heart of incremental
-/// metadata snapshots. A changeset lists, per table and primary key, the row's final values
-/// (an insert), its removal, or the columns an update changed with their old values — a row
-/// changed a thousand times between two snapshots is in it once. So a snapshot ships what
+/// metadata snapshots. What ships is a patchset (a changeset without old values): per table
+/// and primary key, the row's final values (an insert), its key alone (a removal), or the
+/// new values of the columns an update changed — a row changed a thousand times between two
+/// snapshots is in it once, and removing a row costs its key, not its bytes (a changeset's
+/// old values made `rm -rf` of 20,000 small files ship their 80 MiB again). The old values
+/// would only let a restore detect a chain applied to the wrong base; pieces are checked
+/// against their names and the base is the chain's own, so nothing is lost by leaving them. So a snapshot ships what
 /// changed, not the database pages those rows happen to share with others (a chunk row keyed by
 /// a random hash touches a random page; every page-based scheme re-ships those pages).
 ///
@@ -36,19 +40,19 @@ final class SQLiteChangeRecorder: @unchecked Sendable {
     /// Bytes the recording holds in memory (old values of changed rows).
     var memoryUsed: Int64 { Int64(sqlite3session_memory_used(session)) }
 
-    /// The changes recorded so far, as a changeset. Call between transactions.
-    func changeset() throws(MetaError) -> [UInt8] {
+    /// The changes recorded so far, as a patchset. Call between transactions.
+    func patchset() throws(MetaError) -> [UInt8] {
         var size: Int32 = 0
         var bytes: UnsafeMutableRawPointer?
-        let rc = sqlite3session_changeset(session, &size, &bytes)
+        let rc = sqlite3session_patchset(session, &size, &bytes)
         defer { sqlite3_free(bytes) }
         guard rc == SQLITE_OK else { throw .sqlite(code: rc, message: "cannot build the changeset", context: "change recording") }
         guard let bytes, size > 0 else { return [] }
         return Array(UnsafeRawBufferPointer(start: bytes, count: Int(size)))
     }
 
-    /// One changeset with the effect of `first` then `second` (a row inserted by one and
-    /// updated by the other is one insert).
+    /// One patchset (or changeset) with the effect of `first` then `second` (a row inserted
+    /// by one and updated by the other is one insert).
     static func combine(_ first: [UInt8], _ second: [UInt8]) throws(MetaError) -> [UInt8] {
         if first.isEmpty { return second }
         if second.isEmpty { return first }

@@ -54,7 +54,7 @@ extension SQLiteMetaStore {
     public func captureChanges() throws(MetaError) -> CapturedChanges? {
         try withConnection { (c) throws(MetaError) -> CapturedChanges? in
             guard let recorder = c.changeRecorder else { return nil }
-            let changes = try SQLiteChangeRecorder.combine(c.unshippedChanges ?? [], try recorder.changeset())
+            let changes = try SQLiteChangeRecorder.combine(c.unshippedChanges ?? [], try recorder.patchset())
             let state = try Self.replicationState(c)
             let inodeSequence = try Self.inodeSequence(c)
             let pages = try c.queryOne("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()") { $0.int(0) } ?? 0

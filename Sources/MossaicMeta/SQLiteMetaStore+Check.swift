@@ -20,9 +20,15 @@ extension SQLiteMetaStore {
                 problems.append(.init(kind: .danglingReference, detail: "inode \(ino) chunk \(idx) names \(ChunkHash(bytes: hash))"))
             }
             for (ino, idx) in try c.query("""
-                SELECT f.ino, f.idx FROM file_chunks f JOIN chunks c ON c.hash = f.hash WHERE f.length > c.length
+                SELECT f.ino, f.idx FROM file_chunks f JOIN chunks c ON c.hash = f.hash WHERE f.length > \(Self.pageExtent("f", "c"))
                 """, row: { ($0.int(0), $0.int(1)) }) {
                 problems.append(.init(kind: .referenceTooLong, detail: "inode \(ino) chunk \(idx)"))
+            }
+            for (ino, idx) in try c.query("""
+                SELECT DISTINCT p.ino, p.idx FROM chunk_patches p
+                WHERE NOT EXISTS (SELECT 1 FROM file_chunks f WHERE f.ino = p.ino AND f.idx = p.idx)
+                """, row: { ($0.int(0), $0.int(1)) }) {
+                problems.append(.init(kind: .strayPatch, detail: "inode \(ino) chunk \(idx)"))
             }
             for (ino, idx) in try c.query("""
                 SELECT f.ino, f.idx FROM file_chunks f JOIN inodes i ON i.ino = f.ino WHERE f.idx * ? >= i.size
@@ -89,8 +95,12 @@ extension SQLiteMetaStore {
                 """, [.int(Int64(FormatConstants.chunkSize))])
             changed += c.changes
             try c.run("""
-                UPDATE file_chunks SET length = (SELECT c.length FROM chunks c WHERE c.hash = file_chunks.hash)
-                WHERE length > (SELECT c.length FROM chunks c WHERE c.hash = file_chunks.hash)
+                UPDATE file_chunks SET length = (SELECT \(Self.pageExtent("file_chunks", "c")) FROM chunks c WHERE c.hash = file_chunks.hash)
+                WHERE length > (SELECT \(Self.pageExtent("file_chunks", "c")) FROM chunks c WHERE c.hash = file_chunks.hash)
+                """)
+            changed += c.changes
+            try c.run("""
+                DELETE FROM chunk_patches WHERE NOT EXISTS (SELECT 1 FROM file_chunks f WHERE f.ino = chunk_patches.ino AND f.idx = chunk_patches.idx)
                 """)
             changed += c.changes
             try c.run("""
@@ -130,6 +140,12 @@ extension SQLiteMetaStore {
             }
             return changed
         }
+    }
+
+    /// SQL for the bytes page row `page` (of `file_chunks`) can hold: its chunk's (row `chunk`)
+    /// or as far as its patches reach.
+    private static func pageExtent(_ page: String, _ chunk: String) -> String {
+        "max(\(chunk).length, coalesce((SELECT max(p.offset + p.length) FROM chunk_patches p WHERE p.ino = \(page).ino AND p.idx = \(page).idx), 0))"
     }
 
     /// Names every inode that has links but no entry `#<ino>` in `/lost+found`, creating it.

@@ -2,17 +2,32 @@ import MossaicCore
 
 /// Chunk lists and chunk refcounts.
 extension SQLiteMetaStore {
-    /// The chunk references of `ino` with index in `indexes`, in index order.
+    /// The chunk references of `ino` with index in `indexes`, in index order, with their patches.
     public func chunkRefs(_ ino: InodeNumber, indexes: ClosedRange<UInt64>) throws(MetaError) -> [ChunkRef] {
-        try read { (c) throws(MetaError) in
-            try c.query("""
+        let bounds: [SQLValue] = [.int(Int64(ino.rawValue)), .int(Int64(indexes.lowerBound)), .int(Int64(min(indexes.upperBound, UInt64(Int64.max))))]
+        return try read(snapshot: true) { (c) throws(MetaError) in
+            var refs = try c.query("""
                 SELECT f.idx, f.hash, f.length, c.pack, c.pack_offset, c.length FROM file_chunks f
                 LEFT JOIN chunks c ON c.hash = f.hash WHERE f.ino = ? AND f.idx BETWEEN ? AND ? ORDER BY f.idx
-                """, [.int(Int64(ino.rawValue)), .int(Int64(indexes.lowerBound)), .int(Int64(min(indexes.upperBound, UInt64(Int64.max))))]) { s in
+                """, bounds) { s in
                 ChunkRef(index: ChunkIndex(UInt64(s.int(0))), hash: ChunkHash(bytes: s.blob(1)), length: Int(s.int(2)),
-                         location: .read(s, from: 3))
+                         location: .read(s, from: 3), chunkLength: Int(s.int(5)))
             }
+            try Self.attachPatches(c, to: &refs, bounds)
+            return refs
         }
+    }
+
+    /// Fills in the patches of `refs` (the pages of `bounds`: ino, first and last index).
+    /// Most files have none: one indexed probe answers that.
+    private static func attachPatches(_ c: SQLiteConnection, to refs: inout [ChunkRef], _ bounds: [SQLValue]) throws(MetaError) {
+        guard !refs.isEmpty else { return }
+        let patches = try c.query("SELECT idx, offset, length, data FROM chunk_patches WHERE ino = ? AND idx BETWEEN ? AND ? ORDER BY idx, seq",
+                                  bounds) { s in (UInt64(s.int(0)), ChunkPatch(offset: Int(s.int(1)), length: Int(s.int(2)), data: s.blob(3))) }
+        guard !patches.isEmpty else { return }
+        var position: [UInt64: Int] = [:]
+        for (i, ref) in refs.enumerated() { position[ref.index.rawValue] = i }
+        for (index, patch) in patches { if let i = position[index] { refs[i].patches.append(patch) } }
     }
 
     /// Points the row of stored chunk `hash` at `location` (fsck putting a chunk back as its
@@ -74,13 +89,23 @@ extension SQLiteMetaStore {
                 if reservations {
                     reservedDelta += try Self.reservedDelta(c, commit.ino, index: index.rawValue, old: UInt64(oldLength), new: UInt64(ref?.length ?? 0))
                 }
+                try c.run("DELETE FROM chunk_patches WHERE ino = ? AND idx = ?", [key, idx])
                 if let ref {
                     try c.run("INSERT INTO file_chunks(ino, idx, hash, length) VALUES(?, ?, ?, ?) ON CONFLICT(ino, idx) DO UPDATE SET hash = excluded.hash, length = excluded.length",
                               [key, idx, .blob(ref.hash.bytes), .int(Int64(ref.length))])
                     try c.run("UPDATE chunks SET refcount = refcount + 1 WHERE hash = ?", [.blob(ref.hash.bytes)])
                     guard c.changes == 1 else { throw .incompatible("commit references unknown chunk \(ref.hash)") }
+                    // A shared page (copy_file_range) takes its source's patches along.
+                    try Self.insertPatches(c, key, idx, ref.patches, from: 0)
                 } else {
                     try c.run("DELETE FROM file_chunks WHERE ino = ? AND idx = ?", [key, idx])
+                }
+            }
+            for page in commit.patches {
+                let (oldLength, newLength) = try Self.appendPatches(c, key, page)
+                allocatedDelta += Int64(Self.roundUp(UInt64(newLength))) - Int64(Self.roundUp(UInt64(oldLength)))
+                if reservations {
+                    reservedDelta += try Self.reservedDelta(c, commit.ino, index: page.index.rawValue, old: UInt64(oldLength), new: UInt64(newLength))
                 }
             }
             try c.run("UPDATE inodes SET allocated = allocated + ?, reserved = reserved + ? WHERE ino = ?", [.int(allocatedDelta), .int(reservedDelta), key])
@@ -92,6 +117,42 @@ extension SQLiteMetaStore {
                       [.int(Int64(commit.size)), .int(commit.mtime.nanoseconds), .int(commit.ctime.nanoseconds), key])
             for hash in released { try Self.dropIfUnreferencedInline(c, hash) }
             return attrs
+        }
+    }
+
+    /// The chunk a page with patches and no bytes of its own refers to: length 0, inline.
+    static let emptyChunk = ChunkHash.of([])
+
+    /// Appends `page`'s patches after the ones the page has, if the page is still `page.base`
+    /// (else `.staleBase`, and the caller's transaction rolls back). A hole gets the empty
+    /// chunk as its base. Returns the page's reference length before and after.
+    private static func appendPatches(_ c: SQLiteConnection, _ key: SQLValue, _ page: PagePatches) throws(MetaError) -> (Int, Int) {
+        let idx = SQLValue.int(Int64(page.index.rawValue))
+        let current = try c.queryOne("SELECT hash, length FROM file_chunks WHERE ino = ? AND idx = ?", [key, idx]) {
+            (ChunkHash(bytes: $0.blob(0)), Int($0.int(1)))
+        }
+        let count = try c.queryOne("SELECT count(*), coalesce(max(seq) + 1, 0) FROM chunk_patches WHERE ino = ? AND idx = ?", [key, idx]) {
+            (Int($0.int(0)), $0.int(1))
+        } ?? (0, 0)
+        guard current?.0 == page.base?.hash, current?.1 == page.base?.length, count.0 == page.base?.patches.count ?? 0 else {
+            throw .staleBase
+        }
+        if current == nil {
+            try c.run("INSERT INTO chunks(hash, length, refcount, state, data) VALUES(?, 0, 1, ?, x'') ON CONFLICT(hash) DO UPDATE SET refcount = refcount + 1",
+                      [.blob(emptyChunk.bytes), .int(ChunkState.inline.rawValue)])
+            try c.run("INSERT INTO file_chunks(ino, idx, hash, length) VALUES(?, ?, ?, ?)",
+                      [key, idx, .blob(emptyChunk.bytes), .int(Int64(page.length))])
+        } else {
+            try c.run("UPDATE file_chunks SET length = ? WHERE ino = ? AND idx = ?", [.int(Int64(page.length)), key, idx])
+        }
+        try insertPatches(c, key, idx, page.patches, from: count.1)
+        return (current?.1 ?? 0, page.length)
+    }
+
+    private static func insertPatches(_ c: SQLiteConnection, _ key: SQLValue, _ idx: SQLValue, _ patches: [ChunkPatch], from seq: Int64) throws(MetaError) {
+        for (n, patch) in patches.enumerated() {
+            try c.run("INSERT INTO chunk_patches(ino, idx, seq, offset, length, data) VALUES(?, ?, ?, ?, ?, ?)",
+                      [key, idx, .int(seq + Int64(n)), .int(Int64(patch.offset)), .int(Int64(patch.length)), .blob(patch.data)])
         }
     }
 
@@ -121,10 +182,14 @@ extension SQLiteMetaStore {
             DELETE FROM chunks WHERE refcount = 0 AND state = ? AND hash IN (SELECT hash FROM file_chunks WHERE ino = ? AND idx >= ?)
             """, [.int(ChunkState.inline.rawValue), key, .int(firstGone)])
         try c.run("DELETE FROM file_chunks WHERE ino = ? AND idx >= ?", [key, .int(firstGone)])
+        try c.run("DELETE FROM chunk_patches WHERE ino = ? AND idx >= ?", [key, .int(firstGone)])
         if size % chunkSize != 0 {
             let last = Int64(size / chunkSize)
             try c.run("UPDATE file_chunks SET length = min(length, ?) WHERE ino = ? AND idx = ?",
                       [.int(Int64(size % chunkSize)), key, .int(last)])
+            // Patches wholly past the cut can never be read again (a later extension is laid
+            // over with its own bytes or zeros); ones across it stay, cut by the length.
+            try c.run("DELETE FROM chunk_patches WHERE ino = ? AND idx = ? AND offset >= ?", [key, .int(last), .int(Int64(size % chunkSize))])
         }
         try cutAllocations(c, ino, to: size)
     }

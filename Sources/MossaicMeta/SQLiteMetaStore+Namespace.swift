@@ -248,6 +248,7 @@ extension SQLiteMetaStore {
             try c.run("DELETE FROM chunks WHERE refcount = 0 AND state = ? AND hash IN (SELECT hash FROM file_chunks WHERE ino = ?)",
                       [.int(ChunkState.inline.rawValue), key])
             try c.run("DELETE FROM file_chunks WHERE ino = ?", [key])
+            try c.run("DELETE FROM chunk_patches WHERE ino = ?", [key])
             try c.run("DELETE FROM symlinks WHERE ino = ?", [key])
             try c.run("DELETE FROM xattrs WHERE ino = ?", [key])
             try c.run("DELETE FROM allocations WHERE ino = ?", [key])

@@ -78,6 +78,7 @@ public final class SQLiteMetaStore: MetaStore {
             if version < 2 { try c.execute(Schema.v2) }
             if version < 3 { try c.execute(Schema.v3) }
             if version < 4 { try c.execute(Schema.v4) }
+            if version < 5 { try c.execute(Schema.v5) }
             try c.execute("PRAGMA user_version = \(Schema.version)")
         }
     }

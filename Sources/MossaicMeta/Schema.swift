@@ -1,7 +1,7 @@
 /// The metadata schema and its migrations. `PRAGMA user_version` holds the version; a database
 /// newer than this build is refused rather than misread.
 enum Schema {
-    static let version: Int64 = 4
+    static let version: Int64 = 5
 
     /// Version 1. Names are BLOBs: Linux file names are bytes, not text. `file_chunks.length` is
     /// how many bytes of the chunk the file uses — the rest of its 1 MiB span reads as zeros, so
@@ -131,4 +131,25 @@ enum Schema {
     /// The wall clock in milliseconds since 1970, in SQL (julianday counts days since noon,
     /// 24 November 4714 BC; 2440587.5 is 1970-01-01T00:00Z).
     static let nowMilliseconds = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
+
+    /// Version 5: patches, the small-write path (issue 20). A commit that changes a few bytes
+    /// of a page (a database's 4 KiB pages, a log's appends) keeps the page's chunk and lays
+    /// the written bytes over it as rows here, instead of storing a whole new chunk. Page
+    /// `idx` of `ino` reads as its `file_chunks` chunk, then each patch in `seq` order (bytes
+    /// `offset..<offset+length` of the page: `data`, then zeros up to `length`), all cut at
+    /// `file_chunks.length` — which may now pass the chunk's own length. A page with patches
+    /// and no chunk of its own has the empty chunk (length 0) as its base. The bytes live in
+    /// the metadata like an inline chunk's; a commit folds a page whose patches pass their
+    /// bounds back into one chunk (compaction), and a page's patches go with its reference.
+    static let v5 = """
+    CREATE TABLE chunk_patches(
+        ino INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        offset INTEGER NOT NULL,
+        length INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY(ino, idx, seq)
+    ) WITHOUT ROWID;
+    """
 }
