@@ -64,6 +64,10 @@ public struct MountConfiguration: Sendable, Equatable {
     // Metadata snapshots and the writer lease.
     public var metaInterval = 10.0
     public var metaKeep = 30
+    /// Snapshots older than this (seconds since their manifest was created) are pruned.
+    public var metaKeepAge = 7 * 86_400.0
+    /// Bytes the older snapshots may hold that HEAD does not (`SnapshotRetention`).
+    public var metaKeepSize = RetentionSize.percent(50)
     public var leaseTime = 60.0
     public var discardLocal = false
     public var forceLease = false
@@ -95,7 +99,8 @@ public struct MountConfiguration: Sendable, Equatable {
     /// Upper bounds of the ranges: a day for durations (a longer lease keeps a dead writer's
     /// filesystem locked that long; a longer interval is no longer periodic) but an hour for
     /// sync_interval (closes that stay undurable longer are write-back, which has its own
-    /// option), 1 PiB for disk sizes and 1 TiB for memory: far above any real machine and far
+    /// option) and ten years for meta_keep_age (an age, not an interval: "keep by count only"
+    /// is a large age; 10 years in nanoseconds is far from overflow), 1 PiB for disk sizes and 1 TiB for memory: far above any real machine and far
     /// below Int overflow. Every number has a range: a value past what the code below it can
     /// hold (a lease of 10^11 s overflowed nanoseconds and killed the daemon) or past any
     /// sensible setting is refused by the parser, naming the option and its range.
@@ -155,7 +160,11 @@ public struct MountConfiguration: Sendable, Equatable {
         MountOption("meta_interval", .seconds(\.metaInterval, 0.1...day), section: .metadata,
                     "snapshot the metadata into the store every S seconds while it changes (default {default}; also at unmount and `mossaicfs snapshot`)"),
         MountOption("meta_keep", .count(\.metaKeep, 1...100_000, unit: "snapshots"), section: .metadata,
-                    "snapshots kept in the store (default {default})"),
+                    "snapshots kept in the store, at most (default {default}); the newest is always kept"),
+        MountOption("meta_keep_age", .duration(\.metaKeepAge, 0...(3650 * day)), section: .metadata,
+                    "snapshots older than this are pruned, the newest never (default {default}; a number with s, m, h or d)"),
+        MountOption("meta_keep_size", .sizeOrPercent(\.metaKeepSize, 0...sizeLimit, percent: 0...10_000), section: .metadata,
+                    "older snapshots are kept while the pieces they hold and the newest does not add up to at most SIZE, or N% of the newest's size (default {default})"),
         MountOption("lease_time", .seconds(\.leaseTime, 3...day, why: "it is renewed every third"), section: .metadata,
                     "the writer lease lasts S seconds ({min} to {max}), renewed every S/3 (default {default})"),
         MountOption("discard_local", .flag(\.discardLocal), section: .metadata,

@@ -15,6 +15,11 @@ public struct MountOption: Sendable {
         case count(WritableKeyPath<MountConfiguration, Int> & Sendable, ClosedRange<Int>, unit: String? = nil)
         /// Seconds, fractions allowed; `why` explains the range in its error.
         case seconds(WritableKeyPath<MountConfiguration, Double> & Sendable, ClosedRange<Double>, why: String? = nil)
+        /// A duration in seconds, written with an optional unit s, m, h or d (`meta_keep_age=7d`),
+        /// as `gc --grace` takes it; a bare number is seconds.
+        case duration(WritableKeyPath<MountConfiguration, Double> & Sendable, ClosedRange<Double>)
+        /// A size as `.size` takes it, or a percentage (`meta_keep_size=50%`), each in its range.
+        case sizeOrPercent(WritableKeyPath<MountConfiguration, RetentionSize> & Sendable, ClosedRange<Int>, percent: ClosedRange<Int>)
         /// Any non-empty text.
         case text(WritableKeyPath<MountConfiguration, String?> & Sendable)
         /// An absolute path.
@@ -49,6 +54,8 @@ public struct MountOption: Sendable {
         case .size: self.placeholder = placeholder ?? "SIZE"
         case .count: self.placeholder = placeholder ?? "N"
         case .seconds: self.placeholder = placeholder ?? "S"
+        case .duration: self.placeholder = placeholder ?? "DURATION"
+        case .sizeOrPercent: self.placeholder = placeholder ?? "SIZE|N%"
         case .text, .absolutePath, .logDestination, .logLevel: self.placeholder = placeholder ?? "VALUE"
         }
     }

@@ -128,10 +128,16 @@ public enum GarbageCollector {
             try? lease.release()
             throw error
         }
-        // Retention is the mounts' business (meta_keep): this writer's snapshot prunes nothing
-        // that is still in HEAD's chain.
+        // Retention is the mounts' business (meta_keep, meta_keep_age, meta_keep_size), and gc
+        // cannot know theirs: a mount's -o is recorded nowhere in the store, and gc's own -o
+        // need not match it (nor the next mount's). So gc is at least as conservative as any
+        // writer, whatever its options: its own snapshot prunes nothing of HEAD's chain
+        // (`SnapshotRetention.everything`), and `collect` keeps the file chunks of every
+        // manifest in the store — a superset of what any writer's `SnapshotRetention` retains,
+        // since a writer deletes a manifest only once it fell out of its retention.
         let writer = SnapshotWriter(store: store, metadata: local.metadata, head: local.head, headManifest: local.headManifest,
-                                    configuration: .init(fsUUID: superblock.uuid, workPath: cacheDirectory.snapshotWorkPath, keep: Int.max),
+                                    configuration: .init(fsUUID: superblock.uuid, workPath: cacheDirectory.snapshotWorkPath,
+                                                         retention: .everything),
                                     lease: lease, logger: logger)
         // Only the lease thread runs; snapshots are taken below, when gc needs one.
         let replicator = MetadataReplicator(writer: writer, lease: lease, interval: 1e9, logger: logger)
@@ -173,6 +179,8 @@ public enum GarbageCollector {
         let rows = try meta { () throws(MetaError) in try metadata.chunkRowsForCollection() }
         let liveKeys = Set(rows.live.map(\.key))
         let liveHashes = Set(rows.live.map(\.hash))
+        // Every manifest, not a retained chain (see the writer in `run`): what a writer has not
+        // pruned yet may still be restored.
         let manifests = try replication { () throws(ReplicationError) in try catalog.manifests() }
         report.snapshots = manifests.count
         let snapshotKeys = Set(try replication { () throws(ReplicationError) in

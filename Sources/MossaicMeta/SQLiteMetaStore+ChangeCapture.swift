@@ -27,10 +27,11 @@ public struct CapturedChanges: Sendable {
 /// changes made before it opened the database — means no recording: the next snapshot is then
 /// a full copy, after which recording is exact again.
 extension SQLiteMetaStore {
-    /// A recording that holds more than this (old row values kept for the changeset) is
-    /// dropped, and the next snapshot is a full copy: memory stays bounded when snapshots
-    /// cannot be published for a long time.
-    static let changeRecordingMemoryLimit: Int64 = 256 << 20
+    /// Unshipped changes that hold more than this — the recording's old row values and the
+    /// changeset of captures whose snapshot was not published — are dropped, and the next
+    /// snapshot is a full copy: memory stays bounded when snapshots cannot be published for a
+    /// long time. The default of `changeRecordingLimit`.
+    public static let changeRecordingMemoryLimit: Int64 = 256 << 20
 
     /// Starts recording row changes if the database is exactly the state of snapshot
     /// `snapshotID` (clean since it, no snapshot pending, same schema): then the next snapshot
@@ -71,9 +72,12 @@ extension SQLiteMetaStore {
     }
 
     /// After each write transaction (writer lock held): a recording grown past its bound is
-    /// dropped (see `changeRecordingMemoryLimit`).
+    /// dropped (see `changeRecordingMemoryLimit`). The unshipped changeset counts too: while
+    /// publishing fails (a store outage), each snapshot attempt moves the recording into it, so
+    /// the recording alone would stay small while the changes held grow.
     func boundChangeRecording(_ c: SQLiteConnection) {
-        if let recorder = c.changeRecorder, recorder.memoryUsed > Self.changeRecordingMemoryLimit {
+        if let recorder = c.changeRecorder,
+           recorder.memoryUsed + Int64(c.unshippedChanges?.count ?? 0) > changeRecordingLimit {
             c.changeRecorder = nil
             c.unshippedChanges = nil
         }

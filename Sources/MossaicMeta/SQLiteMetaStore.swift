@@ -33,13 +33,19 @@ public final class SQLiteMetaStore: MetaStore {
     /// from the old one (open files' chunk maps) is stale then.
     let replacements = Atomic<Int>(0)
     public var epoch: Int { replacements.load(ordering: .acquiring) }
+    /// Bytes of unshipped row changes past which change recording is dropped
+    /// (`boundChangeRecording`).
+    let changeRecordingLimit: Int64
 
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     /// `readOnly` opens an existing database without ever writing to it (a downloaded snapshot);
-    /// its schema must then already be current (`prepareSnapshotFile`).
-    public init(path: String, readOnly: Bool = false) throws(MetaError) {
+    /// its schema must then already be current (`prepareSnapshotFile`). `changeRecordingLimit`
+    /// is lowered by tests only.
+    public init(path: String, readOnly: Bool = false,
+                changeRecordingLimit: Int64 = SQLiteMetaStore.changeRecordingMemoryLimit) throws(MetaError) {
         let c = try SQLiteConnection(path: path, readOnly: readOnly)
         self.readOnly = readOnly
+        self.changeRecordingLimit = changeRecordingLimit
         if readOnly {
             try Self.checkSchema(c, exact: true)
         } else {

@@ -57,7 +57,7 @@ extension FilesystemLoader {
         let filesystem = try makeFilesystem(store: store, metadata: meta, superblock: superblock, cacheDirectory: cacheDirectory,
                                             settings: settings, logger: logger, metrics: metrics)
         var snapshotConfiguration = SnapshotWriter.Configuration(fsUUID: superblock.uuid, workPath: cacheDirectory.snapshotWorkPath,
-                                                                 keep: settings.options.metaKeep)
+                                                                 retention: SnapshotRetention(settings.options))
         if let staging = filesystem.staging {
             snapshotConfiguration.waitForStagedChunks = { @Sendable (seconds: Double) -> Bool in staging.waitForStaged(timeout: seconds) }
         }

@@ -6,8 +6,8 @@ import MossaicCore
 import MossaicMeta
 import MossaicObjectStore
 
-/// Reading the snapshots of a store: HEAD, manifests, the retained chain, and the chunks they
-/// keep alive. Read-only: safe from any machine, with or without the lease.
+/// Reading the snapshots of a store: HEAD, manifests, and the chunks they keep alive (which
+/// of them retention keeps: `SnapshotRetention`). Read-only: safe from any machine, with or without the lease.
 public struct SnapshotCatalog: Sendable {
     public let store: any ObjectStore
 
@@ -66,36 +66,12 @@ public struct SnapshotCatalog: Sendable {
         guard !matches.isEmpty else { throw .noSuchSnapshot(name) }
         // Two manifests of one generation exist only if two writers raced; HEAD's chain wins.
         if matches.count > 1, let head = try head() {
-            for manifest in try retainedChain(from: head.pointer.snapshot, keep: Int.max) where matches.contains(manifest.id) {
+            for manifest in try SnapshotRetention.everything.chain(from: head.pointer.snapshot, in: self, now: .now())
+            where matches.contains(manifest.id) {
                 return manifest
             }
         }
         return try manifest(matches[0])
-    }
-
-    /// Up to `keep` snapshots: HEAD and its ancestors through `parent`, newest first — the
-    /// snapshots retention keeps. The walk stops at a parent that no longer exists.
-    public func retainedChain(from headID: String, keep: Int,
-                              cache: [String: SnapshotManifest] = [:]) throws(ReplicationError) -> [SnapshotManifest] {
-        var chain: [SnapshotManifest] = []
-        var next: String? = headID
-        while let id = next, chain.count < keep {
-            let m: SnapshotManifest
-            if let cached = cache[id] {
-                m = cached
-            } else {
-                do { m = try manifest(id) } catch .noSuchSnapshot { break }
-            }
-            chain.append(m)
-            next = m.parent
-        }
-        return chain
-    }
-
-    /// The retained snapshots of the store with retention `keep` (empty if there is no HEAD).
-    public func retained(keep: Int) throws(ReplicationError) -> [SnapshotManifest] {
-        guard let head = try head() else { return [] }
-        return try retainedChain(from: head.pointer.snapshot, keep: keep)
     }
 
     /// Every stored file chunk that any of `snapshots` references, with the location that

@@ -43,16 +43,19 @@ public final class SnapshotWriter: Sendable {
         public var fsUUID: String
         /// Where the database copy is made (a temp file in cache_dir, removed after each run).
         public var workPath: String
-        /// Snapshots kept: HEAD and its ancestors, at least 1.
-        public var keep: Int
+        /// Which snapshots pruning keeps (HEAD always).
+        public var retention: SnapshotRetention
         public var host: String
+        /// The time a snapshot records as its creation, against which retention measures
+        /// ages (tests move it).
+        public var clock: @Sendable () -> Timestamp
         /// Write-back mounts: waits (at most the given seconds) until every chunk staged at the
         /// time of the call is in the store, and says whether they are. Called right after the
         /// database copy is made, so that a snapshot never names a chunk only staged locally.
         public var waitForStagedChunks: (@Sendable (Double) -> Bool)?
-        public init(fsUUID: String, workPath: String, keep: Int, host: String = HostIdentity.current().hostname,
-                    waitForStagedChunks: (@Sendable (Double) -> Bool)? = nil) {
-            self.fsUUID = fsUUID; self.workPath = workPath; self.keep = max(1, keep); self.host = host
+        public init(fsUUID: String, workPath: String, retention: SnapshotRetention, host: String = HostIdentity.current().hostname,
+                    clock: @escaping @Sendable () -> Timestamp = { .now() }, waitForStagedChunks: (@Sendable (Double) -> Bool)? = nil) {
+            self.fsUUID = fsUUID; self.workPath = workPath; self.retention = retention; self.host = host; self.clock = clock
             self.waitForStagedChunks = waitForStagedChunks
         }
     }
@@ -178,21 +181,22 @@ public final class SnapshotWriter: Sendable {
         let headID = s.head?.pointer.snapshot
         if !local.isDirty, let headID, local.snapshotID == headID { return .unchanged(headID) }
 
-        let started = Timestamp.now()
+        let started = Timestamp.monotonicNow()
+        let created = configuration.clock()
         let generation = max(s.head?.pointer.generation ?? 0, local.generation) + 1
         let id = SnapshotID.make(generation: generation)
         var draft: Draft?
         if let parent = s.headManifest, parent.id == headID, s.trackedFrom == headID, parent.changesets.count < Self.maxChanges,
            let changes = try ReplicationError.wrapMeta({ () throws(MetaError) in try metadata.captureChanges() }),
            parent.changesetBytes + Int64(changes.changeset.count) <= Self.rebaseBytes(database: changes.databaseBytes) {
-            draft = try incrementalDraft(id: id, generation: generation, parent: parent, changes: changes, started: started)
+            draft = try incrementalDraft(id: id, generation: generation, parent: parent, changes: changes, created: created)
         }
         if draft == nil {
             // A full copy restarts the change recording at its own state: until it is
             // published, no recorded change is relative to HEAD.
             s.trackedFrom = nil
             draft = try fullDraft(id: id, generation: generation, parent: headID, known: s.headManifest?.pieceHashes ?? [],
-                                  started: started)
+                                  created: created)
         }
         let (manifest, changeSequence, uploaded) = draft!
         s.inFlight = id
@@ -200,7 +204,7 @@ public final class SnapshotWriter: Sendable {
         metadata.changesShipped()
         s.trackedFrom = id
         var stats = uploaded
-        stats.seconds = Double(Timestamp.now().nanoseconds - started.nanoseconds) / 1e9
+        stats.seconds = Timestamp.monotonicNow().secondsSince(started)
         logger.info("metadata snapshot published", metadata: [
             "snapshot": "\(id)", "incremental": "\(stats.incremental)", "pieces": "\(stats.pieces)", "uploaded": "\(stats.piecesUploaded)",
             "bytes": "\(stats.bytesUploaded)", "db_bytes": "\(stats.databaseBytes)",
@@ -231,7 +235,7 @@ public final class SnapshotWriter: Sendable {
 
     /// An incremental snapshot: `parent`'s base and changesets plus the changeset `changes`.
     private func incrementalDraft(id: String, generation: Int64, parent: SnapshotManifest, changes: CapturedChanges,
-                                  started: Timestamp) throws(ReplicationError) -> Draft {
+                                  created: Timestamp) throws(ReplicationError) -> Draft {
         try waitForStagedChunks()
         var list = parent.changesets
         var stats = Statistics(pieces: 1, databaseBytes: parent.databaseBytes, incremental: true)
@@ -247,7 +251,7 @@ public final class SnapshotWriter: Sendable {
         }
         let counts = try ReplicationError.wrapMeta { () throws(MetaError) in try metadata.snapshotStatistics() }
         let manifest = SnapshotManifest(
-            id: id, generation: generation, parent: parent.id, fsUUID: configuration.fsUUID, created: started,
+            id: id, generation: generation, parent: parent.id, fsUUID: configuration.fsUUID, created: created,
             host: configuration.host, schemaVersion: parent.schemaVersion, inodes: counts.inodes, files: counts.files,
             logicalBytes: counts.logicalBytes, databaseBytes: parent.databaseBytes, chunks: parent.chunks, changes: list,
             changeSequence: changes.changeSequence, inodeSequence: changes.inodeSequence)
@@ -257,7 +261,7 @@ public final class SnapshotWriter: Sendable {
     /// A full snapshot: a copy of the database cut into 1 MiB pieces, of which those `known`
     /// (HEAD's, which stays retained) are not uploaded again.
     private func fullDraft(id: String, generation: Int64, parent: String?, known: Set<ChunkHash>,
-                           started: Timestamp) throws(ReplicationError) -> Draft {
+                           created: Timestamp) throws(ReplicationError) -> Draft {
         let path = configuration.workPath
         let copy = try ReplicationError.wrapMeta { () throws(MetaError) in
             try metadata.snapshotCopy(to: path, generation: generation, id: id)
@@ -300,7 +304,7 @@ public final class SnapshotWriter: Sendable {
             if let failure = uploadPiece(n) { throw failure }
         }
         let manifest = SnapshotManifest(
-            id: id, generation: generation, parent: parent, fsUUID: configuration.fsUUID, created: started,
+            id: id, generation: generation, parent: parent, fsUUID: configuration.fsUUID, created: created,
             host: configuration.host, schemaVersion: copy.schemaVersion, inodes: copy.inodes, files: copy.files,
             logicalBytes: copy.logicalBytes, databaseBytes: copy.databaseBytes, chunks: pieces,
             changeSequence: copy.changeSequence, inodeSequence: copy.inodeSequence)
@@ -403,17 +407,20 @@ public final class SnapshotWriter: Sendable {
 
     // MARK: Retention
 
-    /// Deletes manifests that fell out of retention (not among HEAD and its `keep - 1`
-    /// ancestors; manifests of a generation above HEAD's are never touched — they may be a
-    /// racing writer's, about to lose its HEAD swap), then the pieces only they listed. A piece
-    /// any remaining manifest lists is never deleted. Manifests go first: a crash in between
-    /// leaves unlisted pieces, which `sweepUnreferencedPieces` removes later, never a manifest
-    /// with missing pieces.
+    /// Deletes manifests that fell out of retention (`configuration.retention`, at the time of
+    /// the snapshot just taken; manifests of a generation above HEAD's are never touched — they
+    /// may be a racing writer's, about to lose its HEAD swap), then the pieces only they
+    /// listed. Runs after each snapshot, so a snapshot that ages past `meta_keep_age` while
+    /// nothing changes stays until the next one (HEAD never goes anyway). A piece any
+    /// remaining manifest lists is never deleted. Manifests go first: a crash in between leaves
+    /// unlisted pieces, which `sweepUnreferencedPieces` removes later, never a manifest with
+    /// missing pieces.
     private func prune(_ s: inout State) throws(ReplicationError) {
         guard let head = s.head else { return }
         let catalog = SnapshotCatalog(store: store)
         let ids = try catalog.snapshotIDs()
-        let retained = try catalog.retainedChain(from: head.pointer.snapshot, keep: configuration.keep, cache: s.manifests)
+        let retained = try configuration.retention.chain(from: head.pointer.snapshot, in: catalog, now: configuration.clock(),
+                                                         cache: s.manifests)
         for m in retained { s.manifests[m.id] = m }
         let retainedIDs = Set(retained.map(\.id))
         var kept = retained.reduce(into: Set<ChunkHash>()) { $0.formUnion($1.pieceHashes) }

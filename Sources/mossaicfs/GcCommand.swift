@@ -18,10 +18,11 @@ struct GcCommand: ParsableCommand {
         metadata and no metadata snapshot in the store references a chunk, and snapshot pieces \
         (meta/chunks/) no snapshot lists, once they are older than --grace. Chunks of deleted files \
         stay while a retained snapshot still has the file; they go in a gc after retention \
-        (meta_keep) pruned that snapshot. A pack with one chunk still in use stays whole (gc does \
-        not repack). Like a read-write mount, gc takes the cache_dir's lock and the writer lease, \
-        so it refuses to run while the filesystem is mounted read-write, and no mount starts while \
-        it runs. Without a cache_dir holding the filesystem's meta.db here, gc restores the store's \
+        (meta_keep, meta_keep_age, meta_keep_size) pruned that snapshot. A pack with one chunk \
+        still in use stays whole (gc does not repack). Like a read-write mount, gc takes the \
+        cache_dir's lock and the writer lease, so it refuses to run while the filesystem is \
+        mounted read-write, and no mount starts while it runs. Without a cache_dir holding the \
+        filesystem's meta.db here, gc restores the store's \
         newest metadata snapshot into a temporary directory and removes it afterwards; a gc that \
         deletes from there publishes a new snapshot, so the mounting machine must then mount once \
         with -o discard_local. Shows progress with rate and time left on a terminal; ends with one \

@@ -70,6 +70,25 @@ enum MountOptions {
                     throw OptionError("option '\(key)': '\(v)' is not a number of seconds from \(secondsText(range.lowerBound)) to \(secondsText(range.upperBound))\(why.map { " (" + $0 + ")" } ?? "")")
                 }
                 c[keyPath: field] = s
+            case .duration(let field, let range):
+                let v = try required()
+                guard let s = GraceDuration.parse(v), range.contains(s) else {
+                    throw OptionError("option '\(key)': '\(v)' is not a duration from \(GraceDuration.format(range.lowerBound)) to \(GraceDuration.format(range.upperBound)) (a number with s, m, h or d, e.g. 12h, 7d)")
+                }
+                c[keyPath: field] = s
+            case .sizeOrPercent(let field, let range, let percent):
+                let v = try required()
+                if v.hasSuffix("%") {
+                    guard let p = Int(v.dropLast()), percent.contains(p) else {
+                        throw OptionError("option '\(key)': '\(v)' is not a percentage from \(percent.lowerBound)% to \(percent.upperBound)%")
+                    }
+                    c[keyPath: field] = .percent(p)
+                } else {
+                    guard let n = ByteSize.parse(v), range.contains(n) else {
+                        throw OptionError("option '\(key)': '\(v)' is not a size from \(ByteSize.format(range.lowerBound)) to \(ByteSize.format(range.upperBound)) or a percentage (e.g. 512M, 50%)")
+                    }
+                    c[keyPath: field] = .bytes(n)
+                }
             case .text(let field):
                 c[keyPath: field] = try required()
             case .absolutePath(let field):
@@ -150,6 +169,16 @@ enum MountOptions {
                 filled = (String(defaults[keyPath: field]), String(range.lowerBound), String(range.upperBound))
             case .seconds(let field, let range, _):
                 filled = (secondsText(defaults[keyPath: field]), secondsText(range.lowerBound), secondsText(range.upperBound))
+            case .duration(let field, let range):
+                filled = (GraceDuration.format(defaults[keyPath: field]), GraceDuration.format(range.lowerBound),
+                          GraceDuration.format(range.upperBound))
+            case .sizeOrPercent(let field, let range, _):
+                let value: String
+                switch defaults[keyPath: field] {
+                case .bytes(let n): value = ByteSize.format(n)
+                case .percent(let p): value = "\(p)%"
+                }
+                filled = (value, ByteSize.format(range.lowerBound), ByteSize.format(range.upperBound))
             case .flag, .text, .absolutePath, .logDestination, .logLevel:
                 filled = nil
             }

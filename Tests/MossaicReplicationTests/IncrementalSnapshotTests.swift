@@ -3,6 +3,8 @@ import MossaicCore
 @testable import MossaicMeta
 import MossaicObjectStore
 import MossaicReplication
+import MossaicTestSupport
+import Synchronization
 import Testing
 
 /// Incremental metadata snapshots (issue 20): after a full copy, a snapshot ships the rows that
@@ -124,5 +126,115 @@ import Testing
         try rig.base.put(key, bytes)
         #expect(throws: ReplicationError.self) { try SnapshotDownloader.download(m, from: rig.base, to: rig.root + "/bad.db") }
         #expect(!FileManager.default.fileExists(atPath: rig.root + "/bad.db"))
+    }
+
+    /// A changeset meant for another base: conflicts outside `settings` (a row it inserts is
+    /// there already, a row it deletes is not) abort the restore, which names the snapshot and
+    /// leaves no file behind — never a database that is not the filesystem's.
+    @Test func aChangesetThatConflictsOutsideSettingsAbortsTheRestore() throws {
+        let rig = try Rig()
+        let first = try rig.writer()
+        try rig.addFile("a")
+        guard case .published(let onlyA, _) = try first.snapshot() else { Issue.record("nothing published"); return }
+        try rig.addFile("b")
+        guard case .published(let addsB, _) = try first.snapshot() else { Issue.record("nothing published"); return }
+        try rig.addFile("c")  // unrecorded: the next writer makes a full copy, with a, b and c
+        let second = try rig.writer()
+        guard case .published(let full, let stats) = try second.snapshot() else { Issue.record("nothing published"); return }
+        #expect(!stats.incremental)
+        let gone = try rig.metadata.unlink(parent: .root, name: name("c"), now: .now())
+        try rig.metadata.purgeOrphan(gone.ino)
+        guard case .published(let removesC, _) = try second.snapshot() else { Issue.record("nothing published"); return }
+
+        // b's insert on a base that has b; c's removal on a base that never had c.
+        for (base, changes) in [(full, addsB), (onlyA, removesC)] {
+            let generation = removesC.generation + 1
+            let broken = SnapshotManifest(
+                id: SnapshotID.make(generation: generation), generation: generation, parent: removesC.id, fsUUID: fsUUID,
+                created: .now(), host: "test", schemaVersion: base.schemaVersion, inodes: base.inodes, files: base.files,
+                logicalBytes: base.logicalBytes, databaseBytes: base.databaseBytes, chunks: base.chunks,
+                changes: changes.changesets, changeSequence: try #require(changes.changeSequence),
+                inodeSequence: try #require(changes.inodeSequence))
+            let path = rig.root + "/broken.db"
+            do {
+                try SnapshotDownloader.download(broken, from: rig.base, to: path)
+                Issue.record("a changeset was applied to a base it does not fit")
+            } catch {
+                guard case .damaged(let why) = error else { Issue.record("expected damaged, got \(error)"); continue }
+                #expect(why.contains("snapshot \(broken.id)") && why.contains("do not apply to its base"), "\(why)")
+            }
+            #expect(!FileManager.default.fileExists(atPath: path) && !FileManager.default.fileExists(atPath: path + ".download"))
+        }
+        // The chain as published restores: there its settings rows differ, which is allowed.
+        let restored = rig.root + "/restored.db"
+        #expect(try Self.restoreHead(rig, to: restored).id == removesC.id)
+        #expect(try Self.rows(restored) == Self.rows(rig.root + "/meta.db"))
+    }
+
+    /// Overwrites the 4 KiB value of `user.pad` on each of `files`.
+    static func rewrite(_ rig: Rig, _ files: [InodeNumber], byte: UInt8) throws {
+        for ino in files {
+            try rig.metadata.setXattr(ino, name: name("user.pad"), value: [UInt8](repeating: byte, count: 4096), mode: .any, now: .now())
+        }
+    }
+
+    /// The old row values a recording keeps are bounded (`changeRecordingLimit`, lowered here
+    /// from 256 MiB): past the bound the recording is dropped, the next snapshot is a full
+    /// copy, and that copy starts recording again.
+    @Test func aRecordingPastItsMemoryBoundIsDroppedAndTheNextSnapshotIsFull() throws {
+        let rig = try Rig(changeRecordingLimit: 64 << 10)
+        var files: [InodeNumber] = []
+        for i in 0..<40 { files.append(try rig.addFile("f\(i)").ino) }
+        try Self.rewrite(rig, files, byte: 1)
+        let writer = try rig.writer()
+        _ = try writer.snapshot()
+        try Self.rewrite(rig, Array(files.prefix(2)), byte: 2)  // 8 KiB of old values: within the bound
+        guard case .published(_, let small) = try writer.snapshot() else { Issue.record("nothing published"); return }
+        #expect(small.incremental)
+
+        try Self.rewrite(rig, files, byte: 3)  // 160 KiB of old values
+        guard case .published(_, let big) = try writer.snapshot() else { Issue.record("nothing published"); return }
+        #expect(!big.incremental)
+        let restored = rig.root + "/restored.db"
+        _ = try Self.restoreHead(rig, to: restored)
+        #expect(try Self.rows(restored) == Self.rows(rig.root + "/meta.db"))
+
+        try rig.addFile("after")
+        guard case .published(_, let after) = try writer.snapshot() else { Issue.record("nothing published"); return }
+        #expect(after.incremental)
+        _ = try Self.restoreHead(rig, to: restored)
+        #expect(try Self.rows(restored) == Self.rows(rig.root + "/meta.db"))
+    }
+
+    /// Snapshots that cannot be published keep their changes for the next attempt: those count
+    /// toward the bound too, or a long store outage would hold every change since in memory.
+    @Test func changesHeldWhilePublishingFailsCountTowardTheBound() throws {
+        final class Outage: Sendable {
+            let on = Mutex(false)
+        }
+        let rig = try Rig(changeRecordingLimit: 64 << 10)
+        let outage = Outage()
+        let store = PutInterceptingObjectStore(rig.base) { key, data, condition, base throws(ObjectStoreError) in
+            if outage.on.withLock({ $0 }) && key.hasPrefix("meta/") { throw .failed("store unreachable") }
+            return try base.put(key, data, condition: condition)
+        }
+        let writer = try rig.writer(store)
+        try rig.addFile("a")
+        _ = try writer.snapshot()
+
+        outage.on.withLock { $0 = true }
+        let value = [UInt8](repeating: 0x55, count: 2048)
+        for i in 0..<40 {  // each attempt holds 2 KiB more: 80 KiB in the end
+            let f = try rig.addFile("during-\(i)")
+            try rig.metadata.setXattr(f.ino, name: name("user.v"), value: value, mode: .any, now: .now())
+            #expect(throws: ReplicationError.self) { try writer.snapshot() }
+        }
+        outage.on.withLock { $0 = false }
+        try rig.addFile("back")
+        guard case .published(_, let stats) = try writer.snapshot() else { Issue.record("nothing published"); return }
+        #expect(!stats.incremental)
+        let restored = rig.root + "/restored.db"
+        _ = try Self.restoreHead(rig, to: restored)
+        #expect(try Self.rows(restored) == Self.rows(rig.root + "/meta.db"))
     }
 }

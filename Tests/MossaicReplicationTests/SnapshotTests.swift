@@ -20,22 +20,24 @@ struct Rig {
     let base: DirectoryObjectStore
     let metadata: SQLiteMetaStore
 
-    init() throws {
+    init(changeRecordingLimit: Int64 = SQLiteMetaStore.changeRecordingMemoryLimit) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("repl-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         base = try DirectoryObjectStore(root: root + "/store", create: true)
-        metadata = try SQLiteMetaStore(path: root + "/meta.db")
+        metadata = try SQLiteMetaStore(path: root + "/meta.db", changeRecordingLimit: changeRecordingLimit)
         try metadata.createRootIfMissing(permissions: 0o755, uid: 0, gid: 0, now: .now())
         try metadata.setSetting("fs_uuid", fsUUID)
     }
 
-    func writer(_ store: (any ObjectStore)? = nil, keep: Int = 30, lease: WriterLease? = nil) throws -> SnapshotWriter {
+    func writer(_ store: (any ObjectStore)? = nil, retention: SnapshotRetention = .init(keep: 30),
+                clock: @escaping @Sendable () -> Timestamp = { .now() }, lease: WriterLease? = nil) throws -> SnapshotWriter {
         let s = store ?? base
         let catalog = SnapshotCatalog(store: base)  // the mount-time read, without faults
         let head = try catalog.head()
         let manifest = try head.map { try catalog.manifest($0.pointer.snapshot) }
         return SnapshotWriter(store: s, metadata: metadata, head: head, headManifest: manifest,
-                              configuration: .init(fsUUID: fsUUID, workPath: root + "/work.db", keep: keep, host: "test"),
+                              configuration: .init(fsUUID: fsUUID, workPath: root + "/work.db", retention: retention, host: "test",
+                                                   clock: clock),
                               lease: lease, logger: quiet)
     }
 
@@ -176,7 +178,7 @@ struct Rig {
         let value = [UInt8](repeating: 0x62, count: 2048)
         for seed in UInt64(1)...4 {
             let faulty = FaultInjectingObjectStore(rig.base, configuration: .init(failureRate: 0.15, timing: .either, seed: seed))
-            let writer = try rig.writer(faulty, keep: 3)
+            let writer = try rig.writer(faulty, retention: .init(keep: 3))
             var published = 0
             for i in 0..<12 {
                 let f = try rig.addFile("s\(seed)-\(i)")
@@ -194,7 +196,7 @@ struct Rig {
             #expect(published > 0)
         }
         // Without faults, everything is published and restores.
-        let writer = try rig.writer(keep: 3)
+        let writer = try rig.writer(retention: .init(keep: 3))
         _ = try writer.snapshot()
         try rig.checkStoreIsConsistent()
         let head = try #require(try SnapshotCatalog(store: rig.base).head())
@@ -216,7 +218,7 @@ struct Rig {
     @Test func pruningKeepsTheRetainedChainAndEveryPieceItUses() throws {
         let rig = try Rig()
         let value = [UInt8](repeating: 0x63, count: 4096)
-        let writer = try rig.writer(keep: 2)
+        let writer = try rig.writer(retention: .init(keep: 2))
         var ids: [String] = []
         for i in 0..<5 {
             let f = try rig.addFile("f\(i)")
@@ -226,7 +228,7 @@ struct Rig {
         }
         let catalog = SnapshotCatalog(store: rig.base)
         #expect(try catalog.snapshotIDs() == Array(ids.suffix(2)))
-        let retained = try catalog.retained(keep: 2)
+        let retained = try SnapshotRetention(keep: 2).retained(in: catalog)
         #expect(retained.map(\.id) == ids.suffix(2).reversed())
         // Exactly the pieces of the retained snapshots remain: none missing, none leaked.
         let needed = retained.reduce(into: Set<String>()) { set, m in for h in m.pieceHashes { set.insert(MetadataLayout.chunk(h)) } }
@@ -238,7 +240,7 @@ struct Rig {
 
     @Test func fileChunksOfEveryRetainedSnapshotAreReferenced() throws {
         let rig = try Rig()
-        let writer = try rig.writer(keep: 2)
+        let writer = try rig.writer(retention: .init(keep: 2))
         // A file with one stored chunk X, its own object, and one Y in a pack …
         let f = try rig.addFile("big")
         let x = ChunkHash.of(name("chunk X")), y = ChunkHash.of(name("chunk Y"))
@@ -257,12 +259,12 @@ struct Rig {
         guard case .published(let withoutX, _) = try writer.snapshot() else { Issue.record("nothing published"); return }
 
         let catalog = SnapshotCatalog(store: rig.base)
-        let both = try catalog.retained(keep: 2)
+        let both = try SnapshotRetention(keep: 2).retained(in: catalog)
         #expect(both.map(\.id) == [withoutX.id, withX.id])
         // With the location the snapshot gives each: gc keeps the object holding the bytes.
         #expect(try catalog.referencedFileChunks(of: both, workDirectory: rig.root)
                 == [LocatedChunk(hash: x, location: .object), LocatedChunk(hash: y, location: inPack)])
-        #expect(try catalog.referencedFileChunks(of: catalog.retained(keep: 1), workDirectory: rig.root).isEmpty)
+        #expect(try catalog.referencedFileChunks(of: SnapshotRetention(keep: 1).retained(in: catalog), workDirectory: rig.root).isEmpty)
     }
 }
 

@@ -329,6 +329,28 @@ def test_retention_keeps_the_last_snapshots(fs):
     assert [line.split()[2] for line in lines] == ["4", "5", "6"]
 
 
+def test_retention_by_age_and_by_size(fs):
+    """meta_keep_age=0 leaves only HEAD after each snapshot. The snapshots of one base share
+    its pieces, so they hold nothing HEAD does not: even meta_keep_size=0 keeps them all."""
+    def generations():
+        lines = fs.cli("snapshots", fs.source).stdout.splitlines()[1:]
+        assert lines[-1].endswith("HEAD")
+        return [int(line.split()[2]) for line in lines]
+
+    m = fs.mount("mnt", "cache", "meta_interval=3600", "meta_keep_age=0")
+    for i in range(3):
+        write_file(os.path.join(m.mountpoint, f"a{i}"), b"x")
+        fs.cli("snapshot", m.mountpoint)
+    assert len(generations()) == 1
+    m.stop()
+    head = generations()[-1]
+    m = fs.mount("mnt", "cache", "meta_interval=3600", "meta_keep_size=0")
+    for i in range(3):
+        write_file(os.path.join(m.mountpoint, f"b{i}"), b"x")
+        fs.cli("snapshot", m.mountpoint)
+    assert generations() == [head, head + 1, head + 2, head + 3]
+
+
 def test_snapshot_command_on_something_else_says_so(tmp_path):
     r = run("snapshot", str(tmp_path), check=False)
     assert r.returncode == 1 and "is not a mossaicfs mount" in r.stderr
