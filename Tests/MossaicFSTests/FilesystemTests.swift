@@ -168,6 +168,14 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         // Read of a partially written dirty page merges it with the committed chunk.
         #expect(try f.fs.read(ino, handle: h, offset: UInt64(2 * MiB), size: MiB) == Array(data[(2 * MiB)..<(3 * MiB)]))
         try f.fs.flush(ino, handle: h)
+        // A small write is a patch over the chunk: no object (SmallWriteTests).
+        #expect(try f.objects().subtracting(before).count == 0)
+        #expect(try f.fs.read(ino, handle: h, offset: 0, size: 4 * MiB) == data)
+        // A large one rebuilds the chunk it touches, and only that one.
+        let large = randomBytes(300_000, seed: 5)
+        try f.write(ino, h, UInt64(MiB + 5), large)
+        data.replaceSubrange((MiB + 5)..<(MiB + 5 + large.count), with: large)
+        try f.fs.flush(ino, handle: h)
         #expect(try f.objects().subtracting(before).count == 1)
         #expect(try f.fs.read(ino, handle: h, offset: 0, size: 4 * MiB) == data)
         try f.fs.release(ino, handle: h)

@@ -1,6 +1,6 @@
 """A 100 MiB file overwritten in the middle, appended to and truncated behaves exactly like the
 same operations on a local file, before and after remount; only touched chunks become new
-objects."""
+objects, and a small write none (a patch in the metadata)."""
 import os
 import random
 
@@ -24,13 +24,21 @@ def test_overwrite_append_truncate_like_local(fs, tmp_path):
             f.write(data)
     assert sha256_file(local) == sha256_file(remote)
 
-    # 4 KiB in the middle: exactly one chunk is rebuilt, so exactly one new object.
+    # 4 KiB in the middle: a patch over its chunk in the metadata, no new object.
     before = fs.chunk_objects()
     patch = rng.randbytes(4096)
     for p in (local, remote):
         apply(p, lambda f: (f.seek(50 * MiB + 12345), f.write(patch)))
     assert sha256_file(local) == sha256_file(remote)
-    assert len(fs.chunk_objects() - before) == 1
+    assert len(fs.chunk_objects() - before) == 0
+
+    # 200 KiB in the middle: too much for a patch; exactly the two chunks it touches are rebuilt.
+    before = fs.chunk_objects()
+    middle = rng.randbytes(200 * 1024)
+    for p in (local, remote):
+        apply(p, lambda f: (f.seek(60 * MiB - 100 * 1024), f.write(middle)))
+    assert sha256_file(local) == sha256_file(remote)
+    assert len(fs.chunk_objects() - before) <= 2
 
     # Append 3 MiB + 5: the last partial chunk and the new ones.
     before = fs.chunk_objects()
