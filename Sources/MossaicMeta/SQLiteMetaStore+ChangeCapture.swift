@@ -58,7 +58,7 @@ extension SQLiteMetaStore {
             let changes = try SQLiteChangeRecorder.combine(c.unshippedChanges ?? [], try recorder.patchset())
             let state = try Self.replicationState(c)
             let inodeSequence = try Self.inodeSequence(c)
-            let pages = try c.queryOne("SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()") { $0.int(0) } ?? 0
+            let pages = try Self.liveBytes(c)
             c.changeRecorder = try SQLiteChangeRecorder(on: c)
             c.unshippedChanges = changes
             return CapturedChanges(changeset: changes, changeSequence: state.changeSequence, inodeSequence: inodeSequence,

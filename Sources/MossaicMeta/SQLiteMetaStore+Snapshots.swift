@@ -173,6 +173,7 @@ extension SQLiteMetaStore {
             try copy.transaction(durable: true) { () throws(MetaError) in
                 try Self.recordSnapshot(copy, generation: generation, id: id, changeSequence: changeSequence)
             }
+            try Self.compactIfMostlyFree(copy)
             var info = try Self.statistics(copy)
             info.changeSequence = changeSequence
             var st = stat()
@@ -182,6 +183,27 @@ extension SQLiteMetaStore {
             Self.removeDatabaseFiles(path)
             throw error
         }
+    }
+
+    /// The bytes of the database's pages in use (its free pages left out): what a compact
+    /// copy holds. Deleting many files frees pages without shrinking the file.
+    static func liveBytes(_ c: SQLiteConnection) throws(MetaError) -> Int64 {
+        try c.queryOne("""
+            SELECT (page_count - freelist_count) * page_size FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()
+            """) { $0.int(0) } ?? 0
+    }
+
+    /// Rewrites a snapshot copy without its free pages when they are more than a quarter of it
+    /// (and at least 1 MiB): after `rm -rf` of many small files their bytes are free pages of
+    /// the database, which a copy page for page would upload and keep in the store, and which
+    /// would make the copy look too big to rebase on (SnapshotWriter). A compacted copy shares
+    /// fewer pieces with the previous base (its pages move), so it is done only then.
+    static func compactIfMostlyFree(_ copy: SQLiteConnection) throws(MetaError) {
+        let (pages, free, pageSize) = try copy.queryOne("""
+            SELECT page_count, freelist_count, page_size FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()
+            """) { ($0.int(0), $0.int(1), $0.int(2)) } ?? (0, 0, 0)
+        guard free * 4 > pages, free * pageSize >= 1 << 20 else { return }
+        try copy.execute("VACUUM")
     }
 
     /// `journal_mode=DELETE`, checked: a snapshot's database is one self-contained file.

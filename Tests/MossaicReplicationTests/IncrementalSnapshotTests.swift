@@ -91,6 +91,36 @@ import Testing
         try rig.checkStoreIsConsistent()
     }
 
+    /// `rm -rf` of much small data: the chain of changesets now outweighs the live database
+    /// (its free pages do not count), so the next snapshot is a full copy, compacted without
+    /// the free pages; retention by size then lets the chain that held the data go.
+    @Test func deletingMostOfTheDatabaseRebasesOnACompactCopy() throws {
+        let rig = try Rig()
+        let writer = try rig.writer(retention: SnapshotRetention(keep: 30, maxSize: .percent(50)))
+        guard case .published(_, let first) = try writer.snapshot() else { Issue.record("nothing published"); return }
+        #expect(!first.incremental)
+        var inodes: [FileAttributes] = []
+        for i in 0..<4000 {
+            let f = try rig.addFile("f\(i)")
+            try rig.metadata.setXattr(f.ino, name: name("user.v"), value: [UInt8](repeating: UInt8(i % 251), count: 3000), mode: .any, now: .now())
+            inodes.append(f)
+        }
+        guard case .published(_, let grown) = try writer.snapshot() else { Issue.record("nothing published"); return }
+        #expect(grown.incremental)
+        for i in 0..<4000 {
+            let gone = try rig.metadata.unlink(parent: .root, name: name("f\(i)"), now: .now())
+            try rig.metadata.purgeOrphan(gone.ino)
+        }
+        guard case .published(let head, let emptied) = try writer.snapshot() else { Issue.record("nothing published"); return }
+        #expect(!emptied.incremental, "a chain of 12 MiB over a nearly empty database was not rebased")
+        #expect(emptied.databaseBytes < 1 << 20, "the full copy kept the free pages: \(emptied.databaseBytes) bytes")
+        let kept = try rig.base.list(prefix: MetadataLayout.chunksPrefix).reduce(0) { $0 + $1.size }
+        #expect(kept < 2 << 20, "the store still holds \(kept) bytes of metadata pieces")
+        let restored = rig.root + "/restored.db"
+        #expect(try Self.restoreHead(rig, to: restored).id == head.id)
+        #expect(try Self.rows(restored) == Self.rows(rig.root + "/meta.db"))
+    }
+
     /// A new mount on a database that is exactly HEAD's state records changes from the start:
     /// its first snapshot is incremental. A dirty database starts with a full copy.
     @Test func aMountOnHeadsStateShipsOnlyItsChanges() throws {
