@@ -164,7 +164,8 @@ public struct UsageDetails: Sendable, Codable, Equatable {
     public var inodes: UInt64
     /// Sum of the sizes of regular files: what `du --apparent-size` would say.
     public var logicalBytes: UInt64
-    /// Referenced chunks and their bytes, as objects in the store and inline in the metadata.
+    /// Referenced chunks and their bytes, as objects in the store and inline in the metadata
+    /// (with the bytes of small writes' patches, which live there too).
     public var chunks: UInt64
     public var storedBytes: UInt64
     public var inlineBytes: UInt64

@@ -13,12 +13,14 @@ extension SQLiteMetaStore {
                 SELECT count(*), coalesce(sum(length) FILTER (WHERE state = ?), 0), coalesce(sum(length) FILTER (WHERE state = ?), 0)
                 FROM chunks WHERE refcount > 0
                 """, [.int(ChunkState.stored.rawValue), .int(ChunkState.inline.rawValue)]) { (s: Statement) -> [Int64] in [s.int(0), s.int(1), s.int(2)] } ?? [0, 0, 0]
+            // Patches (small writes) hold file bytes in the metadata, as inline chunks do.
+            let patches = try c.queryOne("SELECT coalesce(sum(length(data)), 0) FROM chunk_patches") { $0.int(0) } ?? 0
             // The partial index on refcount = 0 keeps this to the released rows.
             let released = try c.queryOne("SELECT coalesce(sum(length), 0) FROM chunks WHERE refcount = 0 AND state = ?",
                                           [.int(ChunkState.stored.rawValue)]) { $0.int(0) } ?? 0
             return UsageDetails(files: UInt64(inodes[1]), directories: UInt64(inodes[2]), inodes: UInt64(inodes[0]),
                                 logicalBytes: UInt64(inodes[3]), chunks: UInt64(chunks[0]), storedBytes: UInt64(chunks[1]),
-                                inlineBytes: UInt64(chunks[2]), releasedBytes: UInt64(released))
+                                inlineBytes: UInt64(chunks[2] + patches), releasedBytes: UInt64(released))
         }
     }
 }
