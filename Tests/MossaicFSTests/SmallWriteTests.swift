@@ -148,6 +148,37 @@ import Testing
         #expect(try f.fs.metadata.checkConsistency().isEmpty)
     }
 
+    /// Patches are made against the page as the commit read it; if it changed since (here:
+    /// behind the open file's cached chunk map), the transaction refuses them and the commit
+    /// is made again from the page as it is, with a whole chunk. Laid over the stale page, the
+    /// zeros that fill up to the write would have erased the bytes added meanwhile.
+    @Test func aPageChangedUnderACommitIsRebuiltNotPatched() throws {
+        let f = try Fixture()
+        let (ino, h) = try f.createFile("stale")
+        var model = randomBytes(MiB + 512 * 1024, seed: 8)
+        try f.write(ino, h, 0, model)
+        try f.fs.fsync(ino, handle: h)
+        _ = try f.fs.read(ino, handle: h, offset: 0, size: model.count)  // the chunk map is cached
+        let page = try #require(try Self.refs(f, ino).first { $0.index.rawValue == 1 })
+        let meanwhile = randomBytes(1000, seed: 9)
+        _ = try f.fs.metadata.commit(FileCommit(ino: ino, chunks: [], newChunks: [], size: UInt64(MiB + 601 * 1024), mtime: .now(), ctime: .now(),
+                                                patches: [PagePatches(index: ChunkIndex(1), base: page, length: 601 * 1024, patches: [
+                                                    ChunkPatch(offset: 512 * 1024, length: 88 * 1024, data: []),
+                                                    ChunkPatch(offset: 600 * 1024, length: 1024, data: meanwhile)])]))
+        model += [UInt8](repeating: 0, count: 89 * 1024)
+        Self.overwrite(&model, MiB + 600 * 1024, meanwhile)
+        let puts = f.putControl.puts.load(ordering: .relaxed)
+        let bytes = randomBytes(100, seed: 10)
+        try f.write(ino, h, UInt64(MiB + 700 * 1024), bytes)
+        try f.fs.fsync(ino, handle: h)
+        Self.overwrite(&model, MiB + 700 * 1024, bytes)
+        #expect(f.putControl.puts.load(ordering: .relaxed) == puts + 1)  // the rebuilt page
+        #expect(try Self.refs(f, ino)[1].patches.isEmpty)
+        #expect(try Self.content(f, ino, h) == model)
+        try f.fs.release(ino, handle: h)
+        #expect(try f.fs.metadata.checkConsistency().isEmpty)
+    }
+
     /// Random writes of every size, truncations and syncs against a byte model: whatever the
     /// mix of patches, compactions and whole chunks, the file reads as the model.
     @Test(arguments: [11, 12, 13] as [UInt64])
