@@ -19,6 +19,14 @@ import Testing
         try f.fs.metadata.chunkRefs(ino, indexes: 0...1000)
     }
 
+    /// Writes `bytes` at `offset` through handle `h`, fsyncs, and lays them over `model`.
+    static func writeSynced(_ f: Fixture, _ ino: InodeNumber, _ h: HandleID, _ offset: Int, _ bytes: [UInt8],
+                            into model: inout [UInt8]) throws {
+        try f.write(ino, h, UInt64(offset), bytes)
+        try f.fs.fsync(ino, handle: h)
+        overwrite(&model, offset, bytes)
+    }
+
     static func overwrite(_ model: inout [UInt8], _ offset: Int, _ bytes: [UInt8]) {
         if model.count < offset + bytes.count { model += [UInt8](repeating: 0, count: offset + bytes.count - model.count) }
         model.replaceSubrange(offset..<(offset + bytes.count), with: bytes)
@@ -34,9 +42,7 @@ import Testing
         for i in 0..<40 {
             let offset = (i * 77_777) % (3 * MiB - 4096)
             let page = randomBytes(4096, seed: UInt64(100 + i))
-            try f.write(ino, h, UInt64(offset), page)
-            try f.fs.fsync(ino, handle: h)
-            Self.overwrite(&model, offset, page)
+            try Self.writeSynced(f, ino, h, offset, page, into: &model)
         }
         #expect(f.putControl.puts.load(ordering: .relaxed) == puts, "a 4 KiB synchronous write stored an object")
         #expect(try Self.refs(f, ino).contains { !$0.patches.isEmpty })
@@ -64,17 +70,13 @@ import Testing
         let puts = f.putControl.puts.load(ordering: .relaxed)
         for i in 0..<PagePatchPlanner.maxPatches {
             let bytes = randomBytes(100, seed: UInt64(i))
-            try f.write(ino, h, UInt64(i * 1000), bytes)
-            try f.fs.fsync(ino, handle: h)
-            Self.overwrite(&model, i * 1000, bytes)
+            try Self.writeSynced(f, ino, h, i * 1000, bytes, into: &model)
         }
         #expect(f.putControl.puts.load(ordering: .relaxed) == puts)
         #expect(try Self.refs(f, ino)[0].patches.count == PagePatchPlanner.maxPatches)
         // One more: the page is compacted, stored as one new chunk with no patches.
         let last = randomBytes(100, seed: 999)
-        try f.write(ino, h, 500_000, last)
-        try f.fs.fsync(ino, handle: h)
-        Self.overwrite(&model, 500_000, last)
+        try Self.writeSynced(f, ino, h, 500_000, last, into: &model)
         #expect(f.putControl.puts.load(ordering: .relaxed) == puts + 1)
         let page = try Self.refs(f, ino)[0]
         #expect(page.patches.isEmpty && page.length == MiB)
@@ -95,9 +97,7 @@ import Testing
         _ = try f.fs.setattr(ino, .init(size: UInt64(cut)), handle: h)
         model.removeLast(model.count - cut)
         let bytes = randomBytes(4096, seed: 4)
-        try f.write(ino, h, UInt64(MiB + 600_000), bytes)
-        try f.fs.fsync(ino, handle: h)
-        Self.overwrite(&model, MiB + 600_000, bytes)
+        try Self.writeSynced(f, ino, h, MiB + 600_000, bytes, into: &model)
         #expect(try Self.refs(f, ino)[1].patches.count >= 1)
         #expect(try Self.content(f, ino, h) == model)
         // Cut inside the patched part, then grow by truncation: zeros past the cut.
@@ -169,9 +169,7 @@ import Testing
         Self.overwrite(&model, MiB + 600 * 1024, meanwhile)
         let puts = f.putControl.puts.load(ordering: .relaxed)
         let bytes = randomBytes(100, seed: 10)
-        try f.write(ino, h, UInt64(MiB + 700 * 1024), bytes)
-        try f.fs.fsync(ino, handle: h)
-        Self.overwrite(&model, MiB + 700 * 1024, bytes)
+        try Self.writeSynced(f, ino, h, MiB + 700 * 1024, bytes, into: &model)
         #expect(f.putControl.puts.load(ordering: .relaxed) == puts + 1)  // the rebuilt page
         #expect(try Self.refs(f, ino)[1].patches.isEmpty)
         #expect(try Self.content(f, ino, h) == model)

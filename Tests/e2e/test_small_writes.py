@@ -109,17 +109,37 @@ class Overwriter:
             return self.cond.wait_for(lambda: self.fsyncs >= count, timeout)
 
 
-def test_in_place_overwrites_survive_sigkill_during_compaction(tmp_path):
-    print(f"small-write crash test: seed {SEED} (SMALL_WRITES_SEED={SEED} to repeat)")
-    rng = random.Random(SEED)
-    fs = Filesystem(tmp_path).start()
+def make_database(fs, rng):
+    """The overwritten file, fsync'ed whole; returns its blocks (the durable state)."""
     os.makedirs(fs.path("d"))
     initial = rng.randbytes(FILE_SIZE)
     with open(fs.path("d", "db"), "wb") as f:
         f.write(initial)
         f.flush()
         os.fsync(f.fileno())
-    durable = {b: initial[b * BLOCK:(b + 1) * BLOCK] for b in range(FILE_SIZE // BLOCK)}
+    return {b: initial[b * BLOCK:(b + 1) * BLOCK] for b in range(FILE_SIZE // BLOCK)}
+
+
+def verify_database(fs, durable, writer, rnd):
+    """Every block holds its last fsync'ed content, or the write under way at the kill (which
+    may have landed without its fsync returning); returns the file's content."""
+    with open(fs.path("d", "db"), "rb") as f:
+        content = f.read()
+    assert len(content) == FILE_SIZE
+    for b, data in durable.items():
+        got = content[b * BLOCK:(b + 1) * BLOCK]
+        if got != data:
+            assert writer.in_flight is not None and writer.in_flight[0] == b and got == writer.in_flight[1], \
+                f"round {rnd}: block {b} lost its fsync'ed content (seed {SEED})"
+            durable[b] = got
+    return content
+
+
+def test_in_place_overwrites_survive_sigkill_during_compaction(tmp_path):
+    print(f"small-write crash test: seed {SEED} (SMALL_WRITES_SEED={SEED} to repeat)")
+    rng = random.Random(SEED)
+    fs = Filesystem(tmp_path).start()
+    durable = make_database(fs, rng)
     try:
         for rnd in range(6):
             writer = Overwriter(str(fs.path("d", "db")), random.Random(rng.randrange(1 << 30)), durable)
@@ -136,17 +156,7 @@ def test_in_place_overwrites_survive_sigkill_during_compaction(tmp_path):
             r = run("fsck", fs.source, "-o", f"cache_dir={fs.cache}", check=False)
             assert r.returncode == 0, f"round {rnd} (seed {SEED}): fsck after SIGKILL:\n{r.stdout}{r.stderr}"
             fs.start()
-            with open(fs.path("d", "db"), "rb") as f:
-                content = f.read()
-            assert len(content) == FILE_SIZE
-            for b, data in durable.items():
-                got = content[b * BLOCK:(b + 1) * BLOCK]
-                if got == data:
-                    continue
-                # The write under way at the kill may have landed without its fsync returning.
-                assert writer.in_flight is not None and writer.in_flight[0] == b and got == writer.in_flight[1], \
-                    f"round {rnd}: block {b} lost its fsync'ed content (seed {SEED})"
-                durable[b] = got
+            content = verify_database(fs, durable, writer, rnd)
             print(f"round {rnd}: killed after {writer.fsyncs} fsyncs, fsck clean, "
                   f"{hashlib.sha256(content).hexdigest()[:12]} verified")
     finally:
@@ -157,13 +167,7 @@ def test_sigkill_during_incremental_snapshots_leaves_a_restorable_bucket(tmp_pat
     print(f"snapshot crash test: seed {SEED} (SMALL_WRITES_SEED={SEED} to repeat)")
     rng = random.Random(SEED + 1)
     fs = Filesystem(tmp_path, options=["meta_interval=0.1"]).start()
-    os.makedirs(fs.path("d"))
-    initial = rng.randbytes(FILE_SIZE)
-    with open(fs.path("d", "db"), "wb") as f:
-        f.write(initial)
-        f.flush()
-        os.fsync(f.fileno())
-    durable = {b: initial[b * BLOCK:(b + 1) * BLOCK] for b in range(FILE_SIZE // BLOCK)}
+    durable = make_database(fs, rng)
     try:
         for rnd in range(4):
             writer = Overwriter(str(fs.path("d", "db")), random.Random(rng.randrange(1 << 30)), durable, create_files=True)
@@ -191,14 +195,7 @@ def test_sigkill_during_incremental_snapshots_leaves_a_restorable_bucket(tmp_pat
 
             # The local metadata has every fsync'ed write.
             fs.start()
-            with open(fs.path("d", "db"), "rb") as f:
-                content = f.read()
-            for b, data in durable.items():
-                got = content[b * BLOCK:(b + 1) * BLOCK]
-                if got != data:
-                    assert writer.in_flight is not None and writer.in_flight[0] == b and got == writer.in_flight[1], \
-                        f"round {rnd}: block {b} lost its fsync'ed content (seed {SEED})"
-                    durable[b] = got
+            verify_database(fs, durable, writer, rnd)
             print(f"round {rnd}: killed after {writer.fsyncs} fsyncs; the bucket alone restored {len(names)} files")
     finally:
         fs.stop()
