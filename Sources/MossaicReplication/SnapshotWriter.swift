@@ -15,7 +15,7 @@ import Synchronization
 /// changed since HEAD's captured state, one SQLite changeset (`SQLiteMetaStore.captureChanges`),
 /// PUT to `meta/chunks/` under its SHA-256; its manifest lists HEAD's base and changesets and
 /// this one. Full (the first snapshot unless the database is exactly HEAD's state, and again
-/// once changesets outgrow `rebaseBytes`): a consistent copy of the database cut into pieces.
+/// once the chain outgrows `chainBound`): a consistent copy of the database cut into pieces.
 /// Creating 200,000 small files took 26 full snapshots and 10.6 GB before (issue 20).
 ///
 /// One snapshot, in the order that keeps the store consistent at every step:
@@ -188,7 +188,7 @@ public final class SnapshotWriter: Sendable {
         var draft: Draft?
         if let parent = s.headManifest, parent.id == headID, s.trackedFrom == headID, parent.changesets.count < Self.maxChanges,
            let changes = try ReplicationError.wrapMeta({ () throws(MetaError) in try metadata.captureChanges() }),
-           parent.changesetBytes + Int64(changes.changeset.count) <= Self.rebaseBytes(database: changes.databaseBytes) {
+           parent.databaseBytes + parent.changesetBytes + Int64(changes.changeset.count) <= Self.chainBound(database: changes.databaseBytes) {
             draft = try incrementalDraft(id: id, generation: generation, parent: parent, changes: changes, created: created)
         }
         if draft == nil {
@@ -224,14 +224,17 @@ public final class SnapshotWriter: Sendable {
     /// At most this many changesets follow a base: a restore fetches and applies each.
     static let maxChanges = 256
 
-    /// Changesets may add up to twice the live database (at least 8 MiB) before the next
-    /// snapshot is a full copy again. Weighed against the database as it is now, not its base:
-    /// a growing database's changesets are mostly its new rows, so base plus changes stays
-    /// about the database's size and a new copy would only re-upload it; a database whose
-    /// rows are rewritten over and over (churn) piles up changesets much larger than itself,
-    /// and then a copy bounds what the store holds (≤ base + 2× database) and what a restore
-    /// applies.
-    static func rebaseBytes(database: Int64) -> Int64 { max(2 * database, 8 << 20) }
+    /// A chain — the base copy and its changesets — may hold up to three times the live
+    /// database (its pages in use; at least 8 MiB) before the next snapshot is a full copy
+    /// again. Weighed against the database as it is now, not its base:
+    /// - a growing database's changesets are mostly its new rows, so base plus changes stays
+    ///   about the database's size and a new copy would only re-upload it;
+    /// - a database whose rows are rewritten over and over (churn) piles up changesets much
+    ///   larger than itself, and a copy then bounds what the store holds and a restore applies;
+    /// - a database that shrank (`rm -rf` of many small files) leaves a base much larger than
+    ///   itself, whose snapshots hold the deleted data (and the file chunks they reference):
+    ///   a compact copy lets retention drop them.
+    static func chainBound(database: Int64) -> Int64 { max(3 * database, 8 << 20) }
 
     /// An incremental snapshot: `parent`'s base and changesets plus the changeset `changes`.
     private func incrementalDraft(id: String, generation: Int64, parent: SnapshotManifest, changes: CapturedChanges,
