@@ -40,8 +40,6 @@ public struct ChunkPatch: Equatable, Sendable {
     public init(offset: Int, length: Int, data: [UInt8]) {
         self.offset = offset; self.length = length; self.data = data
     }
-
-    public var range: Range<Int> { offset..<(offset + length) }
 }
 
 /// A commit's patches for one page, appended after the ones the page has. They were made

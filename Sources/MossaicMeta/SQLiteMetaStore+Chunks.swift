@@ -84,12 +84,13 @@ extension SQLiteMetaStore {
                     try c.run("UPDATE chunks SET refcount = refcount - 1 WHERE hash = ?", [.blob(old)])
                     released.append(old)
                     oldLength = length
+                    // Patches exist only over a reference: a page that had none has none.
+                    try c.run("DELETE FROM chunk_patches WHERE ino = ? AND idx = ?", [key, idx])
                 }
                 allocatedDelta += Int64(Self.roundUp(UInt64(ref?.length ?? 0))) - Int64(Self.roundUp(UInt64(oldLength)))
                 if reservations {
                     reservedDelta += try Self.reservedDelta(c, commit.ino, index: index.rawValue, old: UInt64(oldLength), new: UInt64(ref?.length ?? 0))
                 }
-                try c.run("DELETE FROM chunk_patches WHERE ino = ? AND idx = ?", [key, idx])
                 if let ref {
                     try c.run("INSERT INTO file_chunks(ino, idx, hash, length) VALUES(?, ?, ?, ?) ON CONFLICT(ino, idx) DO UPDATE SET hash = excluded.hash, length = excluded.length",
                               [key, idx, .blob(ref.hash.bytes), .int(Int64(ref.length))])

@@ -185,12 +185,18 @@ extension SQLiteMetaStore {
         }
     }
 
+    /// The database's pages, free pages among them, and page size.
+    private static func pageCounts(_ c: SQLiteConnection) throws(MetaError) -> (pages: Int64, free: Int64, size: Int64) {
+        try c.queryOne("""
+            SELECT page_count, freelist_count, page_size FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()
+            """) { ($0.int(0), $0.int(1), $0.int(2)) } ?? (0, 0, 0)
+    }
+
     /// The bytes of the database's pages in use (its free pages left out): what a compact
     /// copy holds. Deleting many files frees pages without shrinking the file.
     static func liveBytes(_ c: SQLiteConnection) throws(MetaError) -> Int64 {
-        try c.queryOne("""
-            SELECT (page_count - freelist_count) * page_size FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()
-            """) { $0.int(0) } ?? 0
+        let counts = try pageCounts(c)
+        return (counts.pages - counts.free) * counts.size
     }
 
     /// Rewrites a snapshot copy without its free pages when they are more than a quarter of it
@@ -199,10 +205,8 @@ extension SQLiteMetaStore {
     /// would make the copy look too big to rebase on (SnapshotWriter). A compacted copy shares
     /// fewer pieces with the previous base (its pages move), so it is done only then.
     static func compactIfMostlyFree(_ copy: SQLiteConnection) throws(MetaError) {
-        let (pages, free, pageSize) = try copy.queryOne("""
-            SELECT page_count, freelist_count, page_size FROM pragma_page_count(), pragma_freelist_count(), pragma_page_size()
-            """) { ($0.int(0), $0.int(1), $0.int(2)) } ?? (0, 0, 0)
-        guard free * 4 > pages, free * pageSize >= 1 << 20 else { return }
+        let counts = try pageCounts(copy)
+        guard counts.free * 4 > counts.pages, counts.free * counts.size >= 1 << 20 else { return }
         try copy.execute("VACUUM")
     }
 
