@@ -168,6 +168,8 @@ def test_sigkill_during_incremental_snapshots_leaves_a_restorable_bucket(tmp_pat
     rng = random.Random(SEED + 1)
     fs = Filesystem(tmp_path, options=["meta_interval=0.1"]).start()
     durable = make_database(fs, rng)
+    # The bucket's starting point holds the file: a kill may come before the next snapshot.
+    run("snapshot", str(fs.mnt))
     try:
         for rnd in range(4):
             writer = Overwriter(str(fs.path("d", "db")), random.Random(rng.randrange(1 << 30)), durable, create_files=True)
@@ -189,7 +191,9 @@ def test_sigkill_during_incremental_snapshots_leaves_a_restorable_bucket(tmp_pat
                 for name in names:
                     with open(tmp_path / "ro-mnt" / "d" / name, "rb") as f:
                         content = f.read()
-                    assert len(content) == (FILE_SIZE if name == "db" else 3000), (name, len(content))
+                    # A snapshot is one moment: it may hold a small file created and not yet
+                    # written (its write and fsync came after), never a part of its bytes.
+                    assert len(content) in ((FILE_SIZE,) if name == "db" else (0, 3000)), (name, len(content))
             finally:
                 ro.stop()
 
