@@ -9,12 +9,15 @@
 # coldread: dd of that file after a remount, page cache dropped, disk cache kept
 # nocache:  the same with an empty disk cache (every chunk from the store)
 # OLD_OPTS / NEW_OPTS: extra mount options for each side (e.g. NEW_OPTS=read_ahead=16).
+# OLD_FORMAT / NEW_FORMAT: extra format options for each side (e.g. NEW_FORMAT="--compress zstd
+# --encrypt"); with --encrypt a fresh key file is made and passed to format and mount.
+# DATA=random (default) or text (the file is /usr/include's headers repeated: compressible).
 # Also printed: moto's CPU seconds and the number of objects the file took (write).
 # PERF=DIR: record the daemon's stacks during each timed step (perf record -g) into DIR/TAG-N.data.
 # Needs root (mount, drop_caches) and moto_server on PATH. Scratch: /tmp/bench-cpu.
 set -euo pipefail
 old=$1 new=$2 workload=${3:-write} rounds=${4:-2}
-OLD_OPTS=${OLD_OPTS:-} NEW_OPTS=${NEW_OPTS:-}
+OLD_OPTS=${OLD_OPTS:-} NEW_OPTS=${NEW_OPTS:-} OLD_FORMAT=${OLD_FORMAT:-} NEW_FORMAT=${NEW_FORMAT:-} DATA=${DATA:-random}
 work=/tmp/bench-cpu
 rm -rf "$work"; mkdir -p "$work/mnt"
 source "$(dirname "${BASH_SOURCE[0]}")/moto.sh"
@@ -42,11 +45,22 @@ PY
 }
 for _ in $(seq "$rounds"); do
   for tag in old new; do
-    n=$((n + 1)); bin=$old opts=$OLD_OPTS; [[ $tag == new ]] && bin=$new opts=$NEW_OPTS
+    n=$((n + 1)); bin=$old opts=$OLD_OPTS fmt=$OLD_FORMAT; [[ $tag == new ]] && bin=$new opts=$NEW_OPTS fmt=$NEW_FORMAT
     url=s3://bench-cpu/fs$n
+    if [[ $fmt == *--encrypt* ]]; then
+      (umask 077; head -c 32 /dev/urandom > "$work/key$n")
+      fmt="$fmt --key-file $work/key$n" opts="${opts:+$opts,}key_file=$work/key$n"
+    fi
     mount_it() { "$bin" mount "$url" "$work/mnt" -o "cache_dir=$1${opts:+,$opts}" < /dev/null >> "$work/daemon.log" 2>&1; }
-    head -c $((mib << 20)) /dev/urandom > "$work/src"
-    "$bin" format "$url" > /dev/null
+    if [[ $DATA == text ]]; then
+      rm -f "$work/src"
+      while (( $(stat -c %s "$work/src" 2> /dev/null || echo 0) < mib << 20 )); do find /usr/include -type f -name '*.h' -exec cat {} + >> "$work/src"; done
+      truncate -s $((mib << 20)) "$work/src"
+    else
+      head -c $((mib << 20)) /dev/urandom > "$work/src"
+    fi
+    # shellcheck disable=SC2086 # format options are words on purpose
+    "$bin" format "$url" $fmt > /dev/null
     mount_it "$work/cache$n"
     if [[ $workload != write ]]; then
       cp "$work/src" "$work/mnt/f"; unmount_and_wait "$url"

@@ -5,7 +5,7 @@
 #
 #   bench/run.sh              local passthrough mossaicfs-local mossaicfs
 #   bench/run.sh --anchors    ... plus juicefs s3fs rclone (install them first, see the harness README)
-#   bench/run.sh SYSTEM ...   exactly these systems
+#   bench/run.sh SYSTEM ...   exactly these systems (mossaicfs-sealed: S3 with --compress zstd --encrypt)
 #
 # Knobs are the harness's (SEQ_MIB, SMALL_FILES, RESULTS_DIR, ...); results land in
 # $RESULTS_DIR (default /tmp/bench-results). Run from anywhere; needs root and `make build`.
