@@ -23,11 +23,12 @@ let package = Package(
         .systemLibrary(name: "CFuse", path: "CFuse", pkgConfig: "fuse3"),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "libcrypto"),
+        .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd"),
         .target(name: "CCurl", path: "Sources/CCurl", linkerSettings: [.linkedLibrary("curl")]),
         .target(name: "CIoctl", path: "Sources/CIoctl"),
         .target(name: "CCRC32C", path: "Sources/CCRC32C"),
 
-        .target(name: "MossaicCore", dependencies: ["COpenSSL", .product(name: "Logging", package: "swift-log")],
+        .target(name: "MossaicCore", dependencies: ["COpenSSL", "CZstd", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
         .target(name: "MossaicObjectStore",
                 dependencies: ["MossaicCore", "CCurl", "CCRC32C", .product(name: "Logging", package: "swift-log")],

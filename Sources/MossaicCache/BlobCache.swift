@@ -12,9 +12,10 @@ import Synchronization
 /// (`ChunkLocation`). Callers pass the location their metadata row names; the cache itself is
 /// keyed by hash only. Chunks this process stored are kept on disk through `keepWritten`.
 ///
-/// Every byte handed out is verified: chunks from the store and from the disk cache are
-/// re-hashed, and a mismatch is an error (from the store) or a dropped cache file that is
-/// fetched again (from disk). Concurrent misses of one chunk share one GET (singleflight).
+/// Every byte handed out is verified: chunks from the store are decoded (`transform`, with
+/// the codec their location names) and their plaintext re-hashed, chunks from the disk cache
+/// (which holds plaintext) re-hashed; damage is an error (from the store) or a dropped cache
+/// file that is fetched again (from disk). Concurrent misses of one chunk share one GET (singleflight).
 /// Lock order: `state` is a leaf lock; no I/O happens while it is held.
 public final class BlobCache: Sendable {
     public struct Configuration: Sendable {
@@ -86,15 +87,19 @@ public final class BlobCache: Sendable {
     public let store: any ObjectStore
     /// Write-back staging (read-write mounts): chunks committed but not yet in the store.
     public let staging: StagingArea?
+    /// What was done to chunks on their way to the store (the superblock's): undone here.
+    public let transform: ChunkTransform
     private let state: Mutex<State>
     private let logger: Logger
     private let cacheLargeWrites: Bool
     private let diskDirectory: String?
     private let diskSpace: @Sendable (String) -> DiskSpace?
 
-    public init(store: any ObjectStore, configuration: Configuration, staging: StagingArea? = nil, logger: Logger) throws(SystemError) {
+    public init(store: any ObjectStore, configuration: Configuration, staging: StagingArea? = nil, transform: ChunkTransform = .identity,
+                logger: Logger) throws(SystemError) {
         self.store = store
         self.staging = staging
+        self.transform = transform
         self.logger = logger
         cacheLargeWrites = configuration.cacheLargeWrites
         diskDirectory = configuration.diskDirectory
@@ -180,10 +185,12 @@ public final class BlobCache: Sendable {
     ///
     /// The trust is per process: a cache file or local object altered behind the daemon's
     /// back after it was verified is not noticed by ranged reads (as with the page cache).
+    /// Only a chunk stored as its plaintext is read in part from its object; a compressed one
+    /// is read whole (and then served from memory or its plaintext disk-cache file).
     /// The bytes come as a slice: of the cached chunk itself when it is in memory (no copy).
     public func read(_ hash: ChunkHash, at location: ChunkLocation, range: Range<Int>) throws(CacheError) -> ArraySlice<UInt8> {
         enum Plan { case memory([UInt8]), file(String), local, whole }
-        let isLocal = store.isLocal
+        let isLocal = store.isLocal && transform.storesPlaintext(location.codec)
         let plan: Plan = state.withLock { s in
             if let bytes = s.memory.get(hash) { s.stats.memoryHits += 1; return .memory(bytes) }
             guard s.verified.contains(hash) else { return .whole }
@@ -246,18 +253,18 @@ public final class BlobCache: Sendable {
         // One ranged GET from the first to the last chunk led here, received as one buffer per
         // chunk (chunks cached meanwhile leave gaps, received as parts of their own): no run
         // buffer to map and copy the chunks out of.
-        let packed = led.compactMap { chunk -> (hash: ChunkHash, offset: UInt64, length: Int)? in
-            guard case .packed(_, let offset, let length) = chunk.location else { return nil }
-            return (chunk.hash, offset, length)
+        let packed = led.compactMap { chunk -> (hash: ChunkHash, offset: UInt64, length: Int, codec: ChunkCodec)? in
+            guard case .packed(_, let offset, let length) = chunk.location.placement else { return nil }
+            return (chunk.hash, offset, length, chunk.location.codec)
         }
-        var placed: [(hash: ChunkHash, part: Int, length: Int)] = []
+        var placed: [(hash: ChunkHash, part: Int, length: Int, codec: ChunkCodec)] = []
         var plan: [Int] = []
         var lower: UInt64 = 0, cursor: UInt64 = 0
         for chunk in packed.sorted(by: { $0.offset < $1.offset }) {
             if plan.isEmpty { lower = chunk.offset; cursor = chunk.offset }
             guard chunk.offset >= cursor else { continue }  // overlaps the one before: fetched alone below
             if chunk.offset > cursor { plan.append(Int(chunk.offset - cursor)) }
-            placed.append((chunk.hash, plan.count, chunk.length))
+            placed.append((chunk.hash, plan.count, chunk.length, chunk.codec))
             plan.append(chunk.length)
             cursor = chunk.offset + UInt64(chunk.length)
         }
@@ -265,8 +272,7 @@ public final class BlobCache: Sendable {
         var done: Set<ChunkHash> = []
         for chunk in placed {
             guard let parts, chunk.part < parts.count, parts[chunk.part].count == chunk.length else { continue }
-            let bytes = parts[chunk.part]
-            if ChunkHash.of(bytes) == chunk.hash {
+            if let bytes = try? transform.decode(parts[chunk.part], codec: chunk.codec, hash: chunk.hash) {
                 finishFlight(chunk.hash, .success(bytes), source: .store)
                 writeToDisk(chunk.hash, bytes)
                 done.insert(chunk.hash)
@@ -288,24 +294,24 @@ public final class BlobCache: Sendable {
         s.verified.insert(hash)
     }
 
-    /// GETs the chunk as the leader of its flight, verifies it and caches it.
+    /// GETs the chunk as the leader of its flight, decodes and verifies it, and caches its
+    /// plaintext.
     private func fetch(_ hash: ChunkHash, at location: ChunkLocation) throws(CacheError) -> [UInt8] {
         let result: Result<[UInt8], CacheError>
         do {
-            let bytes: [UInt8]
-            switch location {
-            case .object: bytes = try store.get(hash.objectKey)
-            case .packed(let pack, let offset, let length): bytes = try store.get(pack.packKey, range: offset..<(offset + UInt64(length)))
+            let stored: [UInt8]
+            switch location.placement {
+            case .object: stored = try store.get(hash.objectKey)
+            case .packed(let pack, let offset, let length): stored = try store.get(pack.packKey, range: offset..<(offset + UInt64(length)))
             }
-            let actual = ChunkHash.of(bytes)
-            if actual == hash {
-                result = .success(bytes)
-            } else {
+            do {
+                result = .success(try transform.decode(stored, codec: location.codec, hash: hash))
+            } catch {
                 if state.withLock({ $0.reportedCorrupt.insert(hash).inserted }) {
                     logger.error("corrupt chunk in store: its bytes do not match its name; reads of it fail with EIO (run mossaicfs fsck --verify)",
-                                 metadata: ["chunk": "\(hash)", "actual": "\(actual)"])
+                                 metadata: ["chunk": "\(hash)", "damage": "\(error)"])
                 }
-                result = .failure(.corrupt(hash: hash, actual: actual))
+                result = .failure(.corrupt(hash: hash, damage: error))
             }
         } catch {
             result = .failure(.store(error))

@@ -8,6 +8,9 @@ import MossaicObjectStore
 
 /// Write-back staging (`-o writeback`): chunks a commit needs, kept fsynced in
 /// `cache_dir/staging/<hash>` until background threads have stored them in the object store.
+/// A file holds the chunk's stored form, exactly the bytes its object will hold, and its name
+/// says the form (`ChunkCodec.fileSuffix`: `<hash>.zst` for a zstd frame), so that uploading
+/// it after a crash needs nothing but the file; reading one decodes and verifies it.
 ///
 /// A commit in write-back mode stages its new chunks here instead of waiting for their PUTs,
 /// then publishes its SQLite transaction: the file is durable locally at once, and in the store
@@ -24,8 +27,9 @@ import MossaicObjectStore
 /// back everything drains without intervention.
 public final class StagingArea: Sendable {
     private struct State {
-        /// Staged chunks not yet stored, with their sizes (also those being uploaded).
-        var staged: [ChunkHash: Int] = [:]
+        /// Staged chunks not yet stored, with their stored forms' sizes and codecs (also those
+        /// being uploaded).
+        var staged: [ChunkHash: (size: Int, codec: ChunkCodec)] = [:]
         /// Upload order: oldest first. May hold hashes already uploaded (skipped when taken).
         var queue: [ChunkHash] = []
         var queueHead = 0
@@ -42,29 +46,46 @@ public final class StagingArea: Sendable {
 
     public let directory: String
     public let limit: Int
+    /// Undoes the stored forms (the superblock's transform), to verify and serve staged chunks.
+    public let transform: ChunkTransform
     private let logger: Logger
 
     /// Opens `directory` (created if missing), sweeps interrupted temp files and queues every
     /// staged chunk found there, oldest first.
-    public init(directory: String, limit: Int, logger: Logger) throws(SystemError) {
+    public init(directory: String, limit: Int, transform: ChunkTransform = .identity, logger: Logger) throws(SystemError) {
         self.directory = directory
         self.limit = max(limit, FormatConstants.chunkSize)
+        self.transform = transform
         self.logger = logger
         try PosixFiles.makeDirectories(directory + "/.tmp", mode: 0o700)
         for name in try PosixFiles.listDirectory(directory + "/.tmp") { unlink(directory + "/.tmp/" + name) }
-        var found: [(ChunkHash, Int, Int64, Int)] = []
+        var found: [(ChunkHash, ChunkCodec, Int, Int64, Int)] = []
         for name in try PosixFiles.listDirectory(directory) {
             var st = stat()
-            guard let hash = ChunkHash(hex: name), stat(directory + "/" + name, &st) == 0 else { continue }
-            found.append((hash, Int(st.st_size), Int64(st.st_mtim.tv_sec), Int(st.st_mtim.tv_nsec)))
+            guard let (hash, codec) = Self.parse(name), stat(directory + "/" + name, &st) == 0 else { continue }
+            found.append((hash, codec, Int(st.st_size), Int64(st.st_mtim.tv_sec), Int(st.st_mtim.tv_nsec)))
         }
         state.withLock { s in
-            for (hash, size, _, _) in found.sorted(by: { ($0.2, $0.3) < ($1.2, $1.3) }) {
-                s.staged[hash] = size
+            for (hash, codec, size, _, _) in found.sorted(by: { ($0.3, $0.4) < ($1.3, $1.4) }) {
+                s.staged[hash] = (size, codec)
                 s.stagedBytes += size
                 s.queue.append(hash)
             }
         }
+    }
+
+    /// The file that holds chunk `hash` staged in form `codec` in the staging `directory`
+    /// (also for fsck, which reads staged chunks without opening the staging area).
+    public static func path(of hash: ChunkHash, codec: ChunkCodec, in directory: String) -> String {
+        directory + "/" + hash.hex + codec.fileSuffix
+    }
+
+    /// The chunk and form a staged file's name says; nil for any other name (`.damaged` files).
+    private static func parse(_ name: String) -> (ChunkHash, ChunkCodec)? {
+        for codec in [ChunkCodec.none, .zstd] where name.hasSuffix(codec.fileSuffix) {
+            if let hash = ChunkHash(hex: name.dropLast(codec.fileSuffix.count)) { return (hash, codec) }
+        }
+        return nil
     }
 
     /// Chunks and bytes staged and not yet stored.
@@ -77,10 +98,10 @@ public final class StagingArea: Sendable {
 
     public func contains(_ hash: ChunkHash) -> Bool { state.withLock { $0.staged[hash] != nil } }
 
-    private func path(_ hash: ChunkHash) -> String { directory + "/" + hash.hex }
+    private func path(_ hash: ChunkHash, _ codec: ChunkCodec) -> String { Self.path(of: hash, codec: codec, in: directory) }
 
-    /// Starts `threads` upload threads. `onUploaded` is called with each chunk stored, before
-    /// its staged file is removed (the blob cache keeps the bytes on disk).
+    /// Starts `threads` upload threads. `onUploaded` is called with each chunk stored (its
+    /// plaintext), before its staged file is removed (the blob cache keeps the bytes on disk).
     public func start(store: any ObjectStore, threads: Int, onUploaded: @escaping @Sendable (ChunkHash, [UInt8]) -> Void) {
         state.withLock { $0.threadsRunning += max(1, threads) }
         for i in 0..<max(1, threads) {
@@ -90,9 +111,11 @@ public final class StagingArea: Sendable {
         }
     }
 
-    /// Stages chunk `hash` (`bytes` hash to it): durable on local disk when this returns. Waits
-    /// while the staged bytes would exceed the limit.
-    public func stage(_ hash: ChunkHash, _ bytes: [UInt8]) throws(SystemError) {
+    /// Stages chunk `hash` in its stored form `encoded` (made from bytes that hash to it):
+    /// durable on local disk when this returns. Waits while the staged bytes would exceed the
+    /// limit.
+    public func stage(_ hash: ChunkHash, _ encoded: EncodedChunk) throws(SystemError) {
+        let bytes = encoded.bytes
         var waited = false
         // Reserved before the file exists, so concurrent stagers respect the limit too; the
         // upload threads only take it once it is queued.
@@ -106,13 +129,13 @@ public final class StagingArea: Sendable {
                 }
                 return nil
             }
-            s.staged[hash] = bytes.count
+            s.staged[hash] = (bytes.count, encoded.codec)
             s.stagedBytes += bytes.count
             return true
         }
         guard reserved else { return }
         do {
-            try PosixFiles.writeAtomically(bytes, to: path(hash), tempDirectory: directory + "/.tmp", durable: true)
+            try PosixFiles.writeAtomically(bytes, to: path(hash, encoded.codec), tempDirectory: directory + "/.tmp", durable: true)
         } catch {
             state.withLock { s in
                 s.staged[hash] = nil
@@ -123,15 +146,17 @@ public final class StagingArea: Sendable {
         state.withLock { $0.queue.append(hash) }
     }
 
-    /// The staged bytes of `hash`, verified, or nil if it is not staged (any more).
+    /// The plaintext of staged chunk `hash`, decoded and verified, or nil if it is not staged
+    /// (any more).
     public func read(_ hash: ChunkHash) -> [UInt8]? {
-        guard contains(hash), let bytes = try? PosixFiles.read(path(hash)) else { return nil }
-        guard ChunkHash.of(bytes) == hash else {
+        guard let codec = state.withLock({ $0.staged[hash]?.codec }), let stored = try? PosixFiles.read(path(hash, codec)) else { return nil }
+        do {
+            return try transform.decode(stored, codec: codec, hash: hash)
+        } catch {
             logger.error("staged chunk damaged on local disk: its bytes do not match its name", metadata: [
-                "chunk": "\(hash)", "path": "\(path(hash))"])
+                "chunk": "\(hash)", "path": "\(path(hash, codec))", "damage": "\(error)"])
             return nil
         }
-        return bytes
     }
 
     /// Waits until every chunk staged now is stored, at most `timeout` seconds. True if so.
@@ -165,16 +190,16 @@ public final class StagingArea: Sendable {
 
     // MARK: Upload threads
 
-    private func next() -> ChunkHash? {
-        state.wait { s -> ChunkHash?? in
+    private func next() -> (ChunkHash, ChunkCodec)? {
+        state.wait { s -> (ChunkHash, ChunkCodec)?? in
             guard !s.stopping else { return .some(nil) }
             while s.queueHead < s.queue.count {
                 let hash = s.queue[s.queueHead]
                 s.queueHead += 1
                 if s.queueHead > 4096, s.queueHead * 2 > s.queue.count { s.queue.removeFirst(s.queueHead); s.queueHead = 0 }
-                if s.staged[hash] != nil, !s.uploading.contains(hash) {
+                if let staged = s.staged[hash], !s.uploading.contains(hash) {
                     s.uploading.insert(hash)
-                    return .some(hash)
+                    return .some((hash, staged.codec))
                 }
             }
             return nil
@@ -184,26 +209,31 @@ public final class StagingArea: Sendable {
     private func uploadLoop(store: any ObjectStore, onUploaded: @Sendable (ChunkHash, [UInt8]) -> Void) {
         defer { state.withLock { $0.threadsRunning -= 1 } }
         var backoff = 0.5
-        while let hash = next() {
-            let file = path(hash)
-            let bytes: [UInt8]
+        while let (hash, codec) = next() {
+            let file = path(hash, codec)
+            let stored: [UInt8]
             do {
-                bytes = try PosixFiles.read(file)
+                stored = try PosixFiles.read(file)
             } catch {
                 logger.error("cannot read staged chunk; it stays staged", metadata: ["chunk": "\(hash)", "error": "\(error)"])
                 requeue(hash, after: 30)
                 continue
             }
-            guard ChunkHash.of(bytes) == hash else {
+            let plaintext: [UInt8]
+            do {
+                plaintext = try transform.decode(stored, codec: codec, hash: hash)
+            } catch {
                 // Not uploaded: a wrong object under this name would poison every reader.
                 // Kept for inspection (fsck reports the files referencing it as damaged).
-                logger.error("staged chunk damaged on local disk: not uploaded; moved aside", metadata: ["chunk": "\(hash)"])
+                logger.error("staged chunk damaged on local disk: not uploaded; moved aside", metadata: ["chunk": "\(hash)", "damage": "\(error)"])
                 rename(file, file + ".damaged")
                 finished(hash, bytes: 0)
                 continue
             }
             do {
-                try store.putChunk(hash, bytes)
+                // A raw chunk's SHA-256 is its name; a compressed one's frame is hashed here
+                // (S3 signs the payload), a fraction of the plaintext's bytes.
+                try store.putChunk(hash, HashedBytes(stored, sha256: transform.storesPlaintext(codec) ? hash : ChunkHash.of(stored)))
             } catch {
                 let first = state.withLock { s in
                     defer { if s.failingSince == nil { s.failingSince = .now() } }
@@ -218,9 +248,9 @@ public final class StagingArea: Sendable {
                 continue
             }
             backoff = 0.5
-            onUploaded(hash, bytes)
+            onUploaded(hash, plaintext)
             unlink(file)
-            finished(hash, bytes: bytes.count)
+            finished(hash, bytes: stored.count)
         }
     }
 
@@ -236,7 +266,7 @@ public final class StagingArea: Sendable {
     private func finished(_ hash: ChunkHash, bytes: Int) {
         let outage: (since: Timestamp, staged: Int)? = state.withLock { s in
             s.uploading.remove(hash)
-            if let size = s.staged.removeValue(forKey: hash) { s.stagedBytes -= size }
+            if let staged = s.staged.removeValue(forKey: hash) { s.stagedBytes -= staged.size }
             s.uploadedTotal += bytes > 0 ? 1 : 0
             defer { s.failingSince = nil }
             return s.failingSince.map { ($0, s.staged.count) }

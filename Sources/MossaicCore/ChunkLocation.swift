@@ -4,18 +4,39 @@
 /// `packs/xx/<name>` (`ChunkHash.packName`): the chunks one commit (or one run of a sequential
 /// writer) stored together, concatenated. Packing is a matter of request count, not of identity: a
 /// chunk is still named, deduplicated and verified by its own SHA-256 wherever it lives, and
-/// every reader re-hashes exactly the chunk's bytes. S3-style stores charge (in latency and
-/// server CPU) per request, so several chunks in one PUT and one GET are what large files need.
-public enum ChunkLocation: Sendable, Hashable {
-    /// Its own object (`ChunkHash.objectKey`). Also the answer for inline and staged chunks,
-    /// whose bytes are not found through a location.
-    case object
-    /// `length` bytes at `offset` of the pack `pack` (`ChunkHash.packKey`).
-    case packed(pack: ChunkHash, offset: UInt64, length: Int)
+/// every reader re-hashes exactly the chunk's bytes — after undoing its `codec`: a compressed
+/// chunk is stored (and packed) as its zstd frame, and a pack range's `length` counts the
+/// frame's bytes. S3-style stores charge (in latency and server CPU) per request, so several
+/// chunks in one PUT and one GET are what large files need.
+public struct ChunkLocation: Sendable, Hashable {
+    /// The object that holds the stored bytes.
+    public enum Placement: Sendable, Hashable {
+        /// Its own object (`ChunkHash.objectKey`). Also the answer for inline and staged
+        /// chunks, whose bytes are not found through a location.
+        case object
+        /// `length` stored bytes at `offset` of the pack `pack` (`ChunkHash.packKey`).
+        case packed(pack: ChunkHash, offset: UInt64, length: Int)
+    }
+
+    public var placement: Placement
+    /// How the stored bytes were made from the chunk (`ChunkTransform`): needed to read them.
+    public var codec: ChunkCodec
+
+    public init(_ placement: Placement, codec: ChunkCodec = .none) {
+        self.placement = placement; self.codec = codec
+    }
+
+    /// Its own object, stored as it is.
+    public static let object = ChunkLocation(.object)
+
+    /// `length` stored bytes at `offset` of pack `pack`, in form `codec`.
+    public static func packed(pack: ChunkHash, offset: UInt64, length: Int, codec: ChunkCodec = .none) -> ChunkLocation {
+        ChunkLocation(.packed(pack: pack, offset: offset, length: length), codec: codec)
+    }
 
     /// The object that holds chunk `hash`'s bytes.
     public func key(of hash: ChunkHash) -> String {
-        switch self {
+        switch placement {
         case .object: hash.objectKey
         case .packed(let pack, _, _): pack.packKey
         }
@@ -23,20 +44,20 @@ public enum ChunkLocation: Sendable, Hashable {
 
     /// Whether `next` lies right after this chunk in the same pack: the two are one ranged GET.
     public func isFollowed(by next: ChunkLocation) -> Bool {
-        guard case .packed(let pack, let offset, let length) = self,
-              case .packed(let nextPack, let nextOffset, _) = next else { return false }
+        guard case .packed(let pack, let offset, let length) = placement,
+              case .packed(let nextPack, let nextOffset, _) = next.placement else { return false }
         return pack == nextPack && nextOffset == offset + UInt64(length)
     }
 
     /// The pack, if the chunk is in one.
     public var pack: ChunkHash? {
-        if case .packed(let pack, _, _) = self { return pack }
+        if case .packed(let pack, _, _) = placement { return pack }
         return nil
     }
 
-    /// Bytes `range` of the chunk as a range of the object that holds it.
+    /// Bytes `range` of the stored chunk as a range of the object that holds it.
     public func objectRange(_ range: Range<Int>) -> Range<UInt64> {
-        switch self {
+        switch placement {
         case .object: UInt64(range.lowerBound)..<UInt64(range.upperBound)
         case .packed(_, let offset, _): (offset + UInt64(range.lowerBound))..<(offset + UInt64(range.upperBound))
         }
@@ -44,8 +65,10 @@ public enum ChunkLocation: Sendable, Hashable {
 }
 
 extension ChunkHash {
-    /// The name of the pack holding `members` (chunk hashes, in pack order): the SHA-256 of
-    /// "mossaicfs-pack:" followed by the members' 32-byte hashes. Like a hash of the pack's bytes
+    /// The name of the pack holding `members` (the SHA-256 of each member's stored bytes, in pack
+    /// order — for a chunk stored as it is, its name): the SHA-256 of "mossaicfs-pack:" followed
+    /// by those 32-byte hashes. Named by the stored bytes, a pack name never stands for two
+    /// different contents, whatever compression (or a later zstd) made of the same chunks. Like a hash of the pack's bytes
     /// it is fixed by the content, but it costs 32 bytes of hashing per chunk instead of a second
     /// pass over megabytes (the members were hashed already, for their own names). Packs written
     /// before this rule are named by the SHA-256 of their bytes; both are just keys: a chunk row

@@ -4,8 +4,11 @@ public enum FormatConstants {
     public static let chunkSize = 1 << 20
     /// Default largest chunk kept inline in SQLite instead of as an object (16 KiB).
     public static let defaultInlineMax = 16 << 10
-    /// The superblock's format version this build writes and reads.
-    public static let formatVersion = 1
+    /// The newest superblock format version this build reads. A superblock says the oldest
+    /// version that can read its filesystem, so builds before a feature keep reading the
+    /// filesystems that do not use it, and refuse, in one line, those that do:
+    /// 1: the original format; 2: chunks may be compressed (the superblock's `compression`).
+    public static let formatVersion = 2
     /// Longest name of a directory entry, as on ext4.
     public static let maxNameLength = 255
     /// Longest symlink target (PATH_MAX - 1).

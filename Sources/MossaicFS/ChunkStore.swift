@@ -17,6 +17,10 @@ import Synchronization
 ///   threads turn into an object. The locations go into ONE metadata transaction (the commit).
 /// - Reads of committed chunks: inline bytes from the metadata, everything else through the
 ///   verifying, singleflight `BlobCache`, including read-ahead runs.
+/// - "What bytes go to the store?" — the chunk transform (`transform`, from the superblock:
+///   compression, ARCHITECTURE.md §10) is applied here to every new chunk, in `prepare`, on
+///   the hashing thread; whatever stores the result (object, pack, staging) stores that form,
+///   and its codec and stored length go into the chunk's row. Readers undo it (`BlobCache`).
 ///
 /// Threading: every method may be called from any thread; `workers` hash and store chunks
 /// for writers and commits, `fetchers` run read-ahead.
@@ -38,11 +42,11 @@ final class ChunkStore: Sendable {
     /// single-object PUTs in flight: another page with the same bytes needs no second PUT, and
     /// its row must name the same place.
     private struct Placements {
-        var locations: [ChunkHash: ChunkLocation] = [:]
-        var putting: [ChunkHash: Future<ChunkLocation, FSError>] = [:]
+        var locations: [ChunkHash: Placed] = [:]
+        var putting: [ChunkHash: Future<Placed, FSError>] = [:]
         var objectsStored = 0
 
-        mutating func remember(_ hash: ChunkHash, _ location: ChunkLocation) {
+        mutating func remember(_ hash: ChunkHash, _ location: Placed) {
             // Bounded: forgetting only risks one redundant PUT of identical bytes.
             if locations.count >= 100_000 { locations.removeAll(keepingCapacity: true) }
             locations[hash] = location
@@ -74,6 +78,8 @@ final class ChunkStore: Sendable {
 
     var store: any ObjectStore { cache.store }
     var staging: StagingArea? { cache.staging }
+    /// The superblock's chunk transform; the cache (and staging) undo it with the same one.
+    var transform: ChunkTransform { cache.transform }
     /// Objects (single chunks and packs) this process PUT.
     var objectsStored: Int { placements.withLock { $0.objectsStored } }
 
@@ -92,11 +98,12 @@ final class ChunkStore: Sendable {
         let hash = ChunkHash.of(bytes)
         let ref = ChunkRef(index: ChunkIndex(index), hash: hash, length: bytes.count)
         let (pin, placed) = pin(hash)
-        if let location = placed {
+        if let placed {
             // Stored by this process; the row may or may not be committed: offered again, the
             // commit inserts it at most once.
-            return PreparedChunk(stored: StoredChunk(ref: ref, new: NewChunk(hash: hash, length: bytes.count, state: .stored,
-                                                                             inlineData: nil, location: location), pin: pin), bytes: nil)
+            return PreparedChunk(stored: StoredChunk(ref: ref, new: NewChunk(hash: hash, length: bytes.count, state: .stored, inlineData: nil,
+                                                                             location: placed.location, storedLength: placed.storedLength),
+                                                     pin: pin), bytes: nil)
         }
         if try meta({ () throws(MetaError) in try metadata.chunkInfo(hash) }) != nil {
             return PreparedChunk(stored: StoredChunk(ref: ref, new: nil, pin: pin), bytes: nil)
@@ -105,22 +112,25 @@ final class ChunkStore: Sendable {
             return PreparedChunk(stored: StoredChunk(ref: ref, new: NewChunk(hash: hash, length: bytes.count, state: .inline, inlineData: bytes)),
                                  bytes: nil)
         }
-        return PreparedChunk(stored: StoredChunk(ref: ref, new: NewChunk(hash: hash, length: bytes.count, state: .stored, inlineData: nil),
+        let encoded = transform.encode(bytes, hash: hash)
+        return PreparedChunk(stored: StoredChunk(ref: ref, new: NewChunk(hash: hash, length: bytes.count, state: .stored, inlineData: nil,
+                                                                         location: ChunkLocation(.object, codec: encoded.codec),
+                                                                         storedLength: encoded.bytes.count),
                                                  pin: pin),
-                             bytes: bytes)
+                             bytes: NewChunkBytes(plaintext: bytes, encoded: encoded))
     }
 
     /// Pins `hash` before anything about it is looked up, and returns where this process
     /// placed it, if it did and that object is not being reclaimed. Waits while the sweep is
     /// deleting the chunk: afterwards its row is gone and the chunk is simply new again.
-    private func pin(_ hash: ChunkHash) -> (ChunkPin, ChunkLocation?) {
-        fence.wait { f -> (ChunkPin, ChunkLocation?)? in
+    private func pin(_ hash: ChunkHash) -> (ChunkPin, Placed?) {
+        fence.wait { f -> (ChunkPin, Placed?)? in
             guard !f.condemnedHashes.contains(hash) else { return nil }
-            var location = placements.withLock { $0.locations[hash] }
-            if let l = location, f.condemnedKeys.contains(l.key(of: hash)) { location = nil }
-            let key = location?.key(of: hash)
+            var placed = placements.withLock { $0.locations[hash] }
+            if let p = placed, f.condemnedKeys.contains(p.location.key(of: hash)) { placed = nil }
+            let key = placed?.location.key(of: hash)
             f.pin(hash, key: key)
-            return (ChunkPin(hash: hash, key: key, fence: fence), location)
+            return (ChunkPin(hash: hash, key: key, fence: fence), placed)
         }
     }
 
@@ -139,7 +149,7 @@ final class ChunkStore: Sendable {
             f.condemnedHashes.formUnion(hashes)
             f.condemnedKeys.formUnion(keys)
             placements.withLock { p in
-                p.locations = p.locations.filter { !hashes.contains($0.key) && !keys.contains($0.value.key(of: $0.key)) }
+                p.locations = p.locations.filter { !hashes.contains($0.key) && !keys.contains($0.value.location.key(of: $0.key)) }
             }
             return sweep
         }
@@ -160,7 +170,7 @@ final class ChunkStore: Sendable {
     /// Stores the new chunks among `prepared`: uploaded as ONE pack (a single one as its own
     /// object), or staged one by one in write-back mode. Returns them with their locations.
     func store(_ prepared: [PreparedChunk]) throws(FSError) -> [StoredChunk] {
-        var locations: [ChunkHash: ChunkLocation] = [:]
+        var locations: [ChunkHash: Placed] = [:]
         let new = prepared.compactMap { p in p.bytes.map { (hash: p.stored.ref.hash, bytes: $0) } }
         if configuration.writeback, let staging {
             for chunk in new where locations[chunk.hash] == nil {
@@ -171,7 +181,10 @@ final class ChunkStore: Sendable {
         }
         return prepared.map { p in
             var stored = p.stored
-            if let location = locations[stored.ref.hash] { stored.new?.location = location }
+            if let placed = locations[stored.ref.hash] {
+                stored.new?.location = placed.location
+                stored.new?.storedLength = placed.storedLength
+            }
             return stored
         }
     }
@@ -196,13 +209,13 @@ final class ChunkStore: Sendable {
     /// a single remaining chunk becomes its own object (a pack of one would only be a longer
     /// name). Concurrent packs holding one chunk are not merged: both are complete, and the
     /// row names one.
-    private func putPack(_ chunks: [(hash: ChunkHash, bytes: [UInt8])]) throws(FSError) -> [ChunkHash: ChunkLocation] {
-        var locations: [ChunkHash: ChunkLocation] = [:]
-        var members: [(hash: ChunkHash, bytes: [UInt8])] = []
+    private func putPack(_ chunks: [(hash: ChunkHash, bytes: NewChunkBytes)]) throws(FSError) -> [ChunkHash: Placed] {
+        var locations: [ChunkHash: Placed] = [:]
+        var members: [(hash: ChunkHash, bytes: NewChunkBytes)] = []
         placements.withLock { p in
             for chunk in chunks where locations[chunk.hash] == nil {
                 if let known = p.locations[chunk.hash] { locations[chunk.hash] = known; continue }
-                locations[chunk.hash] = .object  // placeholder: marks the hash as taken
+                locations[chunk.hash] = Placed(location: .object, storedLength: 0)  // placeholder: marks the hash as taken
                 members.append(chunk)
             }
         }
@@ -211,62 +224,65 @@ final class ChunkStore: Sendable {
             return locations
         }
         guard !members.isEmpty else { return locations }
-        // The members go to the store as they are, not copied into one buffer: a store that
-        // sends them (S3) reads them one after the other.
+        // The members' stored forms go to the store as they are, not copied into one buffer: a
+        // store that sends them (S3) reads them one after the other.
         let packHash: ChunkHash
-        do { packHash = try store.putPack(members.map { HashedBytes($0.bytes, sha256: $0.hash) }) } catch { throw CacheError.store(error).fsError }
+        do { packHash = try store.putPack(members.map { $0.bytes.encoded.payload }) } catch { throw CacheError.store(error).fsError }
         placements.withLock { p in
             p.objectsStored += 1
             var offset: UInt64 = 0
             for member in members {
-                let location = ChunkLocation.packed(pack: packHash, offset: offset, length: member.bytes.count)
-                offset += UInt64(member.bytes.count)
-                p.remember(member.hash, location)
-                locations[member.hash] = location
+                let encoded = member.bytes.encoded
+                let placed = Placed(location: .packed(pack: packHash, offset: offset, length: encoded.bytes.count, codec: encoded.codec),
+                                    storedLength: encoded.bytes.count)
+                offset += UInt64(encoded.bytes.count)
+                p.remember(member.hash, placed)
+                locations[member.hash] = placed
             }
         }
-        for member in members { cache.keepWritten(member.hash, member.bytes, large: true) }
+        for member in members { cache.keepWritten(member.hash, member.bytes.plaintext, large: true) }
         return locations
     }
 
     /// Stores a chunk as its own object. Only a PUT by this process proves the object is
     /// there: a cached copy does not, since `mossaicfs gc` may have deleted the object of a
     /// chunk no metadata referenced any more. Concurrent PUTs of one chunk share one request.
-    private func putObject(_ hash: ChunkHash, _ bytes: [UInt8]) throws(FSError) -> ChunkLocation {
-        enum Step { case done(ChunkLocation), lead(Future<ChunkLocation, FSError>), follow(Future<ChunkLocation, FSError>) }
+    private func putObject(_ hash: ChunkHash, _ bytes: NewChunkBytes) throws(FSError) -> Placed {
+        enum Step { case done(Placed), lead(Future<Placed, FSError>), follow(Future<Placed, FSError>) }
         let step: Step = placements.withLock { p in
-            if let location = p.locations[hash] { return .done(location) }
+            if let placed = p.locations[hash] { return .done(placed) }
             if let flight = p.putting[hash] { return .follow(flight) }
-            let flight = Future<ChunkLocation, FSError>()
+            let flight = Future<Placed, FSError>()
             p.putting[hash] = flight
             return .lead(flight)
         }
         switch step {
-        case .done(let location):
-            return location
+        case .done(let placed):
+            return placed
         case .follow(let flight):
             return try flight.wait()
         case .lead(let flight):
-            var result: Result<ChunkLocation, FSError> = .success(.object)
-            do { try store.putChunk(hash, bytes) } catch { result = .failure(CacheError.store(error).fsError) }
+            let placed = Placed(bytes.encoded)
+            var result: Result<Placed, FSError> = .success(placed)
+            do { try store.putChunk(hash, bytes.encoded.payload) } catch { result = .failure(CacheError.store(error).fsError) }
             placements.withLock { p in
                 p.putting[hash] = nil
-                if case .success = result { p.objectsStored += 1; p.remember(hash, .object) }
+                if case .success = result { p.objectsStored += 1; p.remember(hash, placed) }
             }
             flight.finish(result)
-            let location = try result.get()
-            cache.keepWritten(hash, bytes, large: false)
-            return location
+            _ = try result.get()
+            cache.keepWritten(hash, bytes.plaintext, large: false)
+            return placed
         }
     }
 
     /// Write-back mode: makes the chunk durable in the staging area; background threads store
     /// it. Chunks this process has stored already are not staged. Staged chunks become their
     /// own objects.
-    private func stage(_ hash: ChunkHash, _ bytes: [UInt8], in staging: StagingArea) throws(FSError) -> ChunkLocation {
-        if let location = placements.withLock({ $0.locations[hash] }) { return location }
-        do { try staging.stage(hash, bytes) } catch { throw CacheError.staging(error).fsError }
-        return .object
+    private func stage(_ hash: ChunkHash, _ bytes: NewChunkBytes, in staging: StagingArea) throws(FSError) -> Placed {
+        if let placed = placements.withLock({ $0.locations[hash] }) { return placed }
+        do { try staging.stage(hash, bytes.encoded) } catch { throw CacheError.staging(error).fsError }
+        return Placed(bytes.encoded)
     }
 
     // MARK: Reads
@@ -431,7 +447,33 @@ final class ChunkPin: Sendable {
 /// new and not inline, and `stored.new`'s location is filled in when they are stored.
 struct PreparedChunk: Sendable {
     var stored: StoredChunk
-    var bytes: [UInt8]?
+    var bytes: NewChunkBytes?
+}
+
+/// A new chunk's bytes: its plaintext (for the disk cache) and its stored form (for the store).
+struct NewChunkBytes: Sendable {
+    var plaintext: [UInt8]
+    var encoded: EncodedChunk
+}
+
+/// Where this process put a chunk, and the bytes it takes there (its row's `stored_length`).
+struct Placed: Sendable, Equatable {
+    var location: ChunkLocation
+    var storedLength: Int
+
+    init(location: ChunkLocation, storedLength: Int) {
+        self.location = location; self.storedLength = storedLength
+    }
+
+    /// Its own object (alone, or staged to become one), holding `encoded`.
+    init(_ encoded: EncodedChunk) {
+        self.init(location: ChunkLocation(.object, codec: encoded.codec), storedLength: encoded.bytes.count)
+    }
+}
+
+extension EncodedChunk {
+    /// The stored bytes with their SHA-256, as the store takes them.
+    var payload: HashedBytes { HashedBytes(bytes, sha256: sha256) }
 }
 
 extension ChunkStore.Configuration {

@@ -22,7 +22,8 @@ public struct FilesystemStatus: Codable, Sendable {
     public var mounted: Bool
     public var readOnly: Bool
     public var usage: UsageDetails
-    /// Logical bytes per stored byte (objects and inline): above 1 when chunks are shared.
+    /// Logical bytes per chunk byte (objects before compression, and inline): above 1 when
+    /// chunks are shared. Compression's share is `usage.compressionSavedBytes`, not in here.
     public var dedupRatio: Double?
     public var cache: Cache?
     public var openFiles: Int
@@ -39,7 +40,7 @@ public struct FilesystemStatus: Codable, Sendable {
         self.store = store; self.filesystemUUID = filesystemUUID; self.mounted = mounted; self.readOnly = readOnly
         self.usage = usage; self.cache = cache; self.openFiles = openFiles; self.dirtyBytes = dirtyBytes
         self.pendingUploads = pendingUploads
-        let stored = usage.storedBytes + usage.inlineBytes
+        let stored = usage.uncompressedBytes + usage.inlineBytes
         dedupRatio = stored > 0 ? Double(usage.logicalBytes) / Double(stored) : nil
     }
 

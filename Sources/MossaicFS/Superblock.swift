@@ -14,19 +14,34 @@ public struct Superblock: Codable, Sendable, Equatable {
     public var hash: String
     public var inlineMax: Int
     public var created: String
+    /// `Compression`'s spelling (`zstd:3`); absent for none, as in every superblock written
+    /// before compression existed. Checked by `load`.
+    var compressionSetting: String?
 
     enum CodingKeys: String, CodingKey {
         case formatVersion = "format_version", uuid, chunkSize = "chunk_size", hash, inlineMax = "inline_max", created
+        case compressionSetting = "compression"
     }
 
-    public init(inlineMax: Int = FormatConstants.defaultInlineMax) {
-        formatVersion = FormatConstants.formatVersion
+    public init(inlineMax: Int = FormatConstants.defaultInlineMax, compression: Compression = .none) {
+        // Version 2 only when chunks may be compressed: builds that cannot decode them must
+        // refuse the filesystem, and those that can read every other one as before.
+        formatVersion = compression == .none ? 1 : 2
         uuid = UUID().uuidString.lowercased()
         chunkSize = FormatConstants.chunkSize
         hash = "sha256"
         self.inlineMax = inlineMax
         created = ISO8601DateFormatter().string(from: Date())
+        compressionSetting = compression == .none ? nil : compression.description
     }
+
+    /// How chunks are compressed (validated when the superblock was loaded).
+    public var compression: Compression {
+        compressionSetting.flatMap { try? Compression(parsing: $0) } ?? .none
+    }
+
+    /// What is done to each chunk between the filesystem and the store.
+    public var transform: ChunkTransform { ChunkTransform(compression: compression) }
 
     public func encoded() -> [UInt8] {
         let encoder = JSONEncoder()
@@ -53,12 +68,18 @@ public struct Superblock: Codable, Sendable, Equatable {
         guard sb.chunkSize == FormatConstants.chunkSize, sb.hash == "sha256", sb.inlineMax >= 0, sb.inlineMax <= sb.chunkSize else {
             throw .damaged("\(store.displayName)/\(key) has unsupported parameters (chunk size \(sb.chunkSize), hash \(sb.hash))")
         }
+        if let setting = sb.compressionSetting {
+            do { _ = try Compression(parsing: setting) } catch {
+                throw .damaged("\(store.displayName)/\(key): \(error)")
+            }
+        }
         return sb
     }
 
     /// Writes a new superblock. Refuses to overwrite an existing filesystem unless `force`.
-    public static func format(_ store: any ObjectStore, inlineMax: Int, force: Bool) throws(FormatError) -> Superblock {
-        let sb = Superblock(inlineMax: inlineMax)
+    public static func format(_ store: any ObjectStore, inlineMax: Int, compression: Compression = .none,
+                              force: Bool) throws(FormatError) -> Superblock {
+        let sb = Superblock(inlineMax: inlineMax, compression: compression)
         do {
             try store.put(key, sb.encoded(), condition: force ? .none : .ifNoneMatch)
         } catch .preconditionFailed {

@@ -11,7 +11,8 @@ import Synchronization
 /// `mossaicfs fsck`: the metadata's own consistency, and the metadata against the store.
 ///
 /// Chunks are checked where their rows place them: their own object (`chunks/`) or a range of a
-/// pack (`packs/`), which holds several chunks. Damage is reported per chunk, with the object the
+/// pack (`packs/`), which holds several chunks. Verifying decodes each chunk's stored bytes
+/// with the codec its row names (the superblock's transform) and hashes the plaintext. Damage is reported per chunk, with the object the
 /// bytes should be in. A good copy found locally (disk cache, write-back staging) is put back as
 /// the chunk's own object and its row pointed there: rebuilding a pack would need every other
 /// chunk in it, and a chunk is found by its row wherever it is.
@@ -55,9 +56,13 @@ public enum FilesystemChecker {
         /// Write-back staging (cache_dir/staging): chunks committed but not yet uploaded.
         public var stagingDirectory: String?
         public var threads: Int
-        public init(verify: Bool, repair: Bool, blobsDirectory: String?, stagingDirectory: String? = nil, threads: Int = 8) {
+        /// The superblock's chunk transform: how stored bytes are read, and how restored
+        /// chunks are stored.
+        public var transform: ChunkTransform
+        public init(verify: Bool, repair: Bool, blobsDirectory: String?, stagingDirectory: String? = nil, threads: Int = 8,
+                    transform: ChunkTransform = .identity) {
             self.verify = verify; self.repair = repair; self.blobsDirectory = blobsDirectory
-            self.stagingDirectory = stagingDirectory; self.threads = threads
+            self.stagingDirectory = stagingDirectory; self.threads = threads; self.transform = transform
         }
     }
 
@@ -91,13 +96,14 @@ public enum FilesystemChecker {
             // each staged file is read and verified once, and with --repair uploaded from there.
             var stillMissing: [LocatedChunk] = []
             for chunk in report.missing {
-                let path = "\(staging)/\(chunk.hash.hex)"
-                guard chunk.location == .object, let bytes = try? PosixFiles.read(path), ChunkHash.of(bytes) == chunk.hash else {
+                let path = StagingArea.path(of: chunk.hash, codec: chunk.location.codec, in: staging)
+                guard chunk.location.pack == nil, let stored = try? PosixFiles.read(path),
+                      (try? options.transform.decode(stored, codec: chunk.location.codec, hash: chunk.hash)) != nil else {
                     stillMissing.append(chunk); continue
                 }
                 report.staged.append(chunk.hash)
                 // Uploaded and its staged file removed, as the next mount would do.
-                if options.repair, (try? store.putChunk(chunk.hash, bytes)) != nil {
+                if options.repair, (try? store.putChunk(chunk.hash, HashedBytes(stored, sha256: ChunkHash.of(stored)))) != nil {
                     unlink(path)
                     report.restored.append(chunk.hash)
                 }
@@ -107,7 +113,7 @@ public enum FilesystemChecker {
 
         if options.verify {
             let objects = Dictionary(grouping: present, by: \.chunk.key)
-            report.corrupt += verify(objects, store: store, threads: options.threads, progress: progress)
+            report.corrupt += verify(objects, store: store, transform: options.transform, threads: options.threads, progress: progress)
             report.checkedObjects = objects.count
             report.checkedChunks = present.count
         }
@@ -130,11 +136,11 @@ public enum FilesystemChecker {
         return sizes
     }
 
-    /// GETs every object once, `threads` at a time, and re-hashes the referenced chunks in it
-    /// (a chunk object must be exactly its chunk). Returns the bad chunks; an object that
-    /// cannot be read makes all of its chunks bad.
-    private static func verify(_ objects: [String: [(chunk: LocatedChunk, length: Int)]], store: any ObjectStore, threads: Int,
-                               progress: @escaping @Sendable (ProgressEvent) -> Void) -> [LocatedChunk] {
+    /// GETs every object once, `threads` at a time, and decodes and re-hashes the referenced
+    /// chunks in it (a chunk object must be exactly its chunk's stored form). Returns the bad
+    /// chunks; an object that cannot be read makes all of its chunks bad.
+    private static func verify(_ objects: [String: [(chunk: LocatedChunk, length: Int)]], store: any ObjectStore, transform: ChunkTransform,
+                               threads: Int, progress: @escaping @Sendable (ProgressEvent) -> Void) -> [LocatedChunk] {
         let work = objects.map { (key: $0.key, chunks: $0.value) }
         let state = Mutex((done: 0, bad: [LocatedChunk]()))
         WorkerPool.forEach(count: work.count, width: threads) { i in
@@ -142,10 +148,15 @@ public enum FilesystemChecker {
             let bytes = try? store.get(key)
             let bad = chunks.filter { c in
                 guard let bytes else { return true }
-                guard case .packed = c.chunk.location else { return ChunkHash.of(bytes) != c.chunk.hash }
-                let range = c.chunk.location.objectRange(0..<c.length)
-                guard range.upperBound <= UInt64(bytes.count) else { return true }
-                return bytes[Int(range.lowerBound)..<Int(range.upperBound)].withUnsafeBytes { ChunkHash.of($0) } != c.chunk.hash
+                let stored: [UInt8]
+                if c.chunk.location.pack == nil {
+                    stored = bytes
+                } else {
+                    let range = c.chunk.location.objectRange(0..<c.length)
+                    guard range.upperBound <= UInt64(bytes.count) else { return true }
+                    stored = Array(bytes[Int(range.lowerBound)..<Int(range.upperBound)])
+                }
+                return (try? transform.decode(stored, codec: c.chunk.location.codec, hash: c.chunk.hash)) == nil
             }.map(\.chunk)
             let done = state.withLock { s -> Int in
                 s.done += 1
@@ -157,17 +168,25 @@ public enum FilesystemChecker {
         return state.withLock { $0.bad }.sorted { $0.hash.hex < $1.hash.hex }
     }
 
-    /// Puts `chunk` back as its own object from a copy that still hashes to its name — the disk
-    /// cache, else write-back staging — and points its row there if it was in a pack. The row
-    /// moves only after the object is stored: a row must never name a missing object.
+    /// Puts `chunk` back as its own object from a copy that still gives its plaintext — the
+    /// disk cache (plaintext), else write-back staging (a stored form) — encoded anew, and
+    /// points its row there (place, codec, stored length) if that changed. The row moves only
+    /// after the object is stored: a row must never name a missing object.
     private static func restore(_ chunk: LocatedChunk, options: Options, store: any ObjectStore,
                                 metadata: any MetaStore) throws(FSError) -> Bool {
-        let candidates = [options.blobsDirectory.map { BlobCache.diskCachePath(of: chunk.hash, in: $0) },
-                          options.stagingDirectory.map { "\($0)/\(chunk.hash.hex)" }].compactMap { $0 }
-        guard let bytes = candidates.lazy.compactMap({ try? PosixFiles.read($0) }).first(where: { ChunkHash.of($0) == chunk.hash }),
-              (try? store.putChunk(chunk.hash, bytes)) != nil else { return false }
-        if chunk.location != .object {
-            try meta { () throws(MetaError) in try metadata.relocateChunk(chunk.hash, to: .object) }
+        let cached = options.blobsDirectory.flatMap { try? PosixFiles.read(BlobCache.diskCachePath(of: chunk.hash, in: $0)) }
+        let staged = options.stagingDirectory.flatMap { staging in
+            [ChunkCodec.none, .zstd].lazy.compactMap { codec -> [UInt8]? in
+                guard let stored = try? PosixFiles.read(StagingArea.path(of: chunk.hash, codec: codec, in: staging)) else { return nil }
+                return try? options.transform.decode(stored, codec: codec, hash: chunk.hash)
+            }.first
+        }
+        guard let plaintext = cached.flatMap({ ChunkHash.of($0) == chunk.hash ? $0 : nil }) ?? staged else { return false }
+        let encoded = options.transform.encode(plaintext, hash: chunk.hash)
+        guard (try? store.putChunk(chunk.hash, HashedBytes(encoded.bytes, sha256: encoded.sha256))) != nil else { return false }
+        let location = ChunkLocation(.object, codec: encoded.codec)
+        if chunk.location != location {
+            try meta { () throws(MetaError) in try metadata.relocateChunk(chunk.hash, to: location, storedLength: encoded.bytes.count) }
         }
         return true
     }

@@ -112,7 +112,7 @@ public enum GarbageCollector {
             throw .metadata("no metadata at \(cacheDirectory.metadataPath) and no metadata snapshot in \(store.displayName): nothing says which objects are in use (give -o cache_dir= of the machine that mounts it)")
         }
         removeLeftovers(cacheDirectory)
-        try uploadStagedChunks(store: store, cacheDirectory: cacheDirectory, threads: options.threads, logger: logger,
+        try uploadStagedChunks(store: store, transform: superblock.transform, cacheDirectory: cacheDirectory, threads: options.threads, logger: logger,
                                progress: progress)
 
         let r = options.mount
@@ -297,11 +297,11 @@ public enum GarbageCollector {
 
     /// Write-back chunks a mount staged but did not store are uploaded first, as the next
     /// mount would: gc publishes a metadata snapshot, which must name only stored chunks.
-    private static func uploadStagedChunks(store: any ObjectStore, cacheDirectory: CacheDirectory, threads: Int, logger: Logger,
-                                           progress: @escaping @Sendable (ProgressEvent) -> Void) throws(FormatError) {
+    private static func uploadStagedChunks(store: any ObjectStore, transform: ChunkTransform, cacheDirectory: CacheDirectory, threads: Int,
+                                           logger: Logger, progress: @escaping @Sendable (ProgressEvent) -> Void) throws(FormatError) {
         let staging: StagingArea
         do {
-            staging = try StagingArea(directory: cacheDirectory.stagingPath, limit: Int.max, logger: logger)
+            staging = try StagingArea(directory: cacheDirectory.stagingPath, limit: Int.max, transform: transform, logger: logger)
         } catch {
             throw .cacheDirectory("write-back staging: \(error)")
         }

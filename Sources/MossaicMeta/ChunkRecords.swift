@@ -63,29 +63,39 @@ public struct NewChunk: Sendable {
     public var state: ChunkState
     /// The bytes, for inline chunks.
     public var inlineData: [UInt8]?
-    /// Where a stored chunk was put: its own object or a range of a pack.
+    /// Where a stored chunk was put: its own object or a range of a pack, and its codec.
     public var location: ChunkLocation
-    public init(hash: ChunkHash, length: Int, state: ChunkState, inlineData: [UInt8]?, location: ChunkLocation = .object) {
+    /// The bytes it takes where it is kept: its stored form's (`ChunkTransform`), or `length`.
+    public var storedLength: Int
+    public init(hash: ChunkHash, length: Int, state: ChunkState, inlineData: [UInt8]?, location: ChunkLocation = .object,
+                storedLength: Int? = nil) {
         self.hash = hash; self.length = length; self.state = state; self.inlineData = inlineData; self.location = location
+        self.storedLength = storedLength ?? length
     }
 }
 
 extension ChunkLocation {
-    /// The `pack` and `pack_offset` columns of a chunk row.
-    var columns: (pack: SQLValue, offset: SQLValue) {
-        switch self {
-        case .object: (.null, .null)
-        case .packed(let pack, let offset, _): (.blob(pack.bytes), .int(Int64(offset)))
+    /// The `pack`, `pack_offset` and `codec` columns of a chunk row.
+    var columns: (pack: SQLValue, offset: SQLValue, codec: SQLValue) {
+        switch placement {
+        case .object: (.null, .null, .int(codec.rawValue))
+        case .packed(let pack, let offset, _): (.blob(pack.bytes), .int(Int64(offset)), .int(codec.rawValue))
         }
     }
 
-    /// A chunk row's location from its `pack`, `pack_offset` and `length` columns, which are
-    /// columns `first`, `first + 1` and `first + 2` of the result row.
+    /// The columns of a chunk row that `read` takes, in its order, of table `alias` ("c." or "").
+    static func selected(_ alias: String = "") -> String {
+        "\(alias)pack, \(alias)pack_offset, \(alias)stored_length, \(alias)codec"
+    }
+
+    /// A chunk row's location from its `pack`, `pack_offset`, `stored_length` and `codec`
+    /// columns (`selected`), which are columns `first` to `first + 3` of the result row.
     static func read(_ s: Statement, from first: Int32) -> ChunkLocation {
-        guard !s.isNull(first) else { return .object }
+        let codec = ChunkCodec(rawValue: s.int(first + 3)) ?? .none
+        guard !s.isNull(first) else { return ChunkLocation(.object, codec: codec) }
         let pack = s.blob(first)
-        guard pack.count == 32 else { return .object }
-        return .packed(pack: ChunkHash(bytes: pack), offset: UInt64(s.int(first + 1)), length: Int(s.int(first + 2)))
+        guard pack.count == 32 else { return ChunkLocation(.object, codec: codec) }
+        return .packed(pack: ChunkHash(bytes: pack), offset: UInt64(s.int(first + 1)), length: Int(s.int(first + 2)), codec: codec)
     }
 }
 
@@ -162,8 +172,9 @@ public struct UsageDetails: Sendable, Codable, Equatable {
     public var inodes: UInt64
     /// Sum of the sizes of regular files: what `du --apparent-size` would say.
     public var logicalBytes: UInt64
-    /// Referenced chunks and their bytes, as objects in the store and inline in the metadata
-    /// (with the bytes of small writes' patches, which live there too).
+    /// Referenced chunks and their bytes, as objects in the store (as stored: compressed if
+    /// they are) and inline in the metadata (with the bytes of small writes' patches, which
+    /// live there too).
     public var chunks: UInt64
     public var storedBytes: UInt64
     public var inlineBytes: UInt64
@@ -171,6 +182,19 @@ public struct UsageDetails: Sendable, Codable, Equatable {
     /// yet reclaimed by the sweep (or `gc`), or kept by a retained metadata snapshot or a pack
     /// that still holds a live chunk.
     public var releasedBytes: UInt64
+    /// The referenced stored chunks' bytes before compression (`storedBytes` without it).
+    public var uncompressedBytes: UInt64
+    /// What compression saves in the store: `uncompressedBytes - storedBytes`. A stored
+    /// property, so that `status --json` shows it.
+    public var compressionSavedBytes: UInt64
+
+    public init(files: UInt64, directories: UInt64, inodes: UInt64, logicalBytes: UInt64, chunks: UInt64, storedBytes: UInt64,
+                inlineBytes: UInt64, releasedBytes: UInt64, uncompressedBytes: UInt64) {
+        self.files = files; self.directories = directories; self.inodes = inodes; self.logicalBytes = logicalBytes
+        self.chunks = chunks; self.storedBytes = storedBytes; self.inlineBytes = inlineBytes; self.releasedBytes = releasedBytes
+        self.uncompressedBytes = uncompressedBytes
+        compressionSavedBytes = uncompressedBytes > storedBytes ? uncompressedBytes - storedBytes : 0
+    }
 
     /// The bytes of file data the filesystem holds in the store and its metadata: what `df`
     /// shows as used and `status` as "used" (one figure, so the two agree).

@@ -90,8 +90,9 @@ public protocol MetaStore: AnyObject, Sendable {
     func commit(_ commit: FileCommit, durable: Bool) throws(MetaError) -> FileAttributes
     func chunkInfo(_ hash: ChunkHash) throws(MetaError) -> ChunkInfo?
     func inlineData(_ hash: ChunkHash) throws(MetaError) -> [UInt8]?
-    /// The chunk's bytes moved to another object (write-back upload, repack).
-    func relocateChunk(_ hash: ChunkHash, to location: ChunkLocation) throws(MetaError)
+    /// The chunk's bytes moved to another object (fsck putting a chunk back), now taking
+    /// `storedLength` bytes there in form `location.codec`.
+    func relocateChunk(_ hash: ChunkHash, to location: ChunkLocation, storedLength: Int) throws(MetaError)
     func unreferencedStoredChunks() throws(MetaError) -> [ChunkHash]
 
     // MARK: fallocate

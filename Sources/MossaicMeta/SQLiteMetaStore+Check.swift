@@ -172,11 +172,11 @@ extension SQLiteMetaStore {
         return lost.count
     }
 
-    /// Every stored chunk a file references, where it is and its length (what must exist in
-    /// the store: `length` bytes at the location's range of its object).
+    /// Every stored chunk a file references, where it is and its stored length (what must
+    /// exist in the store: `length` bytes at the location's range of its object).
     public func referencedStoredChunkLengths() throws(MetaError) -> [(chunk: LocatedChunk, length: Int)] {
         try read { (c) throws(MetaError) in
-            try c.query("SELECT hash, pack, pack_offset, length FROM chunks WHERE state = ? AND refcount > 0",
+            try c.query("SELECT hash, \(ChunkLocation.selected()) FROM chunks WHERE state = ? AND refcount > 0",
                         [.int(ChunkState.stored.rawValue)]) { (LocatedChunk.read($0, from: 0), Int($0.int(3))) }
         }
     }
@@ -185,7 +185,7 @@ extension SQLiteMetaStore {
     /// object it names: an object no row names is garbage for `gc`.
     public func knownStoredChunks() throws(MetaError) -> [LocatedChunk] {
         try read { (c) throws(MetaError) in
-            try c.query("SELECT hash, pack, pack_offset, length FROM chunks WHERE state = ?", [.int(ChunkState.stored.rawValue)]) {
+            try c.query("SELECT hash, \(ChunkLocation.selected()) FROM chunks WHERE state = ?", [.int(ChunkState.stored.rawValue)]) {
                 LocatedChunk.read($0, from: 0)
             }
         }

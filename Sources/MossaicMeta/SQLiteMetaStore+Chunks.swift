@@ -7,11 +7,11 @@ extension SQLiteMetaStore {
         let bounds: [SQLValue] = [.int(Int64(ino.rawValue)), .int(Int64(indexes.lowerBound)), .int(Int64(min(indexes.upperBound, UInt64(Int64.max))))]
         return try read(snapshot: true) { (c) throws(MetaError) in
             var refs = try c.query("""
-                SELECT f.idx, f.hash, f.length, c.pack, c.pack_offset, c.length FROM file_chunks f
+                SELECT f.idx, f.hash, f.length, \(ChunkLocation.selected("c.")), c.length FROM file_chunks f
                 LEFT JOIN chunks c ON c.hash = f.hash WHERE f.ino = ? AND f.idx BETWEEN ? AND ? ORDER BY f.idx
                 """, bounds) { s in
                 ChunkRef(index: ChunkIndex(UInt64(s.int(0))), hash: ChunkHash(bytes: s.blob(1)), length: Int(s.int(2)),
-                         location: .read(s, from: 3), chunkLength: Int(s.int(5)))
+                         location: .read(s, from: 3), chunkLength: Int(s.int(7)))
             }
             try Self.attachPatches(c, to: &refs, bounds)
             return refs
@@ -30,13 +30,13 @@ extension SQLiteMetaStore {
         for (index, patch) in patches { if let i = position[index] { refs[i].patches.append(patch) } }
     }
 
-    /// Points the row of stored chunk `hash` at `location` (fsck putting a chunk back as its
-    /// own object after its pack was lost or damaged).
-    public func relocateChunk(_ hash: ChunkHash, to location: ChunkLocation) throws(MetaError) {
+    /// Points the row of stored chunk `hash` at `location`, where it takes `storedLength`
+    /// bytes (fsck putting a chunk back as its own object after its pack was lost or damaged).
+    public func relocateChunk(_ hash: ChunkHash, to location: ChunkLocation, storedLength: Int) throws(MetaError) {
         try write(durable: true, counted: true) { (c) throws(MetaError) in
-            let (pack, offset) = location.columns
-            try c.run("UPDATE chunks SET pack = ?, pack_offset = ? WHERE hash = ? AND state = ?",
-                      [pack, offset, .blob(hash.bytes), .int(ChunkState.stored.rawValue)])
+            let (pack, offset, codec) = location.columns
+            try c.run("UPDATE chunks SET pack = ?, pack_offset = ?, codec = ?, stored_length = ? WHERE hash = ? AND state = ?",
+                      [pack, offset, codec, .int(Int64(storedLength)), .blob(hash.bytes), .int(ChunkState.stored.rawValue)])
         }
     }
 
@@ -68,10 +68,12 @@ extension SQLiteMetaStore {
             for chunk in commit.newChunks {
                 // A row that exists keeps its location: its object is there (another commit
                 // stored the same bytes first), and this commit's copy is only garbage.
-                let (pack, offset) = chunk.location.columns
-                try c.run("INSERT INTO chunks(hash, length, refcount, state, data, pack, pack_offset) VALUES(?, ?, 0, ?, ?, ?, ?) ON CONFLICT(hash) DO NOTHING",
-                          [.blob(chunk.hash.bytes), .int(Int64(chunk.length)), .int(chunk.state.rawValue),
-                           chunk.inlineData.map { .blob($0) } ?? .null, pack, offset])
+                let (pack, offset, codec) = chunk.location.columns
+                try c.run("""
+                    INSERT INTO chunks(hash, length, refcount, state, data, pack, pack_offset, codec, stored_length)
+                    VALUES(?, ?, 0, ?, ?, ?, ?, ?, ?) ON CONFLICT(hash) DO NOTHING
+                    """, [.blob(chunk.hash.bytes), .int(Int64(chunk.length)), .int(chunk.state.rawValue),
+                          chunk.inlineData.map { .blob($0) } ?? .null, pack, offset, codec, .int(Int64(chunk.storedLength))])
             }
             var released: [[UInt8]] = []
             var allocatedDelta: Int64 = 0, reservedDelta: Int64 = 0

@@ -1,8 +1,7 @@
 import MossaicCore
 
 extension LocatedChunk {
-    /// Columns `first` (hash), `first + 1` (pack), `first + 2` (pack_offset), `first + 3`
-    /// (length) of a row.
+    /// Columns `first` (hash) and `first + 1` to `first + 4` (`ChunkLocation.selected`) of a row.
     static func read(_ s: Statement, from first: Int32) -> LocatedChunk {
         LocatedChunk(hash: ChunkHash(bytes: s.blob(first)), location: .read(s, from: first + 1))
     }
@@ -20,8 +19,8 @@ extension SQLiteMetaStore {
         try read(snapshot: true) { (c) throws(MetaError) in
             var live: [LocatedChunk] = [], unreferenced: [LocatedChunk] = []
             for (chunk, refcount, state) in try c.query("""
-                SELECT hash, pack, pack_offset, length, refcount, state FROM chunks WHERE state <> ?
-                """, [.int(ChunkState.inline.rawValue)], row: { (LocatedChunk.read($0, from: 0), $0.int(4), $0.int(5)) }) {
+                SELECT hash, \(ChunkLocation.selected()), refcount, state FROM chunks WHERE state <> ?
+                """, [.int(ChunkState.inline.rawValue)], row: { (LocatedChunk.read($0, from: 0), $0.int(5), $0.int(6)) }) {
                 if refcount == 0 && state == ChunkState.stored.rawValue { unreferenced.append(chunk) } else { live.append(chunk) }
             }
             return (live, unreferenced)

@@ -50,7 +50,7 @@ extension SQLiteMetaStore {
         try read { (c) throws(MetaError) in
             try c.query("""
                 \(Self.tree)
-                SELECT c.hash, c.length, c.pack, c.pack_offset, c.length FROM
+                SELECT c.hash, c.length, \(ChunkLocation.selected("c.")) FROM
                   (SELECT DISTINCT f.hash FROM file_chunks f JOIN tree t ON f.ino = t.ino) r
                 JOIN chunks c ON c.hash = r.hash WHERE c.state = ?
                 ORDER BY coalesce(c.pack, c.hash), coalesce(c.pack_offset, 0)

@@ -254,7 +254,8 @@ extension SQLiteMetaStore {
     /// metadata but that this older snapshot still uses, and chunks today's rows place elsewhere
     /// (fsck moved them out of a damaged pack): restoring the snapshot reads its own rows.
     /// For garbage collection (`MossaicReplication.SnapshotCatalog`). Opened read-only and not
-    /// migrated: a snapshot of schema 1 has no `pack` column, and all its chunks are objects.
+    /// migrated: a snapshot of schema 1 has no `pack` column, and all its chunks are objects;
+    /// one before schema 6 has no `codec` or `stored_length`, and all its chunks are raw.
     public static func referencedStoredChunks(inDatabase path: String) throws(MetaError) -> Set<LocatedChunk> {
         let c = try SQLiteConnection(path: path, readOnly: true)
         let version = try checkSchema(c)
@@ -264,8 +265,9 @@ extension SQLiteMetaStore {
                 SELECT DISTINCT f.hash FROM file_chunks f JOIN chunks c ON c.hash = f.hash WHERE c.state = ?
                 """, stored) { LocatedChunk(hash: ChunkHash(bytes: $0.blob(0)), location: .object) })
         }
+        let columns = version < 6 ? "c.pack, c.pack_offset, c.length, 0" : ChunkLocation.selected("c.")
         return Set(try c.query("""
-            SELECT DISTINCT c.hash, c.pack, c.pack_offset, c.length FROM file_chunks f JOIN chunks c ON c.hash = f.hash
+            SELECT DISTINCT c.hash, \(columns) FROM file_chunks f JOIN chunks c ON c.hash = f.hash
             WHERE c.state = ?
             """, stored) { LocatedChunk.read($0, from: 0) })
     }

@@ -13,11 +13,12 @@ import MossaicCore
 /// A chunk in a pack leaves only with every other chunk of that pack: the pack is deleted
 /// whole or not at all.
 extension SQLiteMetaStore {
-    private static let releasedColumns = "hash, pack, pack_offset, length, coalesce(created_gen, 0), free_gen, released_ms"
+    /// The length is the stored one: what deleting the chunk's bytes frees in the store.
+    private static let releasedColumns = "hash, \(ChunkLocation.selected()), coalesce(created_gen, 0), free_gen, released_ms"
 
     private static func released(_ s: Statement) -> ReleasedChunk {
-        ReleasedChunk(chunk: LocatedChunk.read(s, from: 0), length: Int(s.int(3)), createdGeneration: s.int(4),
-                      freeGeneration: s.int(5), released: Timestamp(nanoseconds: s.int(6) * 1_000_000))
+        ReleasedChunk(chunk: LocatedChunk.read(s, from: 0), length: Int(s.int(3)), createdGeneration: s.int(5),
+                      freeGeneration: s.int(6), released: Timestamp(nanoseconds: s.int(7) * 1_000_000))
     }
 
     /// Marks the releases a published snapshot contains with that snapshot's generation

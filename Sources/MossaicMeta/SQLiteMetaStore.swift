@@ -85,6 +85,7 @@ public final class SQLiteMetaStore: MetaStore {
             if version < 3 { try c.execute(Schema.v3) }
             if version < 4 { try c.execute(Schema.v4) }
             if version < 5 { try c.execute(Schema.v5) }
+            if version < 6 { try c.execute(Schema.v6) }
             try c.execute("PRAGMA user_version = \(Schema.version)")
         }
     }
@@ -332,7 +333,7 @@ public final class SQLiteMetaStore: MetaStore {
     public func usage() throws(MetaError) -> MetaUsage {
         try read(snapshot: true) { (c) throws(MetaError) in
             let inodes = try c.queryOne("SELECT count(*) FROM inodes") { $0.int(0) } ?? 0
-            let bytes = try c.queryOne("SELECT coalesce(sum(length), 0) FROM chunks WHERE refcount > 0") { $0.int(0) } ?? 0
+            let bytes = try c.queryOne("SELECT coalesce(sum(stored_length), 0) FROM chunks WHERE refcount > 0") { $0.int(0) } ?? 0
             return MetaUsage(inodes: UInt64(inodes), storedBytes: UInt64(bytes))
         }
     }

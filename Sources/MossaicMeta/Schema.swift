@@ -1,7 +1,7 @@
 /// The metadata schema and its migrations. `PRAGMA user_version` holds the version; a database
 /// newer than this build is refused rather than misread.
 enum Schema {
-    static let version: Int64 = 5
+    static let version: Int64 = 6
 
     /// Version 1. Names are BLOBs: Linux file names are bytes, not text. `file_chunks.length` is
     /// how many bytes of the chunk the file uses — the rest of its 1 MiB span reads as zeros, so
@@ -151,5 +151,16 @@ enum Schema {
         data BLOB NOT NULL,
         PRIMARY KEY(ino, idx, seq)
     ) WITHOUT ROWID;
+    """
+
+    /// Version 6: chunk transforms (`format --compress`, ARCHITECTURE.md §10). `codec` says how
+    /// a stored chunk's bytes were made from it (`ChunkCodec`: 0 as they are, 1 one zstd
+    /// frame), `stored_length` how many bytes it takes where it is kept: its object's size, or
+    /// its range in its pack (which `length`, the plaintext's, gave before). Every earlier chunk
+    /// is stored as it is, which the defaults and the copy of `length` say.
+    static let v6 = """
+    ALTER TABLE chunks ADD COLUMN codec INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE chunks ADD COLUMN stored_length INTEGER;
+    UPDATE chunks SET stored_length = length;
     """
 }

@@ -91,9 +91,9 @@ public enum FilesystemLoader {
             // Every read-write mount opens the staging area, with or without `writeback`:
             // chunks an earlier write-back mount staged must reach the store either way.
             let staging = options.readOnly ? nil : try StagingArea(
-                directory: cacheDirectory.stagingPath, limit: options.stagingBytes, logger: logger)
+                directory: cacheDirectory.stagingPath, limit: options.stagingBytes, transform: superblock.transform, logger: logger)
             cache = try BlobCache(store: store, configuration: .init(options, diskDirectory: store.isLocal ? nil : cacheDirectory.blobsPath),
-                                  staging: staging, logger: logger)
+                                  staging: staging, transform: superblock.transform, logger: logger)
         } catch {
             throw .cacheDirectory("cannot open blob cache: \(error)")
         }

@@ -61,13 +61,20 @@ extension ObjectStore {
         try get(key, range: range).cut(into: lengths)
     }
 
-    /// Stores chunk `bytes` under its content address `hash.objectKey`.
+    /// Stores chunk `bytes` (its plaintext: stored as it is) under its content address
+    /// `hash.objectKey`.
     public func putChunk(_ hash: ChunkHash, _ bytes: [UInt8]) throws(ObjectStoreError) {
-        try putAddressed(hash.objectKey, [HashedBytes(bytes, sha256: hash)])
+        try putChunk(hash, HashedBytes(bytes, sha256: hash))
     }
 
-    /// Stores a pack — `members` concatenated, see `ChunkLocation.packed` — under the key of
-    /// its name, `ChunkHash.packName(members' hashes).packKey`. Returns the name.
+    /// Stores chunk `hash` as `stored`, its stored form (`ChunkTransform`: compressed, or the
+    /// plaintext itself), under its content address `hash.objectKey`.
+    public func putChunk(_ hash: ChunkHash, _ stored: HashedBytes) throws(ObjectStoreError) {
+        try putAddressed(hash.objectKey, [stored])
+    }
+
+    /// Stores a pack — `members` (chunks' stored forms) concatenated, see `ChunkLocation.packed`
+    /// — under the key of its name, `ChunkHash.packName(members' hashes).packKey`. Returns the name.
     @discardableResult
     public func putPack(_ members: [HashedBytes]) throws(ObjectStoreError) -> ChunkHash {
         let name = ChunkHash.packName(members.map(\.sha256))

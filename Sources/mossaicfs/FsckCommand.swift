@@ -61,7 +61,7 @@ struct FsckCommand: ParsableCommand {
             let metadata = try SQLiteMetaStore(path: cacheDirectory.metadataPath)
             let report = try FilesystemChecker.run(store: store, metadata: metadata, options: .init(
                 verify: verify, repair: repair, blobsDirectory: store.isLocal ? nil : cacheDirectory.blobsPath,
-                stagingDirectory: cacheDirectory.stagingPath),
+                stagingDirectory: cacheDirectory.stagingPath, transform: superblock.transform),
                 progress: { bar.show($0) })
             bar.finish()
             for line in report.problems { Console.out("problem: \(line)") }
@@ -96,9 +96,9 @@ struct FsckCommand: ParsableCommand {
     /// from staging, and it now has its own object.
     private func describe(_ chunk: LocatedChunk, _ report: FilesystemChecker.Report) -> String {
         var line = chunk.key
-        if chunk.location != .object { line += " (chunk \(chunk.hash))" }
+        if chunk.location.pack != nil { line += " (chunk \(chunk.hash))" }
         if report.restored.contains(chunk.hash) {
-            line += chunk.location == .object ? " (restored from the disk cache)" : " (restored from a local copy as \(chunk.hash.objectKey))"
+            line += chunk.location.pack == nil ? " (restored from the disk cache)" : " (restored from a local copy as \(chunk.hash.objectKey))"
         }
         return line
     }

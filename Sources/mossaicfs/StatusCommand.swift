@@ -85,6 +85,10 @@ struct StatusCommand: ParsableCommand {
             ("files", "\(u.files) files, \(u.directories) directories, \(u.inodes) inodes"),
             ("logical bytes", bytes(u.logicalBytes)),
             ("stored bytes", "\(bytes(u.storedBytes)) as objects, \(bytes(u.inlineBytes)) inline, \(u.chunks) chunks"),
+            // What the objects would take uncompressed, and the difference compression makes.
+            ("compression", u.compressionSavedBytes > 0
+                ? "\(bytes(u.compressionSavedBytes)) saved (objects hold \(bytes(u.uncompressedBytes)) of chunks in \(bytes(u.storedBytes)))"
+                : "nothing saved"),
             // The figure df shows as used (statfs), so that the two agree.
             ("used", "\(bytes(u.usedBytes)), of which \(bytes(u.releasedBytes)) deleted and not yet reclaimed"),
             ("dedup ratio", s.dedupRatio.map { String(format: "%.2f", $0) } ?? "-"),

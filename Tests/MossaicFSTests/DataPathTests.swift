@@ -30,7 +30,7 @@ private func page(_ file: Int, _ index: Int, round: Int = 0) -> [UInt8] {
         let stored = try f.fs.chunks.store(prepared)
         #expect(f.putControl.puts.load(ordering: .relaxed) - before == 1)
         #expect(try f.store.list(prefix: "packs/").map(\.size) == [UInt64(3 * MiB)])
-        guard case .packed(_, let offset, let length) = stored[2].new?.location else { Issue.record("not packed"); return }
+        guard case .packed(_, let offset, let length) = stored[2].new?.location.placement else { Issue.record("not packed"); return }
         #expect(offset == UInt64(2 * MiB) && length == MiB)
 
         // The same bytes again, before any commit: settled by prepare, no bytes to store, the

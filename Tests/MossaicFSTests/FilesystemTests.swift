@@ -26,10 +26,10 @@ struct Fixture {
 
     /// `beforePut`: runs before each PUT, with its key (a test holding PUTs back).
     init(writeback: Bool = false, posixACL: Bool = false, maxDirtyBytes: Int? = nil, writeMemoryBytes: Int? = nil,
-         beforePut: (@Sendable (String) -> Void)? = nil) throws {
+         compression: Compression = .none, beforePut: (@Sendable (String) -> Void)? = nil) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("fs-\(UUID().uuidString)").path
         let directory = try DirectoryObjectStore(root: root + "/store", create: true)
-        _ = try Superblock.format(directory, inlineMax: 16 << 10, force: false)
+        _ = try Superblock.format(directory, inlineMax: 16 << 10, compression: compression, force: false)
         store = PutInterceptingObjectStore(directory) { [putControl] key, data, condition, base throws(ObjectStoreError) in
             if putControl.failing.load(ordering: .relaxed) { throw .failed("injected PUT failure") }
             beforePut?(key)

@@ -52,9 +52,76 @@ import Testing
 
         // Schema 2 places a chunk in a pack, and every reader sees it there.
         let inPack = ChunkLocation.packed(pack: hash("pack"), offset: 4096, length: 100)
-        try m.relocateChunk(used, to: inPack)
+        try m.relocateChunk(used, to: inPack, storedLength: 100)
         #expect(try m.chunkRefs(InodeNumber(2), indexes: 0...0).map(\.location) == [inPack])
         #expect(try m.referencedStoredChunkLengths().map { [$0.chunk.key: $0.length] } == [[hash("pack").packKey: 100]])
         #expect(try SQLiteMetaStore.referencedStoredChunks(inDatabase: path) == [LocatedChunk(hash: used, location: inPack)])
+    }
+
+    /// A version-5 database as a build before compression left it: one chunk its own object,
+    /// one in a pack, both stored as they are.
+    func versionFiveDatabase(object: ChunkHash, packed: ChunkHash, pack: ChunkHash) throws -> String {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("schema-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let path = dir + "/meta.db"
+        let c = try SQLiteConnection(path: path, readOnly: false)
+        for step in [Schema.v1, Schema.v2, Schema.v3, Schema.v4, Schema.v5] { try c.execute(step) }
+        try c.execute("PRAGMA user_version = 5")
+        let directory = Int64(FileKind.directory.rawValue), regular = Int64(FileKind.regular.rawValue)
+        try c.run("""
+            INSERT INTO inodes(ino, kind, mode, uid, gid, size, nlink, atime_ns, mtime_ns, ctime_ns, allocated, parent)
+            VALUES(1, ?, 493, 0, 0, 0, 2, 0, 0, 0, 0, 1), (2, ?, 420, 0, 0, 1048676, 1, 0, 0, 0, 1052672, 1)
+            """, [.int(directory), .int(regular)])
+        try c.run("INSERT INTO dentries(parent, name, ino) VALUES(1, ?, 2)", [.blob(Array("f".utf8))])
+        try c.run("INSERT INTO file_chunks(ino, idx, hash, length) VALUES(2, 0, ?, 1048576), (2, 1, ?, 100)",
+                  [.blob(object.bytes), .blob(packed.bytes)])
+        try c.run("""
+            INSERT INTO chunks(hash, length, refcount, state, data, pack, pack_offset, created_gen)
+            VALUES(?, 1048576, 1, 2, NULL, NULL, NULL, 0), (?, 100, 1, 2, NULL, ?, 4096, 0)
+            """, [.blob(object.bytes), .blob(packed.bytes), .blob(pack.bytes)])
+        return path
+    }
+
+    @Test func aVersionFiveDatabaseMigratesWithEveryChunkStoredAsItIs() throws {
+        let object = hash("object"), packed = hash("packed"), pack = hash("pack")
+        let path = try versionFiveDatabase(object: object, packed: packed, pack: pack)
+        let inPack = ChunkLocation.packed(pack: pack, offset: 4096, length: 100)
+
+        // A snapshot of schema 5 is read as it is (read-only, not migrated): no codec column.
+        #expect(try SQLiteMetaStore.referencedStoredChunks(inDatabase: path)
+                == [LocatedChunk(hash: object, location: .object), LocatedChunk(hash: packed, location: inPack)])
+        #expect(try userVersion(path) == 5)
+
+        let m = try SQLiteMetaStore(path: path)
+        #expect(try userVersion(path) == 6)
+        #expect(try m.checkConsistency().isEmpty)
+        let refs = try m.chunkRefs(InodeNumber(2), indexes: 0...1)
+        #expect(refs.map(\.location) == [.object, inPack])
+        #expect(refs.map(\.chunkLength) == [1 << 20, 100])
+        #expect(try m.referencedStoredChunkLengths().map(\.length).sorted() == [100, 1 << 20])
+        let usage = try m.usageDetails()
+        #expect(usage.storedBytes == (1 << 20) + 100 && usage.uncompressedBytes == usage.storedBytes && usage.compressionSavedBytes == 0)
+
+        // A compressed chunk committed now: its row keeps the codec and the stored length, which
+        // readers get as the pack range, while the reference keeps the plaintext's length.
+        let zipped = hash("zipped"), pack2 = hash("pack2")
+        let frame = ChunkLocation.packed(pack: pack2, offset: 0, length: 300, codec: .zstd)
+        let g = try m.create(parent: .root, name: Array("g".utf8), NewNode(kind: .regular, permissions: 0o644, uid: 0, gid: 0), now: .now())
+        _ = try m.commit(FileCommit(ino: g.ino, chunks: [(ChunkIndex(0), ChunkRef(index: ChunkIndex(0), hash: zipped, length: 1 << 20))],
+                                    newChunks: [NewChunk(hash: zipped, length: 1 << 20, state: .stored, inlineData: nil, location: frame,
+                                                         storedLength: 300)],
+                                    size: 1 << 20, mtime: .now(), ctime: .now()), durable: false)
+        let ref = try #require(try m.chunkRefs(g.ino, indexes: 0...0).first)
+        #expect(ref.location == frame && ref.chunkLength == 1 << 20)
+        let after = try m.usageDetails()
+        #expect(after.storedBytes == usage.storedBytes + 300)
+        #expect(after.uncompressedBytes == usage.uncompressedBytes + (1 << 20))
+        #expect(after.compressionSavedBytes == (1 << 20) - 300)
+        #expect(try m.usage().storedBytes == after.storedBytes)  // statfs counts stored bytes too
+
+        // fsck putting it back as its own object, raw.
+        try m.relocateChunk(zipped, to: .object, storedLength: 1 << 20)
+        #expect(try m.chunkRefs(g.ino, indexes: 0...0).first?.location == .object)
+        #expect(try m.usageDetails().compressionSavedBytes == 0)
     }
 }

@@ -1,0 +1,57 @@
+/// What happens to a chunk's bytes between the filesystem and the store (ARCHITECTURE.md §10),
+/// fixed at format time by the superblock:
+///
+///     plaintext ─ compress (per chunk, optional) ─ [encrypt: a later stage] ─ stored bytes
+///
+/// `ChunkStore` encodes every chunk it stores (object, pack, write-back staging); every reader
+/// of stored bytes (the blob cache, staging, fsck) decodes with the chunk's codec and verifies
+/// the SHA-256 of the PLAINTEXT, the chunk's name, so damage anywhere in the stored form is a
+/// checksum error. Inline chunks and patches live in the metadata and are never transformed.
+///
+/// A chunk stays compressed only if that saves at least 1/32 of it; otherwise it is stored
+/// raw (`ChunkCodec.none`), so incompressible data costs no bytes and no decoding.
+public struct ChunkTransform: Sendable, Equatable {
+    public var compression: Compression
+
+    /// No transform: stored bytes are the plaintext (filesystems formatted without options).
+    public static let identity = ChunkTransform(compression: .none)
+
+    public init(compression: Compression) {
+        self.compression = compression
+    }
+
+    /// The stored form of chunk `plaintext`, named `hash`.
+    public func encode(_ plaintext: [UInt8], hash: ChunkHash) -> EncodedChunk {
+        if case .zstd(let level) = compression,
+           let frame = Zstd.compress(plaintext, level: level, capacity: plaintext.count - plaintext.count / 32) {
+            return EncodedChunk(bytes: frame, codec: .zstd, sha256: ChunkHash.of(frame))
+        }
+        return EncodedChunk(bytes: plaintext, codec: .none, sha256: hash)
+    }
+
+    /// The plaintext of chunk `hash` from its stored bytes in form `codec`, verified: bytes
+    /// that do not decode, or decode to anything but the chunk, are `ChunkDamage`.
+    public func decode(_ stored: [UInt8], codec: ChunkCodec, hash: ChunkHash) throws(ChunkDamage) -> [UInt8] {
+        let plaintext: [UInt8] = switch codec {
+        case .none: stored
+        case .zstd: try Zstd.decompress(stored, limit: FormatConstants.chunkSize)
+        }
+        let actual = ChunkHash.of(plaintext)
+        guard actual == hash else { throw .mismatch(actual: actual) }
+        return plaintext
+    }
+
+    /// Whether a chunk stored in form `codec` holds its plaintext byte for byte, so a range of
+    /// it can be read from the stored bytes directly (ranged reads of a local store's objects).
+    public func storesPlaintext(_ codec: ChunkCodec) -> Bool {
+        codec == .none
+    }
+}
+
+/// A chunk's stored form: the bytes to put, how to read them back, and their own SHA-256 (which
+/// S3 signs; for a chunk stored as it is, its name).
+public struct EncodedChunk: Sendable {
+    public var bytes: [UInt8]
+    public var codec: ChunkCodec
+    public var sha256: ChunkHash
+}
