@@ -7,6 +7,7 @@ daemon's readiness pipe, process exit — never on sleeps.
 import hashlib
 import os
 import select
+import shlex
 import signal
 import subprocess
 import time
@@ -17,6 +18,10 @@ BIN = os.environ.get("MOSSAICFS_BIN") or str(REPO / ".build" / "debug" / "mossai
 READY_TIMEOUT = 60
 EXIT_TIMEOUT = 120
 CHUNK = 1 << 20  # FormatConstants.chunkSize
+# Extra `format` options for every filesystem the suites make (a test matrix row, e.g.
+# MOSSAICFS_TEST_FORMAT_ARGS="--compress zstd"): the crash, fault and POSIX suites then run
+# unchanged on a filesystem with those options.
+FORMAT_ARGS = shlex.split(os.environ.get("MOSSAICFS_TEST_FORMAT_ARGS", ""))
 
 
 def run(*args, check=True, **kw):
@@ -123,9 +128,10 @@ class Mount:
 
 class Filesystem:
     """A formatted filesystem with a mount that tests can cycle: on a local directory
-    (`root/store`) by default, or on `source` (s3://…) with `env` holding its credentials."""
+    (`root/store`) by default, or on `source` (s3://…) with `env` holding its credentials.
+    Formatted with FORMAT_ARGS, then `format_args`."""
 
-    def __init__(self, root, options=(), source=None, env=None):
+    def __init__(self, root, options=(), source=None, env=None, format_args=()):
         self.root = Path(root)
         self.store = self.root / "store"
         self.source = source or str(self.store)
@@ -133,7 +139,7 @@ class Filesystem:
         self.mnt = self.root / "mnt"
         self.cache = self.root / "cache"
         self.options = list(options)
-        run("format", self.source, env=env)
+        run("format", *FORMAT_ARGS, *format_args, self.source, env=env)
         self.mount = None
 
     def start(self):
