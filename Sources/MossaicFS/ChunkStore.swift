@@ -471,10 +471,6 @@ struct Placed: Sendable, Equatable {
     }
 }
 
-extension EncodedChunk {
-    /// The stored bytes with their SHA-256, as the store takes them.
-    var payload: HashedBytes { HashedBytes(bytes, sha256: sha256) }
-}
 
 extension ChunkStore.Configuration {
     /// The part of the mount options the store reads, and the superblock's inline bound

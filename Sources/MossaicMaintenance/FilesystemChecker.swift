@@ -183,7 +183,7 @@ public enum FilesystemChecker {
         }
         guard let plaintext = cached.flatMap({ ChunkHash.of($0) == chunk.hash ? $0 : nil }) ?? staged else { return false }
         let encoded = options.transform.encode(plaintext, hash: chunk.hash)
-        guard (try? store.putChunk(chunk.hash, HashedBytes(encoded.bytes, sha256: encoded.sha256))) != nil else { return false }
+        guard (try? store.putChunk(chunk.hash, encoded.payload)) != nil else { return false }
         let location = ChunkLocation(.object, codec: encoded.codec)
         if chunk.location != location {
             try meta { () throws(MetaError) in try metadata.relocateChunk(chunk.hash, to: location, storedLength: encoded.bytes.count) }

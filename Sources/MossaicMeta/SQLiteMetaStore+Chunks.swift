@@ -141,7 +141,7 @@ extension SQLiteMetaStore {
             throw .staleBase
         }
         if current == nil {
-            try c.run("INSERT INTO chunks(hash, length, refcount, state, data) VALUES(?, 0, 1, ?, x'') ON CONFLICT(hash) DO UPDATE SET refcount = refcount + 1",
+            try c.run("INSERT INTO chunks(hash, length, refcount, state, data, stored_length) VALUES(?, 0, 1, ?, x'', 0) ON CONFLICT(hash) DO UPDATE SET refcount = refcount + 1",
                       [.blob(emptyChunk.bytes), .int(ChunkState.inline.rawValue)])
             try c.run("INSERT INTO file_chunks(ino, idx, hash, length) VALUES(?, ?, ?, ?)",
                       [key, idx, .blob(emptyChunk.bytes), .int(Int64(page.length))])

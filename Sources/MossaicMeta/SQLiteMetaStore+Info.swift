@@ -21,10 +21,11 @@ extension SQLiteMetaStore {
                 """, [root, .int(regular), .int(directory), .int(regular)]) { (s: Statement) -> [Int64] in [s.int(0), s.int(1), s.int(2), s.int(3)] } ?? [0, 0, 0, 0]
             u.files = UInt64(counts[0]); u.directories = UInt64(counts[1]); u.others = UInt64(counts[2] - counts[0] - counts[1])
             u.size = UInt64(counts[3])
-            // Per distinct chunk: its length, how often the tree names it, how often anything does.
+            // Per distinct chunk: the bytes it takes (in the store, compressed or not, or
+            // inline), how often the tree names it, how often anything does.
             let rows = try c.query("""
                 \(Self.tree)
-                SELECT c.length, r.n, c.refcount, c.state FROM
+                SELECT c.stored_length, r.n, c.refcount, c.state FROM
                   (SELECT f.hash, count(*) AS n FROM file_chunks f JOIN tree t ON f.ino = t.ino GROUP BY f.hash) r
                 JOIN chunks c ON c.hash = r.hash
                 """, [root]) { (s: Statement) -> (length: UInt64, n: Int64, refcount: Int64, state: Int64) in

@@ -103,6 +103,11 @@ public struct HashedBytes: Sendable {
     }
 }
 
+extension EncodedChunk {
+    /// A chunk's stored form with its SHA-256, as `putChunk` and `putPack` take it.
+    public var payload: HashedBytes { HashedBytes(bytes, sha256: sha256) }
+}
+
 /// A precondition on a PUT, as S3's conditional writes express them.
 public enum PutCondition: Sendable, Equatable {
     case none

@@ -9,7 +9,7 @@ struct FormatCommand: ParsableCommand {
         commandName: "format",
         abstract: "Create a new, empty filesystem in SOURCE (a local directory, created if missing, or s3://bucket/prefix).",
         // Written out on two lines: ArgumentParser does not wrap usage lines (80 columns).
-        usage: "mossaicfs format <source> [--compress none|zstd[:level]] [--inline-max <bytes>]\n[--force] [-o <options> ...]",
+        usage: "mossaicfs format <source> [--compress none|zstd[:level]]\n[--inline-max <bytes>] [--force] [-o <options> ...]",
         discussion: """
         Refuses a SOURCE that already holds a filesystem, and a local directory that holds \
         anything else, unless --force is given. A local directory is created with mode 0700, or \
@@ -29,7 +29,7 @@ struct FormatCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Chunks up to this many bytes are kept inside the metadata instead of as objects (0 to 1048576).", valueName: "bytes"))
     var inlineMax: Int = FormatConstants.defaultInlineMax
 
-    @Option(name: .long, help: ArgumentHelp("Compress each chunk before it is stored: none (default), zstd (level 3) or zstd:LEVEL (1 to 19).", valueName: "none|zstd[:level]"))
+    @Option(name: .long, help: ArgumentHelp("Compress each chunk before it is stored: none, zstd (level 3) or zstd:LEVEL (1 to 19).", valueName: "none|zstd[:level]"))
     var compress = "none"
 
     @Flag(name: .long, help: "Format even if SOURCE already holds a filesystem (its files become unreachable) or is a local directory holding other files (they stay).")

@@ -16,7 +16,7 @@ import MossaicReplication
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status",
-        abstract: "Show a filesystem's store, usage, dedup ratio, cache and pending work.",
+        abstract: "Show a filesystem's store, usage, compression savings, dedup ratio, cache and pending work.",
         discussion: "TARGET is a mountpoint (live figures from its daemon, which answers only the user who mounted it and root) or a SOURCE (from its metadata; -o cache_dir= if not the default).")
 
     @Argument(help: "A mossaicfs mountpoint, or a SOURCE (local directory or s3://bucket/prefix).")

@@ -6,21 +6,29 @@ import Testing
 /// Schema 1 (every stored chunk its own object) to schema 2 (packs), and what gc and fsck read
 /// from either.
 @Suite struct SchemaMigrationTests {
-    /// A version-1 database as a build before packs left it: a file of one stored chunk `used`,
-    /// and the row of a deleted file's chunk `freed` at refcount 0.
-    func versionOneDatabase(used: ChunkHash, freed: ChunkHash) throws -> String {
+    /// A database of the schema `steps` make (version `steps.count`), as an older build left
+    /// it: the root directory and file `f` (inode 2) of `fileSize` bytes; its chunks are the
+    /// caller's to add.
+    func oldDatabase(_ steps: [String], fileSize: Int64, allocated: Int64) throws -> (String, SQLiteConnection) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("schema-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let path = dir + "/meta.db"
         let c = try SQLiteConnection(path: path, readOnly: false)
-        try c.execute(Schema.v1)
-        try c.execute("PRAGMA user_version = 1")
+        for step in steps { try c.execute(step) }
+        try c.execute("PRAGMA user_version = \(steps.count)")
         let directory = Int64(FileKind.directory.rawValue), regular = Int64(FileKind.regular.rawValue)
         try c.run("""
             INSERT INTO inodes(ino, kind, mode, uid, gid, size, nlink, atime_ns, mtime_ns, ctime_ns, allocated, parent)
-            VALUES(1, ?, 493, 0, 0, 0, 2, 0, 0, 0, 0, 1), (2, ?, 420, 0, 0, 100, 1, 0, 0, 0, 100, 1)
-            """, [.int(directory), .int(regular)])
+            VALUES(1, ?, 493, 0, 0, 0, 2, 0, 0, 0, 0, 1), (2, ?, 420, 0, 0, ?, 1, 0, 0, 0, ?, 1)
+            """, [.int(directory), .int(regular), .int(fileSize), .int(allocated)])
         try c.run("INSERT INTO dentries(parent, name, ino) VALUES(1, ?, 2)", [.blob(Array("f".utf8))])
+        return (path, c)
+    }
+
+    /// A version-1 database as a build before packs left it: a file of one stored chunk `used`,
+    /// and the row of a deleted file's chunk `freed` at refcount 0.
+    func versionOneDatabase(used: ChunkHash, freed: ChunkHash) throws -> String {
+        let (path, c) = try oldDatabase([Schema.v1], fileSize: 100, allocated: 100)
         try c.run("INSERT INTO file_chunks(ino, idx, hash, length) VALUES(2, 0, ?, 100)", [.blob(used.bytes)])
         try c.run("INSERT INTO chunks(hash, length, refcount, state, data) VALUES(?, 100, 1, 2, NULL), (?, 200, 0, 2, NULL)",
                   [.blob(used.bytes), .blob(freed.bytes)])
@@ -61,18 +69,7 @@ import Testing
     /// A version-5 database as a build before compression left it: one chunk its own object,
     /// one in a pack, both stored as they are.
     func versionFiveDatabase(object: ChunkHash, packed: ChunkHash, pack: ChunkHash) throws -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("schema-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let path = dir + "/meta.db"
-        let c = try SQLiteConnection(path: path, readOnly: false)
-        for step in [Schema.v1, Schema.v2, Schema.v3, Schema.v4, Schema.v5] { try c.execute(step) }
-        try c.execute("PRAGMA user_version = 5")
-        let directory = Int64(FileKind.directory.rawValue), regular = Int64(FileKind.regular.rawValue)
-        try c.run("""
-            INSERT INTO inodes(ino, kind, mode, uid, gid, size, nlink, atime_ns, mtime_ns, ctime_ns, allocated, parent)
-            VALUES(1, ?, 493, 0, 0, 0, 2, 0, 0, 0, 0, 1), (2, ?, 420, 0, 0, 1048676, 1, 0, 0, 0, 1052672, 1)
-            """, [.int(directory), .int(regular)])
-        try c.run("INSERT INTO dentries(parent, name, ino) VALUES(1, ?, 2)", [.blob(Array("f".utf8))])
+        let (path, c) = try oldDatabase([Schema.v1, Schema.v2, Schema.v3, Schema.v4, Schema.v5], fileSize: 1048676, allocated: 1052672)
         try c.run("INSERT INTO file_chunks(ino, idx, hash, length) VALUES(2, 0, ?, 1048576), (2, 1, ?, 100)",
                   [.blob(object.bytes), .blob(packed.bytes)])
         try c.run("""
