@@ -15,7 +15,8 @@ import Synchronization
 /// Every byte handed out is verified: chunks from the store are decoded (`transform`, with
 /// the codec their location names) and their plaintext re-hashed, chunks from the disk cache
 /// (which holds plaintext) re-hashed; damage is an error (from the store) or a dropped cache
-/// file that is fetched again (from disk). Concurrent misses of one chunk share one GET (singleflight).
+/// file that is fetched again (from disk). Concurrent misses of one chunk share one GET
+/// (singleflight).
 /// Lock order: `state` is a leaf lock; no I/O happens while it is held.
 public final class BlobCache: Sendable {
     public struct Configuration: Sendable {

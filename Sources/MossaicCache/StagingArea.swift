@@ -82,7 +82,7 @@ public final class StagingArea: Sendable {
 
     /// The chunk and form a staged file's name says; nil for any other name (`.damaged` files).
     private static func parse(_ name: String) -> (ChunkHash, ChunkCodec)? {
-        for codec in [ChunkCodec.none, .zstd] where name.hasSuffix(codec.fileSuffix) {
+        for codec in ChunkCodec.allCases where name.hasSuffix(codec.fileSuffix) {
             if let hash = ChunkHash(hex: name.dropLast(codec.fileSuffix.count)) { return (hash, codec) }
         }
         return nil

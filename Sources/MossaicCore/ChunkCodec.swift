@@ -1,7 +1,7 @@
 /// How a stored chunk's bytes were made from its plaintext: recorded per chunk (its row's
 /// `codec` column, its staged file's name), because a filesystem with compression still stores
 /// a chunk that does not shrink as it is.
-public enum ChunkCodec: Int64, Sendable, Hashable, Codable {
+public enum ChunkCodec: Int64, Sendable, Hashable, Codable, CaseIterable {
     /// The stored bytes are the plaintext.
     case none = 0
     /// The stored bytes are one zstd frame of the plaintext.

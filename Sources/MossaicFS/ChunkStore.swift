@@ -471,7 +471,6 @@ struct Placed: Sendable, Equatable {
     }
 }
 
-
 extension ChunkStore.Configuration {
     /// The part of the mount options the store reads, and the superblock's inline bound
     /// (in an extension, so that tests keep the memberwise initializer).

@@ -12,10 +12,11 @@ import Synchronization
 ///
 /// Chunks are checked where their rows place them: their own object (`chunks/`) or a range of a
 /// pack (`packs/`), which holds several chunks. Verifying decodes each chunk's stored bytes
-/// with the codec its row names (the superblock's transform) and hashes the plaintext. Damage is reported per chunk, with the object the
-/// bytes should be in. A good copy found locally (disk cache, write-back staging) is put back as
-/// the chunk's own object and its row pointed there: rebuilding a pack would need every other
-/// chunk in it, and a chunk is found by its row wherever it is.
+/// with the codec its row names (the superblock's transform) and hashes the plaintext. Damage
+/// is reported per chunk, with the object the bytes should be in. A good copy found locally
+/// (disk cache, write-back staging) is put back as the chunk's own object and its row pointed
+/// there: rebuilding a pack would need every other chunk in it, and a chunk is found by its
+/// row wherever it is.
 public enum FilesystemChecker {
     public struct Report: Sendable {
         /// Metadata inconsistencies found (before any repair).
@@ -176,7 +177,7 @@ public enum FilesystemChecker {
                                 metadata: any MetaStore) throws(FSError) -> Bool {
         let cached = options.blobsDirectory.flatMap { try? PosixFiles.read(BlobCache.diskCachePath(of: chunk.hash, in: $0)) }
         let staged = options.stagingDirectory.flatMap { staging in
-            [ChunkCodec.none, .zstd].lazy.compactMap { codec -> [UInt8]? in
+            ChunkCodec.allCases.lazy.compactMap { codec -> [UInt8]? in
                 guard let stored = try? PosixFiles.read(StagingArea.path(of: chunk.hash, codec: codec, in: staging)) else { return nil }
                 return try? options.transform.decode(stored, codec: codec, hash: chunk.hash)
             }.first
