@@ -116,6 +116,38 @@ private func text(_ count: Int, seed: UInt64) -> [UInt8] {
         #expect(try refs.flatMap { try cache.read($0.hash, at: $0.location) } == data)
     }
 
+    /// Small writes patch the decoded plaintext of a compressed page, and compaction stores
+    /// the patched page compressed again.
+    @Test func patchesLieOverTheDecodedChunk() throws {
+        let f = try Fixture(compression: .zstd(level: 3))
+        let (ino, h) = try f.createFile("db")
+        var model = text(2 * MiB, seed: 4)
+        try f.write(ino, h, 0, model)
+        try f.fs.fsync(ino, handle: h)
+        for i in 0..<8 {
+            let offset = 5000 + i * 99_991
+            try SmallWriteTests.writeSynced(f, ino, h, offset, randomBytes(4096, seed: UInt64(60 + i)), into: &model)
+        }
+        let refs = try SmallWriteTests.refs(f, ino)
+        #expect(refs.contains { !$0.patches.isEmpty } && refs.allSatisfy { $0.location.codec == .zstd })
+        #expect(try SmallWriteTests.content(f, ino, h) == model)
+        // Past the patch bounds each page is folded into one chunk: compressed again.
+        for i in 0..<200 {
+            let offset = (i * 10_007) % (2 * MiB - 4096)
+            try SmallWriteTests.writeSynced(f, ino, h, offset, Array(text(4096, seed: UInt64(900 + i))), into: &model)
+        }
+        try f.fs.release(ino, handle: h)
+        let compacted = try SmallWriteTests.refs(f, ino)
+        #expect(compacted.allSatisfy { $0.location.codec == .zstd })
+        let cache = try emptyCache(f)
+        for ref in compacted where ref.patches.isEmpty {
+            #expect(try cache.read(ref.hash, at: ref.location) == Array(model[(Int(ref.index.rawValue) * MiB)...].prefix(ref.chunkLength)))
+        }
+        let r = try f.fs.open(ino, mode: .init(writable: false))
+        #expect(try SmallWriteTests.content(f, ino, r) == model)
+        try f.fs.release(ino, handle: r)
+    }
+
     @Test func theSuperblockSaysTheCompressionAndTheVersionOnlyRisesWithIt() throws {
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("sb-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: root) }
