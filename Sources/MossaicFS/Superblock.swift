@@ -14,13 +14,38 @@ public struct Superblock: Codable, Sendable, Equatable {
     public var hash: String
     public var inlineMax: Int
     public var created: String
+    /// Absent for a filesystem stored in the clear (`FilesystemKey`).
+    public var encryption: Encryption?
 
-    enum CodingKeys: String, CodingKey {
-        case formatVersion = "format_version", uuid, chunkSize = "chunk_size", hash, inlineMax = "inline_max", created
+    /// An encrypted filesystem's scheme and how to check a key; never the key.
+    public struct Encryption: Codable, Sendable, Equatable {
+        /// `ConvergentCipher.scheme`.
+        public var scheme: String
+        /// `ConvergentCipher.keyCheck`, hex: tells a wrong key before anything is read.
+        public var keyCheck: String
+        /// Present when the master key comes from a passphrase.
+        public var kdf: KDFParameters?
+
+        enum CodingKeys: String, CodingKey { case scheme, keyCheck = "key_check", kdf }
+
+        public init(scheme: String, keyCheck: String, kdf: KDFParameters?) {
+            self.scheme = scheme; self.keyCheck = keyCheck; self.kdf = kdf
+        }
     }
 
-    public init(inlineMax: Int = FormatConstants.defaultInlineMax) {
-        formatVersion = FormatConstants.formatVersion
+    /// The format version of an encrypted filesystem: a mossaicfs that does not know
+    /// encryption must refuse it rather than write plaintext into it.
+    public static let encryptedFormatVersion = FormatConstants.formatVersion + 1
+    /// The newest format version this build reads.
+    static let newestReadable = encryptedFormatVersion
+
+    enum CodingKeys: String, CodingKey {
+        case formatVersion = "format_version", uuid, chunkSize = "chunk_size", hash, inlineMax = "inline_max", created, encryption
+    }
+
+    public init(inlineMax: Int = FormatConstants.defaultInlineMax, encryption: Encryption? = nil) {
+        formatVersion = encryption == nil ? FormatConstants.formatVersion : Self.encryptedFormatVersion
+        self.encryption = encryption
         uuid = UUID().uuidString.lowercased()
         chunkSize = FormatConstants.chunkSize
         hash = "sha256"
@@ -47,8 +72,11 @@ public struct Superblock: Codable, Sendable, Equatable {
         guard let sb = try? JSONDecoder().decode(Superblock.self, from: Data(bytes)) else {
             throw .damaged("\(store.displayName)/\(key) is not a valid mossaicfs superblock")
         }
-        guard sb.formatVersion <= FormatConstants.formatVersion else {
-            throw .damaged("\(store.displayName) has format version \(sb.formatVersion); this mossaicfs reads up to \(FormatConstants.formatVersion) (upgrade mossaicfs)")
+        guard sb.formatVersion <= newestReadable else {
+            throw .damaged("\(store.displayName) has format version \(sb.formatVersion); this mossaicfs reads up to \(newestReadable) (upgrade mossaicfs)")
+        }
+        if let encryption = sb.encryption, encryption.scheme != ConvergentCipher.scheme || sb.formatVersion < encryptedFormatVersion {
+            throw .damaged("\(store.displayName)/\(key) has unsupported encryption \(encryption.scheme) (format version \(sb.formatVersion))")
         }
         guard sb.chunkSize == FormatConstants.chunkSize, sb.hash == "sha256", sb.inlineMax >= 0, sb.inlineMax <= sb.chunkSize else {
             throw .damaged("\(store.displayName)/\(key) has unsupported parameters (chunk size \(sb.chunkSize), hash \(sb.hash))")
@@ -57,8 +85,8 @@ public struct Superblock: Codable, Sendable, Equatable {
     }
 
     /// Writes a new superblock. Refuses to overwrite an existing filesystem unless `force`.
-    public static func format(_ store: any ObjectStore, inlineMax: Int, force: Bool) throws(FormatError) -> Superblock {
-        let sb = Superblock(inlineMax: inlineMax)
+    public static func format(_ store: any ObjectStore, inlineMax: Int, encryption: Encryption? = nil, force: Bool) throws(FormatError) -> Superblock {
+        let sb = Superblock(inlineMax: inlineMax, encryption: encryption)
         do {
             try store.put(key, sb.encoded(), condition: force ? .none : .ifNoneMatch)
         } catch .preconditionFailed {
@@ -83,6 +111,8 @@ public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Metadata snapshots and the writer lease: lease held elsewhere, local metadata older than
     /// the store's, a damaged snapshot.
     case replication(ReplicationError)
+    /// An encrypted filesystem without its key, with a wrong one, or a key that cannot be read.
+    case key(String)
 
     public var description: String {
         switch self {
@@ -94,6 +124,7 @@ public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
         case .cacheDirectory(let why): why
         case .metadata(let why): why
         case .replication(let e): e.description
+        case .key(let why): why
         }
     }
 }

@@ -98,6 +98,7 @@ public enum GarbageCollector {
                            waiting: (_ pid: String) -> Void = { _ in },
                            progress: @escaping @Sendable (ProgressEvent) -> Void) throws(FormatError) -> Report {
         let superblock = try Superblock.load(from: store)
+        try FilesystemKey.requireUnlocked(store, superblock: superblock)
         // The lock: no daemon uses this cache_dir (its meta.db) while gc runs.
         let cacheDirectory = try CacheDirectory(path: path ?? CacheDirectory.defaultRoot + "/" + superblock.uuid, claimant: .command("gc"), waiting: waiting)
         defer { withExtendedLifetime(cacheDirectory) {} }

@@ -58,6 +58,7 @@ public enum FilesystemLoader {
 
     public static func open(store: any ObjectStore, settings: Settings, logger: Logger, metrics: Metrics = Metrics()) throws(FormatError) -> Opened {
         let superblock = try Superblock.load(from: store)
+        try FilesystemKey.requireUnlocked(store, superblock: superblock)
         let cacheDirectory = try CacheDirectory(path: settings.options.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid,
                                                 waiting: settings.waitingForPreviousDaemon)
         if settings.options.readOnly {

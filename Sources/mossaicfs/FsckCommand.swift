@@ -39,7 +39,7 @@ struct FsckCommand: ParsableCommand {
     func run() throws {
         do {
             let parsed = try MountOptions.parse(options)
-            let (store, superblock) = try StoreFactory.openFilesystem(source, options: parsed.store, writes: repair)
+            let (store, superblock) = try StoreFactory.openFilesystem(source, options: parsed, writes: repair)
             let (path, temporary) = try TemporaryCacheDirectory.choose(given: parsed.cacheDirectory, uuid: superblock.uuid, command: "fsck")
             defer { temporary?.remove() }
             if temporary != nil && repair {
