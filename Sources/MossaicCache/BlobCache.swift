@@ -202,7 +202,8 @@ public final class BlobCache: Sendable {
                 return bytes[...]
             }
         case .local:
-            if let bytes = try? store.get(location.key(of: hash), range: location.objectRange(range)),
+            // Only where the store holds plaintext: a sealed chunk is opened as a whole.
+            if store.chunkSealing.cipher == nil, let bytes = try? store.get(location.key(of: hash), range: location.objectRange(range)),
                bytes.count == range.count {
                 state.withLock { $0.stats.diskHits += 1 }
                 return bytes[...]
@@ -246,9 +247,10 @@ public final class BlobCache: Sendable {
         // One ranged GET from the first to the last chunk led here, received as one buffer per
         // chunk (chunks cached meanwhile leave gaps, received as parts of their own): no run
         // buffer to map and copy the chunks out of.
+        let sealing = store.chunkSealing
         let packed = led.compactMap { chunk -> (hash: ChunkHash, offset: UInt64, length: Int)? in
             guard case .packed(_, let offset, let length) = chunk.location else { return nil }
-            return (chunk.hash, offset, length)
+            return (chunk.hash, offset, sealing.storedLength(length))
         }
         var placed: [(hash: ChunkHash, part: Int, length: Int)] = []
         var plan: [Int] = []
@@ -265,8 +267,7 @@ public final class BlobCache: Sendable {
         var done: Set<ChunkHash> = []
         for chunk in placed {
             guard let parts, chunk.part < parts.count, parts[chunk.part].count == chunk.length else { continue }
-            let bytes = parts[chunk.part]
-            if ChunkHash.of(bytes) == chunk.hash {
+            if let bytes = try? sealing.open(parts[chunk.part], hash: chunk.hash), ChunkHash.of(bytes) == chunk.hash {
                 finishFlight(chunk.hash, .success(bytes), source: .store)
                 writeToDisk(chunk.hash, bytes)
                 done.insert(chunk.hash)
@@ -288,24 +289,28 @@ public final class BlobCache: Sendable {
         s.verified.insert(hash)
     }
 
-    /// GETs the chunk as the leader of its flight, verifies it and caches it.
+    /// GETs the chunk as the leader of its flight, opens it (`ChunkSealing`: an encrypted
+    /// filesystem's GCM tag is checked), verifies it and caches it.
     private func fetch(_ hash: ChunkHash, at location: ChunkLocation) throws(CacheError) -> [UInt8] {
         let result: Result<[UInt8], CacheError>
+        let sealing = store.chunkSealing
         do {
-            let bytes: [UInt8]
+            let stored: [UInt8]
             switch location {
-            case .object: bytes = try store.get(hash.objectKey)
-            case .packed(let pack, let offset, let length): bytes = try store.get(pack.packKey, range: offset..<(offset + UInt64(length)))
+            case .object: stored = try store.get(hash.objectKey)
+            case .packed(let pack, _, let length): stored = try store.get(pack.packKey, range: sealing.storedRange(of: location, length: length))
             }
-            let actual = ChunkHash.of(bytes)
-            if actual == hash {
-                result = .success(bytes)
+            if let bytes = try? sealing.open(stored, hash: hash) {
+                let actual = ChunkHash.of(bytes)
+                result = actual == hash ? .success(bytes) : .failure(.corrupt(hash: hash, actual: actual))
             } else {
-                if state.withLock({ $0.reportedCorrupt.insert(hash).inserted }) {
-                    logger.error("corrupt chunk in store: its bytes do not match its name; reads of it fail with EIO (run mossaicfs fsck --verify)",
-                                 metadata: ["chunk": "\(hash)", "actual": "\(actual)"])
-                }
-                result = .failure(.corrupt(hash: hash, actual: actual))
+                result = .failure(.unauthentic(hash: hash))
+            }
+            if case .failure(let error) = result, state.withLock({ $0.reportedCorrupt.insert(hash).inserted }) {
+                let why = if case .corrupt = error { "its bytes do not match its name" } else { "it does not authenticate under the filesystem's key" }
+                var metadata: Logger.Metadata = ["chunk": "\(hash)"]
+                if case .corrupt(_, let actual) = error { metadata["actual"] = "\(actual)" }
+                logger.error("corrupt chunk in store: \(why); reads of it fail with EIO (run mossaicfs fsck --verify)", metadata: metadata)
             }
         } catch {
             result = .failure(.store(error))
@@ -324,7 +329,7 @@ public final class BlobCache: Sendable {
                 // Its disk file (or a local store's object) just hashed right; a remote
                 // chunk's disk file is marked when it is written (writeToDisk).
                 if source == .disk || (source == .store && store.isLocal) { markVerified(&s, hash) }
-            case .failure(.corrupt):
+            case .failure(.corrupt), .failure(.unauthentic):
                 s.stats.storeGets += 1
                 s.stats.corrupt += 1
             case .failure:

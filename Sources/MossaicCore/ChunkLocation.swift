@@ -22,10 +22,11 @@ public enum ChunkLocation: Sendable, Hashable {
     }
 
     /// Whether `next` lies right after this chunk in the same pack: the two are one ranged GET.
-    public func isFollowed(by next: ChunkLocation) -> Bool {
+    /// `overhead`: bytes a chunk has in the store beyond its length (`ChunkSealing`).
+    public func isFollowed(by next: ChunkLocation, overhead: Int = 0) -> Bool {
         guard case .packed(let pack, let offset, let length) = self,
               case .packed(let nextPack, let nextOffset, _) = next else { return false }
-        return pack == nextPack && nextOffset == offset + UInt64(length)
+        return pack == nextPack && nextOffset == offset + UInt64(length + overhead)
     }
 
     /// The pack, if the chunk is in one.

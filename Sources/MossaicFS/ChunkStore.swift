@@ -215,12 +215,13 @@ final class ChunkStore: Sendable {
         // sends them (S3) reads them one after the other.
         let packHash: ChunkHash
         do { packHash = try store.putPack(members.map { HashedBytes($0.bytes, sha256: $0.hash) }) } catch { throw CacheError.store(error).fsError }
+        let sealing = store.chunkSealing
         placements.withLock { p in
             p.objectsStored += 1
             var offset: UInt64 = 0
             for member in members {
                 let location = ChunkLocation.packed(pack: packHash, offset: offset, length: member.bytes.count)
-                offset += UInt64(member.bytes.count)
+                offset += UInt64(sealing.storedLength(member.bytes.count))
                 p.remember(member.hash, location)
                 locations[member.hash] = location
             }
@@ -358,7 +359,7 @@ final class ChunkStore: Sendable {
                 // No GET needed: read (verified) on a job of its own, in parallel with others.
                 if inWindow { runs.append([ref]) }
                 extending = false
-            } else if extending, let previous = runs.last?.last, Self.continues(previous, with: ref) {
+            } else if extending, let previous = runs.last?.last, Self.continues(previous, with: ref, overhead: store.chunkSealing.overhead) {
                 runs[runs.count - 1].append(ref)
             } else if inWindow {
                 runs.append([ref])
@@ -376,8 +377,8 @@ final class ChunkStore: Sendable {
     }
 
     /// Whether `next` is the chunk after `previous` in the file and right after it in the same pack.
-    private static func continues(_ previous: ChunkRef, with next: ChunkRef) -> Bool {
-        next.index.rawValue == previous.index.rawValue + 1 && previous.location.isFollowed(by: next.location)
+    private static func continues(_ previous: ChunkRef, with next: ChunkRef, overhead: Int) -> Bool {
+        next.index.rawValue == previous.index.rawValue + 1 && previous.location.isFollowed(by: next.location, overhead: overhead)
     }
 }
 

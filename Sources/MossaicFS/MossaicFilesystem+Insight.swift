@@ -70,7 +70,7 @@ extension MossaicFilesystem {
         var cachedBytes = 0
         for chunk in chunks {
             if cache.isCachedOrComing(chunk.hash) { report.cachedBefore += 1; cachedBytes += chunk.length; continue }
-            if let last = units.last?.last, units[units.count - 1].count < 16, last.location.isFollowed(by: chunk.location) {
+            if let last = units.last?.last, units[units.count - 1].count < 16, last.location.isFollowed(by: chunk.location, overhead: cache.store.chunkSealing.overhead) {
                 units[units.count - 1].append((chunk.hash, chunk.location))
             } else {
                 units.append([(chunk.hash, chunk.location)])

@@ -83,7 +83,7 @@ public enum FilesystemChecker {
         for r in referenced {
             guard let size = sizes[r.chunk.key] else { report.missing.append(r.chunk); continue }
             // The listing gives the size: a pack cut short lost the chunks past its end.
-            if size < r.chunk.location.objectRange(0..<r.length).upperBound { report.corrupt.append(r.chunk); continue }
+            if size < store.chunkSealing.storedRange(of: r.chunk.location, length: r.length).upperBound { report.corrupt.append(r.chunk); continue }
             present.append(r)
         }
         if let staging = options.stagingDirectory {
@@ -140,12 +140,21 @@ public enum FilesystemChecker {
         WorkerPool.forEach(count: work.count, width: threads) { i in
             let (key, chunks) = work[i]
             let bytes = try? store.get(key)
+            let sealing = store.chunkSealing
             let bad = chunks.filter { c in
                 guard let bytes else { return true }
-                guard case .packed = c.chunk.location else { return ChunkHash.of(bytes) != c.chunk.hash }
-                let range = c.chunk.location.objectRange(0..<c.length)
+                // Opened first where the filesystem is encrypted: the GCM tag is checked too.
+                func hashes(_ stored: [UInt8]) -> Bool {
+                    guard let plain = try? sealing.open(stored, hash: c.chunk.hash) else { return false }
+                    return ChunkHash.of(plain) == c.chunk.hash
+                }
+                guard case .packed = c.chunk.location else { return !hashes(bytes) }
+                let range = sealing.storedRange(of: c.chunk.location, length: c.length)
                 guard range.upperBound <= UInt64(bytes.count) else { return true }
-                return bytes[Int(range.lowerBound)..<Int(range.upperBound)].withUnsafeBytes { ChunkHash.of($0) } != c.chunk.hash
+                if sealing.cipher == nil {
+                    return bytes[Int(range.lowerBound)..<Int(range.upperBound)].withUnsafeBytes { ChunkHash.of($0) } != c.chunk.hash
+                }
+                return !hashes(Array(bytes[Int(range.lowerBound)..<Int(range.upperBound)]))
             }.map(\.chunk)
             let done = state.withLock { s -> Int in
                 s.done += 1

@@ -42,6 +42,11 @@ public protocol ObjectStore: Sendable {
     /// A short human-readable name for messages, e.g. `s3://bucket/prefix` or a directory path.
     var displayName: String { get }
 
+    /// How chunk bytes are sealed before they are stored here (`putChunk`, `putPack`) and
+    /// opened after they are read: `SealedObjectStore` (an encrypted filesystem) says; every
+    /// other store `.none`, and a store wrapping another forwards its base's.
+    var chunkSealing: ChunkSealing { get }
+
     /// True when the store is on the local machine, so a local blob cache in front of it would
     /// only duplicate bytes already on this disk.
     var isLocal: Bool { get }
@@ -61,17 +66,23 @@ extension ObjectStore {
         try get(key, range: range).cut(into: lengths)
     }
 
-    /// Stores chunk `bytes` under its content address `hash.objectKey`.
+    public var chunkSealing: ChunkSealing { .none }
+
+    /// Stores chunk `bytes` (sealed, see `chunkSealing`) under its content address
+    /// `hash.objectKey`.
     public func putChunk(_ hash: ChunkHash, _ bytes: [UInt8]) throws(ObjectStoreError) {
-        try putAddressed(hash.objectKey, [HashedBytes(bytes, sha256: hash)])
+        try putAddressed(hash.objectKey, [chunkSealing.seal(bytes, hash: hash)])
     }
 
-    /// Stores a pack — `members` concatenated, see `ChunkLocation.packed` — under the key of
-    /// its name, `ChunkHash.packName(members' hashes).packKey`. Returns the name.
+    /// Stores a pack — `members` (each sealed, see `chunkSealing`) concatenated, see
+    /// `ChunkLocation.packed` — under the key of its name, `ChunkHash.packName(members'
+    /// hashes).packKey`. Returns the name. Member i starts at the sum of the
+    /// `chunkSealing.storedLength` of the ones before it.
     @discardableResult
     public func putPack(_ members: [HashedBytes]) throws(ObjectStoreError) -> ChunkHash {
         let name = ChunkHash.packName(members.map(\.sha256))
-        try putAddressed(name.packKey, members)
+        let sealing = chunkSealing
+        try putAddressed(name.packKey, sealing.cipher == nil ? members : members.map { sealing.seal($0.bytes, hash: $0.sha256) })
         return name
     }
 }

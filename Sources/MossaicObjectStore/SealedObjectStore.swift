@@ -10,9 +10,9 @@ import MossaicCore
 ///   manifests, HEAD, the writer lease (host names, pids) — with the metadata key and the
 ///   object's logical key as associated data, and opens and authenticates it on every read.
 ///
-/// File data (`chunks/`, `packs/`) passes through as it comes: its bytes are sealed by the
-/// chunk store, per chunk and convergently, because packs are read by byte ranges that only
-/// the chunk rows know. The superblock (`mossaicfs.json`) passes through in the clear: it
+/// File data (`chunks/`, `packs/`) passes through as it comes: its bytes are sealed per
+/// chunk, convergently, by `putChunk`/`putPack` and opened by their readers (`chunkSealing`),
+/// because packs are read by byte ranges that only the chunk rows know. The superblock (`mossaicfs.json`) passes through in the clear: it
 /// says how to find and check the key.
 ///
 /// ETags and sizes are those of the sealed objects; conditional PUTs compare sealed objects,
@@ -30,6 +30,7 @@ public final class SealedObjectStore: ObjectStore {
 
     public var displayName: String { base.displayName }
     public var isLocal: Bool { base.isLocal }
+    public var chunkSealing: ChunkSealing { ChunkSealing(cipher: cipher) }
 
     static let metadataPrefix = "meta/"
 

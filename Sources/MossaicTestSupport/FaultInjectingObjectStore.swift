@@ -68,6 +68,7 @@ public final class FaultInjectingObjectStore: ObjectStore {
 
     public var displayName: String { "faulty(\(base.displayName))" }
     public var isLocal: Bool { base.isLocal }
+    public var chunkSealing: ChunkSealing { base.chunkSealing }
 
     @discardableResult
     public func put(_ key: String, _ data: [UInt8], condition: PutCondition) throws(ObjectStoreError) -> String {

@@ -25,4 +25,5 @@ public final class PutInterceptingObjectStore: ObjectStore {
     public func list(prefix: String) throws(ObjectStoreError) -> [ObjectInfo] { try base.list(prefix: prefix) }
     public var displayName: String { base.displayName }
     public var isLocal: Bool { base.isLocal }
+    public var chunkSealing: ChunkSealing { base.chunkSealing }
 }
