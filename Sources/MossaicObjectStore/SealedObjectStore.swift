@@ -15,8 +15,9 @@ import MossaicCore
 /// because packs are read by byte ranges that only the chunk rows know. The superblock (`mossaicfs.json`) passes through in the clear: it
 /// says how to find and check the key.
 ///
-/// ETags and sizes are those of the sealed objects; conditional PUTs compare sealed objects,
-/// which is the same test as comparing the plaintext ones (each PUT seals afresh).
+/// ETags are those of the sealed objects; conditional PUTs compare sealed objects, which is
+/// the same test as comparing the plaintext ones (each PUT seals afresh). Sizes (head, list)
+/// of metadata objects are their plaintext's; of file data, what the store holds.
 public final class SealedObjectStore: ObjectStore {
     public let base: any ObjectStore
     public let cipher: ConvergentCipher
@@ -75,8 +76,15 @@ public final class SealedObjectStore: ObjectStore {
     }
 
     public func head(_ key: String) throws(ObjectStoreError) -> ObjectInfo? {
-        guard var info = try base.head(naming.storedKey(key)) else { return nil }
-        info.key = key
+        guard let info = try base.head(naming.storedKey(key)) else { return nil }
+        return logical(info)
+    }
+
+    /// `info` of a stored object as the layers above know it: logical key, plaintext size.
+    private func logical(_ stored: ObjectInfo) -> ObjectInfo {
+        var info = stored
+        info.key = naming.logicalKey(stored.key)
+        if Self.isSealedBlob(info.key) { info.size = stored.size - min(stored.size, UInt64(ConvergentCipher.blobOverhead)) }
         return info
     }
 
@@ -86,10 +94,6 @@ public final class SealedObjectStore: ObjectStore {
 
     public func list(prefix: String) throws(ObjectStoreError) -> [ObjectInfo] {
         let listed = try base.list(prefix: naming.enclosingSpace(ofPrefix: prefix) ?? prefix)
-        return listed.compactMap { info -> ObjectInfo? in
-            var info = info
-            info.key = naming.logicalKey(info.key)
-            return info.key.hasPrefix(prefix) ? info : nil
-        }.sorted { $0.key < $1.key }
+        return listed.map(logical).filter { $0.key.hasPrefix(prefix) }.sorted { $0.key < $1.key }
     }
 }
