@@ -86,6 +86,9 @@ enum StoreFactory {
     /// terminal on stdin, a prompt.
     static func unlock(_ store: any ObjectStore, superblock: Superblock, options: MountConfiguration) throws(FormatError) -> any ObjectStore {
         var source = keySource(options)
+        // The environment's passphrase is ambient (a shell may hold it for several
+        // filesystems): a filesystem in the clear ignores it; a key option is refused there.
+        if superblock.encryption == nil, case .passphrase = source { source = nil }
         if source == nil, superblock.encryption?.kdf != nil, isatty(0) == 1 {
             source = .passphrase(Console.readSecret("passphrase for \(store.displayName): "))
         }

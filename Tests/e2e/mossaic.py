@@ -133,7 +133,14 @@ class Filesystem:
         self.mnt = self.root / "mnt"
         self.cache = self.root / "cache"
         self.options = list(options)
-        run("format", self.source, env=env)
+        # The test matrix: MOSSAICFS_E2E_FORMAT holds extra format options (e.g. "--encrypt"),
+        # so a suite runs unchanged on a filesystem formatted with them. --encrypt takes its
+        # passphrase from MOSSAICFS_PASSPHRASE, which every command the tests run inherits
+        # (mount, fsck, gc, …; a filesystem in the clear ignores it).
+        extra = os.environ.get("MOSSAICFS_E2E_FORMAT", "").split()
+        if "--encrypt" in extra and not (env or os.environ).get("MOSSAICFS_PASSPHRASE"):
+            raise RuntimeError("MOSSAICFS_E2E_FORMAT=--encrypt needs MOSSAICFS_PASSPHRASE in the environment")
+        run("format", self.source, *extra, env=env)
         self.mount = None
 
     def start(self):
