@@ -23,11 +23,15 @@ public enum ChunkDamage: Error, Equatable, Sendable, CustomStringConvertible {
     case mismatch(actual: ChunkHash)
     /// The stored bytes are not what their codec makes (a damaged or cut zstd frame).
     case undecodable(String)
+    /// An encrypted filesystem's chunk whose GCM tag did not check: changed in the store, or
+    /// not sealed under this filesystem's key.
+    case unauthentic
 
     public var description: String {
         switch self {
         case .mismatch(let actual): "its bytes hash to \(actual)"
         case .undecodable(let reason): "its bytes do not decode: \(reason)"
+        case .unauthentic: "it does not authenticate under the filesystem's key"
         }
     }
 }

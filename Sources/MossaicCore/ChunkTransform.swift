@@ -1,40 +1,57 @@
 /// What happens to a chunk's bytes between the filesystem and the store (ARCHITECTURE.md §10),
 /// fixed at format time by the superblock:
 ///
-///     plaintext ─ compress (per chunk, optional) ─ [encrypt: a later stage] ─ stored bytes
+///     plaintext ─ compress (per chunk, optional) ─ seal (encrypted filesystems) ─ stored bytes
 ///
 /// `ChunkStore` encodes every chunk it stores (object, pack, write-back staging); every reader
-/// of stored bytes (the blob cache, staging, fsck) decodes with the chunk's codec and verifies
-/// the SHA-256 of the PLAINTEXT, the chunk's name, so damage anywhere in the stored form is a
-/// checksum error. Inline chunks and patches live in the metadata and are never transformed.
+/// of stored bytes (the blob cache, staging, fsck) decodes — opens the seal, checking the GCM
+/// tag, then decompresses by the chunk's codec — and verifies the SHA-256 of the PLAINTEXT,
+/// the chunk's name, so damage anywhere in the stored form is a checksum error. Inline chunks
+/// and patches live in the metadata and are never transformed (an encrypted filesystem seals
+/// the metadata as a whole, `SealedObjectStore`).
+///
+/// Sealing is convergent (`ConvergentCipher`): key and nonce come from the plaintext's hash,
+/// and compression is deterministic for a given level, so one chunk always has one stored
+/// form and dedup holds in an encrypted filesystem. In a pack, a chunk's range covers its
+/// whole stored form, tag included.
 ///
 /// A chunk stays compressed only if that saves at least 1/32 of it; otherwise it is stored
 /// raw (`ChunkCodec.none`), so incompressible data costs no bytes and no decoding.
-public struct ChunkTransform: Sendable, Equatable {
+public struct ChunkTransform: Sendable {
     public var compression: Compression
+    /// An encrypted filesystem's cipher; nil in the clear.
+    public var cipher: ConvergentCipher?
 
     /// No transform: stored bytes are the plaintext (filesystems formatted without options).
     public static let identity = ChunkTransform(compression: .none)
 
-    public init(compression: Compression) {
-        self.compression = compression
+    public init(compression: Compression, cipher: ConvergentCipher? = nil) {
+        self.compression = compression; self.cipher = cipher
     }
 
     /// The stored form of chunk `plaintext`, named `hash`.
     public func encode(_ plaintext: [UInt8], hash: ChunkHash) -> EncodedChunk {
+        var encoded = EncodedChunk(bytes: plaintext, codec: .none, sha256: hash)
         if case .zstd(let level) = compression,
            let frame = Zstd.compress(plaintext, level: level, capacity: plaintext.count - plaintext.count / 32) {
-            return EncodedChunk(bytes: frame, codec: .zstd, sha256: ChunkHash.of(frame))
+            encoded = EncodedChunk(bytes: frame, codec: .zstd, sha256: hash)
         }
-        return EncodedChunk(bytes: plaintext, codec: .none, sha256: hash)
+        if let cipher { encoded.bytes = cipher.sealChunk(encoded.bytes, plaintextHash: hash) }
+        // S3 signs the stored bytes: their own hash, unless they are the plaintext.
+        if encoded.codec != .none || cipher != nil { encoded.sha256 = ChunkHash.of(encoded.bytes) }
+        return encoded
     }
 
     /// The plaintext of chunk `hash` from its stored bytes in form `codec`, verified: bytes
-    /// that do not decode, or decode to anything but the chunk, are `ChunkDamage`.
+    /// that do not open or decode, or decode to anything but the chunk, are `ChunkDamage`.
     public func decode(_ stored: [UInt8], codec: ChunkCodec, hash: ChunkHash) throws(ChunkDamage) -> [UInt8] {
+        var opened = stored
+        if let cipher {
+            do { opened = try cipher.openChunk(stored, plaintextHash: hash) } catch { throw .unauthentic }
+        }
         let plaintext: [UInt8] = switch codec {
-        case .none: stored
-        case .zstd: try Zstd.decompress(stored, limit: FormatConstants.chunkSize)
+        case .none: opened
+        case .zstd: try Zstd.decompress(opened, limit: FormatConstants.chunkSize)
         }
         let actual = ChunkHash.of(plaintext)
         guard actual == hash else { throw .mismatch(actual: actual) }
@@ -44,7 +61,7 @@ public struct ChunkTransform: Sendable, Equatable {
     /// Whether a chunk stored in form `codec` holds its plaintext byte for byte, so a range of
     /// it can be read from the stored bytes directly (ranged reads of a local store's objects).
     public func storesPlaintext(_ codec: ChunkCodec) -> Bool {
-        codec == .none
+        codec == .none && cipher == nil
     }
 }
 

@@ -73,6 +73,9 @@ public struct MountConfiguration: Sendable, Equatable {
     public var forceLease = false
     public var pollInterval = 10.0
     public var snapshot: String?
+    // Encrypted filesystems (`FilesystemKey`): where the master key comes from.
+    public var keyFile: String?
+    public var passphraseFile: String?
 
     // Set by the parser outside `declarations`.
     /// `noatime`, which also goes to the kernel: no access times updated on read.
@@ -175,5 +178,10 @@ public struct MountConfiguration: Sendable, Equatable {
                     "ro: check for a newer snapshot every S seconds (default {default})"),
         MountOption("snapshot", .text(\.snapshot), value: "ID", section: .metadata,
                     "ro: show snapshot ID (see `mossaicfs snapshots`), do not follow"),
+
+        MountOption("key_file", .absolutePath(\.keyFile), value: "PATH", section: .encryption,
+                    "the key of a filesystem formatted with --encrypt --key-file (mode 0600); a missing or wrong key fails before anything is read"),
+        MountOption("passphrase_file", .absolutePath(\.passphraseFile), value: "PATH", section: .encryption,
+                    "the passphrase of a filesystem formatted with --encrypt and a passphrase (mode 0600; or MOSSAICFS_PASSPHRASE, or asked on the terminal)"),
     ]
 }

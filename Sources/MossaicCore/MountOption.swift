@@ -35,6 +35,8 @@ public struct MountOption: Sendable {
         case mount
         /// Metadata snapshots and the single-writer lease.
         case metadata
+        /// The key of an encrypted filesystem (also taken by fsck, gc, status, snapshots).
+        case encryption
     }
 
     public let name: String

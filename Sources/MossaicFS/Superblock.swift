@@ -17,16 +17,39 @@ public struct Superblock: Codable, Sendable, Equatable {
     /// `Compression`'s spelling (`zstd:3`); absent for none, as in every superblock written
     /// before compression existed. Checked by `load`.
     var compressionSetting: String?
+    /// Absent for a filesystem stored in the clear (`FilesystemKey`).
+    public var encryption: Encryption?
+
+    /// An encrypted filesystem's scheme and how to check a key; never the key.
+    public struct Encryption: Codable, Sendable, Equatable {
+        /// `ConvergentCipher.scheme`.
+        public var scheme: String
+        /// `ConvergentCipher.keyCheck`, hex: tells a wrong key before anything is read.
+        public var keyCheck: String
+        /// Present when the master key comes from a passphrase.
+        public var kdf: KDFParameters?
+
+        enum CodingKeys: String, CodingKey { case scheme, keyCheck = "key_check", kdf }
+
+        public init(scheme: String, keyCheck: String, kdf: KDFParameters?) {
+            self.scheme = scheme; self.keyCheck = keyCheck; self.kdf = kdf
+        }
+    }
+
+    /// The format version of a filesystem whose chunks are transformed (compressed or
+    /// encrypted): a mossaicfs that knows neither must refuse it rather than hand out stored
+    /// bytes as file contents, or write plaintext into an encrypted filesystem. Filesystems
+    /// without either keep version 1, readable by every build.
+    public static let transformedFormatVersion = FormatConstants.formatVersion
 
     enum CodingKeys: String, CodingKey {
-        case formatVersion = "format_version", uuid, chunkSize = "chunk_size", hash, inlineMax = "inline_max", created
+        case formatVersion = "format_version", uuid, chunkSize = "chunk_size", hash, inlineMax = "inline_max", created, encryption
         case compressionSetting = "compression"
     }
 
-    public init(inlineMax: Int = FormatConstants.defaultInlineMax, compression: Compression = .none) {
-        // Version 2 only when chunks may be compressed: builds that cannot decode them must
-        // refuse the filesystem, and those that can read every other one as before.
-        formatVersion = compression == .none ? 1 : 2
+    public init(inlineMax: Int = FormatConstants.defaultInlineMax, compression: Compression = .none, encryption: Encryption? = nil) {
+        formatVersion = compression == .none && encryption == nil ? 1 : Self.transformedFormatVersion
+        self.encryption = encryption
         uuid = UUID().uuidString.lowercased()
         chunkSize = FormatConstants.chunkSize
         hash = "sha256"
@@ -40,8 +63,12 @@ public struct Superblock: Codable, Sendable, Equatable {
         compressionSetting.flatMap { try? Compression(parsing: $0) } ?? .none
     }
 
-    /// What is done to each chunk between the filesystem and the store.
-    public var transform: ChunkTransform { ChunkTransform(compression: compression) }
+    /// What is done to each chunk between the filesystem and `store` (the store this
+    /// superblock was loaded from, unlocked: an encrypted filesystem's `SealedObjectStore`
+    /// carries the cipher that seals chunks).
+    public func transform(for store: any ObjectStore) -> ChunkTransform {
+        ChunkTransform(compression: compression, cipher: store.chunkCipher)
+    }
 
     public func encoded() -> [UInt8] {
         let encoder = JSONEncoder()
@@ -65,6 +92,9 @@ public struct Superblock: Codable, Sendable, Equatable {
         guard sb.formatVersion <= FormatConstants.formatVersion else {
             throw .damaged("\(store.displayName) has format version \(sb.formatVersion); this mossaicfs reads up to \(FormatConstants.formatVersion) (upgrade mossaicfs)")
         }
+        if let encryption = sb.encryption, encryption.scheme != ConvergentCipher.scheme || sb.formatVersion < transformedFormatVersion {
+            throw .damaged("\(store.displayName)/\(key) has unsupported encryption \(encryption.scheme) (format version \(sb.formatVersion))")
+        }
         guard sb.chunkSize == FormatConstants.chunkSize, sb.hash == "sha256", sb.inlineMax >= 0, sb.inlineMax <= sb.chunkSize else {
             throw .damaged("\(store.displayName)/\(key) has unsupported parameters (chunk size \(sb.chunkSize), hash \(sb.hash))")
         }
@@ -78,8 +108,8 @@ public struct Superblock: Codable, Sendable, Equatable {
 
     /// Writes a new superblock. Refuses to overwrite an existing filesystem unless `force`.
     public static func format(_ store: any ObjectStore, inlineMax: Int, compression: Compression = .none,
-                              force: Bool) throws(FormatError) -> Superblock {
-        let sb = Superblock(inlineMax: inlineMax, compression: compression)
+                              encryption: Encryption? = nil, force: Bool) throws(FormatError) -> Superblock {
+        let sb = Superblock(inlineMax: inlineMax, compression: compression, encryption: encryption)
         do {
             try store.put(key, sb.encoded(), condition: force ? .none : .ifNoneMatch)
         } catch .preconditionFailed {
@@ -104,6 +134,8 @@ public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
     /// Metadata snapshots and the writer lease: lease held elsewhere, local metadata older than
     /// the store's, a damaged snapshot.
     case replication(ReplicationError)
+    /// An encrypted filesystem without its key, with a wrong one, or a key that cannot be read.
+    case key(String)
 
     public var description: String {
         switch self {
@@ -115,6 +147,7 @@ public enum FormatError: Error, Equatable, Sendable, CustomStringConvertible {
         case .cacheDirectory(let why): why
         case .metadata(let why): why
         case .replication(let e): e.description
+        case .key(let why): why
         }
     }
 }

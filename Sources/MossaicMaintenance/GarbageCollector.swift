@@ -98,6 +98,7 @@ public enum GarbageCollector {
                            waiting: (_ pid: String) -> Void = { _ in },
                            progress: @escaping @Sendable (ProgressEvent) -> Void) throws(FormatError) -> Report {
         let superblock = try Superblock.load(from: store)
+        try FilesystemKey.requireUnlocked(store, superblock: superblock)
         // The lock: no daemon uses this cache_dir (its meta.db) while gc runs.
         let cacheDirectory = try CacheDirectory(path: path ?? CacheDirectory.defaultRoot + "/" + superblock.uuid, claimant: .command("gc"), waiting: waiting)
         defer { withExtendedLifetime(cacheDirectory) {} }
@@ -112,7 +113,7 @@ public enum GarbageCollector {
             throw .metadata("no metadata at \(cacheDirectory.metadataPath) and no metadata snapshot in \(store.displayName): nothing says which objects are in use (give -o cache_dir= of the machine that mounts it)")
         }
         removeLeftovers(cacheDirectory)
-        try uploadStagedChunks(store: store, transform: superblock.transform, cacheDirectory: cacheDirectory, threads: options.threads, logger: logger,
+        try uploadStagedChunks(store: store, transform: superblock.transform(for: store), cacheDirectory: cacheDirectory, threads: options.threads, logger: logger,
                                progress: progress)
 
         let r = options.mount

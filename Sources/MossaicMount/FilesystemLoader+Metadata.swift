@@ -301,6 +301,7 @@ extension FilesystemLoader {
     /// Takes no lease: nothing is written to the store. Throws if the store has no snapshot.
     public static func restoreNewestSnapshot(store: any ObjectStore, superblock: Superblock, to path: String,
                                              progress: (@Sendable (ProgressEvent) -> Void)? = nil) throws(FormatError) -> SnapshotManifest {
+        try FilesystemKey.requireUnlocked(store, superblock: superblock)
         let (head, manifest) = try readHead(SnapshotCatalog(store: store), superblock: superblock)
         guard head != nil, let manifest else {
             throw .metadata("\(store.displayName) has no metadata snapshot (meta/HEAD): give -o cache_dir= of the machine that mounts it")

@@ -58,6 +58,7 @@ public enum FilesystemLoader {
 
     public static func open(store: any ObjectStore, settings: Settings, logger: Logger, metrics: Metrics = Metrics()) throws(FormatError) -> Opened {
         let superblock = try Superblock.load(from: store)
+        try FilesystemKey.requireUnlocked(store, superblock: superblock)
         let cacheDirectory = try CacheDirectory(path: settings.options.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid,
                                                 waiting: settings.waitingForPreviousDaemon)
         if settings.options.readOnly {
@@ -91,9 +92,9 @@ public enum FilesystemLoader {
             // Every read-write mount opens the staging area, with or without `writeback`:
             // chunks an earlier write-back mount staged must reach the store either way.
             let staging = options.readOnly ? nil : try StagingArea(
-                directory: cacheDirectory.stagingPath, limit: options.stagingBytes, transform: superblock.transform, logger: logger)
+                directory: cacheDirectory.stagingPath, limit: options.stagingBytes, transform: superblock.transform(for: store), logger: logger)
             cache = try BlobCache(store: store, configuration: .init(options, diskDirectory: store.isLocal ? nil : cacheDirectory.blobsPath),
-                                  staging: staging, transform: superblock.transform, logger: logger)
+                                  staging: staging, transform: superblock.transform(for: store), logger: logger)
         } catch {
             throw .cacheDirectory("cannot open blob cache: \(error)")
         }

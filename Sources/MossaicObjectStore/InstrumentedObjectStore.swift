@@ -19,6 +19,7 @@ public final class InstrumentedObjectStore: ObjectStore {
 
     public var displayName: String { base.displayName }
     public var isLocal: Bool { base.isLocal }
+    public var chunkCipher: ConvergentCipher? { base.chunkCipher }
     public var uploadsInFlight: Int { inFlightPuts.load(ordering: .relaxed) }
 
     private func record<T>(_ op: String, bytesOut: Int = 0, _ body: () throws(ObjectStoreError) -> T, bytesIn: (T) -> Int = { _ in 0 }) throws(ObjectStoreError) -> T {

@@ -42,12 +42,19 @@ public protocol ObjectStore: Sendable {
     /// A short human-readable name for messages, e.g. `s3://bucket/prefix` or a directory path.
     var displayName: String { get }
 
+    /// The cipher an encrypted filesystem's chunks are sealed with (`ChunkTransform`, which
+    /// seals before `putChunk`/`putPack` and opens after reads): `SealedObjectStore` has it;
+    /// every other store nil, and a store wrapping another forwards its base's.
+    var chunkCipher: ConvergentCipher? { get }
+
     /// True when the store is on the local machine, so a local blob cache in front of it would
     /// only duplicate bytes already on this disk.
     var isLocal: Bool { get }
 }
 
 extension ObjectStore {
+    public var chunkCipher: ConvergentCipher? { nil }
+
     @discardableResult
     public func put(_ key: String, _ data: [UInt8]) throws(ObjectStoreError) -> String {
         try put(key, data, condition: .none)

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import MossaicCore
 import MossaicObjectStore
 import Synchronization
 
@@ -68,6 +69,7 @@ public final class FaultInjectingObjectStore: ObjectStore {
 
     public var displayName: String { "faulty(\(base.displayName))" }
     public var isLocal: Bool { base.isLocal }
+    public var chunkCipher: ConvergentCipher? { base.chunkCipher }
 
     @discardableResult
     public func put(_ key: String, _ data: [UInt8], condition: PutCondition) throws(ObjectStoreError) -> String {

@@ -1,3 +1,4 @@
+import MossaicCore
 import MossaicObjectStore
 
 /// Forwards every call to `base`, except PUTs, which go to `put` with `base` to forward to:
@@ -25,4 +26,5 @@ public final class PutInterceptingObjectStore: ObjectStore {
     public func list(prefix: String) throws(ObjectStoreError) -> [ObjectInfo] { try base.list(prefix: prefix) }
     public var displayName: String { base.displayName }
     public var isLocal: Bool { base.isLocal }
+    public var chunkCipher: ConvergentCipher? { base.chunkCipher }
 }

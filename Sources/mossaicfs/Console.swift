@@ -25,6 +25,13 @@ enum Console {
 
     static func waitingForPreviousDaemon(_ pid: String) { error(waitingForPreviousDaemonMessage(pid)) }
 
+    /// A line typed on the terminal without echo (getpass(3) reads /dev/tty), for a
+    /// passphrase; empty if there is no terminal.
+    static func readSecret(_ prompt: String) -> [UInt8] {
+        guard let line = getpass(prompt) else { return [] }
+        return Array(String(cString: line).utf8)
+    }
+
     static func write(_ fd: Int32, _ text: String) {
         var bytes = Array(text.utf8)
         var done = 0

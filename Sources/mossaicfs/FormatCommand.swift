@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 import MossaicCore
 import MossaicFS
@@ -9,7 +12,7 @@ struct FormatCommand: ParsableCommand {
         commandName: "format",
         abstract: "Create a new, empty filesystem in SOURCE (a local directory, created if missing, or s3://bucket/prefix).",
         // Written out on two lines: ArgumentParser does not wrap usage lines (80 columns).
-        usage: "mossaicfs format <source> [--compress none|zstd[:level]]\n[--inline-max <bytes>] [--force] [-o <options> ...]",
+        usage: "mossaicfs format <source> [--compress none|zstd[:level]]\n[--inline-max <bytes>] [--force] [-o <options> ...]\n[--encrypt [--key-file <file> [--create-key] | --passphrase-file <file>]]",
         discussion: """
         Refuses a SOURCE that already holds a filesystem, and a local directory that holds \
         anything else, unless --force is given. A local directory is created with mode 0700, or \
@@ -21,6 +24,14 @@ struct FormatCommand: ParsableCommand {
         is stored as it is. Chunks keep their names and dedup: only the stored bytes change. \
         The choice is fixed for the filesystem's life, and mossaicfs releases older than \
         compression refuse to mount a compressed filesystem.
+
+        --encrypt seals file contents, names, metadata snapshots and object names with \
+        AES-256-GCM (convergently: identical chunks still deduplicate) under a master key from \
+        --key-file (64 hex digits or 32 raw bytes, mode 0600; --create-key or `mossaicfs keygen` \
+        makes one) or from a passphrase (--passphrase-file, MOSSAICFS_PASSPHRASE, or asked on \
+        the terminal twice), stretched by scrypt. The store keeps only a key check value. The \
+        store still sees object sizes, their number, and when they are written and read. A \
+        LOST KEY OR PASSPHRASE IS UNRECOVERABLE: keep a copy of it apart from the store.
         """)
 
     @Argument(help: "Where the filesystem's objects live: a local directory or s3://bucket/prefix.")
@@ -35,6 +46,18 @@ struct FormatCommand: ParsableCommand {
     @Flag(name: .long, help: "Format even if SOURCE already holds a filesystem (its files become unreachable) or is a local directory holding other files (they stay).")
     var force = false
 
+    @Flag(name: .long, help: "Encrypt everything written to the store (see above); mounting then needs the key.")
+    var encrypt = false
+
+    @Option(name: .long, help: ArgumentHelp("With --encrypt: the master key file (mode 0600).", valueName: "file"))
+    var keyFile: String?
+
+    @Flag(name: .long, help: "With --key-file: create it first (a new random key, mode 0600; refused if it exists).")
+    var createKey = false
+
+    @Option(name: .long, help: ArgumentHelp("With --encrypt: a file holding the passphrase (mode 0600), instead of a key file.", valueName: "file"))
+    var passphraseFile: String?
+
     @Option(name: .customShort("o"), help: ArgumentHelp("Store options for s3:// sources (endpoint=, region=, credentials=, profile=, …), comma-separated.", valueName: "options"))
     var options: [String] = []
 
@@ -42,6 +65,40 @@ struct FormatCommand: ParsableCommand {
         guard (0...FormatConstants.chunkSize).contains(inlineMax) else {
             throw ValidationError("--inline-max must be between 0 and \(FormatConstants.chunkSize)")
         }
+        if !encrypt && (keyFile != nil || passphraseFile != nil || createKey) {
+            throw ValidationError("--key-file, --create-key and --passphrase-file need --encrypt")
+        }
+        if keyFile != nil && passphraseFile != nil {
+            throw ValidationError("give --key-file or --passphrase-file, not both")
+        }
+        if createKey && keyFile == nil {
+            throw ValidationError("--create-key needs --key-file FILE (where the new key goes)")
+        }
+    }
+
+    /// The new filesystem's encryption, the key made or read before anything is written to
+    /// the store. A key file is created here with --create-key.
+    private func encryption() throws -> Superblock.Encryption? {
+        guard encrypt else { return nil }
+        if let keyFile {
+            let path = StoreFactory.absolutePath(keyFile)
+            if createKey {
+                try MasterKey.generate(keyFile: path)
+                Console.out("created key file \(path): keep a copy apart from the store; without it the filesystem cannot be read")
+            }
+            return try FilesystemKey.make(.keyFile(path))
+        }
+        if let passphraseFile { return try FilesystemKey.make(.passphraseFile(StoreFactory.absolutePath(passphraseFile))) }
+        if case .passphrase(let passphrase)? = StoreFactory.keySource(MountConfiguration()) {
+            return try FilesystemKey.make(.passphrase(passphrase))
+        }
+        guard isatty(0) == 1 else {
+            throw OptionError("--encrypt needs a key: --key-file FILE (with --create-key to make one), --passphrase-file FILE, or \(StoreFactory.passphraseVariable)")
+        }
+        let first = Console.readSecret("new passphrase: ")
+        guard first.count >= 8 else { throw OptionError("a passphrase must have at least 8 characters") }
+        guard Console.readSecret("the same again: ") == first else { throw OptionError("the two passphrases differ") }
+        return try FilesystemKey.make(.passphrase(first))
     }
 
     func run() throws {
@@ -52,6 +109,7 @@ struct FormatCommand: ParsableCommand {
         }
         do {
             let parsed = try MountOptions.parse(options)
+            let encryption = try self.encryption()
             // A local directory is checked, and made private, before the store creates anything
             // in it; a refusal leaves it as it was.
             if let path = try StoreFactory.localPath(source, options: parsed.store),
@@ -59,9 +117,12 @@ struct FormatCommand: ParsableCommand {
                 Console.out("\(path): mode changed from 0\(String(formerMode, radix: 8)) to 0700 (only its owner may enter a store)")
             }
             let store = try StoreFactory.open(source, options: parsed.store, create: true)
-            let superblock = try Superblock.format(store, inlineMax: inlineMax, compression: compression, force: force)
-            let compressed = compression == .none ? "" : " (compression \(compression))"
-            Console.out("formatted \(store.displayName): mossaicfs filesystem \(superblock.uuid)\(compressed)")
+            let superblock = try Superblock.format(store, inlineMax: inlineMax, compression: compression, encryption: encryption, force: force)
+            var properties: [String] = []
+            if compression != .none { properties.append("compression \(compression)") }
+            if encryption != nil { properties.append("encrypted, \(ConvergentCipher.scheme)") }
+            let described = properties.isEmpty ? "" : " (\(properties.joined(separator: "; ")))"
+            Console.out("formatted \(store.displayName): mossaicfs filesystem \(superblock.uuid)\(described)")
         } catch {
             Console.error("\(error)")
             throw ExitCode.failure

@@ -39,7 +39,7 @@ struct FsckCommand: ParsableCommand {
     func run() throws {
         do {
             let parsed = try MountOptions.parse(options)
-            let (store, superblock) = try StoreFactory.openFilesystem(source, options: parsed.store, writes: repair)
+            let (store, superblock) = try StoreFactory.openFilesystem(source, options: parsed, writes: repair)
             let (path, temporary) = try TemporaryCacheDirectory.choose(given: parsed.cacheDirectory, uuid: superblock.uuid, command: "fsck")
             defer { temporary?.remove() }
             if temporary != nil && repair {
@@ -61,7 +61,7 @@ struct FsckCommand: ParsableCommand {
             let metadata = try SQLiteMetaStore(path: cacheDirectory.metadataPath)
             let report = try FilesystemChecker.run(store: store, metadata: metadata, options: .init(
                 verify: verify, repair: repair, blobsDirectory: store.isLocal ? nil : cacheDirectory.blobsPath,
-                stagingDirectory: cacheDirectory.stagingPath, transform: superblock.transform),
+                stagingDirectory: cacheDirectory.stagingPath, transform: superblock.transform(for: store)),
                 progress: { bar.show($0) })
             bar.finish()
             for line in report.problems { Console.out("problem: \(line)") }

@@ -51,7 +51,7 @@ struct GcCommand: ParsableCommand {
             }
             let parsed = try MountOptions.parse(options)
             let logger = Console.logger(.warning)
-            let (store, superblock) = try StoreFactory.openFilesystem(source, options: parsed.store, writes: !dryRun)
+            let (store, superblock) = try StoreFactory.openFilesystem(source, options: parsed, writes: !dryRun)
             let (path, temporary) = try TemporaryCacheDirectory.choose(given: parsed.cacheDirectory, uuid: superblock.uuid, command: "gc")
             defer { temporary?.remove() }
             let bar = ProgressBar()

@@ -48,7 +48,8 @@ struct MossaicCommand: ParsableCommand {
         """,
         version: "mossaicfs \(version)",
         subcommands: [MountCommand.self, UmountCommand.self, FormatCommand.self, StatusCommand.self, InfoCommand.self,
-                      WarmupCommand.self, FsckCommand.self, GcCommand.self, SnapshotsCommand.self, SnapshotCommand.self]
+                      WarmupCommand.self, FsckCommand.self, GcCommand.self, SnapshotsCommand.self, SnapshotCommand.self,
+                      KeygenCommand.self]
     )
 
     /// Runs the command `argv` (CommandLine.arguments) names.

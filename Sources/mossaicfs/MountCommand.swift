@@ -31,6 +31,9 @@ struct MountCommand: ParsableCommand {
         Metadata snapshots and the single-writer lease:
         \(MountOptions.helpTable(.metadata))
 
+        Encrypted filesystems (format --encrypt):
+        \(MountOptions.helpTable(.encryption))
+
         S3 sources (s3://bucket/prefix):
           endpoint=URL          S3 endpoint (default AWS_ENDPOINT_URL_S3,
                                 AWS_ENDPOINT_URL, AWS)
@@ -156,8 +159,12 @@ struct MountCommand: ParsableCommand {
         do {
             let base = try StoreFactory.open(source, options: parsed.store, create: false, logger: logger)
             store = InstrumentedObjectStore(base, metrics: metrics)
+            // The key is checked before the cache_dir is even opened: a missing or wrong one
+            // fails the mount having read nothing but the superblock.
+            let superblock = try Superblock.load(from: store)
+            let unlocked = try StoreFactory.unlock(store, superblock: superblock, options: parsed)
             if logSink.waitsForCacheDirectory {
-                let cacheDirectory = try parsed.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + Superblock.load(from: store).uuid
+                let cacheDirectory = parsed.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid
                 try logSink.openCacheDirectoryFile(cacheDirectory)
             }
             var settings = FilesystemLoader.Settings(options: parsed)
@@ -169,7 +176,7 @@ struct MountCommand: ParsableCommand {
                 if daemon { Daemon.tell(fd: readyFd, message) } else if logDestination != .stderr { Console.error(message) }
             }
             settings.progress = restoreProgress
-            opened = try FilesystemLoader.open(store: store, settings: settings, logger: logger, metrics: metrics)
+            opened = try FilesystemLoader.open(store: unlocked, settings: settings, logger: logger, metrics: metrics)
             if let s3 = base as? S3ObjectStore {
                 metrics.addCollector { m in
                     m.set("mossaicfs_store_retries_total", "Requests the S3 store retried.", type: "counter", Double(s3.retryCount))

@@ -39,7 +39,7 @@ struct SnapshotsCommand: ParsableCommand {
     func run() throws {
         do {
             let parsed = try MountOptions.parse(options)
-            let (store, superblock) = try StoreFactory.openFilesystem(source, options: parsed.store, writes: setHead != nil)
+            let (store, superblock) = try StoreFactory.openFilesystem(source, options: parsed, writes: setHead != nil)
             if let setHead {
                 let logger = Console.logger(.warning)
                 let manifest = try HeadRepair.setHead(store: store, fsUUID: superblock.uuid, to: setHead,

@@ -50,7 +50,7 @@ struct StatusCommand: ParsableCommand {
             return try Self.ask(cacheDirectory, target: path)
         }
         let parsed = try MountOptions.parse(options)
-        let (store, superblock) = try StoreFactory.openFilesystem(target, options: parsed.store, writes: false)
+        let (store, superblock) = try StoreFactory.openFilesystem(target, options: parsed, writes: false)
         let cacheDirectory = parsed.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid
         if let live = try? Self.ask(cacheDirectory, target: store.displayName) { return live }
         let database = cacheDirectory + "/meta.db"

@@ -65,15 +65,50 @@ enum StoreFactory {
     /// its superblock. Neither a missing directory nor one that holds no filesystem gets the
     /// advice to format it, which is the mount's: a tool pointed at the wrong place should
     /// say so and change nothing there (`writes`: the tool may write the store).
-    static func openFilesystem(_ source: String, options: [String: String], writes: Bool) throws -> (store: any ObjectStore, superblock: Superblock) {
-        if let path = try localPath(source, options: options), !PosixFiles.exists(path) {
+    /// An encrypted filesystem is unlocked with the key `options` name (`unlock`).
+    static func openFilesystem(_ source: String, options: MountConfiguration, writes: Bool) throws -> (store: any ObjectStore, superblock: Superblock) {
+        if let path = try localPath(source, options: options.store), !PosixFiles.exists(path) {
             throw OptionError("\(path): no such directory")
         }
-        let store = try open(source, options: options, create: false, sweep: writes)
+        let store = try open(source, options: options.store, create: false, sweep: writes)
+        let superblock: Superblock
         do {
-            return (store, try Superblock.load(from: store))
+            superblock = try Superblock.load(from: store)
         } catch FormatError.notFormatted(let name) {
             throw OptionError("\(name) is not a mossaicfs store")
         }
+        return (try unlock(store, superblock: superblock, options: options), superblock)
+    }
+
+    /// `store` as the filesystem of `superblock` must be read and written: for an encrypted
+    /// one, through its key (`FilesystemKey.unlock`), which comes from key_file=,
+    /// passphrase_file=, the environment (`MOSSAICFS_PASSPHRASE`) or, for a passphrase and a
+    /// terminal on stdin, a prompt.
+    static func unlock(_ store: any ObjectStore, superblock: Superblock, options: MountConfiguration) throws(FormatError) -> any ObjectStore {
+        var source = keySource(options)
+        // The environment's passphrase is ambient (a shell may hold it for several
+        // filesystems): a filesystem in the clear ignores it; a key option is refused there.
+        if superblock.encryption == nil, case .passphrase = source { source = nil }
+        if source == nil, superblock.encryption?.kdf != nil, isatty(0) == 1 {
+            source = .passphrase(Console.readSecret("passphrase for \(store.displayName): "))
+        }
+        return try FilesystemKey.unlock(store, superblock: superblock, source: source)
+    }
+
+    /// The environment variable a passphrase may come in (never the command line, which `ps`
+    /// shows to every user). Taken out of the environment once read, so that no process this
+    /// one starts inherits it.
+    static let passphraseVariable = "MOSSAICFS_PASSPHRASE"
+
+    /// The key the options or the environment name, if any.
+    static func keySource(_ options: MountConfiguration) -> KeySource? {
+        if let path = options.keyFile { return .keyFile(path) }
+        if let path = options.passphraseFile { return .passphraseFile(path) }
+        if let value = getenv(passphraseVariable) {
+            let passphrase = Array(String(cString: value).utf8)
+            unsetenv(passphraseVariable)
+            return .passphrase(passphrase)
+        }
+        return nil
     }
 }

@@ -57,6 +57,34 @@ func noiseBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         #expect(encoded.codec == .none && encoded.bytes == text)
     }
 
+    /// Both stages: compressed, then sealed; read back in the reverse order. Sealing is
+    /// convergent, so one chunk has one stored form (dedup), and a changed byte anywhere is
+    /// caught by the GCM tag before zstd sees it.
+    @Test func compressedThenSealedChunksOpenDecompressAndVerify() throws {
+        let sealed = ChunkTransform(compression: .zstd(level: 3), cipher: ConvergentCipher(masterKey: [UInt8](repeating: 9, count: 32)))
+        let text = textBytes(1 << 20, seed: 5), hash = ChunkHash.of(text)
+        let encoded = sealed.encode(text, hash: hash)
+        #expect(encoded.codec == .zstd)
+        #expect(encoded.bytes.count == zstd.encode(text, hash: hash).bytes.count + ConvergentCipher.chunkOverhead)
+        #expect(encoded.sha256 == ChunkHash.of(encoded.bytes))
+        #expect(sealed.encode(text, hash: hash).bytes == encoded.bytes)
+        #expect(try sealed.decode(encoded.bytes, codec: .zstd, hash: hash) == text)
+        #expect(!sealed.storesPlaintext(.none))
+
+        var changed = encoded.bytes
+        changed[changed.count / 2] ^= 1
+        #expect(throws: ChunkDamage.unauthentic) { try sealed.decode(changed, codec: .zstd, hash: hash) }
+        // Sealed under another key: the same refusal.
+        let other = ChunkTransform(compression: .zstd(level: 3), cipher: ConvergentCipher(masterKey: [UInt8](repeating: 8, count: 32)))
+        #expect(throws: ChunkDamage.unauthentic) { try other.decode(encoded.bytes, codec: .zstd, hash: hash) }
+
+        // Incompressible bytes: sealed raw, the tag their only overhead.
+        let noise = noiseBytes(1 << 20, seed: 6), noiseHash = ChunkHash.of(noise)
+        let raw = sealed.encode(noise, hash: noiseHash)
+        #expect(raw.codec == .none && raw.bytes.count == noise.count + ConvergentCipher.chunkOverhead)
+        #expect(try sealed.decode(raw.bytes, codec: .none, hash: noiseHash) == noise)
+    }
+
     @Test func damagedStoredBytesAreErrorsNotCrashes() throws {
         let text = textBytes(1 << 20, seed: 5), hash = ChunkHash.of(text)
         let frame = zstd.encode(text, hash: hash).bytes

@@ -156,7 +156,7 @@ private func text(_ count: Int, seed: UInt64) -> [UInt8] {
         _ = try Superblock.format(plain, inlineMax: 4096, force: false)
         _ = try Superblock.format(zipped, inlineMax: 4096, compression: .zstd(level: 7), force: false)
         let p = try Superblock.load(from: plain), z = try Superblock.load(from: zipped)
-        #expect(p.formatVersion == 1 && p.compression == .none && p.transform == .identity)
+        #expect(p.formatVersion == 1 && p.compression == .none && p.transform(for: plain).compression == .none && p.transform(for: plain).cipher == nil)
         #expect(!String(decoding: try plain.get(Superblock.key), as: UTF8.self).contains("compression"))
         #expect(z.formatVersion == 2 && z.compression == .zstd(level: 7))
         #expect(String(decoding: try zipped.get(Superblock.key), as: UTF8.self).contains("\"compression\" : \"zstd:7\""))

@@ -15,9 +15,10 @@ struct ObjectStoreConformance {
     /// Unique key prefix of this run, ending in "/".
     let namespace: String
 
-    init(store: any ObjectStore) {
+    /// `under`: where the namespace lies (a store may treat keys under some prefixes apart).
+    init(store: any ObjectStore, under: String = "") {
         self.store = store
-        self.namespace = "conformance-\(UUID().uuidString.prefix(8).lowercased())/"
+        self.namespace = under + "conformance-\(UUID().uuidString.prefix(8).lowercased())/"
     }
 
     typealias Case = (name: String, run: @Sendable (ObjectStoreConformance) throws -> Void)

@@ -19,9 +19,13 @@ READY_TIMEOUT = 60
 EXIT_TIMEOUT = 120
 CHUNK = 1 << 20  # FormatConstants.chunkSize
 # Extra `format` options for every filesystem the suites make (a test matrix row, e.g.
-# MOSSAICFS_TEST_FORMAT_ARGS="--compress zstd"): the crash, fault and POSIX suites then run
-# unchanged on a filesystem with those options.
+# MOSSAICFS_TEST_FORMAT_ARGS="--compress zstd --encrypt"): the crash, fault and POSIX suites
+# then run unchanged on a filesystem with those options. --encrypt takes its passphrase from
+# MOSSAICFS_PASSPHRASE, which every command the tests run inherits (mount, fsck, gc, …; a
+# filesystem in the clear ignores it).
 FORMAT_ARGS = shlex.split(os.environ.get("MOSSAICFS_TEST_FORMAT_ARGS", ""))
+if "--encrypt" in FORMAT_ARGS and not os.environ.get("MOSSAICFS_PASSPHRASE"):
+    raise RuntimeError("MOSSAICFS_TEST_FORMAT_ARGS with --encrypt needs MOSSAICFS_PASSPHRASE in the environment")
 
 
 def run(*args, check=True, **kw):
