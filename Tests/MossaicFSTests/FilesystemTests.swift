@@ -25,7 +25,7 @@ struct Fixture {
     let cacheDirectory: CacheDirectory
 
     /// `beforePut`: runs before each PUT, with its key (a test holding PUTs back).
-    init(writeback: Bool = false, posixACL: Bool = false, maxDirtyBytes: Int? = nil, writeMemoryBytes: Int? = nil,
+    init(writeback: Bool = false, posixACL: Bool = false, selinuxLabels: Bool = false, maxDirtyBytes: Int? = nil, writeMemoryBytes: Int? = nil,
          beforePut: (@Sendable (String) -> Void)? = nil) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("fs-\(UUID().uuidString)").path
         let directory = try DirectoryObjectStore(root: root + "/store", create: true)
@@ -40,6 +40,7 @@ struct Fixture {
         options.cacheDirectory = root + "/cache"
         options.writeback = writeback
         options.posixACL = posixACL
+        options.selinuxLabels = selinuxLabels
         if let maxDirtyBytes { options.maxDirtyBytesPerFile = maxDirtyBytes }
         if let writeMemoryBytes { options.writeMemoryBytes = writeMemoryBytes }
         let opened = try FilesystemLoader.open(store: store, settings: .init(options: options), logger: Logger(label: "test"))
@@ -317,6 +318,29 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
     /// Rules the FUSE bridge hands over as they come: utimensat's "now" needs only write
     /// permission where given times need ownership; renameat2's flags; ACL attributes without
     /// `-o acl`; the names the kernel must drop when a directory stops being searchable by all.
+    /// Without `-o selinux`, security.selinux is not supported, answered before any metadata
+    /// read (an inode that does not exist gets the same answer); the rest of security.* is
+    /// stored. With it, the label is an attribute like any other.
+    @Test func selinuxLabelsOnlyWithTheOption() throws {
+        func n(_ s: String) -> [UInt8] { Array(s.utf8) }
+        let plain = try Fixture()
+        let file = try plain.fs.mknod(parent: .root, name: n("f"), kind: .regular, permissions: 0o644, rdev: 0, caller: .root)
+        #expect(throws: FSError.notSupported) { try plain.fs.getxattr(file.ino, name: n("security.selinux")) }
+        #expect(throws: FSError.notSupported) { try plain.fs.getxattr(InodeNumber(999_999), name: n("security.selinux")) }
+        #expect(throws: FSError.notSupported) { try plain.fs.setxattr(file.ino, name: n("security.selinux"), value: n("l"), mode: .any) }
+        #expect(throws: FSError.notSupported) { try plain.fs.removexattr(file.ino, name: n("security.selinux")) }
+        try plain.fs.setxattr(file.ino, name: n("security.capability"), value: [1, 2], mode: .any)
+        #expect(try plain.fs.getxattr(file.ino, name: n("security.capability")) == [1, 2])
+        #expect(throws: FSError.noAttribute) { try plain.fs.getxattr(file.ino, name: n("security.ima")) }
+
+        let labelled = try Fixture(selinuxLabels: true)
+        let other = try labelled.fs.mknod(parent: .root, name: n("f"), kind: .regular, permissions: 0o644, rdev: 0, caller: .root)
+        #expect(throws: FSError.noAttribute) { try labelled.fs.getxattr(other.ino, name: n("security.selinux")) }
+        try labelled.fs.setxattr(other.ino, name: n("security.selinux"), value: n("system_u:object_r:fusefs_t:s0"), mode: .any)
+        #expect(try labelled.fs.getxattr(other.ino, name: n("security.selinux")) == n("system_u:object_r:fusefs_t:s0"))
+        #expect(try labelled.fs.listxattr(other.ino) == n("security.selinux") + [0])
+    }
+
     @Test func setattrAndRenameRulesAreTheFilesystems() throws {
         let f = try Fixture()
         let user = Caller(uid: 1000, gid: 1000)
