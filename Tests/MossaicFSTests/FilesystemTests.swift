@@ -263,10 +263,45 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         let f = try Fixture()
         for name in ["b", "a", "c"] { _ = try f.fs.mkdir(parent: .root, name: Array(name.utf8), permissions: 0o755, caller: .root) }
         let h = try f.fs.opendir(.root)
-        let all = try f.fs.readdir(.root, handle: h, offset: 0)
+        let all = try f.fs.readdir(.root, handle: h, offset: 0, limit: 100)
         #expect(all.map { String(decoding: $0.name, as: UTF8.self) } == [".", "..", "a", "b", "c"])
-        let rest = try f.fs.readdir(.root, handle: h, offset: all[2].nextOffset)
+        let rest = try f.fs.readdir(.root, handle: h, offset: all[2].nextOffset, limit: 100)
         #expect(rest.map { String(decoding: $0.name, as: UTF8.self) } == ["b", "c"])
+        f.fs.releasedir(h)
+    }
+
+    /// A listing read a few entries at a time while names come and go: every name that was
+    /// there throughout appears exactly once, whichever offset of a reply the reader resumes
+    /// from; a seekdir back to an earlier reply's offset continues after the same name.
+    @Test func readdirPagesStayExactUnderCreatesAndUnlinks() throws {
+        let f = try Fixture()
+        func n(_ i: Int) -> [UInt8] { Array(String(format: "f%04d", i).utf8) }
+        let dir = try f.fs.mkdir(parent: .root, name: Array("d".utf8), permissions: 0o755, caller: .root)
+        for i in stride(from: 0, to: 200, by: 2) { _ = try f.fs.mknod(parent: dir.ino, name: n(i), kind: .regular, permissions: 0o644, rdev: 0, caller: .root) }
+        let h = try f.fs.opendir(dir.ino)
+        var seen: [[UInt8]] = []
+        var offset: UInt64 = 0
+        var offsets: [UInt64: [UInt8]] = [:]
+        var round = 0
+        while true {
+            let page = try f.fs.readdir(dir.ino, handle: h, offset: offset, limit: 7)
+            if page.isEmpty { break }
+            // The reader takes only part of each reply, as when its buffer is smaller.
+            let taken = page.prefix(round % 3 == 0 ? page.count : 3)
+            for e in taken where !e.isDotOrDotDot { seen.append(e.name); offsets[e.nextOffset] = e.name }
+            offset = taken.last!.nextOffset
+            // Meanwhile: an odd name is created and one that was never there goes away.
+            _ = try f.fs.mknod(parent: dir.ino, name: n(2 * round + 1), kind: .regular, permissions: 0o644, rdev: 0, caller: .root)
+            if round > 0 { try f.fs.unlink(parent: dir.ino, name: n(2 * round - 1), caller: .root) }
+            round += 1
+        }
+        let evens = seen.filter { ($0.last! - 0x30) % 2 == 0 }
+        #expect(evens == (0..<100).map { n(2 * $0) })
+        #expect(Set(seen).count == seen.count)
+
+        let (back, name) = offsets.filter { $0.key < offset - 40 }.max { $0.key < $1.key }!
+        let after = try f.fs.readdir(dir.ino, handle: h, offset: back, limit: 1)
+        #expect(after.count == 1 && after[0].name.lexicographicallyPrecedes(name) == false && after[0].name != name)
         f.fs.releasedir(h)
     }
 
