@@ -21,6 +21,10 @@ public struct MountConfiguration: Sendable, Equatable {
     /// POSIX ACLs (`acl`): keep the mode and ACLs in step, inherit default ACLs, apply the
     /// umask (MossaicFilesystem+ACL.swift). The kernel checks permissions then.
     public var posixACL = false
+    /// SELinux labels (`selinux`): `security.selinux` is stored like any other `security.*`
+    /// attribute. Without it that one name is not supported (EOPNOTSUPP), answered before any
+    /// metadata read (MossaicFilesystem+Xattrs.swift).
+    public var selinuxLabels = false
     public var diskCacheBytes = 10 << 30
     public var memoryCacheBytes = 16 << 20
     /// Buffered write memory of all open files together; writers wait beyond it (`MemoryLimiter`).
@@ -123,6 +127,8 @@ public struct MountConfiguration: Sendable, Equatable {
                     "the kernel checks permissions (default: mossaicfs checks them itself)"),
         MountOption("acl", .flag(\.posixACL),
                     "POSIX ACLs (setfacl/getfacl), enforced by the kernel; implies default_permissions"),
+        MountOption("selinux", .flag(\.selinuxLabels),
+                    "store security.selinux labels (default: that attribute is not supported, so ls -l asks once per mount, not once per file)"),
         MountOption("cache_size", .size(\.diskCacheBytes, 0...sizeLimit), "disk cache bound for remote stores (default {default})"),
         MountOption("mem_cache_size", .size(\.memoryCacheBytes, 0...memoryLimit), "memory cache bound (default {default})"),
         MountOption("mem_buffer_size", .size(\.writeMemoryBytes, (16 << 20)...memoryLimit),

@@ -2,21 +2,29 @@ import MossaicCore
 import MossaicMeta
 import Synchronization
 
-/// A directory listing taken at opendir (and again at a rewind to offset 0), so that offsets
-/// stay stable while the directory changes underneath a reader.
-final class DirectoryListing: Sendable {
-    struct Entry: Sendable {
-        var name: [UInt8]
-        var attributes: FileAttributes
+/// Where an open directory's reader is: the names behind the offsets last handed to the kernel.
+///
+/// Offsets are positions in the listing (1 `.`, 2 `..`, then one per name), and a page is read
+/// after a name (keyset, `MetaStore.readDirectory(_:after:limit:)`), never after a count of
+/// rows. The kernel continues from the offset of an entry of its last reply (the last one its
+/// reader took), so the names of the last reply are kept, and the last name of every reply
+/// before it; a seekdir to an older offset resumes from that reply's last name, skipping the
+/// entries in between as the directory has them then. Memory is one reply's names plus one
+/// name per reply, not the directory.
+final class DirectoryCursor: Sendable {
+    struct State {
+        /// Offset → name for the entries of the last reply.
+        var lastReply: [UInt64: [UInt8]] = [:]
+        /// The last offset and name of each earlier reply, in offset order.
+        var replyEnds: [(offset: UInt64, name: [UInt8])] = []
     }
-    let entries: Mutex<[Entry]>
-    init(_ entries: [Entry]) { self.entries = Mutex(entries) }
+    let state = Mutex(State())
 }
 
 /// What a handle number the kernel holds refers to.
 enum Handle: Sendable {
     case file(OpenFile, writable: Bool)
-    case directory(DirectoryListing)
+    case directory(DirectoryCursor)
 }
 
 /// File and directory handles by number. Numbers are never reused within a mount.

@@ -17,16 +17,23 @@ final class InodeTable: Sendable {
         state.withLock { $0.lookups[ino, default: 0] += 1 }
     }
 
-    /// Drops `count` references. Returns true if the inode is an orphan with none left.
-    func forget(_ ino: InodeNumber, count: UInt64) -> Bool {
+    /// What a forget left: whether the kernel holds no reference any more (it evicted the
+    /// inode, and its page cache with it), and whether the inode is an orphan to purge then.
+    struct Forgotten {
+        var released: Bool
+        var purgeable: Bool
+    }
+
+    /// Drops `count` references. Nothing is kept for an inode the kernel no longer holds.
+    func forget(_ ino: InodeNumber, count: UInt64) -> Forgotten {
         state.withLock { s in
-            guard let n = s.lookups[ino] else { return false }
+            guard let n = s.lookups[ino] else { return Forgotten(released: false, purgeable: false) }
             if n > count {
                 s.lookups[ino] = n - count
-                return false
+                return Forgotten(released: false, purgeable: false)
             }
             s.lookups[ino] = nil
-            return s.orphans.contains(ino)
+            return Forgotten(released: true, purgeable: s.orphans.contains(ino))
         }
     }
 

@@ -1,7 +1,7 @@
 import MossaicCore
 import MossaicMeta
 
-/// opendir/readdir/releasedir over a listing taken at open.
+/// opendir/readdir/releasedir, a page of names per reply (`DirectoryCursor`).
 extension MossaicFilesystem {
     /// One entry of a directory read: `.`, `..`, then the entries in name order. `nextOffset`
     /// is what the kernel passes back to continue after this entry.
@@ -14,40 +14,60 @@ extension MossaicFilesystem {
     }
 
     public func opendir(_ ino: InodeNumber, caller: Caller = .root) throws(FSError) -> HandleID {
-        if permissions.enabled { try permissions.check(try getattr(ino), caller, .read) }
-        let handle = handles.insert(.directory(DirectoryListing(try listing(ino))))
+        let attrs = try getattr(ino)
+        guard attrs.kind == .directory else { throw .notDirectory }
+        if permissions.enabled { try permissions.check(attrs, caller, .read) }
+        let handle = handles.insert(.directory(DirectoryCursor()))
         accessed(ino)
         return handle
     }
 
-    private func listing(_ ino: InodeNumber) throws(FSError) -> [DirectoryListing.Entry] {
-        let (parent, entries) = try meta { () throws(MetaError) in try metadata.readDirectory(ino) }
-        let me = try getattr(ino)
-        let up = (try? getattr(parent)) ?? me
-        var out: [DirectoryListing.Entry] = [.init(name: [0x2e], attributes: me), .init(name: [0x2e, 0x2e], attributes: up)]
-        out.reserveCapacity(entries.count + 2)
-        for e in entries { out.append(.init(name: e.name, attributes: e.attributes)) }
-        return out
-    }
+    /// Offsets of `.` and `..`; names follow from `firstNameOffset` + 1 on.
+    static let firstNameOffset: UInt64 = 2
 
-    /// Entries from `offset` on. Offset 0 (a new read or a rewinddir) takes a fresh listing.
-    public func readdir(_ ino: InodeNumber, handle: HandleID, offset: UInt64) throws(FSError) -> [ListingEntry] {
-        guard case .directory(let listing) = try handles.get(handle) else { throw .badHandle }
-        if offset == 0 {
-            let fresh = try self.listing(ino)
-            listing.entries.withLock { $0 = fresh }
+    /// At most `limit` entries after `offset` (0: from the start, `.` and `..` first), each one
+    /// indexed read of a page of names: what one reply to the kernel holds, not the directory.
+    public func readdir(_ ino: InodeNumber, handle: HandleID, offset: UInt64, limit: Int) throws(FSError) -> [ListingEntry] {
+        guard case .directory(let cursor) = try handles.get(handle) else { throw .badHandle }
+        guard limit > 0 else { return [] }
+        var out: [ListingEntry] = []
+        if offset < Self.firstNameOffset {
+            let me = try getattr(ino)
+            if offset == 0 { out.append(ListingEntry(name: [0x2e], attributes: me, nextOffset: 1, isDotOrDotDot: true)) }
+            let up = (try? meta { () throws(MetaError) in try metadata.parentDirectory(of: ino) }) ?? me
+            out.append(ListingEntry(name: [0x2e, 0x2e], attributes: up, nextOffset: 2, isDotOrDotDot: true))
         }
-        return listing.entries.withLock { entries in
-            guard offset < UInt64(entries.count) else { return [] }
-            var out: [ListingEntry] = []
-            out.reserveCapacity(entries.count - Int(offset))
-            for i in Int(offset)..<entries.count {
-                var attrs = entries[i].attributes
-                overlay(&attrs)
-                out.append(ListingEntry(name: entries[i].name, attributes: attrs, nextOffset: UInt64(i + 1), isDotOrDotDot: i < 2))
+        // Where the names resume: after a known name, skipping `skip` more.
+        let (after, base, skip) = cursor.state.withLock { s -> ([UInt8]?, UInt64, Int) in
+            if offset <= Self.firstNameOffset {
+                s = DirectoryCursor.State()  // a new read or a rewinddir
+                return (nil, Self.firstNameOffset, 0)
             }
-            return out
+            if let name = s.lastReply[offset] { return (name, offset, 0) }
+            // A seekdir back: what was handed out after it is numbered anew from here.
+            s.replyEnds.removeAll { $0.offset > offset }
+            guard let end = s.replyEnds.last else { return (nil, Self.firstNameOffset, Int(offset - Self.firstNameOffset)) }
+            return (end.name, end.offset, Int(offset - end.offset))
         }
+        let wanted = limit - out.count + skip
+        var names = try meta { () throws(MetaError) in try metadata.readDirectory(ino, after: after, limit: wanted) }
+        names.removeFirst(min(skip, names.count))
+        var next = base + UInt64(skip)
+        for entry in names {
+            next += 1
+            var attrs = entry.attributes
+            overlay(&attrs)
+            out.append(ListingEntry(name: entry.name, attributes: attrs, nextOffset: next, isDotOrDotDot: false))
+        }
+        cursor.state.withLock { s in
+            if let previous = s.lastReply.max(by: { $0.key < $1.key }), !s.replyEnds.contains(where: { $0.offset == previous.key }) {
+                s.replyEnds.append((previous.key, previous.value))
+                s.replyEnds.sort { $0.offset < $1.offset }
+            }
+            s.lastReply = [:]
+            for e in out where !e.isDotOrDotDot { s.lastReply[e.nextOffset] = e.name }
+        }
+        return out
     }
 
     public func releasedir(_ handle: HandleID) {

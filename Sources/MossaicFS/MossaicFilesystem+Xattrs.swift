@@ -17,11 +17,19 @@ extension MossaicFilesystem {
         }
     }
 
-    /// POSIX ACLs live in `system.posix_acl_*` attributes; without `-o acl` they are not
-    /// supported (EOPNOTSUPP, as on ext4 mounted noacl), rather than stored and ignored.
-    /// Checked before anything else, so that this is the answer whatever else is wrong.
-    private func checkACLSupported(_ name: [UInt8]) throws(FSError) {
+    /// Names this mount does not support, answered EOPNOTSUPP before anything else (no
+    /// metadata read), whatever else is wrong:
+    /// - POSIX ACLs (`system.posix_acl_*`) without `-o acl`, as on ext4 mounted noacl, rather
+    ///   than stored and ignored;
+    /// - `security.selinux` without `-o selinux`. `ls -l` asks for it of every entry (one
+    ///   request each: the kernel caches no xattr answer); EOPNOTSUPP is the answer `ls`
+    ///   remembers for the whole device, ENODATA is not. Where SELinux runs, the kernel
+    ///   answers that name from its own label and never asks here. (ENOSYS would stop the
+    ///   kernel asking too, but for every name, `user.*` included.) GlusterFS does the same
+    ///   (`--selinux`).
+    private func checkNameSupported(_ name: [UInt8]) throws(FSError) {
         if !options.posixACL && name.starts(with: Self.aclPrefix) { throw .notSupported }
+        if !options.selinuxLabels && name == Self.selinuxName { throw .notSupported }
     }
 
     /// Who may read or change an attribute. `user.*` follows the file's read/write bits;
@@ -47,10 +55,11 @@ extension MossaicFilesystem {
     private static let prefixedNamespaces: Set<[UInt8]> = [Array("user.".utf8), Array("trusted.".utf8), Array("security.".utf8)]
     private static let trusted = Array("trusted.".utf8)
     private static let aclPrefix = Array("system.posix_acl_".utf8)
+    private static let selinuxName = Array("security.selinux".utf8)
     private static let aclNames: Set<[UInt8]> = [Array("system.posix_acl_access".utf8), Array("system.posix_acl_default".utf8)]
 
     public func setxattr(_ ino: InodeNumber, name: [UInt8], value: [UInt8], mode: XattrSetMode, caller: Caller = .root) throws(FSError) {
-        try checkACLSupported(name)
+        try checkNameSupported(name)
         try checkWritable()
         try checkXattr(ino, name: name, write: true, caller: caller)
         guard !name.isEmpty, name.count <= 255 else { throw .rangeTooSmall }
@@ -60,22 +69,25 @@ extension MossaicFilesystem {
     }
 
     public func getxattr(_ ino: InodeNumber, name: [UInt8], caller: Caller = .root) throws(FSError) -> [UInt8] {
-        try checkACLSupported(name)
+        try checkNameSupported(name)
         try checkXattr(ino, name: name, write: false, caller: caller)
         return try meta { () throws(MetaError) in try metadata.xattr(ino, name: name) }
     }
 
     /// Names, each followed by a NUL, as listxattr(2) returns them. `trusted.*` only to root
-    /// (CAP_SYS_ADMIN), as ext4 lists them; the kernel passes our list on unfiltered.
+    /// (CAP_SYS_ADMIN), as ext4 lists them; the kernel passes our list on unfiltered. A name
+    /// this mount does not support (a label stored by a mount with `-o selinux`) is not listed.
     public func listxattr(_ ino: InodeNumber, caller: Caller = .root) throws(FSError) -> [UInt8] {
         let names = try meta { () throws(MetaError) in try metadata.xattrNames(ino) }
         var out: [UInt8] = []
-        for n in names where caller.isRoot || !n.starts(with: Self.trusted) { out += n; out.append(0) }
+        for n in names where (caller.isRoot || !n.starts(with: Self.trusted)) && (options.selinuxLabels || n != Self.selinuxName) {
+            out += n; out.append(0)
+        }
         return out
     }
 
     public func removexattr(_ ino: InodeNumber, name: [UInt8], caller: Caller = .root) throws(FSError) {
-        try checkACLSupported(name)
+        try checkNameSupported(name)
         try checkWritable()
         try checkXattr(ino, name: name, write: true, caller: caller)
         try meta { () throws(MetaError) in try metadata.removeXattr(ino, name: name, now: .now()) }

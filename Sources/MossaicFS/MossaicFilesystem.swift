@@ -307,7 +307,12 @@ public final class MossaicFilesystem: Sendable {
 
     /// The kernel dropped `count` references to `ino`.
     public func forget(_ ino: InodeNumber, count: UInt64) {
-        guard inodes.forget(ino, count: count) else { return }
+        let forgotten = inodes.forget(ino, count: count)
+        guard forgotten.released else { return }
+        // The kernel evicted the inode and its cached pages: there is nothing for keep_cache to
+        // keep, and no state stays behind per file ever opened.
+        _ = openedVersions.withLock { $0.removeValue(forKey: ino) }
+        guard forgotten.purgeable else { return }
         // A read-only mount has no orphans of its own and its database is never written.
         guard !options.readOnly, openFiles.withLock({ $0[ino] == nil }) else { return }
         do { try purge(ino) } catch { logger.error("cannot purge unlinked inode", metadata: ["ino": "\(ino.rawValue)", "error": "\(error)"]) }

@@ -14,7 +14,11 @@ enum FUSEDirectoryReply {
         let b = FUSEBridge.from(req)
         b.serve(req, plus ? "readdirplus" : "readdir", ino) { () throws(FSError) in
             guard let fi, off >= 0 else { throw .invalidArgument }
-            let entries = try b.filesystem.readdir(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh), offset: UInt64(off))
+            // As many entries as the buffer could hold at the smallest size one takes (its
+            // header and a name padded to 8 bytes): one page read per reply, never the directory.
+            let smallest = plus ? MemoryLayout<fuse_direntplus>.size + 8 : MemoryLayout<fuse_dirent>.size + 8
+            let entries = try b.filesystem.readdir(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh), offset: UInt64(off),
+                                                   limit: size / smallest + 1)
             let cacheable = plus && b.filesystem.namesCacheable(in: InodeNumber(ino))
             var buffer = [CChar](repeating: 0, count: size)
             var used = 0

@@ -63,6 +63,14 @@ public protocol MetaStore: AnyObject, Sendable {
     func touchAccessTimes(_ times: [(InodeNumber, Timestamp)]) throws(MetaError)
     /// The directory's parent and its entries, in name order.
     func readDirectory(_ ino: InodeNumber) throws(MetaError) -> (parent: InodeNumber, entries: [DirectoryEntry])
+    /// One page of directory `ino`: at most `limit` entries whose names sort after `name` (from
+    /// the first when nil), in name order — byte-wise, as memcmp with a name before any longer
+    /// one it is a prefix of (SQLite's BLOB and PostgreSQL's bytea order). A keyset read: one
+    /// indexed range scan of `limit` rows wherever the page starts, so a listing pages through a
+    /// directory of any size without holding it or rescanning it, and an entry neither added
+    /// nor removed meanwhile is on exactly one page. Throws `notFound` for a missing `ino`,
+    /// `notDirectory` for one that is not a directory.
+    func readDirectory(_ ino: InodeNumber, after name: [UInt8]?, limit: Int) throws(MetaError) -> [DirectoryEntry]
     func readSymlink(_ ino: InodeNumber) throws(MetaError) -> [UInt8]
 
     // MARK: Namespace

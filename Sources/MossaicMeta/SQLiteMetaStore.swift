@@ -320,6 +320,22 @@ public final class SQLiteMetaStore: MetaStore {
         }
     }
 
+    public func readDirectory(_ ino: InodeNumber, after name: [UInt8]?, limit: Int) throws(MetaError) -> [DirectoryEntry] {
+        try read { (c) throws(MetaError) in
+            _ = try Self.directory(c, ino)
+            return try c.query(Self.directoryPageQuery, [.int(Int64(ino.rawValue)), .blob(name ?? []), .int(Int64(max(0, limit)))]) { s in
+                DirectoryEntry(name: s.blob(0), attributes: Self.attributes(s, from: 1))
+            }
+        }
+    }
+
+    /// A page of a directory: the primary key (parent, name) is the keyset, so this is a range
+    /// scan from the last name of the previous page (the empty name sorts before every other).
+    static let directoryPageQuery = """
+        SELECT d.name, \(attributeColumns) FROM dentries d JOIN inodes i ON i.ino = d.ino
+        WHERE d.parent = ? AND d.name > ? ORDER BY d.name LIMIT ?
+        """
+
     public func readSymlink(_ ino: InodeNumber) throws(MetaError) -> [UInt8] {
         try read { (c) throws(MetaError) in
             guard let target = try c.queryOne("SELECT target FROM symlinks WHERE ino = ?", [.int(Int64(ino.rawValue))], row: { $0.blob(0) })

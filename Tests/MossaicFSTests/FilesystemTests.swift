@@ -25,7 +25,7 @@ struct Fixture {
     let cacheDirectory: CacheDirectory
 
     /// `beforePut`: runs before each PUT, with its key (a test holding PUTs back).
-    init(writeback: Bool = false, posixACL: Bool = false, maxDirtyBytes: Int? = nil, writeMemoryBytes: Int? = nil,
+    init(writeback: Bool = false, posixACL: Bool = false, selinuxLabels: Bool = false, maxDirtyBytes: Int? = nil, writeMemoryBytes: Int? = nil,
          compression: Compression = .none, beforePut: (@Sendable (String) -> Void)? = nil) throws {
         root = FileManager.default.temporaryDirectory.appendingPathComponent("fs-\(UUID().uuidString)").path
         let directory = try DirectoryObjectStore(root: root + "/store", create: true)
@@ -40,6 +40,7 @@ struct Fixture {
         options.cacheDirectory = root + "/cache"
         options.writeback = writeback
         options.posixACL = posixACL
+        options.selinuxLabels = selinuxLabels
         if let maxDirtyBytes { options.maxDirtyBytesPerFile = maxDirtyBytes }
         if let writeMemoryBytes { options.writeMemoryBytes = writeMemoryBytes }
         let opened = try FilesystemLoader.open(store: store, settings: .init(options: options), logger: Logger(label: "test"))
@@ -262,10 +263,45 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         let f = try Fixture()
         for name in ["b", "a", "c"] { _ = try f.fs.mkdir(parent: .root, name: Array(name.utf8), permissions: 0o755, caller: .root) }
         let h = try f.fs.opendir(.root)
-        let all = try f.fs.readdir(.root, handle: h, offset: 0)
+        let all = try f.fs.readdir(.root, handle: h, offset: 0, limit: 100)
         #expect(all.map { String(decoding: $0.name, as: UTF8.self) } == [".", "..", "a", "b", "c"])
-        let rest = try f.fs.readdir(.root, handle: h, offset: all[2].nextOffset)
+        let rest = try f.fs.readdir(.root, handle: h, offset: all[2].nextOffset, limit: 100)
         #expect(rest.map { String(decoding: $0.name, as: UTF8.self) } == ["b", "c"])
+        f.fs.releasedir(h)
+    }
+
+    /// A listing read a few entries at a time while names come and go: every name that was
+    /// there throughout appears exactly once, whichever offset of a reply the reader resumes
+    /// from; a seekdir back to an earlier reply's offset continues after the same name.
+    @Test func readdirPagesStayExactUnderCreatesAndUnlinks() throws {
+        let f = try Fixture()
+        func n(_ i: Int) -> [UInt8] { Array(String(format: "f%04d", i).utf8) }
+        let dir = try f.fs.mkdir(parent: .root, name: Array("d".utf8), permissions: 0o755, caller: .root)
+        for i in stride(from: 0, to: 200, by: 2) { _ = try f.fs.mknod(parent: dir.ino, name: n(i), kind: .regular, permissions: 0o644, rdev: 0, caller: .root) }
+        let h = try f.fs.opendir(dir.ino)
+        var seen: [[UInt8]] = []
+        var offset: UInt64 = 0
+        var offsets: [UInt64: [UInt8]] = [:]
+        var round = 0
+        while true {
+            let page = try f.fs.readdir(dir.ino, handle: h, offset: offset, limit: 7)
+            if page.isEmpty { break }
+            // The reader takes only part of each reply, as when its buffer is smaller.
+            let taken = page.prefix(round % 3 == 0 ? page.count : 3)
+            for e in taken where !e.isDotOrDotDot { seen.append(e.name); offsets[e.nextOffset] = e.name }
+            offset = taken.last!.nextOffset
+            // Meanwhile: an odd name is created and one that was never there goes away.
+            _ = try f.fs.mknod(parent: dir.ino, name: n(2 * round + 1), kind: .regular, permissions: 0o644, rdev: 0, caller: .root)
+            if round > 0 { try f.fs.unlink(parent: dir.ino, name: n(2 * round - 1), caller: .root) }
+            round += 1
+        }
+        let evens = seen.filter { ($0.last! - 0x30) % 2 == 0 }
+        #expect(evens == (0..<100).map { n(2 * $0) })
+        #expect(Set(seen).count == seen.count)
+
+        let (back, name) = offsets.filter { $0.key < offset - 40 }.max { $0.key < $1.key }!
+        let after = try f.fs.readdir(dir.ino, handle: h, offset: back, limit: 1)
+        #expect(after.count == 1 && after[0].name.lexicographicallyPrecedes(name) == false && after[0].name != name)
         f.fs.releasedir(h)
     }
 
@@ -317,6 +353,29 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
     /// Rules the FUSE bridge hands over as they come: utimensat's "now" needs only write
     /// permission where given times need ownership; renameat2's flags; ACL attributes without
     /// `-o acl`; the names the kernel must drop when a directory stops being searchable by all.
+    /// Without `-o selinux`, security.selinux is not supported, answered before any metadata
+    /// read (an inode that does not exist gets the same answer); the rest of security.* is
+    /// stored. With it, the label is an attribute like any other.
+    @Test func selinuxLabelsOnlyWithTheOption() throws {
+        func n(_ s: String) -> [UInt8] { Array(s.utf8) }
+        let plain = try Fixture()
+        let file = try plain.fs.mknod(parent: .root, name: n("f"), kind: .regular, permissions: 0o644, rdev: 0, caller: .root)
+        #expect(throws: FSError.notSupported) { try plain.fs.getxattr(file.ino, name: n("security.selinux")) }
+        #expect(throws: FSError.notSupported) { try plain.fs.getxattr(InodeNumber(999_999), name: n("security.selinux")) }
+        #expect(throws: FSError.notSupported) { try plain.fs.setxattr(file.ino, name: n("security.selinux"), value: n("l"), mode: .any) }
+        #expect(throws: FSError.notSupported) { try plain.fs.removexattr(file.ino, name: n("security.selinux")) }
+        try plain.fs.setxattr(file.ino, name: n("security.capability"), value: [1, 2], mode: .any)
+        #expect(try plain.fs.getxattr(file.ino, name: n("security.capability")) == [1, 2])
+        #expect(throws: FSError.noAttribute) { try plain.fs.getxattr(file.ino, name: n("security.ima")) }
+
+        let labelled = try Fixture(selinuxLabels: true)
+        let other = try labelled.fs.mknod(parent: .root, name: n("f"), kind: .regular, permissions: 0o644, rdev: 0, caller: .root)
+        #expect(throws: FSError.noAttribute) { try labelled.fs.getxattr(other.ino, name: n("security.selinux")) }
+        try labelled.fs.setxattr(other.ino, name: n("security.selinux"), value: n("system_u:object_r:fusefs_t:s0"), mode: .any)
+        #expect(try labelled.fs.getxattr(other.ino, name: n("security.selinux")) == n("system_u:object_r:fusefs_t:s0"))
+        #expect(try labelled.fs.listxattr(other.ino) == n("security.selinux") + [0])
+    }
+
     @Test func setattrAndRenameRulesAreTheFilesystems() throws {
         let f = try Fixture()
         let user = Caller(uid: 1000, gid: 1000)

@@ -95,7 +95,7 @@ extension ReplicationLoaderTests {
         let (root, store) = try formattedStore()
         let reader = try open(store, root + "/r", readOnly: true)
         let h = try reader.filesystem.opendir(.root)
-        #expect(try reader.filesystem.readdir(.root, handle: h, offset: 0).filter { !$0.isDotOrDotDot }.isEmpty)
+        #expect(try reader.filesystem.readdir(.root, handle: h, offset: 0, limit: 100).filter { !$0.isDotOrDotDot }.isEmpty)
         reader.filesystem.releasedir(h)
         #expect(try reader.filesystem.getattr(.root).kind == .directory)
         #expect(throws: FormatError.self) { try open(store, root + "/p", readOnly: true, snapshot: "1") }

@@ -24,6 +24,7 @@ struct MetaStoreConformance {
         ("rename directory moves link counts and refuses its subtree", { try $0.renameDirectoryMovesLinkCountsAndRefusesItsSubtree() }),
         ("exchange swaps two names", { try $0.exchangeSwapsTwoNames() }),
         ("names are bytes not text", { try $0.namesAreBytesNotText() }),
+        ("directory pages follow names, not positions", { try $0.directoryPagesFollowNames() }),
         ("refcounts follow references", { try $0.refcountsFollowReferences() }),
         ("truncation shortens references without new chunks", { try $0.truncationShortensReferencesWithoutNewChunks() }),
         ("inline chunks go with their last reference", { try $0.inlineChunksGoWithTheirLastReference() }),
@@ -139,6 +140,32 @@ struct MetaStoreConformance {
         let f = try m.create(parent: .root, name: invalidUTF8, file, now: .now())
         #expect(try m.readDirectory(.root).entries.map(\.name) == [invalidUTF8])
         #expect(try m.lookup(parent: .root, name: invalidUTF8).ino == f.ino)
+    }
+
+    /// Keyset pages: name order is byte order (a prefix first, bytes above 0x7f after ASCII),
+    /// a page starts after the given name whether or not it still exists, and a name created or
+    /// removed before the page was read neither repeats nor hides another.
+    func directoryPagesFollowNames() throws {
+        let m = try make()
+        let d = try m.create(parent: .root, name: n("d"), dir, now: .now())
+        let names: [[UInt8]] = [n("a"), n("ab"), n("b"), [0xc3, 0xa9], n("B"), [0x61, 0x00, 0x62]]
+        for name in names { _ = try m.create(parent: d.ino, name: name, file, now: .now()) }
+        let sorted = names.sorted { $0.lexicographicallyPrecedes($1) }
+        #expect(try m.readDirectory(d.ino, after: nil, limit: 100).map(\.name) == sorted)
+        let first = try m.readDirectory(d.ino, after: nil, limit: 2)
+        #expect(first.map(\.name) == Array(sorted[0..<2]))
+        #expect(first[0].attributes.kind == .regular && first[0].attributes.nlink == 1)
+        // Between pages: the last name read goes, one before it and one after it come.
+        _ = try m.unlink(parent: d.ino, name: sorted[1], now: .now())
+        _ = try m.create(parent: d.ino, name: n("A"), file, now: .now())
+        _ = try m.create(parent: d.ino, name: n("zz"), file, now: .now())
+        let rest = try m.readDirectory(d.ino, after: sorted[1], limit: 100).map(\.name)
+        #expect(rest == Array(sorted[2..<5]) + [n("zz"), sorted[5]])  // [0xc3, 0xa9] after "zz"
+        #expect(try m.readDirectory(d.ino, after: sorted[5], limit: 100).isEmpty)
+        #expect(try m.readDirectory(d.ino, after: nil, limit: 0).isEmpty)
+        let f = try m.lookup(parent: d.ino, name: n("ab"))
+        #expect(throws: MetaError.notDirectory) { try m.readDirectory(f.ino, after: nil, limit: 10) }
+        #expect(throws: MetaError.notFound) { try m.readDirectory(InodeNumber(999_999), after: nil, limit: 10) }
     }
 
     // MARK: - Chunks

@@ -88,3 +88,33 @@ struct MetaStoreConformanceTests {
         }
     }
 }
+
+/// The reads behind lookup, getattr and a readdirplus page are one indexed read each, at any
+/// directory size: SQLite's plan for each names a primary-key search and no scan of a table, nor
+/// a temporary B-tree for ORDER BY (the page comes in key order).
+@Suite struct SQLiteQueryPlanTests {
+    func plan(_ m: SQLiteMetaStore, _ sql: String, _ bindings: [SQLValue]) throws -> [String] {
+        try m.read { (c) throws(MetaError) in try c.query("EXPLAIN QUERY PLAN " + sql, bindings) { $0.text(3) } }
+    }
+
+    @Test func lookupGetattrAndDirectoryPagesUseThePrimaryKeys() throws {
+        let (m, _) = try makeStore()
+        let d = try m.create(parent: .root, name: n("d"), dir, now: .now())
+        for i in 0..<200 { _ = try m.create(parent: d.ino, name: n("f\(i)"), file, now: .now()) }
+        let parent = SQLValue.int(Int64(d.ino.rawValue))
+        let queries: [(String, [SQLValue])] = [
+            (SQLiteMetaStore.resolveQuery, [.blob(n("f7")), parent]),
+            ("SELECT \(SQLiteMetaStore.attributeColumns) FROM inodes i WHERE i.ino = ?", [parent]),
+            (SQLiteMetaStore.directoryPageQuery, [parent, .blob(n("f50")), .int(100)]),
+        ]
+        for (sql, bindings) in queries {
+            let steps = try plan(m, sql, bindings)
+            #expect(!steps.isEmpty)
+            for step in steps {
+                #expect(step.hasPrefix("SEARCH"), "\(step) in \(sql)")
+                #expect(step.contains("PRIMARY KEY"), "\(step) in \(sql)")
+            }
+            #expect(!steps.contains { $0.contains("TEMP B-TREE") }, "\(steps)")
+        }
+    }
+}

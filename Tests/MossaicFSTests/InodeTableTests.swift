@@ -1,0 +1,67 @@
+import MossaicCore
+@testable import MossaicFS
+import Testing
+
+/// Memory follows what the kernel holds, not what it ever looked up: references counted per
+/// entry reply are dropped by FORGET/BATCH_FORGET, and closed files leave nothing behind once
+/// the kernel forgot them.
+@Suite struct InodeTableTests {
+    @Test func forgetDropsWhatTheKernelForgot() throws {
+        let f = try Fixture()
+        let before = f.fs.inodes.referencedCount
+        var inodes: [InodeNumber] = []
+        for i in 0..<50 {
+            let a = try f.fs.mknod(parent: .root, name: Array("f\(i)".utf8), kind: .regular, permissions: 0o644, rdev: 0, caller: .root)
+            inodes.append(a.ino)
+            _ = try f.fs.lookup(parent: .root, name: Array("f\(i)".utf8))  // a second reference
+        }
+        #expect(f.fs.inodes.referencedCount == before + 50)
+        for ino in inodes { f.fs.forget(ino, count: 1) }
+        #expect(f.fs.inodes.referencedCount == before + 50)  // one reference each still held
+        for ino in inodes { f.fs.forget(ino, count: 1) }
+        #expect(f.fs.inodes.referencedCount == before)
+        // A forget of more than is held, or of an inode not held, changes nothing else.
+        f.fs.forget(inodes[0], count: 5)
+        #expect(f.fs.inodes.referencedCount == before)
+    }
+
+    @Test func closedFilesLeaveNothingOnceForgotten() throws {
+        let f = try Fixture()
+        var inodes: [InodeNumber] = []
+        for i in 0..<20 {
+            let (ino, h) = try f.createFile("g\(i)")
+            try f.write(ino, h, 0, Array("data".utf8))
+            try f.fs.release(ino, handle: h)
+            let again = try f.fs.open(ino, mode: .init(writable: false))
+            try f.fs.release(ino, handle: again)
+            inodes.append(ino)
+        }
+        #expect(f.fs.handles.count == 0)
+        #expect(f.fs.openFiles.withLock { $0.isEmpty })
+        #expect(f.fs.openedVersions.withLock { $0.count } == 20)  // the kernel may still cache their pages
+        for ino in inodes { f.fs.forget(ino, count: 1) }
+        #expect(f.fs.openedVersions.withLock { $0.isEmpty })
+        #expect(f.fs.inodes.referencedCount == 0)
+    }
+
+    @Test func directoryHandlesHoldOnePageNotTheDirectory() throws {
+        let f = try Fixture()
+        let d = try f.fs.mkdir(parent: .root, name: Array("d".utf8), permissions: 0o755, caller: .root)
+        for i in 0..<300 { _ = try f.fs.mknod(parent: d.ino, name: Array(String(format: "e%03d", i).utf8), kind: .regular, permissions: 0o644, rdev: 0, caller: .root) }
+        let h = try f.fs.opendir(d.ino)
+        guard case .directory(let cursor) = try f.fs.handles.get(h) else { Issue.record("not a directory handle"); return }
+        var offset: UInt64 = 0
+        var listed = 0
+        while true {
+            let page = try f.fs.readdir(d.ino, handle: h, offset: offset, limit: 25)
+            guard let last = page.last else { break }
+            listed += page.filter { !$0.isDotOrDotDot }.count
+            offset = last.nextOffset
+            #expect(cursor.state.withLock { $0.lastReply.count } <= 25)
+        }
+        #expect(listed == 300)
+        #expect(cursor.state.withLock { $0.replyEnds.count } <= 300 / 25 + 2)
+        f.fs.releasedir(h)
+        #expect(f.fs.handles.count == 0)
+    }
+}
