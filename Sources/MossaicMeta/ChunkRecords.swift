@@ -81,7 +81,7 @@ extension ChunkLocation {
 
     /// A chunk row's location from its `pack`, `pack_offset` and `length` columns, which are
     /// columns `first`, `first + 1` and `first + 2` of the result row.
-    static func read(_ s: Statement, from first: Int32) -> ChunkLocation {
+    static func read(_ s: some ResultRow, from first: Int32) -> ChunkLocation {
         guard !s.isNull(first) else { return .object }
         let pack = s.blob(first)
         guard pack.count == 32 else { return .object }

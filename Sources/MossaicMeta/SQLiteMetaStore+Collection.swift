@@ -3,7 +3,7 @@ import MossaicCore
 extension LocatedChunk {
     /// Columns `first` (hash), `first + 1` (pack), `first + 2` (pack_offset), `first + 3`
     /// (length) of a row.
-    static func read(_ s: Statement, from first: Int32) -> LocatedChunk {
+    static func read(_ s: some ResultRow, from first: Int32) -> LocatedChunk {
         LocatedChunk(hash: ChunkHash(bytes: s.blob(first)), location: .read(s, from: first + 1))
     }
 }

@@ -195,7 +195,7 @@ public final class SQLiteMetaStore: MetaStore {
         """
 
     /// Reads the attribute columns starting at `first` (in `attributeColumns` order).
-    static func attributes(_ s: Statement, from first: Int32 = 0) -> FileAttributes {
+    static func attributes(_ s: some ResultRow, from first: Int32 = 0) -> FileAttributes {
         FileAttributes(
             ino: InodeNumber(UInt64(s.int(first))),
             kind: FileKind(rawValue: UInt32(s.int(first + 1))) ?? .regular,

@@ -1,0 +1,114 @@
+import Foundation
+import MossaicCore
+@testable import MossaicMeta
+import MossaicTestSupport
+import Synchronization
+import Testing
+
+/// One PostgreSQL server for this file's tests (started by Tests/e2e/pgserver.py, stopped at
+/// exit); each store gets a database of its own.
+private let server = Result { try PostgresTestServer(repositoryRoot: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+                                                        .deletingLastPathComponent().deletingLastPathComponent()) }
+private let databases = Atomic<Int>(0)
+
+/// A fresh, empty filesystem's metadata in a new database, with its root directory; `hosts`
+/// stores on that one database, as several hosts mounting one filesystem would have.
+private func makePostgresStores(hosts: Int = 1) throws -> [PostgresMetaStore] {
+    let url = try makePostgresDatabase()
+    let stores = try (0..<hosts).map { _ in try PostgresMetaStore(url: url) }
+    try stores[0].createRootIfMissing(permissions: 0o755, uid: 0, gid: 0, now: .now())
+    return stores
+}
+
+/// A new, empty database on the test server; returns its URL.
+private func makePostgresDatabase() throws -> String {
+    let pg = try server.get()
+    let name = "fs\(databases.add(1, ordering: .relaxed).newValue)"
+    try PostgresConnection(conninfo: pg.url).execute("CREATE DATABASE \(name)")
+    return pg.url(database: name)
+}
+
+@Suite("MetaStore conformance on PostgreSQL")
+struct PostgresConformanceTests {
+    @Test func postgres() {
+        MetaStoreConformance(make: { try makePostgresStores()[0] }).run(engine: "PostgreSQL")
+    }
+}
+
+/// What only the PostgreSQL engine does: several hosts on one database, keyset pages, schema.
+@Suite struct PostgresEngineTests {
+    /// Three "hosts" create in one directory at once: every create lands (conflicts on the
+    /// directory's row are retried, not lost) and the link count counts them all.
+    @Test func hostsCreatingInOneDirectoryAllSucceed() throws {
+        let stores = try makePostgresStores(hosts: 3)
+        let d = try stores[0].create(parent: .root, name: n("shared"), dir, now: .now())
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 6) { worker in
+            let m = stores[worker % 3]
+            for i in 0..<40 {
+                do {
+                    _ = try m.create(parent: d.ino, name: n("w\(worker)-\(i)"), i % 4 == 0 ? dir : file, now: .now())
+                } catch {
+                    failures.withLock { $0.append("\(worker)/\(i): \(error)") }
+                }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+        #expect(try stores[1].readDirectory(d.ino).entries.count == 240)
+        #expect(try stores[2].attributes(of: d.ino).nlink == 2 + 60)
+    }
+
+    /// Two hosts move two directories into each other at once: one wins, the other is refused
+    /// (never a cycle cut off from the root).
+    @Test func crossedDirectoryRenamesNeverMakeACycle() throws {
+        let stores = try makePostgresStores(hosts: 2)
+        for round in 0..<10 {
+            let a = try stores[0].create(parent: .root, name: n("a\(round)"), dir, now: .now())
+            let b = try stores[0].create(parent: .root, name: n("b\(round)"), dir, now: .now())
+            let results = Mutex<[Bool]>([])
+            DispatchQueue.concurrentPerform(iterations: 2) { i in
+                let (name, into) = i == 0 ? (n("a\(round)"), b.ino) : (n("b\(round)"), a.ino)
+                do {
+                    _ = try stores[i].rename(parent: .root, name: name, newParent: into, newName: n("x"), flags: [], now: .now())
+                    results.withLock { $0.append(true) }
+                } catch {
+                    if (error as? MetaError) != .invalidArgument { Issue.record("rename \(i): \(error)") }
+                    results.withLock { $0.append(false) }
+                }
+            }
+            #expect(results.withLock { $0.filter { $0 }.count } == 1)
+            // Both still reach the root.
+            for ino in [a.ino, b.ino] {
+                var current = ino
+                for _ in 0..<4 where current != .root { current = try stores[0].parentDirectory(of: current).ino }
+                #expect(current == .root)
+            }
+        }
+    }
+
+    @Test func keysetPagesCoverTheDirectoryInNameOrder() throws {
+        let m = try makePostgresStores()[0]
+        for i in (0..<25).reversed() { _ = try m.create(parent: .root, name: n(String(format: "f%03d", i)), file, now: .now()) }
+        var names: [[UInt8]] = [], after: [UInt8]? = nil
+        while true {
+            let page = try m.readDirectory(.root, after: after, limit: 7).entries
+            names += page.map(\.name)
+            guard page.count == 7 else { break }
+            after = page.last?.name
+        }
+        #expect(names == (0..<25).map { n(String(format: "f%03d", $0)) })
+    }
+
+    @Test func reopeningKeepsTheSchemaAndTheTree() throws {
+        let url = try makePostgresDatabase()
+        let m = try PostgresMetaStore(url: url)
+        #expect(try m.createRootIfMissing(permissions: 0o755, uid: 0, gid: 0, now: .now()))
+        let f = try m.create(parent: .root, name: n("f"), file, now: Timestamp(nanoseconds: 77))
+        let again = try PostgresMetaStore(url: url)
+        #expect(try !again.createRootIfMissing(permissions: 0o700, uid: 0, gid: 0, now: .now()))
+        #expect(try again.lookup(parent: .root, name: n("f")) == f)
+        #expect(try again.setting("schema_version") == String(PostgresSchema.version))
+        try PostgresConnection(conninfo: url).execute("UPDATE settings SET value = '999' WHERE key = 'schema_version'")
+        #expect(throws: MetaError.self) { try PostgresMetaStore(url: url) }
+    }
+}
