@@ -75,6 +75,11 @@ extension PostgresMetaStore {
     }
 
     static func refreshReserved(_ c: PostgresConnection, _ ino: InodeNumber) throws(MetaError) {
+        try c.update("UPDATE inodes SET reserved = $1 WHERE ino = $2", [.int(try uncoveredReservation(c, ino)), .int(Int64(ino.rawValue))])
+    }
+
+    /// What `inodes.reserved` of `ino` should be: the reserved bytes no chunk's data covers.
+    static func uncoveredReservation(_ c: PostgresConnection, _ ino: InodeNumber) throws(MetaError) -> Int64 {
         let chunkSize = UInt64(FormatConstants.chunkSize)
         var reserved: UInt64 = 0
         for row in try allocationRows(c, ino, within: 0..<UInt64(Int64.max)) {
@@ -84,6 +89,19 @@ extension PostgresMetaStore {
             }
             reserved += SQLiteMetaStore.uncovered(row, by: data)
         }
-        try c.update("UPDATE inodes SET reserved = $1 WHERE ino = $2", [.int(Int64(reserved)), .int(Int64(ino.rawValue))])
+        return Int64(reserved)
+    }
+
+    /// Files whose `inodes.reserved` disagrees with their reservations and chunks (fsck):
+    /// (inode, stored, actual).
+    static func wrongReservations(_ c: PostgresConnection) throws(MetaError) -> [(Int64, Int64, Int64)] {
+        var wrong: [(Int64, Int64, Int64)] = []
+        for (ino, stored) in try c.query("""
+            SELECT i.ino, i.reserved FROM inodes i WHERE i.reserved != 0 OR i.ino IN (SELECT DISTINCT ino FROM allocations)
+            """, row: { ($0.int(0), $0.int(1)) }) {
+            let actual = try uncoveredReservation(c, InodeNumber(UInt64(ino)))
+            if actual != stored { wrong.append((ino, stored, actual)) }
+        }
+        return wrong
     }
 }

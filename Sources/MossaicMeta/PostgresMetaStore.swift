@@ -6,9 +6,10 @@ import Synchronization
 
 // Developer notes — the PostgreSQL engine (issue 25, ARCHITECTURE.md §9), step 1.
 //
-// State: every `MetaStore` requirement is implemented and the whole conformance suite
-// (Tests/MossaicMetaTests/MetaStoreConformance.swift) passes against a real server that the
-// tests start themselves (MossaicTestSupport/PostgresTestServer, Tests/e2e/pgserver.py).
+// State: every `MetaStore` requirement is implemented (fsck's checks and repairs included) and
+// the whole conformance suite (Tests/MossaicMetaTests/MetaStoreConformance.swift) passes
+// against a real server that the tests start themselves (MossaicTestSupport/PostgresTestServer,
+// Tests/e2e/pgserver.py), beside PostgresMetaStoreTests (several hosts on one database).
 // Not yet reachable by users: no `format --meta postgres://…`, no superblock field naming
 // the engine, `mount` only opens SQLite. Missing before it may be: the superblock and
 // `format`/`mount` wiring; sessions and heartbeats (files unlinked while open on another host,

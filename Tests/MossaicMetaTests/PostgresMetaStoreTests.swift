@@ -99,6 +99,31 @@ struct PostgresConformanceTests {
         #expect(names == (0..<25).map { n(String(format: "f%03d", $0)) })
     }
 
+    /// fsck on this engine: damage made behind the engine's back is found, repaired, and gone.
+    @Test func checkFindsAndRepairsDamage() throws {
+        let url = try makePostgresDatabase()
+        let m = try PostgresMetaStore(url: url)
+        try m.createRootIfMissing(permissions: 0o755, uid: 0, gid: 0, now: .now())
+        let d = try m.create(parent: .root, name: n("d"), dir, now: .now())
+        let f = try m.create(parent: d.ino, name: n("f"), file, now: .now())
+        let h = hash("x")
+        _ = try m.commit(FileCommit(ino: f.ino, chunks: [(ChunkIndex(0), ChunkRef(index: ChunkIndex(0), hash: h, length: 1))],
+                                    newChunks: [NewChunk(hash: h, length: 1, state: .inline, inlineData: n("x"))],
+                                    size: 1, mtime: .now(), ctime: .now()))
+        #expect(try m.checkConsistency() == [])
+        let damage = try PostgresConnection(conninfo: url)
+        try damage.execute("UPDATE inodes SET nlink = 7 WHERE ino = \(f.ino.rawValue)")
+        try damage.execute("UPDATE inodes SET allocated = 1 WHERE ino = \(f.ino.rawValue)")
+        try damage.execute("DELETE FROM dentries WHERE parent = 1")  // d is cut off from the root
+        let kinds = Set(try m.checkConsistency().map(\.kind))
+        #expect(kinds == [.linkCount, .allocation, .unreachable])
+        #expect(try m.repairConsistency() > 0)
+        #expect(try m.checkConsistency() == [])
+        let lostFound = try m.lookup(parent: .root, name: n("lost+found"))
+        #expect(try m.lookup(parent: lostFound.ino, name: n("#\(d.ino.rawValue)")).ino == d.ino)
+        #expect(try m.attributes(of: f.ino).nlink == 1)
+    }
+
     @Test func reopeningKeepsTheSchemaAndTheTree() throws {
         let url = try makePostgresDatabase()
         let m = try PostgresMetaStore(url: url)
