@@ -15,13 +15,15 @@ import Synchronization
 // `format`/`mount` wiring; sessions and heartbeats (files unlinked while open on another host,
 // `orphans()` is global today); flock/fcntl locks across hosts; the reclaim sweep of stored
 // chunks (`releasedChunks` answers none: on this engine a released chunk is reclaimed by
-// `mossaicfs gc` alone, whose mark-and-sweep needs no per-release bookkeeping); reconnection
-// mid-transaction after a server restart (a dropped connection fails the call and is replaced
-// for the next); dump/load; the e2e and benchmark runs of the issue.
+// `mossaicfs gc` alone, whose mark-and-sweep needs no per-release bookkeeping); a COMMIT
+// whose connection was lost is reported, not resolved (it may have landed: an idempotency
+// record per transaction would tell); dump/load; the e2e and benchmark runs of the issue.
 //
 // Rules this engine keeps (what JuiceFS's PostgreSQL engine learned):
-// - ONE retry loop (`write`): every mutation is one REPEATABLE READ transaction, retried whole
-//   on serialization failures (40001) and deadlocks (40P01), with a random, growing pause.
+// - ONE retry loop (`retrying`): every mutation is one REPEATABLE READ transaction, retried
+//   whole on serialization failures (40001) and deadlocks (40P01), with a random, growing
+//   pause; a call whose connection the server dropped (a restart) runs again on a new one,
+//   for up to `reconnectWindow`, unless its COMMIT was already sent.
 // - ONE lock order: a transaction first locks the directories it changes, ascending by inode
 //   number (`lock`), then the inodes it found in them, ascending; a directory rename then
 //   share-locks the target's ancestors up to the root (`isWithin`). Every change to a
@@ -69,26 +71,65 @@ public final class PostgresMetaStore: MetaStore {
     // MARK: Transactions
 
     /// Runs `body` as one transaction, retried whole while the server reports a serialization
-    /// failure or a deadlock (the retry loop of the whole engine). `durable`: its COMMIT
-    /// returns once the WAL is flushed; otherwise `synchronous_commit = off` (atomic, and
-    /// durable at the next synchronous commit — which flushes the WAL up to itself).
+    /// failure or a deadlock, or the connection was lost before COMMIT was sent (the retry
+    /// loop of the whole engine, `retrying`). `durable`: its COMMIT returns once the WAL is
+    /// flushed; otherwise `synchronous_commit = off` (atomic, and durable at the next
+    /// synchronous commit — which flushes the WAL up to itself).
     func write<T: Sendable>(durable: Bool = false, _ body: (PostgresConnection) throws(MetaError) -> T) throws(MetaError) -> T {
-        try pool.withConnection { (c) throws(MetaError) -> T in
-            var attempt = 0
-            while true {
-                attempt += 1
-                do throws(MetaError) {
-                    try c.execute(durable ? "BEGIN ISOLATION LEVEL REPEATABLE READ"
-                                          : "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL synchronous_commit = off")
-                    let result = try body(c)
-                    try c.execute("COMMIT")
-                    if durable { unsynced.store(0, ordering: .relaxed) } else { unsynced.add(1, ordering: .relaxed) }
-                    return result
-                } catch {
-                    if c.isUsable { try? c.execute("ROLLBACK") }
-                    guard attempt < Self.maxAttempts, error.isTransientConflict else { throw error }
-                    Self.pause(attempt)
+        let result = try retrying { (c, committing) throws(MetaError) -> T in
+            try c.execute(durable ? "BEGIN ISOLATION LEVEL REPEATABLE READ"
+                                  : "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL synchronous_commit = off")
+            let result = try body(c)
+            committing = true
+            try c.execute("COMMIT")
+            return result
+        }
+        if durable { unsynced.store(0, ordering: .relaxed) } else { unsynced.add(1, ordering: .relaxed) }
+        return result
+    }
+
+    /// Runs `body` for reads only, retried on a new connection if the server dropped the one it
+    /// ran on. `snapshot`: its statements in one REPEATABLE READ read-only transaction, for a
+    /// read of several statements that must agree with each other.
+    func read<T: Sendable>(snapshot: Bool = false, _ body: (PostgresConnection) throws(MetaError) -> T) throws(MetaError) -> T {
+        try retrying { (c, _) throws(MetaError) -> T in
+            guard snapshot else { return try body(c) }
+            try c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            let result = try body(c)
+            try c.execute("COMMIT")
+            return result
+        }
+    }
+
+    /// How long a lost server is waited for (a restart, a failover) before a call fails.
+    static let reconnectWindow: Duration = .seconds(30)
+
+    /// The one retry loop. Each attempt runs `attempt` on a pooled connection (a new one after
+    /// the server dropped the last), rolling back whatever it left open if it throws. It is
+    /// run again after a serialization failure or a deadlock (up to `maxAttempts`), and after a
+    /// lost connection or a failed connect (for `reconnectWindow`) — but not once `attempt`
+    /// set `committing` and the connection was lost: the COMMIT may have landed, and running
+    /// the transaction again could apply it twice; the caller gets the error.
+    private func retrying<T>(_ attempt: (PostgresConnection, inout Bool) throws(MetaError) -> T) throws(MetaError) -> T {
+        let started = ContinuousClock.now
+        var attempts = 0
+        while true {
+            attempts += 1
+            var committing = false
+            do throws(MetaError) {
+                return try pool.withConnection { (c) throws(MetaError) -> T in
+                    do throws(MetaError) {
+                        return try attempt(c, &committing)
+                    } catch {
+                        if c.isUsable { try? c.execute("ROLLBACK") }
+                        throw error
+                    }
                 }
+            } catch {
+                let again = error.isTransientConflict ? attempts < Self.maxAttempts
+                    : error.isConnectionLoss && !committing && ContinuousClock.now - started < Self.reconnectWindow
+                guard again else { throw error }
+                Self.pause(attempts)
             }
         }
     }
@@ -97,23 +138,6 @@ public final class PostgresMetaStore: MetaStore {
     /// transactions that collided do not collide again in step.
     private static func pause(_ attempt: Int) {
         usleep(UInt32.random(in: 0...UInt32(min(1 << min(attempt, 7), 100))) * 1000)
-    }
-
-    /// Runs `body` for reads only. `snapshot`: its statements in one REPEATABLE READ read-only
-    /// transaction, for a read of several statements that must agree with each other.
-    func read<T: Sendable>(snapshot: Bool = false, _ body: (PostgresConnection) throws(MetaError) -> T) throws(MetaError) -> T {
-        try pool.withConnection { (c) throws(MetaError) -> T in
-            guard snapshot else { return try body(c) }
-            try c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            do throws(MetaError) {
-                let result = try body(c)
-                try c.execute("COMMIT")
-                return result
-            } catch {
-                if c.isUsable { try? c.execute("ROLLBACK") }
-                throw error
-            }
-        }
     }
 
     /// Locks the rows of `inodes` for this transaction, ascending by number: the lock order.
@@ -296,6 +320,13 @@ extension MetaError {
     /// serialization_failure and deadlock_detected.
     var isTransientConflict: Bool {
         if case .postgres(let state, _, _) = self { return state == "40001" || state == "40P01" }
+        return false
+    }
+
+    /// The connection is gone or could not be made (class 08), or the server is shutting
+    /// down or restarting (57P01-57P03): a new connection may succeed.
+    var isConnectionLoss: Bool {
+        if case .postgres(let state, _, _) = self { return state.hasPrefix("08") || ["57P01", "57P02", "57P03"].contains(state) }
         return false
     }
 }

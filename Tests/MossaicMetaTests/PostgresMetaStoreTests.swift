@@ -124,6 +124,23 @@ struct PostgresConformanceTests {
         #expect(try m.attributes(of: f.ino).nlink == 1)
     }
 
+    /// The server drops every connection of the store (as at a restart): the next calls open
+    /// new ones and succeed, reads and writes alike.
+    @Test func droppedConnectionsAreReplaced() throws {
+        let url = try makePostgresDatabase()
+        let m = try PostgresMetaStore(url: url)
+        try m.createRootIfMissing(permissions: 0o755, uid: 0, gid: 0, now: .now())
+        let f = try m.create(parent: .root, name: n("before"), file, now: .now())
+        let admin = try PostgresConnection(conninfo: url)
+        let dropped = try admin.query("""
+            SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+            """) { _ in 1 }
+        #expect(dropped.count >= 1)
+        #expect(try m.attributes(of: f.ino) == f)
+        _ = try m.create(parent: .root, name: n("after"), file, now: .now())
+        #expect(try m.readDirectory(.root).entries.map(\.name) == [n("after"), n("before")])
+    }
+
     @Test func reopeningKeepsTheSchemaAndTheTree() throws {
         let url = try makePostgresDatabase()
         let m = try PostgresMetaStore(url: url)
