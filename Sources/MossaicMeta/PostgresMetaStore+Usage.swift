@@ -59,16 +59,7 @@ extension PostgresMetaStore {
                 """, [root]) { (s: PostgresRow) -> (length: UInt64, n: Int64, refcount: Int64, state: Int64) in
                 (length: UInt64(s.int(0)), n: s.int(1), refcount: s.int(2), state: s.int(3))
             }
-            var referenced: UInt64 = 0
-            for row in rows {
-                u.chunks += 1
-                u.chunkReferences += UInt64(row.n)
-                u.storedBytes += row.length
-                if row.state == ChunkState.inline.rawValue { u.inlineBytes += row.length }
-                referenced += UInt64(row.n) * row.length
-                if row.refcount <= row.n { u.exclusiveBytes += row.length }
-            }
-            u.deduplicatedBytes = referenced - u.exclusiveBytes
+            SQLiteMetaStore.tally(rows, into: &u)
             return u
         }
     }
@@ -105,13 +96,9 @@ extension PostgresMetaStore {
     /// are stored chunks no file names.
     public func chunkRowsForCollection() throws(MetaError) -> (live: [LocatedChunk], unreferenced: [LocatedChunk]) {
         try read(snapshot: true) { (c) throws(MetaError) in
-            var live: [LocatedChunk] = [], unreferenced: [LocatedChunk] = []
-            for (chunk, isReferenced, state) in try c.query("""
+            SQLiteMetaStore.sortForCollection(try c.query("""
                 SELECT hash, pack, pack_offset, length, CASE WHEN \(Self.referenced) THEN 1 ELSE 0 END, state FROM chunks c WHERE state <> $1
-                """, [.int(ChunkState.inline.rawValue)], row: { (LocatedChunk.read($0, from: 0), $0.int(4) == 1, $0.int(5)) }) {
-                if !isReferenced && state == ChunkState.stored.rawValue { unreferenced.append(chunk) } else { live.append(chunk) }
-            }
-            return (live, unreferenced)
+                """, [.int(ChunkState.inline.rawValue)], row: { (LocatedChunk.read($0, from: 0), $0.int(4) == 1, $0.int(5)) }))
         }
     }
 

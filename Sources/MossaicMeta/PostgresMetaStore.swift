@@ -240,21 +240,10 @@ public final class PostgresMetaStore: MetaStore {
                               xattrs: [[UInt8]: [UInt8]?]) throws(MetaError) -> FileAttributes {
         try write { (c) throws(MetaError) in
             try Self.lock(c, [ino])
-            var attrs = try Self.attributes(c, ino)
+            let old = try Self.attributes(c, ino)
             for (name, value) in xattrs { try Self.storeXattr(c, ino, name: name, value: value) }
-            if let p = changes.permissions { attrs.permissions = p & 0o7777 }
-            if let u = changes.uid { attrs.uid = u }
-            if let g = changes.gid { attrs.gid = g }
-            if let a = changes.atime { attrs.atime = a }
-            if let m = changes.mtime { attrs.mtime = m }
-            if let size = changes.size {
-                guard attrs.kind != .directory else { throw .isDirectory }
-                guard attrs.kind == .regular else { throw .invalidArgument }
-                if size <= attrs.size { try Self.cutChunks(c, ino, to: size) }
-                attrs.size = size
-                if changes.mtime == nil { attrs.mtime = now }
-            }
-            attrs.ctime = now
+            let attrs = try old.applying(changes, now: now)
+            if let cut = old.truncation(by: changes) { try Self.cutChunks(c, ino, to: cut) }
             try c.update("""
                 UPDATE inodes SET mode = $1, uid = $2, gid = $3, size = $4, atime_ns = $5, mtime_ns = $6, ctime_ns = $7 WHERE ino = $8
                 """, [.int(Int64(attrs.permissions)), .int(Int64(attrs.uid)), .int(Int64(attrs.gid)), .int(Int64(attrs.size)),

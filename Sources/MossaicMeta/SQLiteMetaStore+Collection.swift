@@ -18,14 +18,19 @@ extension SQLiteMetaStore {
     /// no snapshot needs it.
     public func chunkRowsForCollection() throws(MetaError) -> (live: [LocatedChunk], unreferenced: [LocatedChunk]) {
         try read(snapshot: true) { (c) throws(MetaError) in
-            var live: [LocatedChunk] = [], unreferenced: [LocatedChunk] = []
-            for (chunk, refcount, state) in try c.query("""
+            Self.sortForCollection(try c.query("""
                 SELECT hash, pack, pack_offset, length, refcount, state FROM chunks WHERE state <> ?
-                """, [.int(ChunkState.inline.rawValue)], row: { (LocatedChunk.read($0, from: 0), $0.int(4), $0.int(5)) }) {
-                if refcount == 0 && state == ChunkState.stored.rawValue { unreferenced.append(chunk) } else { live.append(chunk) }
-            }
-            return (live, unreferenced)
+                """, [.int(ChunkState.inline.rawValue)], row: { (LocatedChunk.read($0, from: 0), $0.int(4) != 0, $0.int(5)) }))
         }
+    }
+
+    /// Chunk rows (chunk, referenced, state) sorted into what gc must keep and what it may drop.
+    static func sortForCollection(_ rows: [(LocatedChunk, Bool, Int64)]) -> (live: [LocatedChunk], unreferenced: [LocatedChunk]) {
+        var live: [LocatedChunk] = [], unreferenced: [LocatedChunk] = []
+        for (chunk, referenced, state) in rows {
+            if !referenced && state == ChunkState.stored.rawValue { unreferenced.append(chunk) } else { live.append(chunk) }
+        }
+        return (live, unreferenced)
     }
 
     /// Deletes the rows of `hashes` that are still stored chunks at refcount 0, in one durable
