@@ -150,6 +150,10 @@ struct PostgresConformanceTests {
         #expect(try !again.createRootIfMissing(permissions: 0o700, uid: 0, gid: 0, now: .now()))
         #expect(try again.lookup(parent: .root, name: n("f")) == f)
         #expect(try again.setting("schema_version") == String(PostgresSchema.version))
+        let reader = try PostgresMetaStore(url: url, readOnly: true)
+        #expect(try reader.lookup(parent: .root, name: n("f")) == f)
+        #expect(throws: MetaError.self) { try reader.create(parent: .root, name: n("g"), file, now: .now()) }
+        #expect(try again.resolve(parent: .root, name: n("g")).entry == nil)
         try PostgresConnection(conninfo: url).execute("UPDATE settings SET value = '999' WHERE key = 'schema_version'")
         #expect(throws: MetaError.self) { try PostgresMetaStore(url: url) }
     }
