@@ -306,9 +306,12 @@ public final class PostgresMetaStore: MetaStore {
 
 extension MetaError {
     /// A conflict with a concurrent transaction that running the transaction again resolves:
-    /// serialization_failure and deadlock_detected.
+    /// serialization_failure, deadlock_detected, and foreign_key_violation — which here only a
+    /// race raises (a commit checks its chunks exist before referencing them): an inline chunk
+    /// deleted as unreferenced by this transaction's snapshot while another host committed a
+    /// reference to it. Run again, the transaction sees that reference and keeps the chunk.
     var isTransientConflict: Bool {
-        if case .postgres(let state, _, _) = self { return state == "40001" || state == "40P01" }
+        if case .postgres(let state, _, _) = self { return ["40001", "40P01", "23503"].contains(state) }
         return false
     }
 

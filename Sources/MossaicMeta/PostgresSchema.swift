@@ -8,7 +8,7 @@
 ///   `file_chunks` rows naming the chunk (`file_chunks_hash` index); the foreign key from
 ///   `file_chunks` to `chunks` is what stops an inline chunk from being deleted by one
 ///   transaction while another references it (the server checks both under its own locks,
-///   and one of the two fails with a serialization error and is retried).
+///   and one of the two fails with a serialization or foreign-key error and is retried).
 /// - No snapshot bookkeeping (schema 4's `created_gen`, `released_*`, `free_gen`, triggers):
 ///   a PostgreSQL filesystem's metadata lives in the server, not in snapshots in the bucket.
 /// - Integers are `bigint` (binary results are read as 8 bytes), names and data `bytea`

@@ -58,6 +58,34 @@ struct PostgresConformanceTests {
         #expect(try stores[2].attributes(of: d.ino).nlink == 2 + 60)
     }
 
+    /// Two hosts reference and release one inline chunk over and over, each in its own file:
+    /// with no refcount, the last release deletes the row while the other host may be adding a
+    /// reference — the foreign key makes one of them retry, so no reference ever names a
+    /// missing chunk and the row goes with the last reference.
+    @Test func hostsSharingAnInlineChunkNeverLoseIt() throws {
+        let stores = try makePostgresStores(hosts: 2)
+        let files = try (0..<2).map { i in try stores[0].create(parent: .root, name: n("f\(i)"), file, now: .now()).ino }
+        let h = hash("shared")
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            let m = stores[i]
+            for round in 0..<60 {
+                do {
+                    _ = try m.commit(FileCommit(ino: files[i], chunks: [(ChunkIndex(0), ChunkRef(index: ChunkIndex(0), hash: h, length: 6))],
+                                                newChunks: [NewChunk(hash: h, length: 6, state: .inline, inlineData: n("shared"))],
+                                                size: 6, mtime: .now(), ctime: .now()), durable: false)
+                    if try m.inlineData(h) != n("shared") { failures.withLock { $0.append("\(i)/\(round): chunk gone while referenced") } }
+                    _ = try m.setAttributes(of: files[i], AttributeChanges(size: 0), now: .now())
+                } catch {
+                    failures.withLock { $0.append("\(i)/\(round): \(error)") }
+                }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+        #expect(try stores[0].checkConsistency() == [])
+        #expect(try stores[1].chunkInfo(h) == nil)
+    }
+
     /// Two hosts move two directories into each other at once: one wins, the other is refused
     /// (never a cycle cut off from the root).
     @Test func crossedDirectoryRenamesNeverMakeACycle() throws {
