@@ -2,7 +2,7 @@
 // mossaicfs — a FUSE filesystem on S3-compatible object storage (or a local directory).
 // Layers (arrows point down only): mossaicfs → {MossaicFUSE, MossaicMaintenance → MossaicMount} →
 // MossaicFS → {MossaicReplication, MossaicCache} → {MossaicMeta, MossaicObjectStore} → MossaicCore.
-// Each C module is imported by exactly one Swift target, so no libfuse/sqlite/curl type leaks past
+// Each C module is imported by exactly one Swift target (MossaicMeta holds both SQLite and libpq), so no libfuse/sqlite/curl type leaks past
 // the layer that owns it.
 import PackageDescription
 
@@ -22,6 +22,7 @@ let package = Package(
         // C modules: headers only; the reason for each one is in its shim header.
         .systemLibrary(name: "CFuse", path: "CFuse", pkgConfig: "fuse3"),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
+        .systemLibrary(name: "CLibPQ", path: "Sources/CLibPQ", pkgConfig: "libpq"),
         .systemLibrary(name: "COpenSSL", path: "Sources/COpenSSL", pkgConfig: "libcrypto"),
         .systemLibrary(name: "CZstd", path: "Sources/CZstd", pkgConfig: "libzstd"),
         .target(name: "CCurl", path: "Sources/CCurl", linkerSettings: [.linkedLibrary("curl")]),
@@ -33,7 +34,8 @@ let package = Package(
         .target(name: "MossaicObjectStore",
                 dependencies: ["MossaicCore", "CCurl", "CCRC32C", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
-        .target(name: "MossaicMeta", dependencies: ["MossaicCore", "CSQLite"], swiftSettings: strict),
+        // Both metadata engines: SQLite (one host) and PostgreSQL (many hosts, not yet selectable).
+        .target(name: "MossaicMeta", dependencies: ["MossaicCore", "CSQLite", "CLibPQ"], swiftSettings: strict),
         .target(name: "MossaicCache",
                 dependencies: ["MossaicCore", "MossaicObjectStore", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
@@ -73,7 +75,7 @@ let package = Package(
                     dependencies: ["MossaicObjectStore", "MossaicTestSupport", "MossaicCore",
                                    .product(name: "Logging", package: "swift-log")], swiftSettings: strict),
         .testTarget(name: "MossaicCoreTests", dependencies: ["MossaicCore"], swiftSettings: strict),
-        .testTarget(name: "MossaicMetaTests", dependencies: ["MossaicMeta", "MossaicCore"], swiftSettings: strict),
+        .testTarget(name: "MossaicMetaTests", dependencies: ["MossaicMeta", "MossaicTestSupport", "MossaicCore"], swiftSettings: strict),
         .testTarget(name: "MossaicReplicationTests",
                     dependencies: ["MossaicReplication", "MossaicTestSupport", "MossaicMeta", "MossaicObjectStore", "MossaicCore"],
                     swiftSettings: strict),

@@ -18,7 +18,7 @@ extension MetaError {
         case .invalidArgument: .invalidArgument
         case .noAttribute: .noAttribute
         case .tooManyLinks: .tooManyLinks
-        case .sqlite, .incompatible, .staleBase: .io("metadata: \(self)")
+        case .sqlite, .postgres, .incompatible, .staleBase: .io("metadata: \(self)")
         }
     }
 }

@@ -90,7 +90,7 @@ extension ChunkLocation {
 
     /// A chunk row's location from its `pack`, `pack_offset`, `stored_length` and `codec`
     /// columns (`selected`), which are columns `first` to `first + 3` of the result row.
-    static func read(_ s: Statement, from first: Int32) -> ChunkLocation {
+    static func read(_ s: some ResultRow, from first: Int32) -> ChunkLocation {
         let codec = ChunkCodec(rawValue: s.int(first + 3)) ?? .none
         guard !s.isNull(first) else { return ChunkLocation(.object, codec: codec) }
         let pack = s.blob(first)

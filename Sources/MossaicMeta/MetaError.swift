@@ -1,7 +1,7 @@
 import MossaicCore
 
 /// Errors of the metadata layer: namespace conditions found inside a transaction, and SQLite
-/// failures. The filesystem layer maps them to `FSError`.
+/// or PostgreSQL failures. The filesystem layer maps them to `FSError`.
 public enum MetaError: Error, Equatable, Sendable, CustomStringConvertible {
     case notFound
     case exists
@@ -13,6 +13,8 @@ public enum MetaError: Error, Equatable, Sendable, CustomStringConvertible {
     case tooManyLinks
     /// SQLite said no: result code, its message, and what was being done.
     case sqlite(code: Int32, message: String, context: String)
+    /// PostgreSQL said no (or could not be reached): SQLSTATE, its message, what was being done.
+    case postgres(state: String, message: String, context: String)
     /// The database is not one this build understands (newer schema, damaged).
     case incompatible(String)
     /// A commit's patches were made against a page that changed since (`PagePatches.base`):
@@ -30,6 +32,7 @@ public enum MetaError: Error, Equatable, Sendable, CustomStringConvertible {
         case .noAttribute: "no such attribute"
         case .tooManyLinks: "too many links"
         case .sqlite(let code, let message, let context): "SQLite error \(code) (\(message)) during \(context)"
+        case .postgres(let state, let message, let context): "PostgreSQL error \(state) (\(message)) during \(context)"
         case .incompatible(let why): why
         case .staleBase: "a page changed under a commit's patches"
         }

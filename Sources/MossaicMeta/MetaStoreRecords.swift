@@ -91,3 +91,31 @@ public struct LocatedChunk: Sendable, Hashable {
     /// The key of the object that holds the chunk's bytes (`chunks/…` or `packs/…`).
     public var key: String { location.key(of: hash) }
 }
+
+extension FileAttributes {
+    /// The attributes after setattr `changes` at `now`, as every engine applies them: a size
+    /// change is for regular files only and, unless given, sets mtime; ctime is `now`.
+    func applying(_ changes: AttributeChanges, now: Timestamp) throws(MetaError) -> FileAttributes {
+        var attrs = self
+        if let p = changes.permissions { attrs.permissions = p & 0o7777 }
+        if let u = changes.uid { attrs.uid = u }
+        if let g = changes.gid { attrs.gid = g }
+        if let a = changes.atime { attrs.atime = a }
+        if let m = changes.mtime { attrs.mtime = m }
+        if let size = changes.size {
+            guard kind != .directory else { throw .isDirectory }
+            guard kind == .regular else { throw .invalidArgument }
+            attrs.size = size
+            if changes.mtime == nil { attrs.mtime = now }
+        }
+        attrs.ctime = now
+        return attrs
+    }
+
+    /// The size chunk references must be cut to for `changes`, if any: also at the same size,
+    /// as ext4, a truncation frees what fallocate reserved past the end.
+    func truncation(by changes: AttributeChanges) -> UInt64? {
+        guard let size = changes.size, size <= self.size else { return nil }
+        return size
+    }
+}

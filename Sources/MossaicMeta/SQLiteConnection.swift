@@ -177,8 +177,17 @@ enum SQLValue {
     case null
 }
 
+/// A row of a result, as both engines' connections give it (`Statement`, `PostgresRow`): what
+/// the readers of records (`attributes(_:from:)`, `ChunkLocation.read`) need, written once.
+protocol ResultRow {
+    func int(_ column: Int32) -> Int64
+    func isNull(_ column: Int32) -> Bool
+    func blob(_ column: Int32) -> [UInt8]
+    func text(_ column: Int32) -> String
+}
+
 /// A prepared statement, valid while its connection's lock is held.
-struct Statement {
+struct Statement: ResultRow {
     let stmt: OpaquePointer
     let db: OpaquePointer?
     let sql: String

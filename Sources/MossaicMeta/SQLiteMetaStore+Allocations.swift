@@ -55,11 +55,8 @@ extension SQLiteMetaStore {
         let key = SQLValue.int(Int64(ino.rawValue))
         let neighbours = try c.query("SELECT start, end FROM allocations WHERE ino = ? AND start <= ? AND end >= ?",
                                      [key, .int(Int64(range.upperBound)), .int(Int64(range.lowerBound))]) { ($0.int(0), $0.int(1)) }
-        var merged = range
-        for (start, end) in neighbours {
-            merged = min(merged.lowerBound, UInt64(start))..<max(merged.upperBound, UInt64(end))
-            try c.run("DELETE FROM allocations WHERE ino = ? AND start = ?", [key, .int(start)])
-        }
+        for (start, _) in neighbours { try c.run("DELETE FROM allocations WHERE ino = ? AND start = ?", [key, .int(start)]) }
+        let merged = merged(range, with: neighbours.map { UInt64($0.0)..<UInt64($0.1) })
         try c.run("INSERT INTO allocations(ino, start, end) VALUES(?, ?, ?)",
                   [key, .int(Int64(merged.lowerBound)), .int(Int64(merged.upperBound))])
     }
@@ -70,9 +67,7 @@ extension SQLiteMetaStore {
         let key = SQLValue.int(Int64(ino.rawValue))
         for row in try allocationRows(c, ino, within: range) {
             try c.run("DELETE FROM allocations WHERE ino = ? AND start = ?", [key, .int(Int64(row.lowerBound))])
-            let left = row.lowerBound..<min(row.upperBound, max(row.lowerBound, range.lowerBound))
-            let right = max(row.lowerBound, min(row.upperBound, range.upperBound))..<row.upperBound
-            for rest in [left, right] where !rest.isEmpty {
+            for rest in remainders(of: row, without: range) where !rest.isEmpty {
                 try c.run("INSERT INTO allocations(ino, start, end) VALUES(?, ?, ?)", [key, .int(Int64(rest.lowerBound)), .int(Int64(rest.upperBound))])
             }
         }
@@ -96,9 +91,39 @@ extension SQLiteMetaStore {
     /// `new` bytes: the data covers the first bytes of the chunk's span, so a longer reference
     /// covers more of a reservation, a shorter one less.
     static func reservedDelta(_ c: SQLiteConnection, _ ino: InodeNumber, index: UInt64, old: UInt64, new: UInt64) throws(MetaError) -> Int64 {
+        let change = reservationChange(index: index, old: old, new: new)
+        let bytes = try reservedBytes(c, ino, in: change.range)
+        return change.grows ? -bytes : bytes
+    }
+
+    /// The bytes of chunk `index`'s span whose cover changes when its reference goes from
+    /// `old` to `new` bytes, and whether they become covered (`grows`) or uncovered.
+    static func reservationChange(index: UInt64, old: UInt64, new: UInt64) -> (range: Range<UInt64>, grows: Bool) {
         let start = index * UInt64(FormatConstants.chunkSize)
         let (o, n) = (roundUp(old), roundUp(new))
-        return n > o ? -(try reservedBytes(c, ino, in: start + o..<start + n)) : try reservedBytes(c, ino, in: start + n..<start + o)
+        return n > o ? (start + o..<start + n, true) : (start + n..<start + o, false)
+    }
+
+    /// `range` merged with the reserved rows it overlaps or touches.
+    static func merged(_ range: Range<UInt64>, with rows: [Range<UInt64>]) -> Range<UInt64> {
+        rows.reduce(range) { min($0.lowerBound, $1.lowerBound)..<max($0.upperBound, $1.upperBound) }
+    }
+
+    /// What is left of reserved row `row` without `range`: the parts before and after it (either may be empty).
+    static func remainders(of row: Range<UInt64>, without range: Range<UInt64>) -> [Range<UInt64>] {
+        [row.lowerBound..<min(row.upperBound, max(row.lowerBound, range.lowerBound)),
+         max(row.lowerBound, min(row.upperBound, range.upperBound))..<row.upperBound]
+    }
+
+    /// The bytes of reserved row `row` that no chunk data of `data` ((index, reference length)) covers.
+    static func uncovered(_ row: Range<UInt64>, by data: [(UInt64, UInt64)]) -> UInt64 {
+        let chunkSize = UInt64(FormatConstants.chunkSize)
+        var uncovered = UInt64(row.count)
+        for (idx, length) in data {
+            let covered = idx * chunkSize..<(idx * chunkSize + roundUp(length))
+            if covered.overlaps(row) { uncovered -= UInt64(covered.clamped(to: row).count) }
+        }
+        return uncovered
     }
 
     /// Sets `inodes.reserved`: the bytes of the reserved ranges no chunk's data covers.
@@ -111,16 +136,11 @@ extension SQLiteMetaStore {
         let chunkSize = UInt64(FormatConstants.chunkSize)
         var reserved: UInt64 = 0
         for row in try allocationRows(c, ino, within: 0..<UInt64(Int64.max)) {
-            var uncovered = row.count
             let data = try c.query("SELECT idx, length FROM file_chunks WHERE ino = ? AND idx BETWEEN ? AND ?",
                                    [.int(Int64(ino.rawValue)), .int(Int64(row.lowerBound / chunkSize)), .int(Int64((row.upperBound - 1) / chunkSize))]) {
                 (UInt64($0.int(0)), UInt64($0.int(1)))
             }
-            for (idx, length) in data {
-                let covered = idx * chunkSize..<(idx * chunkSize + roundUp(length))
-                if covered.overlaps(row) { uncovered -= covered.clamped(to: row).count }
-            }
-            reserved += UInt64(uncovered)
+            reserved += uncovered(row, by: data)
         }
         return Int64(reserved)
     }

@@ -24,6 +24,11 @@ extension SQLiteMetaStore {
         guard !refs.isEmpty else { return }
         let patches = try c.query("SELECT idx, offset, length, data FROM chunk_patches WHERE ino = ? AND idx BETWEEN ? AND ? ORDER BY idx, seq",
                                   bounds) { s in (UInt64(s.int(0)), ChunkPatch(offset: Int(s.int(1)), length: Int(s.int(2)), data: s.blob(3))) }
+        attach(patches, to: &refs)
+    }
+
+    /// Puts each `(page index, patch)` of `patches` (in order) on the reference of that page.
+    static func attach(_ patches: [(UInt64, ChunkPatch)], to refs: inout [ChunkRef]) {
         guard !patches.isEmpty else { return }
         var position: [UInt64: Int] = [:]
         for (i, ref) in refs.enumerated() { position[ref.index.rawValue] = i }

@@ -2,7 +2,7 @@ import MossaicCore
 
 extension LocatedChunk {
     /// Columns `first` (hash) and `first + 1` to `first + 4` (`ChunkLocation.selected`) of a row.
-    static func read(_ s: Statement, from first: Int32) -> LocatedChunk {
+    static func read(_ s: some ResultRow, from first: Int32) -> LocatedChunk {
         LocatedChunk(hash: ChunkHash(bytes: s.blob(first)), location: .read(s, from: first + 1))
     }
 }
@@ -17,14 +17,19 @@ extension SQLiteMetaStore {
     /// no snapshot needs it.
     public func chunkRowsForCollection() throws(MetaError) -> (live: [LocatedChunk], unreferenced: [LocatedChunk]) {
         try read(snapshot: true) { (c) throws(MetaError) in
-            var live: [LocatedChunk] = [], unreferenced: [LocatedChunk] = []
-            for (chunk, refcount, state) in try c.query("""
+            Self.sortForCollection(try c.query("""
                 SELECT hash, \(ChunkLocation.selected()), refcount, state FROM chunks WHERE state <> ?
-                """, [.int(ChunkState.inline.rawValue)], row: { (LocatedChunk.read($0, from: 0), $0.int(5), $0.int(6)) }) {
-                if refcount == 0 && state == ChunkState.stored.rawValue { unreferenced.append(chunk) } else { live.append(chunk) }
-            }
-            return (live, unreferenced)
+                """, [.int(ChunkState.inline.rawValue)], row: { (LocatedChunk.read($0, from: 0), $0.int(5) != 0, $0.int(6)) }))
         }
+    }
+
+    /// Chunk rows (chunk, referenced, state) sorted into what gc must keep and what it may drop.
+    static func sortForCollection(_ rows: [(LocatedChunk, Bool, Int64)]) -> (live: [LocatedChunk], unreferenced: [LocatedChunk]) {
+        var live: [LocatedChunk] = [], unreferenced: [LocatedChunk] = []
+        for (chunk, referenced, state) in rows {
+            if !referenced && state == ChunkState.stored.rawValue { unreferenced.append(chunk) } else { live.append(chunk) }
+        }
+        return (live, unreferenced)
     }
 
     /// Deletes the rows of `hashes` that are still stored chunks at refcount 0, in one durable

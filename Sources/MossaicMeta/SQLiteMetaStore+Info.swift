@@ -31,18 +31,24 @@ extension SQLiteMetaStore {
                 """, [root]) { (s: Statement) -> (length: UInt64, n: Int64, refcount: Int64, state: Int64) in
                 (length: UInt64(s.int(0)), n: s.int(1), refcount: s.int(2), state: s.int(3))
             }
-            var referenced: UInt64 = 0
-            for row in rows {
-                u.chunks += 1
-                u.chunkReferences += UInt64(row.n)
-                u.storedBytes += row.length
-                if row.state == ChunkState.inline.rawValue { u.inlineBytes += row.length }
-                referenced += UInt64(row.n) * row.length
-                if row.refcount <= row.n { u.exclusiveBytes += row.length }
-            }
-            u.deduplicatedBytes = referenced - u.exclusiveBytes
+            Self.tally(rows, into: &u)
             return u
         }
+    }
+
+    /// Adds the tree's distinct chunks to `u`: each one's length, how often the tree names it
+    /// (`n`), how often anything does (`refcount`) and its state.
+    static func tally(_ rows: [(length: UInt64, n: Int64, refcount: Int64, state: Int64)], into u: inout TreeUsage) {
+        var referenced: UInt64 = 0
+        for row in rows {
+            u.chunks += 1
+            u.chunkReferences += UInt64(row.n)
+            u.storedBytes += row.length
+            if row.state == ChunkState.inline.rawValue { u.inlineBytes += row.length }
+            referenced += UInt64(row.n) * row.length
+            if row.refcount <= row.n { u.exclusiveBytes += row.length }
+        }
+        u.deduplicatedBytes = referenced - u.exclusiveBytes
     }
 
     /// The distinct chunks stored as objects that the files of `ino`'s tree name, ordered by

@@ -196,7 +196,7 @@ public final class SQLiteMetaStore: MetaStore {
         """
 
     /// Reads the attribute columns starting at `first` (in `attributeColumns` order).
-    static func attributes(_ s: Statement, from first: Int32 = 0) -> FileAttributes {
+    static func attributes(_ s: some ResultRow, from first: Int32 = 0) -> FileAttributes {
         FileAttributes(
             ino: InodeNumber(UInt64(s.int(first))),
             kind: FileKind(rawValue: UInt32(s.int(first + 1))) ?? .regular,
@@ -267,22 +267,10 @@ public final class SQLiteMetaStore: MetaStore {
     public func setAttributes(of ino: InodeNumber, _ changes: AttributeChanges, now: Timestamp,
                               xattrs: [[UInt8]: [UInt8]?]) throws(MetaError) -> FileAttributes {
         try write { (c) throws(MetaError) in
-            var attrs = try Self.attributes(c, ino)
+            let old = try Self.attributes(c, ino)
             for (name, value) in xattrs { try Self.storeXattr(c, ino, name: name, value: value) }
-            if let p = changes.permissions { attrs.permissions = p & 0o7777 }
-            if let u = changes.uid { attrs.uid = u }
-            if let g = changes.gid { attrs.gid = g }
-            if let a = changes.atime { attrs.atime = a }
-            if let m = changes.mtime { attrs.mtime = m }
-            if let size = changes.size {
-                guard attrs.kind != .directory else { throw .isDirectory }
-                guard attrs.kind == .regular else { throw .invalidArgument }
-                // Also at the same size: as ext4, a truncation frees what fallocate reserved past the end.
-                if size <= attrs.size { try Self.cutChunks(c, ino, to: size) }
-                attrs.size = size
-                if changes.mtime == nil { attrs.mtime = now }
-            }
-            attrs.ctime = now
+            let attrs = try old.applying(changes, now: now)
+            if let cut = old.truncation(by: changes) { try Self.cutChunks(c, ino, to: cut) }
             try c.run("""
                 UPDATE inodes SET mode = ?, uid = ?, gid = ?, size = ?, atime_ns = ?, mtime_ns = ?, ctime_ns = ? WHERE ino = ?
                 """, [.int(Int64(attrs.permissions)), .int(Int64(attrs.uid)), .int(Int64(attrs.gid)), .int(Int64(attrs.size)),

@@ -67,7 +67,7 @@ def test_package_contents_and_dependencies(deb):
                  "./usr/share/doc/mossaicfs/copyright", "./usr/share/doc/mossaicfs/changelog.Debian.gz"]:
         assert path in listing, path
     depends = field(deb, "Depends")
-    for package in ["fuse3", "libfuse3-3", "libsqlite3-0", "libcurl4", "libssl3", "libzstd1"]:
+    for package in ["fuse3", "libfuse3-3", "libsqlite3-0", "libpq5", "libcurl4", "libssl3", "libzstd1"]:
         assert package in depends
     # Only control and md5sums: no maintainer scripts, so installing runs nothing of ours.
     control = subprocess.run(["dpkg-deb", "--ctrl-tarfile", str(deb)], capture_output=True, check=True).stdout

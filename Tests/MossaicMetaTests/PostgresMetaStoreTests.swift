@@ -1,0 +1,175 @@
+import Foundation
+import MossaicCore
+@testable import MossaicMeta
+import MossaicTestSupport
+import Synchronization
+import Testing
+
+/// One PostgreSQL server for this file's tests (started by Tests/e2e/pgserver.py, stopped at
+/// exit); each store gets a database of its own.
+private let server = Result { try PostgresTestServer(repositoryRoot: URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+                                                        .deletingLastPathComponent().deletingLastPathComponent()) }
+private let databases = Atomic<Int>(0)
+
+/// A fresh, empty filesystem's metadata in a new database, with its root directory; `hosts`
+/// stores on that one database, as several hosts mounting one filesystem would have.
+private func makePostgresStores(hosts: Int = 1) throws -> [PostgresMetaStore] {
+    let url = try makePostgresDatabase()
+    let stores = try (0..<hosts).map { _ in try PostgresMetaStore(url: url) }
+    try stores[0].createRootIfMissing(permissions: 0o755, uid: 0, gid: 0, now: .now())
+    return stores
+}
+
+/// A new, empty database on the test server; returns its URL.
+private func makePostgresDatabase() throws -> String {
+    let pg = try server.get()
+    let name = "fs\(databases.add(1, ordering: .relaxed).newValue)"
+    try PostgresConnection(conninfo: pg.url).execute("CREATE DATABASE \(name)")
+    return pg.url(database: name)
+}
+
+@Suite("MetaStore conformance on PostgreSQL")
+struct PostgresConformanceTests {
+    @Test func postgres() {
+        MetaStoreConformance(make: { try makePostgresStores()[0] }).run(engine: "PostgreSQL")
+    }
+}
+
+/// What only the PostgreSQL engine does: several hosts on one database, keyset pages, schema.
+@Suite struct PostgresEngineTests {
+    /// Three "hosts" create in one directory at once: every create lands (conflicts on the
+    /// directory's row are retried, not lost) and the link count counts them all.
+    @Test func hostsCreatingInOneDirectoryAllSucceed() throws {
+        let stores = try makePostgresStores(hosts: 3)
+        let d = try stores[0].create(parent: .root, name: n("shared"), dir, now: .now())
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 6) { worker in
+            let m = stores[worker % 3]
+            for i in 0..<40 {
+                do {
+                    _ = try m.create(parent: d.ino, name: n("w\(worker)-\(i)"), i % 4 == 0 ? dir : file, now: .now())
+                } catch {
+                    failures.withLock { $0.append("\(worker)/\(i): \(error)") }
+                }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+        #expect(try stores[1].readDirectory(d.ino).entries.count == 240)
+        #expect(try stores[2].attributes(of: d.ino).nlink == 2 + 60)
+    }
+
+    /// Two hosts reference and release one inline chunk over and over, each in its own file:
+    /// with no refcount, the last release deletes the row while the other host may be adding a
+    /// reference — the foreign key makes one of them retry, so no reference ever names a
+    /// missing chunk and the row goes with the last reference.
+    @Test func hostsSharingAnInlineChunkNeverLoseIt() throws {
+        let stores = try makePostgresStores(hosts: 2)
+        let files = try (0..<2).map { i in try stores[0].create(parent: .root, name: n("f\(i)"), file, now: .now()).ino }
+        let h = hash("shared")
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            let m = stores[i]
+            for round in 0..<60 {
+                do {
+                    _ = try m.commit(FileCommit(ino: files[i], chunks: [(ChunkIndex(0), ChunkRef(index: ChunkIndex(0), hash: h, length: 6))],
+                                                newChunks: [NewChunk(hash: h, length: 6, state: .inline, inlineData: n("shared"))],
+                                                size: 6, mtime: .now(), ctime: .now()), durable: false)
+                    if try m.inlineData(h) != n("shared") { failures.withLock { $0.append("\(i)/\(round): chunk gone while referenced") } }
+                    _ = try m.setAttributes(of: files[i], AttributeChanges(size: 0), now: .now())
+                } catch {
+                    failures.withLock { $0.append("\(i)/\(round): \(error)") }
+                }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+        #expect(try stores[0].checkConsistency() == [])
+        #expect(try stores[1].chunkInfo(h) == nil)
+    }
+
+    /// Two hosts move two directories into each other at once: one wins, the other is refused
+    /// (never a cycle cut off from the root).
+    @Test func crossedDirectoryRenamesNeverMakeACycle() throws {
+        let stores = try makePostgresStores(hosts: 2)
+        for round in 0..<10 {
+            let a = try stores[0].create(parent: .root, name: n("a\(round)"), dir, now: .now())
+            let b = try stores[0].create(parent: .root, name: n("b\(round)"), dir, now: .now())
+            let results = Mutex<[Bool]>([])
+            DispatchQueue.concurrentPerform(iterations: 2) { i in
+                let (name, into) = i == 0 ? (n("a\(round)"), b.ino) : (n("b\(round)"), a.ino)
+                do {
+                    _ = try stores[i].rename(parent: .root, name: name, newParent: into, newName: n("x"), flags: [], now: .now())
+                    results.withLock { $0.append(true) }
+                } catch {
+                    if (error as? MetaError) != .invalidArgument { Issue.record("rename \(i): \(error)") }
+                    results.withLock { $0.append(false) }
+                }
+            }
+            #expect(results.withLock { $0.filter { $0 }.count } == 1)
+            // Both still reach the root.
+            for ino in [a.ino, b.ino] {
+                var current = ino
+                for _ in 0..<4 where current != .root { current = try stores[0].parentDirectory(of: current).ino }
+                #expect(current == .root)
+            }
+        }
+    }
+
+    /// fsck on this engine: damage made behind the engine's back is found, repaired, and gone.
+    @Test func checkFindsAndRepairsDamage() throws {
+        let url = try makePostgresDatabase()
+        let m = try PostgresMetaStore(url: url)
+        try m.createRootIfMissing(permissions: 0o755, uid: 0, gid: 0, now: .now())
+        let d = try m.create(parent: .root, name: n("d"), dir, now: .now())
+        let f = try m.create(parent: d.ino, name: n("f"), file, now: .now())
+        let h = hash("x")
+        _ = try m.commit(FileCommit(ino: f.ino, chunks: [(ChunkIndex(0), ChunkRef(index: ChunkIndex(0), hash: h, length: 1))],
+                                    newChunks: [NewChunk(hash: h, length: 1, state: .inline, inlineData: n("x"))],
+                                    size: 1, mtime: .now(), ctime: .now()))
+        #expect(try m.checkConsistency() == [])
+        let damage = try PostgresConnection(conninfo: url)
+        try damage.execute("UPDATE inodes SET nlink = 7 WHERE ino = \(f.ino.rawValue)")
+        try damage.execute("UPDATE inodes SET allocated = 1 WHERE ino = \(f.ino.rawValue)")
+        try damage.execute("DELETE FROM dentries WHERE parent = 1")  // d is cut off from the root
+        let kinds = Set(try m.checkConsistency().map(\.kind))
+        #expect(kinds == [.linkCount, .allocation, .unreachable])
+        #expect(try m.repairConsistency() > 0)
+        #expect(try m.checkConsistency() == [])
+        let lostFound = try m.lookup(parent: .root, name: n("lost+found"))
+        #expect(try m.lookup(parent: lostFound.ino, name: n("#\(d.ino.rawValue)")).ino == d.ino)
+        #expect(try m.attributes(of: f.ino).nlink == 1)
+    }
+
+    /// The server drops every connection of the store (as at a restart): the next calls open
+    /// new ones and succeed, reads and writes alike.
+    @Test func droppedConnectionsAreReplaced() throws {
+        let url = try makePostgresDatabase()
+        let m = try PostgresMetaStore(url: url)
+        try m.createRootIfMissing(permissions: 0o755, uid: 0, gid: 0, now: .now())
+        let f = try m.create(parent: .root, name: n("before"), file, now: .now())
+        let admin = try PostgresConnection(conninfo: url)
+        let dropped = try admin.query("""
+            SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+            """) { _ in 1 }
+        #expect(dropped.count >= 1)
+        #expect(try m.attributes(of: f.ino) == f)
+        _ = try m.create(parent: .root, name: n("after"), file, now: .now())
+        #expect(try m.readDirectory(.root).entries.map(\.name) == [n("after"), n("before")])
+    }
+
+    @Test func reopeningKeepsTheSchemaAndTheTree() throws {
+        let url = try makePostgresDatabase()
+        let m = try PostgresMetaStore(url: url)
+        #expect(try m.createRootIfMissing(permissions: 0o755, uid: 0, gid: 0, now: .now()))
+        let f = try m.create(parent: .root, name: n("f"), file, now: Timestamp(nanoseconds: 77))
+        let again = try PostgresMetaStore(url: url)
+        #expect(try !again.createRootIfMissing(permissions: 0o700, uid: 0, gid: 0, now: .now()))
+        #expect(try again.lookup(parent: .root, name: n("f")) == f)
+        #expect(try again.setting("schema_version") == String(PostgresSchema.version))
+        let reader = try PostgresMetaStore(url: url, readOnly: true)
+        #expect(try reader.lookup(parent: .root, name: n("f")) == f)
+        #expect(throws: MetaError.self) { try reader.create(parent: .root, name: n("g"), file, now: .now()) }
+        #expect(try again.resolve(parent: .root, name: n("g")).entry == nil)
+        try PostgresConnection(conninfo: url).execute("UPDATE settings SET value = '999' WHERE key = 'schema_version'")
+        #expect(throws: MetaError.self) { try PostgresMetaStore(url: url) }
+    }
+}
