@@ -26,7 +26,7 @@ SEED ?= $(shell date +%s)
 FUZZ_STORE ?= local
 EXCLUDE ?=
 
-.PHONY: all deps build deb test test-swift test-e2e fuzz run stop clean
+.PHONY: all deps build deb test test-swift test-e2e test-e2e-sealed fuzz run stop clean
 
 # The package's binary links the Swift runtime statically, so it needs only Debian's libraries;
 # it is built in a scratch path of its own, which later builds reuse (SwiftPM rebuilds what
@@ -57,7 +57,7 @@ deb: deps
 	@packaging/build-deb.sh $(STATIC_BUILD)/release/mossaicfs
 
 # The package is not a prerequisite: test_package.py runs `make deb` itself (cached, see above).
-test: build test-swift test-e2e
+test: build test-swift test-e2e test-e2e-sealed
 
 test-swift:
 	swift test -c $(CONFIG)
@@ -66,6 +66,14 @@ test-swift:
 # POSIX conformance suite (Tests/e2e/posix) and a bounded run of the differential tester.
 test-e2e:
 	MOSSAICFS_BIN=$(CURDIR)/$(BIN) FSRAND_OPS=$(FSRAND_OPS) $(PYTHON) -m pytest -p no:cacheprovider -q Tests/e2e
+
+# The matrix row of compressed, encrypted filesystems: the crash, fault and POSIX suites again,
+# every filesystem they make formatted with `--compress zstd --encrypt` (the passphrase comes
+# from MOSSAICFS_PASSPHRASE; Tests/e2e/mossaic.py reads MOSSAICFS_TEST_FORMAT_ARGS).
+SEALED_SUITES := Tests/e2e/test_crash.py Tests/e2e/test_faults.py Tests/e2e/posix
+test-e2e-sealed:
+	MOSSAICFS_BIN=$(CURDIR)/$(BIN) MOSSAICFS_TEST_FORMAT_ARGS="--compress zstd --encrypt" \
+	  MOSSAICFS_PASSPHRASE=matrix-row-passphrase $(PYTHON) -m pytest -p no:cacheprovider -q $(SEALED_SUITES)
 
 fuzz: build
 	@for store in $(if $(filter both,$(FUZZ_STORE)),local s3,$(FUZZ_STORE)); do \
