@@ -59,4 +59,11 @@ sys_unmount() {
 
 sys_pid() { fuse_pids "$SYS_MNT"; }
 
+# The empty-cache read: the whole cache_dir goes, as in the `mossaicfs` adapter (the mount then
+# restores the metadata from the bucket; the key file stays, outside it).
+sys_drop_cache() {
+  scratch_ok "$CACHE_DIR" || return 1
+  rm -rf "$CACHE_DIR" && mkdir -p "$CACHE_DIR"
+}
+
 adapter_main "$@"
