@@ -32,14 +32,31 @@ public struct ChunkTransform: Sendable {
     /// The stored form of chunk `plaintext`, named `hash`.
     public func encode(_ plaintext: [UInt8], hash: ChunkHash) -> EncodedChunk {
         var encoded = EncodedChunk(bytes: plaintext, codec: .none, sha256: hash)
-        if case .zstd(let level) = compression,
+        if case .zstd(let level) = compression, Self.mayShrink(plaintext, level: level),
            let frame = Zstd.compress(plaintext, level: level, capacity: plaintext.count - plaintext.count / 32) {
-            encoded = EncodedChunk(bytes: frame, codec: .zstd, sha256: hash)
+            encoded = EncodedChunk(bytes: frame, codec: .zstd, sha256: ChunkHash.of(frame))
         }
-        if let cipher { encoded.bytes = cipher.sealChunk(encoded.bytes, plaintextHash: hash) }
-        // S3 signs the stored bytes: their own hash, unless they are the plaintext.
-        if encoded.codec != .none || cipher != nil { encoded.sha256 = ChunkHash.of(encoded.bytes) }
+        if let cipher {
+            // The frame's hash picks the nonce (`ConvergentCipher.sealChunk`); S3 signs the
+            // sealed bytes, so they are hashed once more.
+            encoded.bytes = cipher.sealChunk(encoded.bytes, plaintextHash: hash, messageHash: encoded.sha256)
+            encoded.sha256 = ChunkHash.of(encoded.bytes)
+        }
         return encoded
+    }
+
+    /// Whether a chunk is worth compressing whole: its start, middle and end (16 KiB each)
+    /// together shrink by the 1/32 a stored frame must save. zstd gives up on incompressible
+    /// input only once its output outgrows the bound, after it has worked through nearly all
+    /// of it, so media, archives and random data would cost a whole compression per chunk for
+    /// nothing; the samples cost 1/20 of that. A function of the bytes alone, as the stored
+    /// form must be (convergence). Chunks of up to 96 KiB are simply compressed.
+    public static func mayShrink(_ plaintext: [UInt8], level: Int) -> Bool {
+        let sample = 16 << 10
+        guard plaintext.count > 6 * sample else { return true }
+        let middle = plaintext.count / 2 - sample / 2
+        let probe = Array(plaintext[..<sample]) + plaintext[middle..<(middle + sample)] + plaintext[(plaintext.count - sample)...]
+        return Zstd.compress(probe, level: level, capacity: probe.count - probe.count / 32) != nil
     }
 
     /// The plaintext of chunk `hash` from its stored bytes in form `codec`, verified: bytes

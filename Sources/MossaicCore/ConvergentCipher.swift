@@ -5,10 +5,14 @@ internal import COpenSSL
 /// operations on bytes and names built from them. libcrypto's AES-GCM runs at several GB/s
 /// with AES-NI, so sealing is not what bounds a mount.
 ///
-/// - Chunks are sealed convergently: key and nonce come from the chunk's plaintext SHA-256
-///   under secret subkeys, so the same chunk seals to the same bytes (dedup inside the
-///   filesystem keeps working) while the store, without the master key, can derive neither.
-///   A (key, nonce) pair only ever seals one plaintext, the one with that hash.
+/// - Chunks are sealed convergently: the key comes from the chunk's plaintext SHA-256 and the
+///   nonce from the SHA-256 of the bytes sealed (the chunk, or its zstd frame), each under a
+///   secret subkey, so the same chunk seals to the same bytes (dedup inside the filesystem
+///   keeps working) while the store, without the master key, can derive neither. A (key,
+///   nonce) pair only ever seals one message: the nonce is a function of the message itself
+///   (a synthetic nonce, as in SIV), so even two different zstd frames of one chunk (another
+///   zstd release, another host) get different nonces. The nonce is stored in front of the
+///   ciphertext: a reader knows the plaintext hash but not the frame's.
 /// - Metadata objects (snapshots, manifests, HEAD, the lease) are sealed with the metadata
 ///   subkey, a random nonce, and their object key as associated data: a blob moved to
 ///   another key (an old HEAD replayed over the new one's name) fails to open.
@@ -25,8 +29,8 @@ public struct ConvergentCipher: Sendable {
     /// GCM tag appended to every sealed chunk and blob.
     public static let tagLength = 16
     static let nonceLength = 12
-    /// Bytes a chunk grows by when sealed.
-    public static let chunkOverhead = tagLength
+    /// Bytes a chunk grows by when sealed: its nonce in front, its tag at the end.
+    public static let chunkOverhead = nonceLength + tagLength
     /// Bytes a blob grows by: its nonce in front, its tag at the end.
     public static let blobOverhead = nonceLength + tagLength
 
@@ -49,23 +53,25 @@ public struct ConvergentCipher: Sendable {
 
     // MARK: Chunks
 
-    /// `plaintext` (the chunk, or what compression made of it) sealed under the key and nonce
-    /// its plaintext hash gives: ciphertext followed by the GCM tag. Deterministic.
-    public func sealChunk(_ plaintext: [UInt8], plaintextHash: ChunkHash) -> [UInt8] {
-        let (key, nonce) = chunkKeyAndNonce(plaintextHash)
-        return AESGCM.seal(plaintext, key: key, nonce: nonce, associatedData: [])
+    /// `message` (the chunk, or its zstd frame; `messageHash` is its SHA-256) sealed under the
+    /// key chunk `plaintextHash` gives and a nonce `messageHash` gives: nonce, ciphertext, GCM
+    /// tag. Deterministic. For a chunk stored raw the two hashes are the same, and nothing is
+    /// hashed here.
+    public func sealChunk(_ message: [UInt8], plaintextHash: ChunkHash, messageHash: ChunkHash) -> [UInt8] {
+        let nonce = Array(HMACSHA256.mac(key: nonceKey, message: messageHash.bytes).prefix(Self.nonceLength))
+        return nonce + AESGCM.seal(message, key: chunkKey(plaintextHash), nonce: nonce, associatedData: [])
     }
 
-    /// The plaintext of a sealed chunk; throws if the tag does not check (tampered, damaged,
-    /// or sealed under another key or for another hash).
+    /// The message of a sealed chunk; throws if the tag does not check (tampered, damaged, or
+    /// sealed under another key or for another chunk).
     public func openChunk(_ sealed: [UInt8], plaintextHash: ChunkHash) throws(CipherError) -> [UInt8] {
-        let (key, nonce) = chunkKeyAndNonce(plaintextHash)
-        return try AESGCM.open(sealed, key: key, nonce: nonce, associatedData: [])
+        guard sealed.count >= Self.chunkOverhead else { throw .truncated }
+        return try AESGCM.open(Array(sealed[Self.nonceLength...]), key: chunkKey(plaintextHash), nonce: Array(sealed[..<Self.nonceLength]),
+                               associatedData: [])
     }
 
-    private func chunkKeyAndNonce(_ hash: ChunkHash) -> (key: [UInt8], nonce: [UInt8]) {
-        let h = hash.bytes
-        return (HMACSHA256.mac(key: chunkKeyKey, message: h), Array(HMACSHA256.mac(key: nonceKey, message: h).prefix(Self.nonceLength)))
+    private func chunkKey(_ hash: ChunkHash) -> [UInt8] {
+        HMACSHA256.mac(key: chunkKeyKey, message: hash.bytes)
     }
 
     // MARK: Blobs

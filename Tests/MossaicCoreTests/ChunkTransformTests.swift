@@ -51,6 +51,20 @@ func noiseBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         #expect(zstd.encode(half, hash: ChunkHash.of(half)).codec == .zstd)
     }
 
+    /// The probe that spares incompressible chunks a whole compression: it says no for noise
+    /// and yes for text, and a chunk it passes is still stored raw if the whole saves too little.
+    @Test func incompressibleChunksAreRecognisedFromSamples() {
+        #expect(!ChunkTransform.mayShrink(noiseBytes(1 << 20, seed: 7), level: 3))
+        #expect(ChunkTransform.mayShrink(textBytes(1 << 20, seed: 7), level: 3))
+        // Text only between the samples: judged by them, stored raw, still correct.
+        let mixed = noiseBytes(200 << 10, seed: 8) + textBytes(300 << 10, seed: 8) + noiseBytes(48 << 10, seed: 9)
+            + textBytes(300 << 10, seed: 9) + noiseBytes(200 << 10, seed: 10)
+        #expect(!ChunkTransform.mayShrink(mixed, level: 3))
+        #expect(zstd.encode(mixed, hash: ChunkHash.of(mixed)).codec == .none)
+        // Small chunks are not sampled.
+        #expect(ChunkTransform.mayShrink(noiseBytes(64 << 10, seed: 11), level: 3))
+    }
+
     @Test func withoutCompressionEveryChunkIsStoredAsItIs() {
         let text = textBytes(1 << 20, seed: 4)
         let encoded = ChunkTransform.identity.encode(text, hash: ChunkHash.of(text))

@@ -12,18 +12,18 @@ import Testing
     @Test func convergentSealingIsDeterministicAndOpensBack() throws {
         let cipher = ConvergentCipher(masterKey: Self.masterA)
         let hash = ChunkHash.of(Self.chunk)
-        let sealed = cipher.sealChunk(Self.chunk, plaintextHash: hash)
+        let sealed = cipher.sealChunk(Self.chunk, plaintextHash: hash, messageHash: hash)
         #expect(sealed.count == Self.chunk.count + ConvergentCipher.chunkOverhead)
-        #expect(sealed == ConvergentCipher(masterKey: Self.masterA).sealChunk(Self.chunk, plaintextHash: hash))
-        #expect(sealed.prefix(Self.chunk.count).elementsEqual(Self.chunk) == false)
+        #expect(sealed == ConvergentCipher(masterKey: Self.masterA).sealChunk(Self.chunk, plaintextHash: hash, messageHash: hash))
+        #expect(!sealed.dropFirst(12).prefix(Self.chunk.count).elementsEqual(Self.chunk))
         #expect(try cipher.openChunk(sealed, plaintextHash: hash) == Self.chunk)
     }
 
     @Test func differentMastersSealDifferently() throws {
         let hash = ChunkHash.of(Self.chunk)
         let a = ConvergentCipher(masterKey: Self.masterA), b = ConvergentCipher(masterKey: Self.masterB)
-        let sealedA = a.sealChunk(Self.chunk, plaintextHash: hash)
-        #expect(sealedA != b.sealChunk(Self.chunk, plaintextHash: hash))
+        let sealedA = a.sealChunk(Self.chunk, plaintextHash: hash, messageHash: hash)
+        #expect(sealedA != b.sealChunk(Self.chunk, plaintextHash: hash, messageHash: hash))
         #expect(a.keyCheck != b.keyCheck)
         #expect(a.encipherName(hash) != b.encipherName(hash))
         #expect(throws: CipherError.authenticationFailed) { try b.openChunk(sealedA, plaintextHash: hash) }
@@ -32,8 +32,8 @@ import Testing
     @Test func tamperedOrMisnamedChunksDoNotOpen() throws {
         let cipher = ConvergentCipher(masterKey: Self.masterA)
         let hash = ChunkHash.of(Self.chunk)
-        let sealed = cipher.sealChunk(Self.chunk, plaintextHash: hash)
-        for position in [0, sealed.count / 2, sealed.count - 1] {  // text and tag
+        let sealed = cipher.sealChunk(Self.chunk, plaintextHash: hash, messageHash: hash)
+        for position in [0, 12, sealed.count / 2, sealed.count - 1] {  // nonce, text and tag
             var tampered = sealed
             tampered[position] ^= 1
             #expect(throws: CipherError.authenticationFailed) { try cipher.openChunk(tampered, plaintextHash: hash) }
@@ -42,6 +42,20 @@ import Testing
         #expect(throws: CipherError.truncated) { try cipher.openChunk([1, 2, 3], plaintextHash: hash) }
         // Another chunk's name: another key and nonce.
         #expect(throws: CipherError.authenticationFailed) { try cipher.openChunk(sealed, plaintextHash: ChunkHash.of([1])) }
+    }
+
+    /// Two different messages for one chunk (zstd frames of another release, or of another
+    /// level) must never share a nonce under the chunk's key: GCM with a repeated nonce gives
+    /// away the XOR of the two messages and the authentication key.
+    @Test func differentMessagesOfOneChunkGetDifferentNonces() throws {
+        let cipher = ConvergentCipher(masterKey: Self.masterA)
+        let hash = ChunkHash.of(Self.chunk)
+        let frameA = Array(Self.chunk.prefix(1000)), frameB = Array(Self.chunk.suffix(1000))
+        let a = cipher.sealChunk(frameA, plaintextHash: hash, messageHash: ChunkHash.of(frameA))
+        let b = cipher.sealChunk(frameB, plaintextHash: hash, messageHash: ChunkHash.of(frameB))
+        #expect(a.prefix(12) != b.prefix(12))
+        #expect(try cipher.openChunk(a, plaintextHash: hash) == frameA)
+        #expect(try cipher.openChunk(b, plaintextHash: hash) == frameB)
     }
 
     @Test func blobsUseFreshNoncesAndAreBoundToTheirKey() throws {
