@@ -36,11 +36,13 @@ public struct ChunkTransform: Sendable {
            let frame = Zstd.compress(plaintext, level: level, capacity: plaintext.count - plaintext.count / 32) {
             encoded = EncodedChunk(bytes: frame, codec: .zstd, sha256: ChunkHash.of(frame))
         }
-        if let cipher {
-            // The frame's hash picks the nonce (`ConvergentCipher.sealChunk`); S3 signs the
-            // sealed bytes, so they are hashed once more.
-            encoded.bytes = cipher.sealChunk(encoded.bytes, plaintextHash: hash, messageHash: encoded.sha256)
-            encoded.sha256 = ChunkHash.of(encoded.bytes)
+        if let cipher, let messageHash = encoded.sha256 {
+            // The message's hash picks the nonce (`ConvergentCipher.sealChunk`). The sealed
+            // bytes are not hashed again: a pack names them by `identity`, and a store that
+            // signs a single PUT by their SHA-256 computes it then.
+            let sealed = cipher.sealChunk(encoded.bytes, plaintextHash: hash, messageHash: messageHash)
+            encoded = EncodedChunk(bytes: sealed, codec: encoded.codec, sha256: nil,
+                                   identity: ConvergentCipher.sealedIdentity(sealed, plaintextHash: hash))
         }
         return encoded
     }
@@ -82,10 +84,20 @@ public struct ChunkTransform: Sendable {
     }
 }
 
-/// A chunk's stored form: the bytes to put, how to read them back, and their own SHA-256 (which
-/// S3 signs; for a chunk stored as it is, its name).
+/// A chunk's stored form: the bytes to put, how to read them back, their SHA-256 when it was
+/// computed on the way (S3 signs by it; for a chunk stored as it is, its name), and what
+/// stands for them in a pack's name (`HashedBytes.identity`).
 public struct EncodedChunk: Sendable {
     public var bytes: [UInt8]
     public var codec: ChunkCodec
-    public var sha256: ChunkHash
+    public var sha256: ChunkHash?
+    public var identity: ChunkHash
+
+    public init(bytes: [UInt8], codec: ChunkCodec, sha256: ChunkHash) {
+        self.bytes = bytes; self.codec = codec; self.sha256 = sha256; identity = sha256
+    }
+
+    public init(bytes: [UInt8], codec: ChunkCodec, sha256: ChunkHash?, identity: ChunkHash) {
+        self.bytes = bytes; self.codec = codec; self.sha256 = sha256; self.identity = identity
+    }
 }

@@ -70,6 +70,14 @@ public struct ConvergentCipher: Sendable {
                                associatedData: [])
     }
 
+    /// What stands for sealed chunk bytes in a pack's name, without a pass over them: the
+    /// chunk's name, the nonce (which the sealed message's hash chose) and the GCM tag (which
+    /// authenticates the ciphertext) — the same for the same sealed bytes, and for different
+    /// ones different but with negligible probability.
+    public static func sealedIdentity(_ sealed: [UInt8], plaintextHash: ChunkHash) -> ChunkHash {
+        ChunkHash.of(plaintextHash.bytes + sealed.prefix(nonceLength) + sealed.suffix(tagLength))
+    }
+
     private func chunkKey(_ hash: ChunkHash) -> [UInt8] {
         HMACSHA256.mac(key: chunkKeyKey, message: hash.bytes)
     }

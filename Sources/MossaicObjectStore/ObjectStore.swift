@@ -84,21 +84,40 @@ extension ObjectStore {
     /// — under the key of its name, `ChunkHash.packName(members' hashes).packKey`. Returns the name.
     @discardableResult
     public func putPack(_ members: [HashedBytes]) throws(ObjectStoreError) -> ChunkHash {
-        let name = ChunkHash.packName(members.map(\.sha256))
+        let name = ChunkHash.packName(members.map(\.identity))
         try putAddressed(name.packKey, members)
         return name
     }
 }
 
-/// Bytes and their SHA-256, computed by whoever hands them over (a chunk and its name).
+/// Bytes to store, with what their caller knows of them: their SHA-256 when it has it (a chunk
+/// stored raw: its name), and an identity for naming a pack they go into.
 public struct HashedBytes: Sendable {
     public var bytes: [UInt8]
-    public var sha256: ChunkHash
+    /// Their SHA-256, if the caller computed it; otherwise a store that signs requests by it
+    /// (S3's single PUTs and streaming signatures) computes it (`sha256`). Packs sent with a
+    /// signed CRC-32C (the default) never need it.
+    public var knownSHA256: ChunkHash?
+    /// Stands for the bytes in a pack's name (`ChunkHash.packName`): equal for equal bytes and,
+    /// but with negligible probability, different for different ones — their SHA-256, or for a
+    /// sealed chunk an identity that costs no pass over them (`EncodedChunk.identity`).
+    public var identity: ChunkHash
 
     public init(_ bytes: [UInt8], sha256: ChunkHash) {
         self.bytes = bytes
-        self.sha256 = sha256
+        knownSHA256 = sha256
+        identity = sha256
     }
+
+    /// Bytes whose SHA-256 is not known; `identity` as `HashedBytes.identity` says.
+    public init(_ bytes: [UInt8], identity: ChunkHash) {
+        self.bytes = bytes
+        knownSHA256 = nil
+        self.identity = identity
+    }
+
+    /// Their SHA-256: the known one, or computed now.
+    public var sha256: ChunkHash { knownSHA256 ?? ChunkHash.of(bytes) }
 
     /// The pieces' bytes one after the other (no copy for a single piece).
     public static func concatenated(_ pieces: [HashedBytes]) -> [UInt8] {
@@ -111,8 +130,11 @@ public struct HashedBytes: Sendable {
 }
 
 extension EncodedChunk {
-    /// A chunk's stored form with its SHA-256, as `putChunk` and `putPack` take it.
-    public var payload: HashedBytes { HashedBytes(bytes, sha256: sha256) }
+    /// A chunk's stored form as `putChunk` and `putPack` take it.
+    public var payload: HashedBytes {
+        guard let sha256 else { return HashedBytes(bytes, identity: identity) }
+        return HashedBytes(bytes, sha256: sha256)
+    }
 }
 
 /// A precondition on a PUT, as S3's conditional writes express them.
