@@ -26,7 +26,7 @@ SEED ?= $(shell date +%s)
 FUZZ_STORE ?= local
 EXCLUDE ?=
 
-.PHONY: all deps build deb test test-swift test-e2e fuzz run stop clean
+.PHONY: all deps build deb test test-swift test-e2e test-postgres fuzz run stop clean
 
 # The package's binary links the Swift runtime statically, so it needs only Debian's libraries;
 # it is built in a scratch path of its own, which later builds reuse (SwiftPM rebuilds what
@@ -66,6 +66,13 @@ test-swift:
 # POSIX conformance suite (Tests/e2e/posix) and a bounded run of the differential tester.
 test-e2e:
 	MOSSAICFS_BIN=$(CURDIR)/$(BIN) FSRAND_OPS=$(FSRAND_OPS) $(PYTHON) -m pytest -p no:cacheprovider -q Tests/e2e
+
+# The PostgreSQL row: the same POSIX suite and differential tester with every filesystem's
+# metadata in PostgreSQL (a throwaway server per test process, a database per filesystem),
+# on local stores (the store is independent of the metadata engine), and test_postgres.py.
+test-postgres: build
+	MOSSAICFS_BIN=$(CURDIR)/$(BIN) MOSSAICFS_TEST_META=postgres MOSSAICFS_POSIX_STORES=local FSRAND_OPS=$(FSRAND_OPS) \
+	  $(PYTHON) -m pytest -p no:cacheprovider -q Tests/e2e/test_postgres.py Tests/e2e/posix Tests/e2e/test_fsrand.py -k "not s3"
 
 fuzz: build
 	@for store in $(if $(filter both,$(FUZZ_STORE)),local s3,$(FUZZ_STORE)); do \
