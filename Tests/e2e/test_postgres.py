@@ -82,8 +82,12 @@ def test_the_tree_is_in_the_database_not_in_the_cache_dir(pg, database, tmp_path
     m = Mount(store, tmp_path / "mnt", tmp_path / "cache-b", log=tmp_path / "daemon.log").start()
     try:
         check_tree(tmp_path / "mnt", files)
+        line = one_line_failure(run("snapshot", str(tmp_path / "mnt"), check=False))
+        assert "keeps its metadata in PostgreSQL" in line, line
     finally:
         m.stop()
+    line = one_line_failure(run("snapshots", str(store), check=False))
+    assert "has no metadata snapshots" in line, line
     r = run("fsck", str(store), "--verify", "-o", f"cache_dir={tmp_path / 'cache-b'}")
     assert r.stdout.rstrip().endswith(": clean") and "0 metadata problems" in r.stdout, r.stdout
     status = json.loads(run("status", str(store), "--json", "-o", f"cache_dir={tmp_path / 'cache-b'}").stdout)
