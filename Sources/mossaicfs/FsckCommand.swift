@@ -21,8 +21,8 @@ struct FsckCommand: ParsableCommand {
         one), fsck restores the store's newest metadata snapshot into a temporary directory \
         ($TMPDIR, default /var/tmp), checks it and removes it: the bucket alone is enough \
         (--repair then is refused). A filesystem whose metadata is in PostgreSQL is checked \
-        in its database (run --repair while no host has it mounted). Shows progress with rate and time left on a terminal. Exit \
-        status 0 when everything is consistent (after repairs), 1 when something is still wrong.
+        in its database (run --repair while no host has it mounted). Shows progress with rate \
+        and time left on a terminal. Exit status 0 when everything is consistent (after repairs), 1 when something is still wrong.
         """)
 
     @Argument(help: "The filesystem: a local directory or s3://bucket/prefix.")

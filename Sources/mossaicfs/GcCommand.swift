@@ -27,8 +27,8 @@ struct GcCommand: ParsableCommand {
         deletes from there publishes a new snapshot, so the mounting machine must then mount once \
         with -o discard_local. A filesystem whose metadata is in PostgreSQL is collected against \
         its database, with no lease and no snapshot: run gc there only while no host has it \
-        mounted read-write (nothing tells gc of mounts on other hosts yet). Shows progress with rate and time left on a terminal; ends with one \
-        summary line; exit status 1 if something could not be deleted or gc could not run.
+        mounted read-write (nothing tells gc of mounts on other hosts yet). Shows progress with \
+        rate and time left on a terminal; ends with one summary line; exit status 1 if something could not be deleted or gc could not run.
         """)
 
     @Argument(help: "The filesystem: a local directory or s3://bucket/prefix.")

@@ -135,7 +135,8 @@ def test_gc_deletes_what_no_file_references(database, tmp_path):
         assert os.listdir(tmp_path / "mnt") == ["kept"]
     finally:
         m.stop()
-    assert run("fsck", str(store), "--verify", "-o", cache).stdout.rstrip().endswith(": clean")
+    for repair in ([], ["--repair"]):
+        assert run("fsck", str(store), "--verify", *repair, "-o", cache).stdout.rstrip().endswith(": clean")
 
 
 @pytest.mark.parametrize("url,says", [
