@@ -26,7 +26,7 @@ SEED ?= $(shell date +%s)
 FUZZ_STORE ?= local
 EXCLUDE ?=
 
-.PHONY: all deps build deb test test-swift test-e2e test-e2e-sealed fuzz run stop clean
+.PHONY: all deps build deb test test-swift test-e2e test-e2e-sealed test-postgres fuzz run stop clean
 
 # The package's binary links the Swift runtime statically, so it needs only Debian's libraries;
 # it is built in a scratch path of its own, which later builds reuse (SwiftPM rebuilds what
@@ -57,7 +57,7 @@ deb: deps
 	@packaging/build-deb.sh $(STATIC_BUILD)/release/mossaicfs
 
 # The package is not a prerequisite: test_package.py runs `make deb` itself (cached, see above).
-test: build test-swift test-e2e test-e2e-sealed
+test: build test-swift test-e2e test-e2e-sealed test-postgres
 
 test-swift:
 	swift test -c $(CONFIG)
@@ -74,6 +74,15 @@ SEALED_SUITES := Tests/e2e/test_crash.py Tests/e2e/test_faults.py Tests/e2e/posi
 test-e2e-sealed:
 	MOSSAICFS_BIN=$(CURDIR)/$(BIN) MOSSAICFS_TEST_FORMAT_ARGS="--compress zstd --encrypt" \
 	  MOSSAICFS_PASSPHRASE=matrix-row-passphrase $(PYTHON) -m pytest -p no:cacheprovider -q $(SEALED_SUITES)
+
+# The PostgreSQL row: the same POSIX suite and differential tester with every filesystem's
+# metadata in PostgreSQL (a throwaway server per test process, a database per filesystem),
+# on local stores (the store is independent of the metadata engine); test_postgres.py runs in
+# test-e2e.
+# On a 2-core machine: the POSIX suite (3 modes) about 3 minutes, fsrand about 3 more.
+test-postgres:
+	MOSSAICFS_BIN=$(CURDIR)/$(BIN) MOSSAICFS_TEST_META=postgres MOSSAICFS_POSIX_STORES=local FSRAND_OPS=$(FSRAND_OPS) \
+	  $(PYTHON) -m pytest -p no:cacheprovider -q Tests/e2e/posix Tests/e2e/test_fsrand.py -k "not s3"
 
 fuzz: build
 	@for store in $(if $(filter both,$(FUZZ_STORE)),local s3,$(FUZZ_STORE)); do \

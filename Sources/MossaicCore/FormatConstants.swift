@@ -7,8 +7,9 @@ public enum FormatConstants {
     /// The newest superblock format version this build reads. A superblock says the oldest
     /// version that can read its filesystem, so builds before a feature keep reading the
     /// filesystems that do not use it, and refuse, in one line, those that do:
-    /// 1: the original format; 2: chunks may be compressed (the superblock's `compression`).
-    public static let formatVersion = 2
+    /// 1: the original format; 2: chunks may be compressed or encrypted (the superblock's
+    /// `compression`, `encryption`); 3: the metadata is in PostgreSQL (the superblock's `meta`).
+    public static let formatVersion = 3
     /// Longest name of a directory entry, as on ext4.
     public static let maxNameLength = 255
     /// Longest symlink target (PATH_MAX - 1).

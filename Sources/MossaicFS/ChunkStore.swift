@@ -105,12 +105,17 @@ final class ChunkStore: Sendable {
                                                                              location: placed.location, storedLength: placed.storedLength),
                                                      pin: pin), bytes: nil)
         }
-        if try meta({ () throws(MetaError) in try metadata.chunkInfo(hash) }) != nil {
-            return PreparedChunk(stored: StoredChunk(ref: ref, new: nil, pin: pin), bytes: nil)
-        }
+        // A small chunk always carries its bytes, known to the metadata or not: an inline row
+        // goes with its last reference, which another file's commit or purge may drop between
+        // this look-up and our commit (another host's, or a FORGET's on this one — a window of
+        // network round trips with PostgreSQL); the commit then inserts it again (ON CONFLICT
+        // DO NOTHING where it is still there) instead of failing on an unknown chunk.
         if bytes.count <= configuration.inlineMax {
             return PreparedChunk(stored: StoredChunk(ref: ref, new: NewChunk(hash: hash, length: bytes.count, state: .inline, inlineData: bytes)),
                                  bytes: nil)
+        }
+        if try meta({ () throws(MetaError) in try metadata.chunkInfo(hash) }) != nil {
+            return PreparedChunk(stored: StoredChunk(ref: ref, new: nil, pin: pin), bytes: nil)
         }
         let encoded = transform.encode(bytes, hash: hash)
         return PreparedChunk(stored: StoredChunk(ref: ref, new: NewChunk(hash: hash, length: bytes.count, state: .stored, inlineData: nil,

@@ -1,5 +1,6 @@
 import Foundation
 import MossaicCore
+import MossaicMeta
 import MossaicObjectStore
 import MossaicReplication
 
@@ -19,6 +20,14 @@ public struct Superblock: Codable, Sendable, Equatable {
     var compressionSetting: String?
     /// Absent for a filesystem stored in the clear (`FilesystemKey`).
     public var encryption: Encryption?
+    /// Where the metadata lives when it is not in each mount's local SQLite `meta.db`: a
+    /// `postgres://` URL (`PostgresURL`: never a password), for filesystems that several hosts
+    /// mount read-write. Absent for SQLite, as in every superblock written before PostgreSQL.
+    /// Such a superblock has format version 3 (`externalMetadataFormatVersion`): builds before
+    /// it ignore fields they do not know, and would open an empty local meta.db — an empty
+    /// filesystem whose first writes and `gc` would wreck the real one — so they must refuse it,
+    /// as the version rule makes them.
+    public var meta: String?
 
     /// An encrypted filesystem's scheme and how to check a key; never the key.
     public struct Encryption: Codable, Sendable, Equatable {
@@ -40,16 +49,21 @@ public struct Superblock: Codable, Sendable, Equatable {
     /// encrypted): a mossaicfs that knows neither must refuse it rather than hand out stored
     /// bytes as file contents, or write plaintext into an encrypted filesystem. Filesystems
     /// without either keep version 1, readable by every build.
-    public static let transformedFormatVersion = FormatConstants.formatVersion
+    public static let transformedFormatVersion = 2
+    /// The format version of a filesystem whose metadata is in PostgreSQL (`meta`).
+    public static let externalMetadataFormatVersion = 3
 
     enum CodingKeys: String, CodingKey {
-        case formatVersion = "format_version", uuid, chunkSize = "chunk_size", hash, inlineMax = "inline_max", created, encryption
+        case formatVersion = "format_version", uuid, chunkSize = "chunk_size", hash, inlineMax = "inline_max", created, encryption, meta
         case compressionSetting = "compression"
     }
 
-    public init(inlineMax: Int = FormatConstants.defaultInlineMax, compression: Compression = .none, encryption: Encryption? = nil) {
-        formatVersion = compression == .none && encryption == nil ? 1 : Self.transformedFormatVersion
+    public init(inlineMax: Int = FormatConstants.defaultInlineMax, compression: Compression = .none, encryption: Encryption? = nil,
+                meta: PostgresURL? = nil) {
+        formatVersion = meta != nil ? Self.externalMetadataFormatVersion
+            : compression == .none && encryption == nil ? 1 : Self.transformedFormatVersion
         self.encryption = encryption
+        self.meta = meta?.string
         uuid = UUID().uuidString.lowercased()
         chunkSize = FormatConstants.chunkSize
         hash = "sha256"
@@ -61,6 +75,12 @@ public struct Superblock: Codable, Sendable, Equatable {
     /// How chunks are compressed (validated when the superblock was loaded).
     public var compression: Compression {
         compressionSetting.flatMap { try? Compression(parsing: $0) } ?? .none
+    }
+
+    /// The PostgreSQL database holding the metadata; nil for the local SQLite meta.db
+    /// (validated when the superblock was loaded).
+    public var postgres: PostgresURL? {
+        meta.flatMap { try? PostgresURL(parsing: $0) }
     }
 
     /// What is done to each chunk between the filesystem and `store` (the store this
@@ -98,6 +118,14 @@ public struct Superblock: Codable, Sendable, Equatable {
         guard sb.chunkSize == FormatConstants.chunkSize, sb.hash == "sha256", sb.inlineMax >= 0, sb.inlineMax <= sb.chunkSize else {
             throw .damaged("\(store.displayName)/\(key) has unsupported parameters (chunk size \(sb.chunkSize), hash \(sb.hash))")
         }
+        if let meta = sb.meta {
+            guard sb.formatVersion >= externalMetadataFormatVersion else {
+                throw .damaged("\(store.displayName)/\(key) names metadata in \(meta) but has format version \(sb.formatVersion)")
+            }
+            do { _ = try PostgresURL(parsing: meta) } catch {
+                throw .damaged("\(store.displayName)/\(key): \(error)")
+            }
+        }
         if let setting = sb.compressionSetting {
             do { _ = try Compression(parsing: setting) } catch {
                 throw .damaged("\(store.displayName)/\(key): \(error)")
@@ -108,8 +136,8 @@ public struct Superblock: Codable, Sendable, Equatable {
 
     /// Writes a new superblock. Refuses to overwrite an existing filesystem unless `force`.
     public static func format(_ store: any ObjectStore, inlineMax: Int, compression: Compression = .none,
-                              encryption: Encryption? = nil, force: Bool) throws(FormatError) -> Superblock {
-        let sb = Superblock(inlineMax: inlineMax, compression: compression, encryption: encryption)
+                              encryption: Encryption? = nil, meta: PostgresURL? = nil, force: Bool) throws(FormatError) -> Superblock {
+        let sb = Superblock(inlineMax: inlineMax, compression: compression, encryption: encryption, meta: meta)
         do {
             try store.put(key, sb.encoded(), condition: force ? .none : .ifNoneMatch)
         } catch .preconditionFailed {

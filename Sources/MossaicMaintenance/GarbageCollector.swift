@@ -36,6 +36,12 @@ import Synchronization
 /// 2. a snapshot publishes that, so a restore from HEAD has no such rows either;
 /// 3. the objects go, and the copies of their chunks in this cache_dir's disk cache (nothing
 ///    references them, so they would only take space until evicted).
+///
+/// A filesystem whose metadata is in PostgreSQL (`runShared`) has no snapshot and no lease:
+/// the same decision is made against the database, step 2 is not needed (the database is
+/// what every mount reads), and nothing stops a mount on another host from writing meanwhile —
+/// so such a gc must run while no host has the filesystem mounted read-write, as the man page
+/// says (sessions, which will let a gc see the mounts, are a later step of issue 25).
 public enum GarbageCollector {
     public struct Options: Sendable {
         /// Report what would be deleted, delete nothing (no rows, no snapshot, no objects).
@@ -103,6 +109,10 @@ public enum GarbageCollector {
         let cacheDirectory = try CacheDirectory(path: path ?? CacheDirectory.defaultRoot + "/" + superblock.uuid, claimant: .command("gc"), waiting: waiting)
         defer { withExtendedLifetime(cacheDirectory) {} }
         let catalog = SnapshotCatalog(store: store)
+        if let url = superblock.postgres {
+            return try runShared(url, store: store, superblock: superblock, catalog: catalog, cacheDirectory: cacheDirectory,
+                                 options: options, logger: logger, progress: progress)
+        }
         // A store with snapshots but no HEAD goes on to the reconciliation, which refuses it
         // naming the missing HEAD (MountReconciliation.Headless).
         let hasSnapshots = try replication { () throws(ReplicationError) in
@@ -158,8 +168,26 @@ public enum GarbageCollector {
         return report
     }
 
+    /// gc of a filesystem whose metadata is in PostgreSQL: staged chunks first, then the
+    /// collection against the database. The store holds no snapshots, so nothing is kept for one.
+    private static func runShared(_ url: PostgresURL, store: any ObjectStore, superblock: Superblock, catalog: SnapshotCatalog,
+                                  cacheDirectory: CacheDirectory, options: Options, logger: Logger,
+                                  progress: @escaping @Sendable (ProgressEvent) -> Void) throws(FormatError) -> Report {
+        let metadata = try FilesystemLoader.openPostgres(url, superblock: superblock, store: store, readOnly: options.dryRun)
+        if !options.dryRun {
+            try uploadStagedChunks(store: store, transform: superblock.transform(for: store), cacheDirectory: cacheDirectory,
+                                   threads: options.threads, logger: logger, progress: progress)
+        }
+        var report = Report()
+        report.dryRun = options.dryRun
+        try collect(store: store, metadata: metadata, catalog: catalog, cacheDirectory: cacheDirectory,
+                    replicator: nil, options: options, report: &report, progress: progress)
+        return report
+    }
+
+    /// `replicator`: the snapshots and the lease of a SQLite filesystem; nil for PostgreSQL.
     private static func collect(store: any ObjectStore, metadata: any MetaStore, catalog: SnapshotCatalog,
-                                cacheDirectory: CacheDirectory, replicator: MetadataReplicator, options: Options,
+                                cacheDirectory: CacheDirectory, replicator: MetadataReplicator?, options: Options,
                                 report: inout Report,
                                 progress: @escaping @Sendable (ProgressEvent) -> Void) throws(FormatError) {
         // Listed first: whatever appears later is not looked at (and nobody else writes now).
@@ -224,8 +252,10 @@ public enum GarbageCollector {
             report.rowsDropped = try meta { () throws(MetaError) in
                 try metadata.dropUnreferencedStoredChunks(rowsToDrop)
             }
-            progress(ProgressEvent("publishing metadata", done: 0, total: 0))
-            do { _ = try replicator.snapshotNow() } catch { throw .replication(error) }
+            if let replicator {
+                progress(ProgressEvent("publishing metadata", done: 0, total: 0))
+                do { _ = try replicator.snapshotNow() } catch { throw .replication(error) }
+            }
         }
 
         // Manifests are read again: the snapshot just taken may list pieces that were garbage
@@ -245,7 +275,7 @@ public enum GarbageCollector {
             for d in doomed { count(d, into: &report) }
             return
         }
-        try delete(doomed, store: store, lease: replicator.lease, blobs: cacheDirectory.blobsPath, threads: options.threads,
+        try delete(doomed, store: store, lease: replicator?.lease, blobs: cacheDirectory.blobsPath, threads: options.threads,
                    report: &report, progress: progress)
     }
 

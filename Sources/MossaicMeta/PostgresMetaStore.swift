@@ -4,20 +4,22 @@ import Glibc
 import MossaicCore
 import Synchronization
 
-// Developer notes — the PostgreSQL engine (issue 25, ARCHITECTURE.md §9), step 1.
+// Developer notes — the PostgreSQL engine (issue 25, ARCHITECTURE.md §9), steps 1 and 2.
 //
 // State: every `MetaStore` requirement is implemented (fsck's checks and repairs included) and
 // the whole conformance suite (Tests/MossaicMetaTests/MetaStoreConformance.swift) passes
 // against a real server that the tests start themselves (MossaicTestSupport/PostgresTestServer,
 // Tests/e2e/pgserver.py), beside PostgresMetaStoreTests (several hosts on one database).
-// Not yet reachable by users: no `format --meta postgres://…`, no superblock field naming
-// the engine, `mount` only opens SQLite. Missing before it may be: the superblock and
-// `format`/`mount` wiring; sessions and heartbeats (files unlinked while open on another host,
+// Reachable by users (step 2): `format --meta postgres://…` records the URL in the superblock
+// (`Superblock.meta`, format version 3) and the filesystem's uuid in the database
+// (PostgresMetaStore+Ownership); mount, fsck, gc and status open this engine
+// (FilesystemLoader+Postgres); the POSIX suite and fsrand pass on it (`make test-postgres`).
+// Missing for many hosts: sessions and heartbeats (files unlinked while open on another host,
 // `orphans()` is global today); flock/fcntl locks across hosts; the reclaim sweep of stored
 // chunks (`releasedChunks` answers none: on this engine a released chunk is reclaimed by
 // `mossaicfs gc` alone, whose mark-and-sweep needs no per-release bookkeeping); a COMMIT
 // whose connection was lost is reported, not resolved (it may have landed: an idempotency
-// record per transaction would tell); dump/load; the e2e and benchmark runs of the issue.
+// record per transaction would tell); dump/load; the multi-host tests and benchmark of the issue.
 //
 // Rules this engine keeps (what JuiceFS's PostgreSQL engine learned):
 // - ONE retry loop (`retrying`): every mutation is one REPEATABLE READ transaction, retried

@@ -12,7 +12,8 @@ import MossaicReplication
 /// The metadata comes from the local `meta.db` or from the store's snapshots
 /// (FilesystemLoader+Metadata.swift): a read-write mount takes the writer lease and reconciles
 /// `meta.db` with `meta/HEAD`; a read-only mount assembles a snapshot in
-/// `cache_dir/snapshots/` and never touches `meta.db`.
+/// `cache_dir/snapshots/` and never touches `meta.db`. A filesystem whose metadata is in
+/// PostgreSQL has neither (FilesystemLoader+Postgres.swift).
 public enum FilesystemLoader {
     public struct Settings: Sendable {
         /// The mount options (cache_dir, ro, caches, write-back, snapshots and the lease, …).
@@ -61,6 +62,10 @@ public enum FilesystemLoader {
         try FilesystemKey.requireUnlocked(store, superblock: superblock)
         let cacheDirectory = try CacheDirectory(path: settings.options.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid,
                                                 waiting: settings.waitingForPreviousDaemon)
+        if let url = superblock.postgres {
+            return try openShared(url, store: store, superblock: superblock, cacheDirectory: cacheDirectory, settings: settings,
+                                  logger: logger, metrics: metrics)
+        }
         if settings.options.readOnly {
             return try openReadOnly(store: store, superblock: superblock, cacheDirectory: cacheDirectory, settings: settings,
                                     logger: logger, metrics: metrics)
@@ -83,7 +88,7 @@ public enum FilesystemLoader {
         }
     }
 
-    static func makeFilesystem(store: any ObjectStore, metadata: SQLiteMetaStore, superblock: Superblock,
+    static func makeFilesystem(store: any ObjectStore, metadata: any MetaStore, superblock: Superblock,
                                cacheDirectory: CacheDirectory, settings: Settings, logger: Logger,
                                metrics: Metrics) throws(FormatError) -> MossaicFilesystem {
         let cache: BlobCache

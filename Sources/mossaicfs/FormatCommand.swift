@@ -4,6 +4,8 @@ import Glibc
 import ArgumentParser
 import MossaicCore
 import MossaicFS
+import MossaicMeta
+import MossaicMount
 import MossaicObjectStore
 
 /// `mossaicfs format SOURCE`: writes the superblock that makes SOURCE a filesystem.
@@ -12,7 +14,7 @@ struct FormatCommand: ParsableCommand {
         commandName: "format",
         abstract: "Create a new, empty filesystem in SOURCE (a local directory, created if missing, or s3://bucket/prefix).",
         // Written out on two lines: ArgumentParser does not wrap usage lines (80 columns).
-        usage: "mossaicfs format <source> [--compress none|zstd[:level]]\n[--inline-max <bytes>] [--force] [-o <options> ...]\n[--encrypt [--key-file <file> [--create-key] | --passphrase-file <file>]]",
+        usage: "mossaicfs format <source> [--compress none|zstd[:level]]\n[--inline-max <bytes>] [--force] [-o <options> ...]\n[--encrypt [--key-file <file> [--create-key] | --passphrase-file <file>]]\n[--meta postgres://[user@]host[:port]/database[?parameters]]",
         discussion: """
         Refuses a SOURCE that already holds a filesystem, and a local directory that holds \
         anything else, unless --force is given. A local directory is created with mode 0700, or \
@@ -32,6 +34,16 @@ struct FormatCommand: ParsableCommand {
         the terminal twice), stretched by scrypt. The store keeps only a key check value. The \
         store still sees object sizes, their number, and when they are written and read. A \
         LOST KEY OR PASSPHRASE IS UNRECOVERABLE: keep a copy of it apart from the store.
+
+        --meta keeps the metadata (the tree, names, attributes, chunk lists, small files) in \
+        a PostgreSQL database instead of each mount's local SQLite database, so that several \
+        hosts may mount the filesystem read-write. The database must exist and hold no other \
+        filesystem (CREATE DATABASE name); format creates the tables in it. The URL is kept in \
+        the superblock and must not contain a password: libpq reads it from PGPASSWORD, the file \
+        PGPASSFILE or the URL's passfile= parameter names, or ~/.pgpass, and takes what the URL \
+        leaves out from PGHOST, PGPORT, PGUSER and the other PG* variables, at every mount. \
+        mossaicfs releases before PostgreSQL refuse to mount such a filesystem. Not yet with \
+        --encrypt. What holds across hosts today, and what does not yet: man mossaicfs.
         """)
 
     @Argument(help: "Where the filesystem's objects live: a local directory or s3://bucket/prefix.")
@@ -58,6 +70,9 @@ struct FormatCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("With --encrypt: a file holding the passphrase (mode 0600), instead of a key file.", valueName: "file"))
     var passphraseFile: String?
 
+    @Option(name: .long, help: ArgumentHelp("Keep the metadata in this PostgreSQL database (see above; never a password in it).", valueName: "postgres://…"))
+    var meta: String?
+
     @Option(name: .customShort("o"), help: ArgumentHelp("Store options for s3:// sources (endpoint=, region=, credentials=, profile=, …), comma-separated.", valueName: "options"))
     var options: [String] = []
 
@@ -73,6 +88,10 @@ struct FormatCommand: ParsableCommand {
         }
         if createKey && keyFile == nil {
             throw ValidationError("--create-key needs --key-file FILE (where the new key goes)")
+        }
+        if encrypt && meta != nil {
+            // The database would hold names and small files' contents in the clear.
+            throw ValidationError("--encrypt and --meta cannot be combined yet: the metadata in PostgreSQL would not be encrypted")
         }
     }
 
@@ -109,6 +128,9 @@ struct FormatCommand: ParsableCommand {
         }
         do {
             let parsed = try MountOptions.parse(options)
+            // The database is checked before anything is created, in it or in the store.
+            let database = try meta.map { (url) throws in try PostgresURL(parsing: url) }
+            if let database { try Self.requireFree(database) }
             let encryption = try self.encryption()
             // A local directory is checked, and made private, before the store creates anything
             // in it; a refusal leaves it as it was.
@@ -117,8 +139,13 @@ struct FormatCommand: ParsableCommand {
                 Console.out("\(path): mode changed from 0\(String(formerMode, radix: 8)) to 0700 (only its owner may enter a store)")
             }
             let store = try StoreFactory.open(source, options: parsed.store, create: true)
-            let superblock = try Superblock.format(store, inlineMax: inlineMax, compression: compression, encryption: encryption, force: force)
+            let superblock = try Superblock.format(store, inlineMax: inlineMax, compression: compression, encryption: encryption,
+                                                   meta: database, force: force)
             var properties: [String] = []
+            if let database {
+                try Self.createMetadata(database, superblock: superblock)
+                properties.append("metadata in PostgreSQL database \(database.database)")
+            }
             if compression != .none { properties.append("compression \(compression)") }
             if encryption != nil { properties.append("encrypted, \(ConvergentCipher.scheme)") }
             let described = properties.isEmpty ? "" : " (\(properties.joined(separator: "; ")))"
@@ -126,6 +153,33 @@ struct FormatCommand: ParsableCommand {
         } catch {
             Console.error("\(error)")
             throw ExitCode.failure
+        }
+    }
+
+    /// Refuses a database that is unreachable or holds another filesystem's metadata (even
+    /// with --force: format never empties a database). One whose schema a stopped format
+    /// created, and that no filesystem claimed, is taken.
+    private static func requireFree(_ database: PostgresURL) throws {
+        let holding: PostgresMetaStore.Holding
+        do { holding = try PostgresMetaStore.holding(url: database.string) } catch {
+            throw OptionError("cannot reach the metadata database \(database): \(FilesystemLoader.oneLine(error))")
+        }
+        if case .filesystem(let uuid) = holding {
+            throw OptionError("\(database) already holds the metadata of mossaicfs filesystem \(uuid): give a new, empty database (CREATE DATABASE …)")
+        }
+    }
+
+    /// Creates the schema and the root directory, and makes the database this filesystem's.
+    private static func createMetadata(_ database: PostgresURL, superblock: Superblock) throws {
+        do {
+            let metadata = try PostgresMetaStore(url: database.string, connections: 1)
+            let owner = try metadata.claim(filesystem: superblock.uuid)
+            guard owner == superblock.uuid else {
+                throw OptionError("\(database) was taken meanwhile by mossaicfs filesystem \(owner): format again with another database (and --force)")
+            }
+            try metadata.createRootIfMissing(permissions: 0o755, uid: 0, gid: 0, now: .now())
+        } catch let error as MetaError {
+            throw OptionError("cannot create the metadata in \(database): \(FilesystemLoader.oneLine(error))")
         }
     }
 }

@@ -20,8 +20,9 @@ struct FsckCommand: ParsableCommand {
         Without a cache_dir holding the filesystem's meta.db here (-o cache_dir=, else the default \
         one), fsck restores the store's newest metadata snapshot into a temporary directory \
         ($TMPDIR, default /var/tmp), checks it and removes it: the bucket alone is enough \
-        (--repair then is refused). Shows progress with rate and time left on a terminal. Exit \
-        status 0 when everything is consistent (after repairs), 1 when something is still wrong.
+        (--repair then is refused). A filesystem whose metadata is in PostgreSQL is checked \
+        in its database (run --repair while no host has it mounted). Shows progress with rate \
+        and time left on a terminal. Exit status 0 when everything is consistent (after repairs), 1 when something is still wrong.
         """)
 
     @Argument(help: "The filesystem: a local directory or s3://bucket/prefix.")
@@ -40,7 +41,8 @@ struct FsckCommand: ParsableCommand {
         do {
             let parsed = try MountOptions.parse(options)
             let (store, superblock) = try StoreFactory.openFilesystem(source, options: parsed, writes: repair)
-            let (path, temporary) = try TemporaryCacheDirectory.choose(given: parsed.cacheDirectory, uuid: superblock.uuid, command: "fsck")
+            let (path, temporary) = try TemporaryCacheDirectory.choose(given: parsed.cacheDirectory, uuid: superblock.uuid, command: "fsck",
+                                                                       sharedMetadata: superblock.postgres != nil)
             defer { temporary?.remove() }
             if temporary != nil && repair {
                 // Repairs made to a copy would be thrown away with it.
@@ -58,7 +60,9 @@ struct FsckCommand: ParsableCommand {
                     Console.error("note: \(lease.hostname) has it mounted read-write (cache_dir \(lease.cacheDirectory)); changes since that snapshot are not checked")
                 }
             }
-            let metadata = try SQLiteMetaStore(path: cacheDirectory.metadataPath)
+            let metadata: any MetaStore = try superblock.postgres.map { (url) throws in
+                try FilesystemLoader.openPostgres(url, superblock: superblock, store: store, readOnly: !repair)
+            } ?? SQLiteMetaStore(path: cacheDirectory.metadataPath)
             let report = try FilesystemChecker.run(store: store, metadata: metadata, options: .init(
                 verify: verify, repair: repair, blobsDirectory: store.isLocal ? nil : cacheDirectory.blobsPath,
                 stagingDirectory: cacheDirectory.stagingPath, transform: superblock.transform(for: store)),

@@ -25,8 +25,10 @@ struct GcCommand: ParsableCommand {
         filesystem's meta.db here, gc restores the store's \
         newest metadata snapshot into a temporary directory and removes it afterwards; a gc that \
         deletes from there publishes a new snapshot, so the mounting machine must then mount once \
-        with -o discard_local. Shows progress with rate and time left on a terminal; ends with one \
-        summary line; exit status 1 if something could not be deleted or gc could not run.
+        with -o discard_local. A filesystem whose metadata is in PostgreSQL is collected against \
+        its database, with no lease and no snapshot: run gc there only while no host has it \
+        mounted read-write (nothing tells gc of mounts on other hosts yet). Shows progress with \
+        rate and time left on a terminal; ends with one summary line; exit status 1 if something could not be deleted or gc could not run.
         """)
 
     @Argument(help: "The filesystem: a local directory or s3://bucket/prefix.")
@@ -52,7 +54,8 @@ struct GcCommand: ParsableCommand {
             let parsed = try MountOptions.parse(options)
             let logger = Console.logger(.warning)
             let (store, superblock) = try StoreFactory.openFilesystem(source, options: parsed, writes: !dryRun)
-            let (path, temporary) = try TemporaryCacheDirectory.choose(given: parsed.cacheDirectory, uuid: superblock.uuid, command: "gc")
+            let (path, temporary) = try TemporaryCacheDirectory.choose(given: parsed.cacheDirectory, uuid: superblock.uuid, command: "gc",
+                                                                       sharedMetadata: superblock.postgres != nil)
             defer { temporary?.remove() }
             let bar = ProgressBar()
             let report = try GarbageCollector.run(

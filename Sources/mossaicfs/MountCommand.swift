@@ -23,7 +23,10 @@ struct MountCommand: ParsableCommand {
         usage: "mossaicfs mount <source> <mountpoint> [-o <options> ...] [-f] [-d]",
         discussion: """
         On a machine without the filesystem's metadata (an empty cache_dir) mount restores it from \
-        the store's newest snapshot first, showing progress on a terminal.
+        the store's newest snapshot first, showing progress on a terminal. A filesystem \
+        formatted with --meta postgres://… connects to that database instead (libpq reads the \
+        password and what the URL leaves out from PGPASSWORD, PGPASSFILE, ~/.pgpass and PG*): \
+        no local metadata, no snapshots, no lease; several hosts may mount it read-write.
 
         Options (-o, comma-separated; see mossaicfs(8)):
         \(MountOptions.helpTable(.mount))

@@ -39,6 +39,7 @@ struct SnapshotCommand: ParsableCommand {
             case EROFS: Console.error("\(mountpoint) is a read-only mount: it takes no snapshots")
             case EPERM: Console.error(ControlClient.refusal(mountpoint))
             case EIO: Console.error("\(mountpoint): the snapshot failed; the daemon's log (syslog) says why")
+            case EOPNOTSUPP: Console.error("\(mountpoint) keeps its metadata in PostgreSQL: it has no metadata snapshots")
             default: Console.error("\(mountpoint): \(String(cString: strerror(e)))")
             }
             throw ExitCode.failure

@@ -40,6 +40,9 @@ struct SnapshotsCommand: ParsableCommand {
         do {
             let parsed = try MountOptions.parse(options)
             let (store, superblock) = try StoreFactory.openFilesystem(source, options: parsed, writes: setHead != nil)
+            if let url = superblock.postgres {
+                throw OptionError("\(store.displayName) keeps its metadata in PostgreSQL (\(url)): it has no metadata snapshots (back the database up instead)")
+            }
             if let setHead {
                 let logger = Console.logger(.warning)
                 let manifest = try HeadRepair.setHead(store: store, fsUUID: superblock.uuid, to: setHead,

@@ -53,6 +53,11 @@ struct StatusCommand: ParsableCommand {
         let (store, superblock) = try StoreFactory.openFilesystem(target, options: parsed, writes: false)
         let cacheDirectory = parsed.cacheDirectory ?? CacheDirectory.defaultRoot + "/" + superblock.uuid
         if let live = try? Self.ask(cacheDirectory, target: store.displayName) { return live }
+        if let url = superblock.postgres {
+            // The database is the metadata: no snapshot, no lease.
+            let metadata = try FilesystemLoader.openPostgres(url, superblock: superblock, store: store, readOnly: true)
+            return try FilesystemStatus.offline(store: store.displayName, uuid: superblock.uuid, metadata: metadata)
+        }
         let database = cacheDirectory + "/meta.db"
         guard PosixFiles.exists(database) else {
             throw OptionError("no metadata at \(database): this machine has not mounted \(store.displayName) with that cache_dir")

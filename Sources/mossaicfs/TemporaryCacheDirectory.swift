@@ -11,6 +11,7 @@ import MossaicMount
 /// a temporary directory, into which the store's newest snapshot is restored exactly as a mount
 /// on a fresh machine restores it. So the bucket alone is enough to check or collect a
 /// filesystem, from any machine. The temporary directory is removed when the command ends.
+/// A filesystem whose metadata is in PostgreSQL needs neither: its cache_dir is only caches.
 ///
 /// It lives under $TMPDIR, else /var/tmp (not /tmp, often a small tmpfs: the metadata of a
 /// large filesystem can be gigabytes), named `mossaicfs-<command>-XXXXXX`.
@@ -18,10 +19,11 @@ final class TemporaryCacheDirectory {
     let path: String
 
     /// The cache_dir to use for the filesystem `uuid`, and the temporary one made for it (nil
-    /// when the given or default cache_dir holds metadata).
-    static func choose(given: String?, uuid: String, command: String) throws(OptionError) -> (path: String, temporary: TemporaryCacheDirectory?) {
+    /// when the given or default cache_dir holds metadata, or `sharedMetadata`: it is in PostgreSQL).
+    static func choose(given: String?, uuid: String, command: String,
+                       sharedMetadata: Bool = false) throws(OptionError) -> (path: String, temporary: TemporaryCacheDirectory?) {
         let chosen = given ?? CacheDirectory.defaultRoot + "/" + uuid
-        if PosixFiles.exists(chosen + "/meta.db") { return (chosen, nil) }
+        if sharedMetadata || PosixFiles.exists(chosen + "/meta.db") { return (chosen, nil) }
         let temporary = try TemporaryCacheDirectory(command: command)
         return (temporary.path, temporary)
     }

@@ -4,7 +4,9 @@ Every mount made here is unmounted and every daemon started here is stopped by i
 every path (fixtures call `stop()` in a finally). Waiting is done on real events — the
 daemon's readiness pipe, process exit — never on sleeps.
 """
+import atexit
 import hashlib
+import itertools
 import os
 import select
 import shlex
@@ -26,6 +28,27 @@ CHUNK = 1 << 20  # FormatConstants.chunkSize
 FORMAT_ARGS = shlex.split(os.environ.get("MOSSAICFS_TEST_FORMAT_ARGS", ""))
 if "--encrypt" in FORMAT_ARGS and not os.environ.get("MOSSAICFS_PASSPHRASE"):
     raise RuntimeError("MOSSAICFS_TEST_FORMAT_ARGS with --encrypt needs MOSSAICFS_PASSPHRASE in the environment")
+# The metadata engine row of the matrix: MOSSAICFS_TEST_META=postgres formats every filesystem
+# the suites make with `--meta` naming a fresh database of one PostgreSQL server per test
+# process (pgserver.py), started with the first filesystem and stopped by PID when the process
+# exits (its postmaster also dies with the process: PR_SET_PDEATHSIG). Unset: SQLite.
+META = os.environ.get("MOSSAICFS_TEST_META", "sqlite")
+if META not in ("sqlite", "postgres"):
+    raise RuntimeError(f"MOSSAICFS_TEST_META={META}: use sqlite or postgres")
+_postgres = None
+_databases = itertools.count(1)
+
+
+def meta_format_args():
+    """The `format` options that put a new filesystem's metadata where MOSSAICFS_TEST_META says."""
+    global _postgres
+    if META == "sqlite":
+        return []
+    if _postgres is None:
+        from pgserver import PostgresServer
+        _postgres = PostgresServer().start()
+        atexit.register(_postgres.stop)
+    return ["--meta", _postgres.create_database(f"fs{next(_databases)}")]
 
 
 def run(*args, check=True, **kw):
@@ -133,7 +156,8 @@ class Mount:
 class Filesystem:
     """A formatted filesystem with a mount that tests can cycle: on a local directory
     (`root/store`) by default, or on `source` (s3://…) with `env` holding its credentials.
-    Formatted with FORMAT_ARGS, then `format_args`."""
+    Formatted with FORMAT_ARGS and the metadata engine's options (`meta_format_args`), then
+    `format_args`."""
 
     def __init__(self, root, options=(), source=None, env=None, format_args=()):
         self.root = Path(root)
@@ -143,7 +167,7 @@ class Filesystem:
         self.mnt = self.root / "mnt"
         self.cache = self.root / "cache"
         self.options = list(options)
-        run("format", *FORMAT_ARGS, *format_args, self.source, env=env)
+        run("format", *FORMAT_ARGS, *meta_format_args(), *format_args, self.source, env=env)
         self.mount = None
 
     def start(self):

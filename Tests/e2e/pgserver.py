@@ -85,6 +85,12 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgres://{self.user}@127.0.0.1:{self.port}/{database}?passfile={self.passfile}"
 
+    def create_database(self, name: str) -> str:
+        """Creates database `name` (empty) and returns its URL."""
+        subprocess.run([_pg_bin("psql"), "-q", "-v", "ON_ERROR_STOP=1", self.url(), "-c", f'CREATE DATABASE "{name}"'],
+                       check=True, capture_output=True, stdin=subprocess.DEVNULL)
+        return self.url(name)
+
     def info(self) -> dict:
         return {"host": "127.0.0.1", "port": self.port, "socket_dir": self.socket_dir, "user": self.user,
                 "passfile": self.passfile, "url": self.url(), "pid": self.process.pid if self.process else None}

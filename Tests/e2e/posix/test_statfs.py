@@ -32,7 +32,10 @@ def test_used_inodes_follow_creates_and_removes(px):
     for i in range(200):
         write_file(px.mnt / f"f{i}", b"")
     u1 = used()
-    assert u1 - u0 >= 200, (u0, u1)
+    # u0 may still count a file an earlier case closed and removed: the kernel sends the
+    # RELEASE of a close(2) without waiting for it, so the daemon may purge that file only now
+    # (with PostgreSQL, a few round trips later). 200 created must show as (nearly) 200.
+    assert u1 - u0 >= 195, (u0, u1)
     for i in range(200):
         os.unlink(px.mnt / f"f{i}")
     u2 = used()

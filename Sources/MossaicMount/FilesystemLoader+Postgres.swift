@@ -1,0 +1,55 @@
+import Logging
+import MossaicCore
+import MossaicFS
+import MossaicMeta
+import MossaicObjectStore
+
+extension FilesystemLoader {
+    // MARK: PostgreSQL
+
+    /// Mounts a filesystem whose metadata is in PostgreSQL (the superblock's `meta`). The
+    /// database is the source of truth, shared by every host that mounts it: there is no local
+    /// meta.db to reconcile, no metadata snapshot to publish or follow, and no writer lease
+    /// (several hosts may mount read-write). The cache_dir keeps only the chunk caches and
+    /// write-back staging. No reclaim sweep either: this engine releases no chunks to sweep
+    /// (`PostgresMetaStore.releasedChunks`); stored chunks nothing references stay until
+    /// `mossaicfs gc`.
+    static func openShared(_ url: PostgresURL, store: any ObjectStore, superblock: Superblock, cacheDirectory: CacheDirectory,
+                           settings: Settings, logger: Logger, metrics: Metrics) throws(FormatError) -> Opened {
+        if settings.options.snapshot != nil {
+            throw .metadata("snapshot=: a filesystem whose metadata is in PostgreSQL has no metadata snapshots in its store")
+        }
+        let metadata = try openPostgres(url, superblock: superblock, store: store, readOnly: settings.options.readOnly)
+        let filesystem = try makeFilesystem(store: store, metadata: metadata, superblock: superblock, cacheDirectory: cacheDirectory,
+                                            settings: settings, logger: logger, metrics: metrics)
+        logger.info("metadata in PostgreSQL", metadata: ["database": "\(url)", "read_only": "\(settings.options.readOnly)"])
+        return Opened(filesystem: filesystem, cacheDirectory: cacheDirectory, replicator: nil, follower: nil)
+    }
+
+    /// Opens the database `url` names, after checking, without creating anything in it, that
+    /// it holds this filesystem's metadata: a URL that reaches another database (PGHOST or
+    /// PGPORT pointing elsewhere, a database dropped and made anew) is refused in one line.
+    public static func openPostgres(_ url: PostgresURL, superblock: Superblock, store: any ObjectStore,
+                                    readOnly: Bool) throws(FormatError) -> PostgresMetaStore {
+        let holding: PostgresMetaStore.Holding
+        do { holding = try PostgresMetaStore.holding(url: url.string) } catch {
+            throw .metadata("cannot reach the metadata database \(url): \(oneLine(error))")
+        }
+        switch holding {
+        case .filesystem(let uuid) where uuid == superblock.uuid:
+            break
+        case .filesystem(let uuid):
+            throw .metadata("\(url) holds the metadata of filesystem \(uuid), not of \(store.displayName) (\(superblock.uuid)): it reaches another database (check PGHOST, PGPORT, PGUSER and ~/.pgpass)")
+        case .nothing, .unclaimed:
+            throw .metadata("\(url) holds no metadata of \(store.displayName) (\(superblock.uuid)): it reaches another database (check PGHOST, PGPORT, PGUSER), or the database was dropped")
+        }
+        do { return try PostgresMetaStore(url: url.string, readOnly: readOnly) } catch {
+            throw .metadata("cannot open the metadata database \(url): \(oneLine(error))")
+        }
+    }
+
+    /// libpq's messages may span lines (one per address tried): the CLI says one.
+    public static func oneLine(_ error: MetaError) -> String {
+        "\(error)".split(whereSeparator: \.isNewline).map { String($0.drop(while: \.isWhitespace)) }.joined(separator: "; ")
+    }
+}
