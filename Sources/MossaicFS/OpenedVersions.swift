@@ -12,9 +12,9 @@ struct DataVersion: Equatable, Sendable {
 /// tells the kernel to keep the pages it cached (keep_cache).
 ///
 /// Bounded, not one entry per inode the kernel holds: the kernel keeps millions of inodes where
-/// memory allows (all 2,000,000 that bench/scale.sh creates at N = 10⁶; one entry each would be
-/// 32 bytes × 4 Mi dictionary buckets, 128 MiB), while a version dropped too early costs only what an open
-/// without keep_cache costs — the kernel rereads that file's pages once. So two generations of
+/// memory allows (all 2,000,000 that bench/scale.sh creates at N = 10⁶; one entry each would
+/// be 32 bytes × 4 Mi dictionary buckets, 128 MiB), while a version dropped too early costs
+/// only what an open without keep_cache costs — the kernel rereads that file's pages once. So two generations of
 /// at most `capacity / 2` entries: opens record into `recent`; when it is full it becomes
 /// `older` and the previous `older` is dropped. A file opened in either generation keeps its
 /// version (moved to `recent`), so files opened again and again stay.
