@@ -1,13 +1,6 @@
 import MossaicCore
 import MossaicMeta
 
-/// What a file's data was at an open.
-struct DataVersion: Equatable, Sendable {
-    var size: UInt64
-    var mtime: Timestamp
-    var ctime: Timestamp
-}
-
 /// open/create/read/write/flush/fsync/release.
 extension MossaicFilesystem {
     /// How a file is opened, from open(2)'s flags.
@@ -67,10 +60,7 @@ extension MossaicFilesystem {
             }
         }
         let version = DataVersion(size: current.size, mtime: current.mtime, ctime: current.ctime)
-        let keep = openedVersions.withLock { versions in
-            defer { versions[ino] = version }
-            return versions[ino] == version && !mode.truncate
-        }
+        let keep = openedVersions.open(ino, version) && !mode.truncate
         return (handle, keep)
     }
 

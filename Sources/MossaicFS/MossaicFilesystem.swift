@@ -37,9 +37,9 @@ public final class MossaicFilesystem: Sendable {
     let permissions: Permissions
     /// Files with open handles, by inode.
     let openFiles = Mutex<[InodeNumber: OpenFile]>([:])
-    /// Attributes of each file's data at its last open, to tell the kernel its cached pages
-    /// are still good (keep_cache) when nothing changed since.
-    let openedVersions = Mutex<[InodeNumber: DataVersion]>([:])
+    /// Attributes of recently opened files' data at their last open, to tell the kernel its
+    /// cached pages are still good (keep_cache) when nothing changed since.
+    let openedVersions = OpenedVersions()
     let syncer: BackgroundSyncer
     /// Access times set by reads but not yet written (Linux's lazytime): written in one
     /// transaction per sync interval, laid over the stored attributes meanwhile.
@@ -311,7 +311,7 @@ public final class MossaicFilesystem: Sendable {
         guard forgotten.released else { return }
         // The kernel evicted the inode and its cached pages: there is nothing for keep_cache to
         // keep, and no state stays behind per file ever opened.
-        _ = openedVersions.withLock { $0.removeValue(forKey: ino) }
+        openedVersions.forget(ino)
         guard forgotten.purgeable else { return }
         // A read-only mount has no orphans of its own and its database is never written.
         guard !options.readOnly, openFiles.withLock({ $0[ino] == nil }) else { return }

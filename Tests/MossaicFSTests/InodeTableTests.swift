@@ -38,10 +38,33 @@ import Testing
         }
         #expect(f.fs.handles.count == 0)
         #expect(f.fs.openFiles.withLock { $0.isEmpty })
-        #expect(f.fs.openedVersions.withLock { $0.count } == 20)  // the kernel may still cache their pages
+        #expect(f.fs.openedVersions.count == 20)  // the kernel may still cache their pages
         for ino in inodes { f.fs.forget(ino, count: 1) }
-        #expect(f.fs.openedVersions.withLock { $0.isEmpty })
+        #expect(f.fs.openedVersions.count == 0)
         #expect(f.fs.inodes.referencedCount == 0)
+    }
+
+    /// keep_cache's memory of versions at open is bounded however many files the kernel holds;
+    /// a file opened again and again stays in it, one not opened for long falls out.
+    @Test func openedVersionsStayBounded() {
+        let versions = OpenedVersions(capacity: 8)
+        let v1 = DataVersion(size: 1, mtime: Timestamp(nanoseconds: 1), ctime: Timestamp(nanoseconds: 1))
+        let v2 = DataVersion(size: 2, mtime: Timestamp(nanoseconds: 2), ctime: Timestamp(nanoseconds: 2))
+        let hot = InodeNumber(1), cold = InodeNumber(2)
+        #expect(!versions.open(hot, v1))  // first open: nothing to keep
+        #expect(versions.open(hot, v1))   // unchanged since
+        #expect(!versions.open(hot, v2))  // changed since
+        #expect(!versions.open(cold, v1))
+        var largest = 0
+        for i in UInt64(100)..<1_100 {
+            _ = versions.open(InodeNumber(i), v1)
+            #expect(versions.open(hot, v2))
+            largest = max(largest, versions.count)
+        }
+        #expect(largest <= 8)
+        #expect(!versions.open(cold, v1))  // dropped long ago: its pages are read again once
+        versions.forget(hot)
+        #expect(!versions.open(hot, v2))
     }
 
     @Test func directoryHandlesHoldOnePageNotTheDirectory() throws {
