@@ -59,14 +59,14 @@ public struct ConvergentCipher: Sendable {
     /// hashed here.
     public func sealChunk(_ message: [UInt8], plaintextHash: ChunkHash, messageHash: ChunkHash) -> [UInt8] {
         let nonce = Array(HMACSHA256.mac(key: nonceKey, message: messageHash.bytes).prefix(Self.nonceLength))
-        return nonce + AESGCM.seal(message, key: chunkKey(plaintextHash), nonce: nonce, associatedData: [])
+        return AESGCM.seal(message, key: chunkKey(plaintextHash), nonce: nonce, associatedData: [], prefix: nonce)
     }
 
     /// The message of a sealed chunk; throws if the tag does not check (tampered, damaged, or
     /// sealed under another key or for another chunk).
     public func openChunk(_ sealed: [UInt8], plaintextHash: ChunkHash) throws(CipherError) -> [UInt8] {
         guard sealed.count >= Self.chunkOverhead else { throw .truncated }
-        return try AESGCM.open(Array(sealed[Self.nonceLength...]), key: chunkKey(plaintextHash), nonce: Array(sealed[..<Self.nonceLength]),
+        return try AESGCM.open(sealed, from: Self.nonceLength, key: chunkKey(plaintextHash), nonce: Array(sealed[..<Self.nonceLength]),
                                associatedData: [])
     }
 
@@ -88,12 +88,12 @@ public struct ConvergentCipher: Sendable {
     /// object key) must be given again to open it.
     public func sealBlob(_ plaintext: [UInt8], context: String) -> [UInt8] {
         let nonce = Self.randomBytes(Self.nonceLength)
-        return nonce + AESGCM.seal(plaintext, key: metadataKey, nonce: nonce, associatedData: Array(context.utf8))
+        return AESGCM.seal(plaintext, key: metadataKey, nonce: nonce, associatedData: Array(context.utf8), prefix: nonce)
     }
 
     public func openBlob(_ sealed: [UInt8], context: String) throws(CipherError) -> [UInt8] {
         guard sealed.count >= Self.blobOverhead else { throw .truncated }
-        return try AESGCM.open(Array(sealed[Self.nonceLength...]), key: metadataKey, nonce: Array(sealed[..<Self.nonceLength]),
+        return try AESGCM.open(sealed, from: Self.nonceLength, key: metadataKey, nonce: Array(sealed[..<Self.nonceLength]),
                                associatedData: Array(context.utf8))
     }
 
@@ -139,52 +139,58 @@ public enum CipherError: Error, Equatable, Sendable, CustomStringConvertible {
 }
 
 /// AES-256-GCM through EVP, one call per object; a context per call costs nanoseconds next to
-/// a megabyte of AES.
+/// a megabyte of AES. Sealed bytes are `prefix` (the nonce, where it is stored), ciphertext,
+/// tag, written into one buffer that is never zeroed first, and opened in place from an offset:
+/// a chunk is not copied on the way in or out.
 enum AESGCM {
-    static func seal(_ plaintext: [UInt8], key: [UInt8], nonce: [UInt8], associatedData: [UInt8]) -> [UInt8] {
+    static func seal(_ plaintext: [UInt8], key: [UInt8], nonce: [UInt8], associatedData: [UInt8], prefix: [UInt8] = []) -> [UInt8] {
         let ctx = EVP_CIPHER_CTX_new()!
         defer { EVP_CIPHER_CTX_free(ctx) }
-        var out = [UInt8](repeating: 0, count: plaintext.count + ConvergentCipher.tagLength)
         var length: Int32 = 0, finalLength: Int32 = 0
         var ok = EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), nil, key, nonce) == 1
         if ok, !associatedData.isEmpty {
             ok = EVP_EncryptUpdate(ctx, nil, &length, associatedData, Int32(associatedData.count)) == 1
         }
-        out.withUnsafeMutableBufferPointer { o in
-            if ok { ok = EVP_EncryptUpdate(ctx, o.baseAddress, &length, plaintext, Int32(plaintext.count)) == 1 }
-            if ok { ok = EVP_EncryptFinal_ex(ctx, o.baseAddress! + Int(length), &finalLength) == 1 }
+        let total = prefix.count + plaintext.count + ConvergentCipher.tagLength
+        let out = [UInt8](unsafeUninitializedCapacity: total) { o, count in
+            let text = o.baseAddress! + prefix.count
+            _ = UnsafeMutableBufferPointer(start: o.baseAddress, count: prefix.count).initialize(from: prefix)
+            if ok { ok = EVP_EncryptUpdate(ctx, text, &length, plaintext, Int32(plaintext.count)) == 1 }
+            if ok { ok = EVP_EncryptFinal_ex(ctx, text + Int(length), &finalLength) == 1 }
             if ok {
-                ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, Int32(ConvergentCipher.tagLength),
-                                         o.baseAddress! + plaintext.count) == 1
+                ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, Int32(ConvergentCipher.tagLength), text + plaintext.count) == 1
             }
+            count = total
         }
         precondition(ok && Int(length + finalLength) == plaintext.count, "AES-256-GCM encryption failed")
         return out
     }
 
-    static func open(_ sealed: [UInt8], key: [UInt8], nonce: [UInt8], associatedData: [UInt8]) throws(CipherError) -> [UInt8] {
-        guard sealed.count >= ConvergentCipher.tagLength else { throw .truncated }
-        let textLength = sealed.count - ConvergentCipher.tagLength
+    /// The plaintext of `sealed[offset...]` (ciphertext, then tag).
+    static func open(_ sealed: [UInt8], from offset: Int = 0, key: [UInt8], nonce: [UInt8], associatedData: [UInt8]) throws(CipherError) -> [UInt8] {
+        guard sealed.count - offset >= ConvergentCipher.tagLength else { throw .truncated }
+        let textLength = sealed.count - offset - ConvergentCipher.tagLength
         let ctx = EVP_CIPHER_CTX_new()!
         defer { EVP_CIPHER_CTX_free(ctx) }
-        var out = [UInt8](repeating: 0, count: textLength + 1)  // +1: never a zero-length buffer
         var length: Int32 = 0, finalLength: Int32 = 0
         var ok = EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), nil, key, nonce) == 1
         precondition(ok, "AES-256-GCM initialisation failed")
         if !associatedData.isEmpty {
             ok = EVP_DecryptUpdate(ctx, nil, &length, associatedData, Int32(associatedData.count)) == 1
         }
-        var tag = Array(sealed[textLength...])
-        let authentic = sealed.withUnsafeBufferPointer { s in
-            out.withUnsafeMutableBufferPointer { o in
-                if ok { ok = EVP_DecryptUpdate(ctx, o.baseAddress, &length, s.baseAddress, Int32(textLength)) == 1 }
+        var tag = Array(sealed[(offset + textLength)...])
+        var authentic = false
+        // +1: never a zero-length buffer. What is not written (a failed open) is never read.
+        let out = [UInt8](unsafeUninitializedCapacity: textLength + 1) { o, count in
+            sealed.withUnsafeBufferPointer { s in
+                if ok { ok = EVP_DecryptUpdate(ctx, o.baseAddress, &length, s.baseAddress! + offset, Int32(textLength)) == 1 }
                 if ok { ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, Int32(ConvergentCipher.tagLength), &tag) == 1 }
                 // Final is where GCM compares the tag: 0 means it did not match.
-                return ok && EVP_DecryptFinal_ex(ctx, o.baseAddress! + Int(length), &finalLength) == 1
+                authentic = ok && EVP_DecryptFinal_ex(ctx, o.baseAddress! + Int(length), &finalLength) == 1
             }
+            count = authentic ? Int(length + finalLength) : 0
         }
         guard authentic else { throw .authenticationFailed }
-        out.removeLast(out.count - Int(length + finalLength))
         return out
     }
 }
