@@ -10,10 +10,11 @@
 /// and patches live in the metadata and are never transformed (an encrypted filesystem seals
 /// the metadata as a whole, `SealedObjectStore`).
 ///
-/// Sealing is convergent (`ConvergentCipher`): key and nonce come from the plaintext's hash,
-/// and compression is deterministic for a given level, so one chunk always has one stored
-/// form and dedup holds in an encrypted filesystem. In a pack, a chunk's range covers its
-/// whole stored form, tag included.
+/// Sealing is convergent (`ConvergentCipher`): the key comes from the plaintext's hash and
+/// the nonce from the hash of the bytes sealed, and compression is deterministic for a given
+/// zstd release and level, so a chunk has one stored form and dedup holds in an encrypted
+/// filesystem (a chunk already stored is never stored again, whatever another release would
+/// make of it). In a pack, a chunk's range covers its whole stored form, nonce and tag included.
 ///
 /// A chunk stays compressed only if that saves at least 1/32 of it; otherwise it is stored
 /// raw (`ChunkCodec.none`), so incompressible data costs no bytes and no decoding.
