@@ -231,9 +231,9 @@ public final class StagingArea: Sendable {
                 continue
             }
             do {
-                // A raw chunk's SHA-256 is its name; a compressed one's frame is hashed here
-                // (S3 signs the payload), a fraction of the plaintext's bytes.
-                try store.putChunk(hash, HashedBytes(stored, sha256: transform.storesPlaintext(codec) ? hash : ChunkHash.of(stored)))
+                // A raw chunk's SHA-256 is its name; a transformed one's is left to a store
+                // that signs by it (S3 hashes the payload as it sends it; a local store never).
+                try store.putChunk(hash, transform.storesPlaintext(codec) ? HashedBytes(stored, sha256: hash) : HashedBytes(stored, identity: hash))
             } catch {
                 let first = state.withLock { s in
                     defer { if s.failingSince == nil { s.failingSince = .now() } }

@@ -104,7 +104,7 @@ public enum FilesystemChecker {
                 }
                 report.staged.append(chunk.hash)
                 // Uploaded and its staged file removed, as the next mount would do.
-                if options.repair, (try? store.putChunk(chunk.hash, HashedBytes(stored, sha256: ChunkHash.of(stored)))) != nil {
+                if options.repair, (try? store.putChunk(chunk.hash, HashedBytes(stored, identity: chunk.hash))) != nil {
                     unlink(path)
                     report.restored.append(chunk.hash)
                 }

@@ -156,3 +156,16 @@ extension MetaStore {
         try setAttributes(of: ino, changes, now: now, xattrs: [:])
     }
 }
+
+extension MetaStore {
+    /// The inode a file handle names, for the kernel's `lookup(ino, ".")` when it rebuilds an
+    /// inode it had dropped from its caches (NFS re-export, open_by_handle_at). An inode with
+    /// no name left is as good as deleted here: an open one is still in the kernel's cache,
+    /// which never asks for it, so only a handle to a deleted file gets this far.
+    /// The same for every engine: one attribute read.
+    public func inode(byHandle ino: InodeNumber) throws(MetaError) -> FileAttributes {
+        let attrs = try attributes(of: ino)
+        guard attrs.nlink > 0 else { throw .notFound }
+        return attrs
+    }
+}

@@ -222,12 +222,6 @@ public final class PostgresMetaStore: MetaStore {
         return (directory, entry)
     }
 
-    public func inode(byHandle ino: InodeNumber) throws(MetaError) -> FileAttributes {
-        let attrs = try attributes(of: ino)
-        guard attrs.nlink > 0 else { throw .notFound }
-        return attrs
-    }
-
     public func parentDirectory(of ino: InodeNumber) throws(MetaError) -> FileAttributes {
         try read(snapshot: true) { (c) throws(MetaError) in
             _ = try Self.directory(c, ino)

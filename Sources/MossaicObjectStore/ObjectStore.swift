@@ -109,7 +109,8 @@ public struct HashedBytes: Sendable {
         identity = sha256
     }
 
-    /// Bytes whose SHA-256 is not known; `identity` as `HashedBytes.identity` says.
+    /// Bytes whose SHA-256 is not known; `identity` as `HashedBytes.identity` says (for a
+    /// chunk put as its own object, which no pack name covers, its name will do).
     public init(_ bytes: [UInt8], identity: ChunkHash) {
         self.bytes = bytes
         knownSHA256 = nil
