@@ -40,6 +40,17 @@ final class PostgresConnection: @unchecked Sendable {
         try check(result, sql)
     }
 
+    /// Runs SQL of one or more statements without parameters (the simple query protocol: one
+    /// round trip for all of them) and returns the first column of the last statement's first
+    /// row, as text; nil if it returned no row or NULL.
+    func executeReturningText(_ sql: String) throws(MetaError) -> String? {
+        let result = PQexec(conn, sql)
+        defer { PQclear(result) }
+        try check(result, sql)
+        guard PQntuples(result) > 0, PQgetisnull(result, 0, 0) == 0 else { return nil }
+        return String(cString: PQgetvalue(result, 0, 0))
+    }
+
     /// Every row of `sql` with `parameters`, each read by `row`.
     func query<T>(_ sql: String, _ parameters: [SQLValue] = [], row: (PostgresRow) -> T) throws(MetaError) -> [T] {
         let result = try run(sql, parameters)

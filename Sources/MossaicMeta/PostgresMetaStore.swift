@@ -17,15 +17,18 @@ import Synchronization
 // Missing for many hosts: sessions and heartbeats (files unlinked while open on another host,
 // `orphans()` is global today); flock/fcntl locks across hosts; the reclaim sweep of stored
 // chunks (`releasedChunks` answers none: on this engine a released chunk is reclaimed by
-// `mossaicfs gc` alone, whose mark-and-sweep needs no per-release bookkeeping); a COMMIT
-// whose connection was lost is reported, not resolved (it may have landed: an idempotency
-// record per transaction would tell); dump/load; the multi-host tests and benchmark of the issue.
+// `mossaicfs gc` alone, whose mark-and-sweep needs no per-release bookkeeping); dump/load;
+// the multi-host tests of the issue. A server restart or crash mid-workload costs retries,
+// not data (`write`; Tests/e2e/test_postgres_restart.py); bench/multihost.sh measures it
+// beside JuiceFS.
 //
 // Rules this engine keeps (what JuiceFS's PostgreSQL engine learned):
 // - ONE retry loop (`retrying`): every mutation is one REPEATABLE READ transaction, retried
 //   whole on serialization failures (40001) and deadlocks (40P01), with a random, growing
 //   pause; a call whose connection the server dropped (a restart) runs again on a new one,
-//   for up to `reconnectWindow`, unless its COMMIT was already sent.
+//   for up to `reconnectWindow`; if its COMMIT was already sent, `pg_xact_status` of its
+//   transaction id (taken at BEGIN) tells whether it landed or must run again.
+// - Every commit is synchronous (`write` says why: the server fails apart from the hosts).
 // - ONE lock order: a transaction first locks the directories it changes, ascending by inode
 //   number (`lock`), then the inodes it found in them, ascending; a directory rename then
 //   share-locks the target's ancestors up to the root (`isWithin`). Every change to a
@@ -45,7 +48,8 @@ public final class PostgresMetaStore: MetaStore {
     public let readOnly: Bool
     /// The database never changes under this object.
     public var epoch: Int { 0 }
-    /// Transactions committed with `synchronous_commit = off` since the last synchronous one.
+    /// Transactions committed without `durable` since the last durable one (synchronous
+    /// already, unless the operator set `synchronous_commit = off`: `write` says why).
     private let unsynced = Atomic<Int>(0)
     public var hasUnsyncedChanges: Bool { unsynced.load(ordering: .relaxed) > 0 }
 
@@ -74,20 +78,86 @@ public final class PostgresMetaStore: MetaStore {
 
     /// Runs `body` as one transaction, retried whole while the server reports a serialization
     /// failure or a deadlock, or the connection was lost before COMMIT was sent (the retry
-    /// loop of the whole engine, `retrying`). `durable`: its COMMIT returns once the WAL is
-    /// flushed; otherwise `synchronous_commit = off` (atomic, and durable at the next
-    /// synchronous commit — which flushes the WAL up to itself).
+    /// loop of the whole engine, `retrying`).
+    ///
+    /// Durability: every COMMIT returns once the server has written its WAL record, whatever
+    /// `durable` says (the server's default `synchronous_commit = on`), because the server
+    /// fails apart from this host: an asynchronous commit that a server crash loses would
+    /// take back a rename or a create this host already answered — while its kernel and its
+    /// applications go on as if it happened (test_postgres_restart.py). An operator who
+    /// accepts that for speed may set `synchronous_commit = off` for the database or role;
+    /// `durable` then still flushes (`SET LOCAL synchronous_commit = on`: an fsync's commit
+    /// flushes the WAL up to it, and every earlier commit with it).
+    ///
+    /// A lost connection after COMMIT was sent (a restart, a failover, the network) leaves the
+    /// outcome unknown: the transaction's id, taken at BEGIN in the same round trip, is then
+    /// looked up on a new connection (`pg_xact_status`): committed, `body`'s result stands;
+    /// not committed, the transaction runs again.
     func write<T: Sendable>(durable: Bool = false, _ body: (PostgresConnection) throws(MetaError) -> T) throws(MetaError) -> T {
-        let result = try retrying { (c, committing) throws(MetaError) -> T in
-            try c.execute(durable ? "BEGIN ISOLATION LEVEL REPEATABLE READ"
-                                  : "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL synchronous_commit = off")
-            let result = try body(c)
-            committing = true
-            try c.execute("COMMIT")
-            return result
+        let started = ContinuousClock.now
+        while true {
+            var xid: String?
+            var computed: T?
+            do throws(MetaError) {
+                let result = try retrying { (c, committing) throws(MetaError) -> T in
+                    xid = nil
+                    computed = nil
+                    xid = try c.executeReturningText(durable ? Self.beginDurable : Self.begin)
+                    let result = try body(c)
+                    computed = result
+                    committing = true
+                    try c.execute("COMMIT")
+                    return result
+                }
+                if durable { unsynced.store(0, ordering: .relaxed) } else { unsynced.add(1, ordering: .relaxed) }
+                return result
+            } catch {
+                guard error.isConnectionLoss, let xid, let computed else { throw error }
+                switch try outcome(ofTransaction: xid, since: started, lost: error) {
+                case .committed:
+                    if durable { unsynced.store(0, ordering: .relaxed) } else { unsynced.add(1, ordering: .relaxed) }
+                    return computed
+                case .notCommitted:
+                    continue
+                }
+            }
         }
-        if durable { unsynced.store(0, ordering: .relaxed) } else { unsynced.add(1, ordering: .relaxed) }
-        return result
+    }
+
+    /// BEGIN and the transaction's id (assigned now: its COMMIT can then be looked up if the
+    /// connection is lost while it is under way), in one round trip.
+    static let begin = "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT pg_current_xact_id()::text"
+    static let beginDurable = "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL synchronous_commit = on; SELECT pg_current_xact_id()::text"
+
+    enum CommitOutcome { case committed, notCommitted }
+
+    /// Whether transaction `xid`, whose COMMIT was sent on a connection that was then lost,
+    /// committed: asked on a new connection until the server answers (for `reconnectWindow`
+    /// from `started`). "in progress" — the old session is still finishing — is asked again.
+    /// An id "in the future" (22023) is one a server crash forgot with everything it did.
+    func outcome(ofTransaction xid: String, since started: ContinuousClock.Instant,
+                         lost: MetaError) throws(MetaError) -> CommitOutcome {
+        var attempts = 0
+        while true {
+            attempts += 1
+            let status: String?
+            do throws(MetaError) {
+                status = try read { (c) throws(MetaError) in
+                    try c.queryOne("SELECT pg_xact_status($1::text::xid8)", [.text(xid)]) { $0.isNull(0) ? nil : $0.text(0) } ?? nil
+                }
+            } catch {
+                if case .postgres("22023", _, _) = error { return .notCommitted }
+                throw error
+            }
+            switch status {
+            case "committed": return .committed
+            case "aborted": return .notCommitted
+            case "in progress" where ContinuousClock.now - started < Self.reconnectWindow:
+                Self.pause(attempts)
+            default:
+                throw lost   // unknown (the id was truncated away) or still running: say so, as before
+            }
+        }
     }
 
     /// Runs `body` for reads only, retried on a new connection if the server dropped the one it

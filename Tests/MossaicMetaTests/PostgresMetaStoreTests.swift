@@ -37,6 +37,24 @@ struct PostgresConformanceTests {
 
 /// What only the PostgreSQL engine does: several hosts on one database, keyset pages, schema.
 @Suite struct PostgresEngineTests {
+    /// The outcome of a transaction whose COMMIT went out on a connection that was then lost:
+    /// committed, rolled back, and one a server crash forgot (an id "in the future") — each is
+    /// told apart, so `write` neither reports a landed change as failed nor runs it twice.
+    @Test func aLostCommitsOutcomeIsLookedUp() throws {
+        let url = try makePostgresDatabase()
+        let store = try PostgresMetaStore(url: url)
+        let c = try PostgresConnection(conninfo: url)
+        let lost = MetaError.postgres(state: "08006", message: "connection lost", context: "COMMIT")
+        let committed = try #require(try c.executeReturningText(PostgresMetaStore.begin))
+        try c.execute("CREATE TABLE t(x bigint); COMMIT")
+        let rolledBack = try #require(try c.executeReturningText(PostgresMetaStore.begin))
+        try c.execute("ROLLBACK")
+        #expect(try store.outcome(ofTransaction: committed, since: .now, lost: lost) == .committed)
+        #expect(try store.outcome(ofTransaction: rolledBack, since: .now, lost: lost) == .notCommitted)
+        let future = String((UInt64(committed) ?? 0) + 1_000_000)
+        #expect(try store.outcome(ofTransaction: future, since: .now, lost: lost) == .notCommitted)
+    }
+
     /// Three "hosts" create in one directory at once: every create lands (conflicts on the
     /// directory's row are retried, not lost) and the link count counts them all.
     @Test func hostsCreatingInOneDirectoryAllSucceed() throws {

@@ -132,8 +132,13 @@ class PostgresServer:
                        check=True, stdout=self._log, stderr=self._log, preexec_fn=self._as_server_user)
         os.unlink(pwfile)
         self.port = _free_port()
+        self._launch()
+        return self
+
+    def _launch(self) -> None:
+        """Starts the postmaster on this server's data directory and port; waits until it answers."""
         self.process = subprocess.Popen(
-            [_pg_bin("postgres"), "-D", data, "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
+            [_pg_bin("postgres"), "-D", os.path.join(self.dir, "data"), "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
              "-c", f"unix_socket_directories={self.socket_dir}", "-c", "fsync=off", "-c", "full_page_writes=off",
              "-c", "max_connections=200"],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, preexec_fn=self._as_server_user)
@@ -141,7 +146,16 @@ class PostgresServer:
             tail = self.log_tail()
             self.stop()
             raise RuntimeError(f"PostgreSQL did not start: {tail}")
-        return self
+
+    def restart(self, immediate: bool = False) -> None:
+        """Stops the server and starts it again on the same data and port, as an operator's
+        restart or a crash would: fast shutdown (SIGINT: open transactions are rolled back and
+        every client is disconnected), or `immediate` (SIGQUIT: every process quits at once and
+        the next start recovers from the WAL)."""
+        assert self.process is not None, "restart of a server that is not running"
+        self.process.send_signal(signal.SIGQUIT if immediate else signal.SIGINT)
+        self.process.wait(timeout=30)
+        self._launch()
 
     def _wait_ready(self, timeout: float = 60.0) -> bool:
         deadline = time.monotonic() + timeout
