@@ -25,6 +25,8 @@ public enum FSError: Error, Equatable, Sendable, CustomStringConvertible {
     case noSuchAddress
     /// The caller gave up waiting (a FUSE interrupt); nothing was reported done.
     case interrupted
+    /// A lock another owner holds conflicts, and the caller asked not to wait (F_SETLK, LOCK_NB).
+    case wouldBlock
     /// A failure of the object store, the cache or the metadata database; the text says which
     /// and is logged once by the bridge.
     case io(String)
@@ -52,6 +54,7 @@ public enum FSError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unknownRequest: "inappropriate ioctl"
         case .noSuchAddress: "no such device or address"
         case .interrupted: "interrupted"
+        case .wouldBlock: "resource temporarily unavailable"
         case .io(let why): "I/O error: \(why)"
         }
     }

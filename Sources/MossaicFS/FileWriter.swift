@@ -373,6 +373,16 @@ final class FileWriter: Sendable {
         memory.release(freed)
     }
 
+    /// The committed file changed under this open file by a commit it did not make (another
+    /// host's, seen at an open): takes the committed size, unless writes of its own are not
+    /// committed yet — their commit decides the size then, as the last writer's.
+    func adoptCommitted(size: UInt64) {
+        state.withLock { s in
+            guard !s.isDirty, s.uploads.isEmpty else { return }
+            s.size = size
+        }
+    }
+
     /// The last handle is gone: whatever is still buffered (nothing, after the release's
     /// commit, unless it failed) goes back to the limiter.
     func discard() {

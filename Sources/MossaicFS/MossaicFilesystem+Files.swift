@@ -26,7 +26,9 @@ extension MossaicFilesystem {
     /// open, and whether the kernel may keep the pages it cached at the previous open: yes if
     /// the file's data is what it was then (same size, mtime and ctime). Every change made
     /// through this mount also goes through the kernel's cache, so this is about changes it
-    /// cannot see — a read-only mount following another machine's snapshots.
+    /// cannot see — a read-only mount following another machine's snapshots, another host's
+    /// commit on a PostgreSQL mount (close-to-open: the attributes read here are the one query
+    /// that revalidates; a file open here already drops its chunk map, `OpenFile.opened`).
     public func openKeepingCache(_ ino: InodeNumber, mode: OpenMode, caller: Caller = .root) throws(FSError) -> (handle: HandleID, keepCache: Bool) {
         if mode.writable { try checkWritable() }
         let attrs = try meta { () throws(MetaError) in try metadata.attributes(of: ino) }
@@ -40,10 +42,11 @@ extension MossaicFilesystem {
         if mode.writable || mode.truncate { want.insert(.write) }
         if mode.truncate { try checkWritable() }
         try permissions.check(attrs, caller, want)
+        let opened = DataVersion(size: attrs.size, mtime: attrs.mtime, ctime: attrs.ctime)
         let file = openFiles.withLock { files in
-            let file = files[ino] ?? OpenFile(ino: ino, size: attrs.size, memory: writeMemory)
+            let file = files[ino] ?? OpenFile(ino: ino, version: opened, memory: writeMemory)
             files[ino] = file
-            file.opened()
+            file.opened(opened)
             return file
         }
         let handle = handles.insert(.file(file, writable: mode.writable))

@@ -57,10 +57,21 @@ public final class MossaicFilesystem: Sendable {
     /// (MossaicFilesystem+Sweep.swift).
     let reclaim = Mutex<(sweeper: ChunkSweeper, worker: PeriodicWorker)?>(nil)
 
+    /// Where locks that exclude across hosts are kept: a read-write mount of an engine for many
+    /// hosts (PostgreSQL). Nil otherwise, and the kernel keeps this host's locks itself.
+    let lockTable: (any FileLockTable)?
+    /// Other hosts change the filesystem under this mount (its metadata engine is for many
+    /// hosts): what the kernel cached of a file must be revalidated at each open.
+    public let sharedAcrossHosts: Bool
+    /// Lock owners by handle, and releases under way (MossaicFilesystem+Locks).
+    let handleLocks = ConditionBox(HandleLocks())
+
     public init(metadata: any MetaStore, cache: BlobCache, superblock: Superblock, options: MountConfiguration, logger: Logger,
                 metrics: Metrics = Metrics()) {
         self.metrics = metrics
         self.metadata = metadata
+        self.lockTable = options.readOnly ? nil : metadata as? any FileLockTable
+        self.sharedAcrossHosts = metadata is any FileLockTable
         self.chunks = ChunkStore(metadata: metadata, cache: cache, configuration: ChunkStore.Configuration(
             options, inlineMax: superblock.inlineMax), logger: logger)
         self.writeMemory = MemoryLimiter(limit: options.writeMemoryBytes)
@@ -98,6 +109,7 @@ public final class MossaicFilesystem: Sendable {
             syncer.stop()
             writeAccessTimes()
             do { try purgeAllOrphans() } catch { logger.error("cannot purge orphans at shutdown: \(error)") }
+            do { try lockTable?.releaseSessionLocks() } catch { logger.error("cannot release this mount's locks at shutdown: \(error)") }
             do { try metadata.sync() } catch { logger.error("cannot sync metadata at shutdown: \(error)") }
             do { try metadata.checkpoint() } catch { logger.warning("WAL checkpoint failed: \(error)") }
         }

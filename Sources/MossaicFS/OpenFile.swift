@@ -10,21 +10,35 @@ final class OpenFile: Sendable {
         var handles = 0
         /// The access time was considered at the first read through this open file.
         var accessTimeConsidered = false
+        /// The file's data version at the latest open.
+        var version: DataVersion
     }
 
     let ino: InodeNumber
     let writer: FileWriter
     let reader: FileReader
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
-    init(ino: InodeNumber, size: UInt64, memory: MemoryLimiter) {
+    init(ino: InodeNumber, version: DataVersion, memory: MemoryLimiter) {
         self.ino = ino
-        writer = FileWriter(size: size, memory: memory)
+        state = Mutex(State(version: version))
+        writer = FileWriter(size: version.size, memory: memory)
         reader = FileReader(ino: ino)
     }
 
-    /// One more handle.
-    func opened() { state.withLock { $0.handles += 1 } }
+    /// One more handle, opened when the file's data was `version`.
+    func opened(_ version: DataVersion) {
+        let changed = state.withLock { s in
+            s.handles += 1
+            defer { s.version = version }
+            return s.version != version
+        }
+        guard changed else { return }
+        // Close-to-open across hosts: another host committed the file since this one opened
+        // it (or this one did): the size it keeps and its chunk map are of the old data.
+        writer.adoptCommitted(size: version.size)
+        reader.invalidate()
+    }
 
     /// One handle fewer; returns how many are left.
     func closed() -> Int {

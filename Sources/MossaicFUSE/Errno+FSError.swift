@@ -29,6 +29,7 @@ extension FSError {
         case .unknownRequest: ENOTTY
         case .noSuchAddress: ENXIO
         case .interrupted: EINTR
+        case .wouldBlock: EAGAIN
         case .io: EIO
         }
     }

@@ -35,8 +35,10 @@ struct SessionReference: @unchecked Sendable {
 final class FUSEBridge: Sendable {
     let filesystem: MossaicFilesystem
     let logger: Logger
-    /// How long the kernel may trust an entry or attributes without asking again. All changes
-    /// go through this mount (single writer), so the kernel's own invalidation keeps them right.
+    /// How long the kernel may trust an entry or attributes without asking again. With SQLite
+    /// all changes go through this mount (single writer), so the kernel's own invalidation keeps
+    /// them right; with PostgreSQL other hosts' changes show after these timeouts, and a file's
+    /// at its next open (close-to-open: `invalidateAttributes`).
     let entryTimeout: Double
     let attributeTimeout: Double
     /// Ask the kernel for POSIX ACL support (`-o acl`).
@@ -90,6 +92,15 @@ final class FUSEBridge: Sendable {
         }
     }
 
+    /// Makes the kernel ask for `ino`'s attributes again before it trusts its cached size (its
+    /// pages are not touched: offset -1). Sent before the reply to the open that found the file
+    /// changed, so the caller's first read already sees the new size; no kernel lock an open
+    /// holds is one this notification takes.
+    func invalidateAttributes(_ ino: fuse_ino_t) {
+        guard let se = session.withLock({ $0 })?.session else { return }
+        _ = fuse_lowlevel_notify_inval_inode(se, ino, -1, 0)
+    }
+
     // MARK: Replies (each request is answered by exactly one of these)
 
     /// Logs a failure once and answers it with the errno from the one table. Expected outcomes
@@ -138,6 +149,23 @@ final class FUSEBridge: Sendable {
         return try body(interruption)
     }
 
+    /// The kind (nil: F_UNLCK) and inclusive byte range of an fcntl lock request, as libfuse
+    /// hands it over: `l_start` from the file's start, `l_len` 0 for "to the end" (OFFSET_MAX).
+    static func lockRequest(_ lock: flock) throws(FSError) -> (LockKind?, ClosedRange<UInt64>) {
+        let kind: LockKind?
+        switch Int32(lock.l_type) {
+        case F_RDLCK: kind = .shared
+        case F_WRLCK: kind = .exclusive
+        case F_UNLCK: kind = nil
+        default: throw .invalidArgument
+        }
+        guard lock.l_start >= 0, lock.l_len >= 0 else { throw .invalidArgument }
+        let start = UInt64(lock.l_start)
+        let end = lock.l_len == 0 ? UInt64(Int64.max) : start + UInt64(lock.l_len) - 1
+        guard end >= start else { throw .invalidArgument }
+        return (kind, start...end)
+    }
+
     /// Replies to a read with `pieces` in order, straight from their buffers: one iovec each,
     /// so the bytes are copied once, by the kernel, and never gathered into a reply buffer.
     static func replyData(_ req: fuse_req_t?, _ pieces: [ArraySlice<UInt8>]) {
@@ -166,12 +194,13 @@ final class FUSEBridge: Sendable {
     /// a lookup of a name that does not exist (every shell, `make` and compiler probes paths),
     /// a getxattr of an attribute the file does not have (`ls`, `cp -a` and SELinux ask for
     /// security.* and system.posix_acl_* on every file), and an ioctl this filesystem does not
-    /// serve (isatty(3) is an ioctl: Python's open() asks it of every file). Counting them would
+    /// serve (isatty(3) is an ioctl: Python's open() asks it of every file), and a lock another
+    /// owner holds, to F_SETLK or LOCK_NB (a try-lock's "no"). Counting them would
     /// bury real errors in `mossaicfs_fuse_errors_total`. (ERANGE of a too-small getxattr or
     /// listxattr buffer is a reply, not a thrown error, and so is never counted either.)
     static func isNegativeAnswer(_ error: FSError, _ op: StaticString) -> Bool {
         switch (error, "\(op)") {
-        case (.notFound, "lookup"), (.noAttribute, "getxattr"), (.unknownRequest, "ioctl"): true
+        case (.notFound, "lookup"), (.noAttribute, "getxattr"), (.unknownRequest, "ioctl"), (.wouldBlock, "setlk"), (.wouldBlock, "flock"): true
         default: false
         }
     }

@@ -33,6 +33,17 @@ enum FUSEOperations {
             // Always readdirplus, never the kernel's "auto" guess: attributes come with the
             // listing at no extra cost here, and ls -l/find then need no lookup per entry.
             conn.pointee.want &= ~UInt32(FUSE_CAP_READDIRPLUS_AUTO)
+            // flock and fcntl locks: sent here (getlk/setlk/flock below) only on a mount whose
+            // locks must exclude across hosts (PostgreSQL, read-write). Otherwise — SQLite,
+            // where this mount is the filesystem's only writer — the kernel keeps them, as it
+            // does for a local filesystem: as exclusive, and no round trip per lock. libfuse
+            // asks for both capabilities because the ops exist; they are withdrawn here.
+            let lockCapabilities = UInt32(FUSE_CAP_POSIX_LOCKS) | UInt32(FUSE_CAP_FLOCK_LOCKS)
+            if b.filesystem.locksAcrossHosts {
+                conn.pointee.want |= conn.pointee.capable & lockCapabilities
+            } else {
+                conn.pointee.want &= ~lockCapabilities
+            }
             // POSIX ACLs: the kernel enforces them (and with them default_permissions) and
             // stores them through setxattr as system.posix_acl_*. A default ACL replaces the
             // umask, so the kernel must leave the umask to us (DONT_MASK; MossaicFilesystem+ACL).
@@ -173,6 +184,9 @@ enum FUSEOperations {
                 let (handle, keepCache) = try b.filesystem.openKeepingCache(InodeNumber(ino), mode: mode, caller: FUSEBridge.caller(req))
                 fi.pointee.fh = handle.rawValue
                 fi.pointee.keep_cache = keepCache ? 1 : 0
+                // Without keep_cache the kernel drops the file's pages at this open, but not the
+                // size it cached: another host's commit may have changed it, and reads stop there.
+                if !keepCache && b.filesystem.sharedAcrossHosts { b.invalidateAttributes(ino) }
                 if fuse_reply_open(req, fi) != 0 { try? b.filesystem.release(InodeNumber(ino), handle: handle) }
             }
         }
@@ -217,9 +231,17 @@ enum FUSEOperations {
             let b = FUSEBridge.from(req)
             b.serve(req, "flush", ino) { () throws(FSError) in
                 guard let fi else { throw .invalidArgument }
-                try FUSEBridge.interruptible(req) { (interruption) throws(FSError) in
-                    try b.filesystem.flush(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh), interruption: interruption)
+                // The owner's fcntl locks go after its data is committed (a host that takes the
+                // lock next reads it), even if the commit failed, and before close(2) returns.
+                do throws(FSError) {
+                    try FUSEBridge.interruptible(req) { (interruption) throws(FSError) in
+                        try b.filesystem.flush(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh), interruption: interruption)
+                    }
+                } catch {
+                    b.filesystem.closed(InodeNumber(ino), owner: fi.pointee.lock_owner)
+                    throw error
                 }
+                b.filesystem.closed(InodeNumber(ino), owner: fi.pointee.lock_owner)
                 b.replyOK(req)
             }
         }
@@ -239,7 +261,62 @@ enum FUSEOperations {
             let b = FUSEBridge.from(req)
             b.serve(req, "release", ino) { () throws(FSError) in
                 guard let fi else { throw .invalidArgument }
+                // Locks first: the process that closed is gone from the caller's view already
+                // (the kernel sends this after close(2) returned). Its data was committed at flush.
+                b.filesystem.released(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh))
                 try b.filesystem.release(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh))
+                b.replyOK(req)
+            }
+        }
+
+        ops.getlk = { req, ino, fi, lock in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "getlk", ino) { () throws(FSError) in
+                guard let fi, let lock else { throw .invalidArgument }
+                let (kind, range) = try FUSEBridge.lockRequest(lock.pointee)
+                var reply = lock.pointee
+                reply.l_type = Int16(F_UNLCK)
+                if let kind, let holder = try b.filesystem.getlk(InodeNumber(ino), kind, range, owner: fi.pointee.lock_owner) {
+                    reply.l_type = Int16(holder.kind == .exclusive ? F_WRLCK : F_RDLCK)
+                    reply.l_whence = Int16(SEEK_SET)
+                    reply.l_start = off_t(holder.range.lowerBound)
+                    // libfuse turns length 0 back into "to the end" (OFFSET_MAX).
+                    reply.l_len = holder.range.upperBound >= UInt64(Int64.max) ? 0 : off_t(holder.range.upperBound - holder.range.lowerBound + 1)
+                    reply.l_pid = pid_t(bitPattern: holder.pid)
+                }
+                fuse_reply_lock(req, &reply)
+            }
+        }
+
+        ops.setlk = { req, ino, fi, lock, sleep in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "setlk", ino) { () throws(FSError) in
+                guard let fi, let lock else { throw .invalidArgument }
+                let (kind, range) = try FUSEBridge.lockRequest(lock.pointee)
+                try FUSEBridge.interruptible(req) { (interruption) throws(FSError) in
+                    try b.filesystem.setlk(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh), kind, range, owner: fi.pointee.lock_owner,
+                                           pid: UInt32(bitPattern: lock.pointee.l_pid), wait: sleep != 0, interruption: interruption)
+                }
+                b.replyOK(req)
+            }
+        }
+
+        ops.flock = { req, ino, fi, op in
+            let b = FUSEBridge.from(req)
+            b.serve(req, "flock", ino) { () throws(FSError) in
+                guard let fi else { throw .invalidArgument }
+                let kind: LockKind?
+                switch op & ~LOCK_NB {
+                case LOCK_SH: kind = .shared
+                case LOCK_EX: kind = .exclusive
+                case LOCK_UN: kind = nil
+                default: throw .invalidArgument
+                }
+                try FUSEBridge.interruptible(req) { (interruption) throws(FSError) in
+                    try b.filesystem.flock(InodeNumber(ino), handle: HandleID(rawValue: fi.pointee.fh), kind, owner: fi.pointee.lock_owner,
+                                           wait: op & LOCK_NB == 0,
+                                           interruption: interruption)
+                }
                 b.replyOK(req)
             }
         }

@@ -14,8 +14,16 @@ import Synchronization
 // (`Superblock.meta`, format version 3) and the filesystem's uuid in the database
 // (PostgresMetaStore+Ownership); mount, fsck, gc and status open this engine
 // (FilesystemLoader+Postgres); the POSIX suite and fsrand pass on it (`make test-postgres`).
+// Locks across hosts (PostgresMetaStore+Locks, schema 7's `plocks` and `flocks`, keyed by
+// `sessionID`): the FUSE bridge sends getlk/setlk/flock to them on a read-write mount of this
+// engine only; blocking requests poll (MossaicFilesystem+Locks). Lock transactions are READ
+// COMMITTED behind the inode's row lock — their comment says why REPEATABLE READ would let two
+// hosts take one lock. Close-to-open across hosts: `epoch` stays 0 (a counter every commit
+// bumps would be a hot row); an open compares the file's data version instead (OpenFile,
+// OpenedVersions) and drops what is stale.
 // Missing for many hosts: sessions and heartbeats (files unlinked while open on another host,
-// `orphans()` is global today); flock/fcntl locks across hosts; the reclaim sweep of stored
+// `orphans()` is global today; a dead host's session rows — its locks — are not cleaned up);
+// the reclaim sweep of stored
 // chunks (`releasedChunks` answers none: on this engine a released chunk is reclaimed by
 // `mossaicfs gc` alone, whose mark-and-sweep needs no per-release bookkeeping); dump/load;
 // the multi-host tests of the issue. A server restart or crash mid-workload costs retries,
@@ -46,12 +54,16 @@ import Synchronization
 public final class PostgresMetaStore: MetaStore {
     let pool: PostgresConnectionPool
     public let readOnly: Bool
-    /// The database never changes under this object.
+    /// The database never changes under this object. (Other hosts' commits do change files:
+    /// an open revalidates what is cached of a file by its data version, not by this.)
     public var epoch: Int { 0 }
     /// Transactions committed without `durable` since the last durable one (synchronous
     /// already, unless the operator set `synchronous_commit = off`: `write` says why).
     private let unsynced = Atomic<Int>(0)
     public var hasUnsyncedChanges: Bool { unsynced.load(ordering: .relaxed) > 0 }
+    /// This mount's identity among the hosts (a random UUID per store): the session its
+    /// per-session rows (the lock tables) carry.
+    public let sessionID: String
 
     static let maxAttempts = 40
 
@@ -60,6 +72,7 @@ public final class PostgresMetaStore: MetaStore {
     /// creates or checks the schema. `readOnly`: the server refuses every write of this store.
     public init(url: String, readOnly: Bool = false, connections: Int = 8) throws(MetaError) {
         self.readOnly = readOnly
+        sessionID = Self.randomUUID()
         pool = PostgresConnectionPool(conninfo: url, setup: readOnly ? ["SET default_transaction_read_only = on"] : [],
                                       size: connections)
         if readOnly {
@@ -74,7 +87,25 @@ public final class PostgresMetaStore: MetaStore {
         }
     }
 
+    /// A random (version 4) UUID in its usual text form.
+    static func randomUUID() -> String {
+        var bytes = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        bytes[6] = bytes[6] & 0x0f | 0x40
+        bytes[8] = bytes[8] & 0x3f | 0x80
+        let hex = bytes.map { byte in byte < 16 ? "0" + String(byte, radix: 16) : String(byte, radix: 16) }
+        return [0..<4, 4..<6, 6..<8, 8..<10, 10..<16].map { hex[$0].joined() }.joined(separator: "-")
+    }
+
     // MARK: Transactions
+
+    /// How a transaction sees the others. REPEATABLE READ for every metadata change; READ
+    /// COMMITTED only for a transaction whose first statement takes the row lock that
+    /// serializes it with its rivals and that must then see what they committed meanwhile
+    /// (the lock tables, PostgresMetaStore+Locks).
+    enum Isolation: String {
+        case repeatableRead = "REPEATABLE READ"
+        case readCommitted = "READ COMMITTED"
+    }
 
     /// Runs `body` as one transaction, retried whole while the server reports a serialization
     /// failure or a deadlock, or the connection was lost before COMMIT was sent (the retry
@@ -93,7 +124,8 @@ public final class PostgresMetaStore: MetaStore {
     /// outcome unknown: the transaction's id, taken at BEGIN in the same round trip, is then
     /// looked up on a new connection (`pg_xact_status`): committed, `body`'s result stands;
     /// not committed, the transaction runs again.
-    func write<T: Sendable>(durable: Bool = false, _ body: (PostgresConnection) throws(MetaError) -> T) throws(MetaError) -> T {
+    func write<T: Sendable>(durable: Bool = false, isolation: Isolation = .repeatableRead,
+                            _ body: (PostgresConnection) throws(MetaError) -> T) throws(MetaError) -> T {
         let started = ContinuousClock.now
         while true {
             var xid: String?
@@ -102,7 +134,7 @@ public final class PostgresMetaStore: MetaStore {
                 let result = try retrying { (c, committing) throws(MetaError) -> T in
                     xid = nil
                     computed = nil
-                    xid = try c.executeReturningText(durable ? Self.beginDurable : Self.begin)
+                    xid = try c.executeReturningText(Self.begin(isolation, durable: durable))
                     let result = try body(c)
                     computed = result
                     committing = true
@@ -126,8 +158,9 @@ public final class PostgresMetaStore: MetaStore {
 
     /// BEGIN and the transaction's id (assigned now: its COMMIT can then be looked up if the
     /// connection is lost while it is under way), in one round trip.
-    static let begin = "BEGIN ISOLATION LEVEL REPEATABLE READ; SELECT pg_current_xact_id()::text"
-    static let beginDurable = "BEGIN ISOLATION LEVEL REPEATABLE READ; SET LOCAL synchronous_commit = on; SELECT pg_current_xact_id()::text"
+    static func begin(_ isolation: Isolation = .repeatableRead, durable: Bool = false) -> String {
+        "BEGIN ISOLATION LEVEL \(isolation.rawValue); \(durable ? "SET LOCAL synchronous_commit = on; " : "")SELECT pg_current_xact_id()::text"
+    }
 
     enum CommitOutcome { case committed, notCommitted }
 

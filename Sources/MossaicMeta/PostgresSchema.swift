@@ -1,5 +1,6 @@
-/// The PostgreSQL engine's schema: the logical schema of `Schema` (SQLite) at the same version
-/// number, so a change of one (a new column) is the same step, numbered alike, in the other.
+/// The PostgreSQL engine's schema: the logical schema of `Schema` (SQLite) version 6, and from
+/// version 7 on what only many hosts need (lock tables), so the two version numbers part there:
+/// a later change of the shared schema is a step of each, numbered each in its own line.
 /// The version is the `schema_version` setting.
 ///
 /// Differences from SQLite, each for many hosts writing at once:
@@ -14,9 +15,36 @@
 /// - Integers are `bigint` (binary results are read as 8 bytes), names and data `bytea`
 ///   (compared byte-wise, as SQLite compares BLOBs); `offset` and `end` are quoted keywords.
 enum PostgresSchema {
-    static let version: Int64 = Schema.version
+    static let version: Int64 = 7
 
-    /// The whole schema at `version`. Later versions add steps after it, as `Schema` does.
+    /// The tables version 7 added: fcntl byte-range locks and flock locks of every host, one
+    /// row per lock (`PostgresMetaStore+Locks`), each carrying its mount's session.
+    static let locks = """
+    CREATE TABLE plocks(
+        ino bigint NOT NULL,
+        session text NOT NULL,
+        owner bigint NOT NULL,
+        start bigint NOT NULL,
+        "end" bigint NOT NULL,
+        kind bigint NOT NULL,
+        pid bigint NOT NULL,
+        PRIMARY KEY(ino, session, owner, start)
+    );
+    CREATE INDEX plocks_session ON plocks(session);
+    CREATE TABLE flocks(
+        ino bigint NOT NULL,
+        session text NOT NULL,
+        owner bigint NOT NULL,
+        kind bigint NOT NULL,
+        PRIMARY KEY(ino, session, owner)
+    );
+    CREATE INDEX flocks_session ON flocks(session);
+    """
+
+    /// The steps from each version to the next, from 6 (the first PostgreSQL schema).
+    static let steps: [Int64: String] = [6: locks]
+
+    /// The whole schema at `version`.
     static let current = """
     CREATE TABLE settings(key text PRIMARY KEY, value text NOT NULL);
     CREATE TABLE inodes(
@@ -84,7 +112,7 @@ enum PostgresSchema {
         data bytea NOT NULL,
         PRIMARY KEY(ino, idx, seq)
     );
-    """
+    """ + locks
 
     /// Serializes schema creation and upgrades of hosts starting at once (a transaction-level
     /// advisory lock: released at its commit or rollback).
@@ -107,6 +135,12 @@ enum PostgresSchema {
             if version == 0 {
                 try c.execute(current)
                 try c.update("INSERT INTO settings(key, value) VALUES('schema_version', $1)", [.text(String(Self.version))])
+            } else if version < Self.version {
+                for step in version..<Self.version {
+                    guard let sql = steps[step] else { throw .incompatible("the database has metadata schema \(version), which this mossaicfs cannot upgrade") }
+                    try c.execute(sql)
+                }
+                try c.update("UPDATE settings SET value = $1 WHERE key = 'schema_version'", [.text(String(Self.version))])
             }
             try c.execute("COMMIT")
         } catch {

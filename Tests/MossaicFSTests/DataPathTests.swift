@@ -270,3 +270,35 @@ private func page(_ file: Int, _ index: Int, round: Int = 0) -> [UInt8] {
         for (i, h) in [(ino, r), (ino, w), (source, s)] { try f.fs.release(i, handle: h) }
     }
 }
+
+/// Close-to-open across hosts: what an open file keeps of the data (its size, its chunk map)
+/// is revalidated at the next open.
+@Suite struct CloseToOpenTests {
+    /// Another host commits the file (here straight to the metadata, with chunks a chunk store
+    /// of its own stored) while a handle here, open since before, had read and mapped the old
+    /// data: the next open reads the new data whole, and tells the kernel to drop its pages.
+    @Test func anOpenReadsAnotherHostsCommitThoughTheFileStayedOpenHere() throws {
+        let f = try Fixture()
+        let (ino, h) = try f.createFile("a")
+        try f.write(ino, h, 0, page(3, 0))
+        try f.fs.release(ino, handle: h)
+        let kept = try f.fs.open(ino, mode: .init(writable: false))
+        #expect(try f.fs.read(ino, handle: kept, offset: 0, size: MiB) == page(3, 0))
+
+        let otherHost = ChunkStore(metadata: f.fs.metadata, cache: f.fs.chunks.cache, configuration: f.fs.chunks.configuration,
+                                   logger: Logger(label: "other host"))
+        let pages = (0..<2).map { page(4, $0) }
+        let prepared = try pages.enumerated().map { try #require(try otherHost.prepare($0.element, index: UInt64($0.offset))) }
+        let stored = try otherHost.store(prepared)
+        let now = Timestamp.now()
+        _ = try f.fs.metadata.commit(FileCommit(ino: ino, chunks: stored.enumerated().map { (ChunkIndex(UInt64($0.offset)), $0.element.ref) },
+                                                newChunks: stored.compactMap(\.new), size: UInt64(2 * MiB), mtime: now, ctime: now,
+                                                patches: []), durable: false)
+
+        let (again, keepCache) = try f.fs.openKeepingCache(ino, mode: .init(writable: false))
+        #expect(!keepCache)
+        #expect(try f.fs.getattr(ino).size == UInt64(2 * MiB))
+        #expect(try f.fs.read(ino, handle: again, offset: 0, size: 2 * MiB) == pages[0] + pages[1])
+        #expect(try f.fs.read(ino, handle: kept, offset: UInt64(MiB), size: MiB) == pages[1])
+    }
+}

@@ -45,9 +45,9 @@ struct PostgresConformanceTests {
         let store = try PostgresMetaStore(url: url)
         let c = try PostgresConnection(conninfo: url)
         let lost = MetaError.postgres(state: "08006", message: "connection lost", context: "COMMIT")
-        let committed = try #require(try c.executeReturningText(PostgresMetaStore.begin))
+        let committed = try #require(try c.executeReturningText(PostgresMetaStore.begin()))
         try c.execute("CREATE TABLE t(x bigint); COMMIT")
-        let rolledBack = try #require(try c.executeReturningText(PostgresMetaStore.begin))
+        let rolledBack = try #require(try c.executeReturningText(PostgresMetaStore.begin()))
         try c.execute("ROLLBACK")
         #expect(try store.outcome(ofTransaction: committed, since: .now, lost: lost) == .committed)
         #expect(try store.outcome(ofTransaction: rolledBack, since: .now, lost: lost) == .notCommitted)
@@ -189,5 +189,79 @@ struct PostgresConformanceTests {
         #expect(try again.resolve(parent: .root, name: n("g")).entry == nil)
         try PostgresConnection(conninfo: url).execute("UPDATE settings SET value = '999' WHERE key = 'schema_version'")
         #expect(throws: MetaError.self) { try PostgresMetaStore(url: url) }
+    }
+}
+
+/// The lock tables (`PostgresMetaStore+Locks`): each store is a host with its own session.
+@Suite struct PostgresLockTableTests {
+    @Test func rangeLocksExcludeAcrossHostsUntilUnlockedOrClosed() throws {
+        let stores = try makePostgresStores(hosts: 3)
+        let (a, b, c) = (stores[0], stores[1], stores[2])
+        let f = try a.create(parent: .root, name: n("f"), file, now: .now())
+        #expect(try a.setRangeLock(f.ino, .exclusive, 0...99, owner: 1, pid: 4242))
+        #expect(try !b.setRangeLock(f.ino, .exclusive, 50...60, owner: 1, pid: 1))
+        #expect(try !b.setRangeLock(f.ino, .shared, 99...99, owner: 1, pid: 1))
+        #expect(try b.setRangeLock(f.ino, .exclusive, 100...199, owner: 1, pid: 1))
+        // Another host sees the holder without its pid; the holder's host sees the pid.
+        let seen = try #require(try c.conflictingRangeLock(f.ino, .shared, 0...10, owner: 9))
+        #expect(seen.range == 0...99 && seen.kind == .exclusive && seen.pid == 0 && seen.owner.session == a.session)
+        #expect(try a.conflictingRangeLock(f.ino, .shared, 0...10, owner: 2)?.pid == 4242)
+        // Unlocking the middle leaves both ends locked.
+        #expect(try a.setRangeLock(f.ino, nil, 40...59, owner: 1, pid: 4242))
+        #expect(try b.setRangeLock(f.ino, .exclusive, 40...59, owner: 1, pid: 1))
+        #expect(try !b.setRangeLock(f.ino, .exclusive, 39...40, owner: 2, pid: 1))
+        // A close by the owner drops what it holds.
+        try a.releaseRangeLocks(f.ino, owner: 1)
+        #expect(try c.setRangeLock(f.ino, .shared, 0...39, owner: 1, pid: 1))
+        #expect(try c.setRangeLock(f.ino, .shared, 60...99, owner: 1, pid: 1))
+    }
+
+    @Test func flocksExcludeAcrossHostsAndGoWithTheSession() throws {
+        let stores = try makePostgresStores(hosts: 2)
+        let (a, b) = (stores[0], stores[1])
+        let f = try a.create(parent: .root, name: n("f"), file, now: .now())
+        #expect(try a.setFlock(f.ino, .shared, owner: 1))
+        #expect(try b.setFlock(f.ino, .shared, owner: 1))
+        #expect(try !b.setFlock(f.ino, .exclusive, owner: 1))
+        #expect(try b.setFlock(f.ino, nil, owner: 1))
+        // Converting its own lock: only other descriptions' locks conflict.
+        #expect(try a.setFlock(f.ino, .exclusive, owner: 1))
+        #expect(try !a.setFlock(f.ino, .shared, owner: 2))
+        #expect(try !b.setFlock(f.ino, .shared, owner: 1))
+        try a.releaseSessionLocks()
+        #expect(try b.setFlock(f.ino, .exclusive, owner: 1))
+    }
+
+    /// Hosts racing for one exclusive lock: exactly one wins each round (the inode's row lock
+    /// serializes them, and READ COMMITTED lets the loser see the winner's row).
+    @Test func racingHostsNeverBothTakeOneLock() throws {
+        let stores = try makePostgresStores(hosts: 3)
+        let f = try stores[0].create(parent: .root, name: n("f"), file, now: .now())
+        for round in 0..<20 {
+            let winners = Atomic<Int>(0)
+            DispatchQueue.concurrentPerform(iterations: 3) { host in
+                let useFlock = round % 2 == 0
+                let took = useFlock ? (try? stores[host].setFlock(f.ino, .exclusive, owner: 1))
+                                    : (try? stores[host].setRangeLock(f.ino, .exclusive, 0...0, owner: 1, pid: 1))
+                if took == true { winners.add(1, ordering: .relaxed) }
+            }
+            #expect(winners.load(ordering: .relaxed) == 1)
+            for s in stores { try s.releaseSessionLocks() }
+        }
+    }
+
+    /// A version-6 database (before the lock tables) is upgraded in place when a host opens it.
+    @Test func aVersion6DatabaseGetsTheLockTables() throws {
+        let url = try makePostgresDatabase()
+        let m = try PostgresMetaStore(url: url)
+        try m.createRootIfMissing(permissions: 0o755, uid: 0, gid: 0, now: .now())
+        let f = try m.create(parent: .root, name: n("f"), file, now: .now())
+        try PostgresConnection(conninfo: url).execute("""
+            DROP TABLE plocks; DROP TABLE flocks; UPDATE settings SET value = '6' WHERE key = 'schema_version'
+            """)
+        let upgraded = try PostgresMetaStore(url: url)
+        #expect(try upgraded.setting("schema_version") == "7")
+        #expect(try upgraded.lookup(parent: .root, name: n("f")) == f)
+        #expect(try upgraded.setRangeLock(f.ino, .exclusive, 0...9, owner: 1, pid: 1))
     }
 }
