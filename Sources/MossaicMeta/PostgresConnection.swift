@@ -1,4 +1,5 @@
 internal import CLibPQ
+import Glibc
 
 /// One libpq connection to PostgreSQL and its prepared statements.
 ///
@@ -17,7 +18,20 @@ final class PostgresConnection: @unchecked Sendable {
     /// Connects with a libpq connection string or `postgres://` URL. A password is never part
     /// of it: libpq reads it from `PGPASSWORD`, `PGPASSFILE` or ~/.pgpass itself.
     init(conninfo: String) throws(MetaError) {
-        guard let conn = PQconnectdb(conninfo) else { throw .postgres(state: "", message: "out of memory", context: "connect") }
+        // The defaults first, the URL (expanded from `dbname`) after: libpq keeps the last value
+        // of a keyword, so whatever the URL sets wins.
+        let settings = Self.networkDefaults + [("dbname", conninfo)]
+        let keywords = settings.map { strdup($0.0) }
+        let values = settings.map { strdup($0.1) }
+        defer { (keywords + values).forEach { free($0) } }
+        let connection = (keywords + [nil]).withUnsafeBufferPointer { k in
+            (values + [nil]).withUnsafeBufferPointer { v in
+                k.withMemoryRebound(to: UnsafePointer<CChar>?.self) { k in
+                    v.withMemoryRebound(to: UnsafePointer<CChar>?.self) { v in PQconnectdbParams(k.baseAddress, v.baseAddress, 1) }
+                }
+            }
+        }
+        guard let conn = connection else { throw .postgres(state: "", message: "out of memory", context: "connect") }
         guard PQstatus(conn) == CONNECTION_OK else {
             let message = Self.trimmed(PQerrorMessage(conn))
             PQfinish(conn)
@@ -29,6 +43,22 @@ final class PostgresConnection: @unchecked Sendable {
     }
 
     deinit { PQfinish(conn) }
+
+    /// How long a host waits for a server it cannot reach, unless the URL (or `PGCONNECT_TIMEOUT`)
+    /// says otherwise. libpq's own defaults wait forever: a connect with no timeout, and a query
+    /// sent into a network that silently stopped answering (a cut cable, a firewall dropping
+    /// packets, a failed-over address) waits the kernel's TCP retransmission time, some 15
+    /// minutes, with the file operation — and the process that made it — hanging all along.
+    /// With these a dead path is noticed within about 30 seconds: the connection is then lost,
+    /// and the engine's one retry loop reconnects or reports the failure (EIO). An idle
+    /// connection is probed after 10 s without traffic, so a pooled connection that died in
+    /// silence is found before a transaction is sent on it.
+    static var networkDefaults: [(String, String)] {
+        var defaults = [("keepalives", "1"), ("keepalives_idle", "10"), ("keepalives_interval", "5"),
+                        ("keepalives_count", "4"), ("tcp_user_timeout", "30000")]
+        if getenv("PGCONNECT_TIMEOUT") == nil { defaults.append(("connect_timeout", "10")) }
+        return defaults
+    }
 
     /// False once the server or the network dropped the connection: the pool then opens a new one.
     var isUsable: Bool { PQstatus(conn) == CONNECTION_OK }

@@ -95,8 +95,11 @@ def wait_pid_exit(pid, timeout):
 class Mount:
     """A mossaicfs daemon started in the foreground by the test (`-f --ready-fd`)."""
 
-    def __init__(self, source, mountpoint, cache_dir, options=(), log=None, env=None):
+    def __init__(self, source, mountpoint, cache_dir, options=(), log=None, env=None, launcher=()):
+        """`launcher`: a command the daemon runs under (`nsenter --net=…`: a host in its own
+        network namespace)."""
         self.env = env
+        self.launcher = list(launcher)
         self.source = str(source)
         self.mountpoint = str(mountpoint)
         self.cache_dir = str(cache_dir)
@@ -111,7 +114,7 @@ class Mount:
         logf = open(self.log, "ab") if self.log else subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen(
-                [BIN, "mount", self.source, self.mountpoint, "-f", "--ready-fd", str(w), "-o", opts],
+                [*self.launcher, BIN, "mount", self.source, self.mountpoint, "-f", "--ready-fd", str(w), "-o", opts],
                 pass_fds=[w], stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, env=self.env)
         finally:
             os.close(w)

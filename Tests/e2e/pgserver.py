@@ -65,7 +65,11 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    def __init__(self) -> None:
+    def __init__(self, also_listen: tuple[str, ...] = ()) -> None:
+        """`also_listen`: addresses beside 127.0.0.1 the server listens on and accepts clients
+        of (password authentication, as on 127.0.0.1) — a host in a network namespace reaches
+        it there."""
+        self.also_listen = tuple(also_listen)
         self.dir = ""
         self.port = 0
         self.user = "mossaic"
@@ -131,6 +135,10 @@ class PostgresServer:
                         "-E", "UTF8", "--no-sync"],
                        check=True, stdout=self._log, stderr=self._log, preexec_fn=self._as_server_user)
         os.unlink(pwfile)
+        if self.also_listen:
+            with open(os.path.join(data, "pg_hba.conf"), "a") as hba:
+                for address in self.also_listen:
+                    hba.write(f"host all all {address}/24 scram-sha-256\n")
         self.port = _free_port()
         self._launch()
         return self
@@ -138,7 +146,7 @@ class PostgresServer:
     def _launch(self) -> None:
         """Starts the postmaster on this server's data directory and port; waits until it answers."""
         self.process = subprocess.Popen(
-            [_pg_bin("postgres"), "-D", os.path.join(self.dir, "data"), "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
+            [_pg_bin("postgres"), "-D", os.path.join(self.dir, "data"), "-p", str(self.port), "-c", "listen_addresses=" + ",".join(("127.0.0.1",) + self.also_listen),
              "-c", f"unix_socket_directories={self.socket_dir}", "-c", "fsync=off", "-c", "full_page_writes=off",
              "-c", "max_connections=200"],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log, preexec_fn=self._as_server_user)
