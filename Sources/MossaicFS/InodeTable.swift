@@ -4,9 +4,12 @@ import Synchronization
 /// The kernel's references to inodes: every entry reply (lookup, create, mkdir, link, a
 /// readdirplus entry) adds one, every forget removes `count`. An inode that lost its last name
 /// stays in the metadata until the kernel forgot it and no file handle has it open.
+///
+/// Memory follows what the kernel holds, not what it ever looked up: an inode's count goes at
+/// its last forget, and the counts are kept compactly (`LookupCounts`, 8 bytes a slot).
 final class InodeTable: Sendable {
     private struct State {
-        var lookups: [InodeNumber: UInt64] = [:]
+        var lookups = LookupCounts()
         /// Inodes with no name left that still had references when they lost it.
         var orphans: Set<InodeNumber> = []
     }
@@ -14,7 +17,7 @@ final class InodeTable: Sendable {
 
     func remember(_ ino: InodeNumber) {
         guard ino != .root else { return }
-        state.withLock { $0.lookups[ino, default: 0] += 1 }
+        state.withLock { $0.lookups.add(ino.rawValue) }
     }
 
     /// What a forget left: whether the kernel holds no reference any more (it evicted the
@@ -27,13 +30,8 @@ final class InodeTable: Sendable {
     /// Drops `count` references. Nothing is kept for an inode the kernel no longer holds.
     func forget(_ ino: InodeNumber, count: UInt64) -> Forgotten {
         state.withLock { s in
-            guard let n = s.lookups[ino] else { return Forgotten(released: false, purgeable: false) }
-            if n > count {
-                s.lookups[ino] = n - count
-                return Forgotten(released: false, purgeable: false)
-            }
-            s.lookups[ino] = nil
-            return Forgotten(released: true, purgeable: s.orphans.contains(ino))
+            guard s.lookups.forget(ino.rawValue, count) == .released else { return Forgotten(released: false, purgeable: false) }
+            return Forgotten(released: true, purgeable: !s.orphans.isEmpty && s.orphans.contains(ino))
         }
     }
 
@@ -41,7 +39,7 @@ final class InodeTable: Sendable {
     func orphaned(_ ino: InodeNumber) -> Bool {
         state.withLock { s in
             s.orphans.insert(ino)
-            return s.lookups[ino] == nil
+            return !s.lookups.contains(ino.rawValue)
         }
     }
 
@@ -49,8 +47,12 @@ final class InodeTable: Sendable {
     /// purges it.
     func relinked(_ ino: InodeNumber) { _ = state.withLock { $0.orphans.remove(ino) } }
 
-    func isReferenced(_ ino: InodeNumber) -> Bool { state.withLock { $0.lookups[ino] != nil } }
+    func isReferenced(_ ino: InodeNumber) -> Bool { state.withLock { $0.lookups.contains(ino.rawValue) } }
     func isOrphan(_ ino: InodeNumber) -> Bool { state.withLock { $0.orphans.contains(ino) } }
     func purged(_ ino: InodeNumber) { _ = state.withLock { $0.orphans.remove(ino) } }
     var referencedCount: Int { state.withLock { $0.lookups.count } }
+    /// The kernel's references to `ino` (0: none).
+    func references(_ ino: InodeNumber) -> UInt64 { state.withLock { $0.lookups[ino.rawValue] } }
+    /// Slots of the counts' table, for tests: it shrinks as the kernel forgets.
+    var capacity: Int { state.withLock { $0.lookups.capacity } }
 }

@@ -24,6 +24,8 @@ extension MossaicFilesystem {
 
     /// Offsets of `.` and `..`; names follow from `firstNameOffset` + 1 on.
     static let firstNameOffset: UInt64 = 2
+    /// Names read at a time when a seekdir resumes past entries (kept in memory only while read).
+    static let skipPage = 1024
 
     /// At most `limit` entries after `offset` (0: from the start, `.` and `..` first), each one
     /// indexed read of a page of names: what one reply to the kernel holds, not the directory.
@@ -37,22 +39,28 @@ extension MossaicFilesystem {
             let up = (try? meta { () throws(MetaError) in try metadata.parentDirectory(of: ino) }) ?? me
             out.append(ListingEntry(name: [0x2e, 0x2e], attributes: up, nextOffset: 2, isDotOrDotDot: true))
         }
-        // Where the names resume: after a known name, skipping `skip` more.
-        let (after, base, skip) = cursor.state.withLock { s -> ([UInt8]?, UInt64, Int) in
+        // Where the names resume: after a known name, then past `skip` more (a seekdir).
+        let (known, knownOffset) = cursor.state.withLock { s -> ([UInt8]?, UInt64) in
             if offset <= Self.firstNameOffset {
                 s = DirectoryCursor.State()  // a new read or a rewinddir
-                return (nil, Self.firstNameOffset, 0)
+                return (nil, Self.firstNameOffset)
             }
-            if let name = s.lastReply[offset] { return (name, offset, 0) }
-            // A seekdir back: what was handed out after it is numbered anew from here.
-            s.replyEnds.removeAll { $0.offset > offset }
-            guard let end = s.replyEnds.last else { return (nil, Self.firstNameOffset, Int(offset - Self.firstNameOffset)) }
-            return (end.name, end.offset, Int(offset - end.offset))
+            return s.resumePoint(for: offset)
         }
-        let wanted = limit - out.count + skip
-        var names = try meta { () throws(MetaError) in try metadata.readDirectory(ino, after: after, limit: wanted) }
-        names.removeFirst(min(skip, names.count))
-        var next = base + UInt64(skip)
+        var after = known
+        var base = knownOffset
+        // Past the entries between the known name and the offset asked for, a page at a time.
+        while base < offset {
+            let page = try meta { () throws(MetaError) in
+                try metadata.readDirectory(ino, after: after, limit: Int(min(offset - base, UInt64(Self.skipPage))))
+            }
+            guard let last = page.last else { return out }  // the directory ends before it
+            after = last.name
+            base += UInt64(page.count)
+        }
+        let wanted = limit - out.count
+        let names = wanted > 0 ? try meta { () throws(MetaError) in try metadata.readDirectory(ino, after: after, limit: wanted) } : []
+        var next = base
         for entry in names {
             next += 1
             var attrs = entry.attributes
@@ -60,12 +68,7 @@ extension MossaicFilesystem {
             out.append(ListingEntry(name: entry.name, attributes: attrs, nextOffset: next, isDotOrDotDot: false))
         }
         cursor.state.withLock { s in
-            if let previous = s.lastReply.max(by: { $0.key < $1.key }), !s.replyEnds.contains(where: { $0.offset == previous.key }) {
-                s.replyEnds.append((previous.key, previous.value))
-                s.replyEnds.sort { $0.offset < $1.offset }
-            }
-            s.lastReply = [:]
-            for e in out where !e.isDotOrDotDot { s.lastReply[e.nextOffset] = e.name }
+            s.record(first: base + 1, names: names.map(\.name), resumed: after.map { ($0, base) })
         }
         return out
     }

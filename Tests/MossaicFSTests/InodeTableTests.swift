@@ -80,10 +80,47 @@ import Testing
             guard let last = page.last else { break }
             listed += page.filter { !$0.isDotOrDotDot }.count
             offset = last.nextOffset
-            #expect(cursor.state.withLock { $0.lastReply.count } <= 25)
+            #expect(cursor.state.withLock { $0.replyCount } <= 25)
         }
         #expect(listed == 300)
-        #expect(cursor.state.withLock { $0.replyEnds.count } <= 300 / 25 + 2)
+        #expect(cursor.state.withLock { $0.marks.count } <= DirectoryCursor.maxMarks)
+        f.fs.releasedir(h)
+        #expect(f.fs.handles.count == 0)
+    }
+
+    /// A listing of many small replies keeps at most `maxMarks` names however long it is, and a
+    /// seekdir to any offset handed out before resumes at the same entry, read as keyset pages.
+    @Test func directoryCursorStaysBoundedAndSeeksBack() throws {
+        let f = try Fixture()
+        let d = try f.fs.mkdir(parent: .root, name: Array("d".utf8), permissions: 0o755, caller: .root)
+        let n = 3_000
+        for i in 0..<n { _ = try f.fs.mknod(parent: d.ino, name: Array(String(format: "e%05d", i).utf8), kind: .regular, permissions: 0o644, rdev: 0, caller: .root) }
+        let h = try f.fs.opendir(d.ino)
+        guard case .directory(let cursor) = try f.fs.handles.get(h) else { Issue.record("not a directory handle"); return }
+        var offset: UInt64 = 0
+        var seen: [(offset: UInt64, name: [UInt8])] = []
+        var largest = 0
+        while true {
+            // Like the kernel when its reader's buffer filled: the reply's last entry or two
+            // are not taken, and the next read continues from the last one taken.
+            let page = try f.fs.readdir(d.ino, handle: h, offset: offset, limit: 7)
+            guard !page.isEmpty else { break }
+            let taken = page.count > 2 ? page.dropLast(seen.count % 3 == 0 ? 2 : 0) : page[...]
+            for e in taken where !e.isDotOrDotDot { seen.append((e.nextOffset, e.name)) }
+            offset = taken.last!.nextOffset
+            largest = max(largest, cursor.state.withLock { $0.marks.count })
+        }
+        #expect(seen.count == n)
+        #expect(seen.map(\.name) == (0..<n).map { Array(String(format: "e%05d", $0).utf8) })
+        #expect(largest <= DirectoryCursor.maxMarks)
+        // telldir/seekdir: an offset read before continues with the entry after it.
+        for i in [0, 1, 17, 500, 1_999, 2_998, 1_234, 2, 2_999] {
+            let page = try f.fs.readdir(d.ino, handle: h, offset: seen[i].offset, limit: 3)
+            #expect(page.map(\.name) == seen[(i + 1)..<min(n, i + 4)].map(\.name), "after entry \(i)")
+        }
+        // Past the end, and from the start again.
+        #expect(try f.fs.readdir(d.ino, handle: h, offset: UInt64(n) + 50, limit: 3).isEmpty)
+        #expect(try f.fs.readdir(d.ino, handle: h, offset: 0, limit: 3).map(\.name) == [[0x2e], [0x2e, 0x2e], Array("e00000".utf8)])
         f.fs.releasedir(h)
         #expect(f.fs.handles.count == 0)
     }

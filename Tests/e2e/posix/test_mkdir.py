@@ -1,4 +1,5 @@
 """mkdir(2)/rmdir(2)/readdir: modes, owners, nlink, errors, listings."""
+import ctypes
 import errno
 import os
 import stat
@@ -150,6 +151,60 @@ def test_readdir_while_removing_entries_sees_each_remaining_once(px):
                             pass
         return len(seen) == len(set(seen)), all(f"f{j:03d}" in seen for j in range(0, 200))
     px.expect(op, ok((True, True)))
+
+
+class _Dirent(ctypes.Structure):
+    _fields_ = [("d_ino", ctypes.c_uint64), ("d_off", ctypes.c_int64), ("d_reclen", ctypes.c_ushort),
+                ("d_type", ctypes.c_ubyte), ("d_name", ctypes.c_char * 256)]
+
+
+def _libc_dir():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.opendir.restype = ctypes.c_void_p
+    libc.opendir.argtypes = [ctypes.c_char_p]
+    libc.readdir.restype = ctypes.POINTER(_Dirent)
+    libc.readdir.argtypes = [ctypes.c_void_p]
+    libc.telldir.restype = ctypes.c_long
+    libc.telldir.argtypes = [ctypes.c_void_p]
+    libc.seekdir.argtypes = [ctypes.c_void_p, ctypes.c_long]
+    libc.closedir.argtypes = [ctypes.c_void_p]
+    return libc
+
+
+def test_seekdir_to_any_telldir_position_of_a_large_directory(px):
+    """telldir before each entry of a 5,000-entry listing, then seekdir back and forth to some
+    of them: each continues with the entry that followed that position (issue 21: the
+    daemon keeps a bounded set of names per open directory, and reads past the rest)."""
+    px.setup(lambda d: [os.close(os.open(d / f"e{i:05d}", os.O_CREAT | os.O_WRONLY, 0o644)) for i in range(5000)])
+
+    def op(d):
+        libc = _libc_dir()
+        dirp = libc.opendir(os.fsencode(d))
+        if not dirp:
+            raise OSError(ctypes.get_errno(), "opendir")
+        try:
+            names, positions = [], []
+            while True:
+                pos = libc.telldir(dirp)
+                ent = libc.readdir(dirp)
+                if not ent:
+                    break
+                names.append(ent.contents.d_name.decode())
+                positions.append(pos)
+            results = []
+            for i in [4990, 3, 2500, 0, 4999, 1234, 1235, 4000, 17]:
+                libc.seekdir(dirp, positions[i])
+                after = []
+                for _ in range(3):
+                    ent = libc.readdir(dirp)
+                    if not ent:
+                        break
+                    after.append(ent.contents.d_name.decode())
+                results.append(after == names[i:i + 3])
+            return sorted(n for n in names if n not in (".", "..")) == [f"e{i:05d}" for i in range(5000)], results
+        finally:
+            libc.closedir(dirp)
+    px.expect(op, ok((True, [True] * 9)))
 
 
 def test_listing_needs_read_permission_and_lookup_needs_search(px):
