@@ -104,8 +104,10 @@ def test_a_file_unlinked_on_one_host_stays_readable_where_it_is_open(hosts, tmp_
         objects = store_objects(h.store)
         r = run("gc", str(h.store), "--grace", "0s", "-o", f"cache_dir={tmp_path / 'cache-gc'}")
         assert store_objects(h.store) == objects, r.stdout
+        assert not (d / "f").exists() and h.count("SELECT count(*) FROM sessions") == 4
         h.mounts.pop("d").stop()
-        assert not (d / "f").exists()
+        # A clean unmount deletes its session at once.
+        assert h.count("SELECT count(*) FROM sessions") == 3
         assert h.count("SELECT count(*) FROM inodes WHERE nlink = 0") == 1
         rest = reader.read()
         assert hashlib.sha256(first + rest).hexdigest() == hashlib.sha256(data).hexdigest()
