@@ -27,6 +27,10 @@ public enum FSError: Error, Equatable, Sendable, CustomStringConvertible {
     case interrupted
     /// A lock another owner holds conflicts, and the caller asked not to wait (F_SETLK, LOCK_NB).
     case wouldBlock
+    /// This mount's session on a metadata engine for many hosts was ended by another host,
+    /// which took it for dead (a network cut, a suspended machine): its locks and open files
+    /// are gone, so it changes nothing any more (EROFS). Remounting starts a new session.
+    case sessionLost
     /// A failure of the object store, the cache or the metadata database; the text says which
     /// and is logged once by the bridge.
     case io(String)
@@ -55,6 +59,7 @@ public enum FSError: Error, Equatable, Sendable, CustomStringConvertible {
         case .noSuchAddress: "no such device or address"
         case .interrupted: "interrupted"
         case .wouldBlock: "resource temporarily unavailable"
+        case .sessionLost: "read-only filesystem: this mount's session was ended by another host (remount)"
         case .io(let why): "I/O error: \(why)"
         }
     }

@@ -1,5 +1,7 @@
 /// Numbers fixed by the on-store format. Changing one needs a new format version.
 public enum FormatConstants {
+    /// This build's version, as `--version` prints it and a PostgreSQL session records it.
+    public static let softwareVersion = "0.1.0"
     /// Chunk size: a file's bytes are cut at multiples of this (1 MiB).
     public static let chunkSize = 1 << 20
     /// Default largest chunk kept inline in SQLite instead of as an object (16 KiB).

@@ -73,6 +73,10 @@ public struct MountConfiguration: Sendable, Equatable {
     /// Bytes the older snapshots may hold that HEAD does not (`SnapshotRetention`).
     public var metaKeepSize = RetentionSize.percent(50)
     public var leaseTime = 60.0
+    /// Metadata in PostgreSQL: seconds between a read-write mount's session heartbeats, and
+    /// how old its last heartbeat may grow before other hosts take it for dead.
+    public var sessionHeartbeat = 12.0
+    public var sessionExpiry = 300.0
     public var discardLocal = false
     public var forceLease = false
     public var pollInterval = 10.0
@@ -176,6 +180,10 @@ public struct MountConfiguration: Sendable, Equatable {
                     "older snapshots are kept while the pieces they hold and the newest does not add up to at most SIZE, or N% of the newest's size (default {default})"),
         MountOption("lease_time", .seconds(\.leaseTime, 3...day, why: "it is renewed every third"), section: .metadata,
                     "the writer lease lasts S seconds ({min} to {max}), renewed every S/3 (default {default})"),
+        MountOption("session_heartbeat", .seconds(\.sessionHeartbeat, 0.1...3600), section: .metadata,
+                    "metadata in PostgreSQL: a read-write mount's session heartbeat every S seconds (default {default})"),
+        MountOption("session_expiry", .seconds(\.sessionExpiry, 1...day), section: .metadata,
+                    "metadata in PostgreSQL: a session whose heartbeat is older than S seconds is dead, and other hosts delete its locks and open files (default {default}; at least twice session_heartbeat)"),
         MountOption("discard_local", .flag(\.discardLocal), section: .metadata,
                     "replace local metadata that differs from the store's newest snapshot (after another machine wrote) instead of refusing"),
         MountOption("force_lease", .flag(\.forceLease), section: .metadata,

@@ -29,7 +29,9 @@ final class BackgroundSyncer: Sendable {
         let worker = PeriodicWorker(name: "mossaicfs-sync", interval: interval) {
             beforeSync()
             if metadata.hasUnsyncedChanges {
-                do { try metadata.sync() } catch { logger.error("cannot make metadata durable: \(error)") }
+                do { try metadata.sync() } catch MetaError.sessionLost {
+                    // Said once, when the session was found lost (MossaicFilesystem+Sessions).
+                } catch { logger.error("cannot make metadata durable: \(error)") }
             }
         }
         self.worker.withLock { $0 = worker }

@@ -18,6 +18,7 @@ extension MetaError {
         case .invalidArgument: .invalidArgument
         case .noAttribute: .noAttribute
         case .tooManyLinks: .tooManyLinks
+        case .sessionLost: .sessionLost
         case .sqlite, .postgres, .incompatible, .staleBase: .io("metadata: \(self)")
         }
     }

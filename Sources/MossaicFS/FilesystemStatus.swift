@@ -34,6 +34,10 @@ public struct FilesystemStatus: Codable, Sendable {
     public var stagedBytes: Int = 0
     public var lastSnapshotAgeSeconds: Double?
     public var leaseHolder: String?
+    /// Metadata in PostgreSQL: the mounts of every host (their sessions); nil otherwise.
+    public var sessions: [SessionRecord]?
+    /// This mount's session among them.
+    public var session: String?
 
     public init(store: String, filesystemUUID: String, mounted: Bool, readOnly: Bool, usage: UsageDetails, cache: Cache?,
                 openFiles: Int, dirtyBytes: Int, pendingUploads: Int) {
@@ -89,6 +93,8 @@ extension MossaicFilesystem {
                                       usage: usage, cache: cacheStatus, openFiles: files.count, dirtyBytes: dirty,
                                       pendingUploads: pendingUploads)
         if let staged = chunks.staging?.pending { (status.stagedChunks, status.stagedBytes) = staged }
+        status.sessions = sessionRecords()
+        status.session = sessionTable?.sessionID
         if let replicator = replicator.withLock({ $0 }) {
             status.fillReplication(newest: replicator.writer.headManifest, lease: replicator.lease?.record)
         }

@@ -43,13 +43,25 @@ extension MossaicFilesystem {
         if mode.truncate { try checkWritable() }
         try permissions.check(attrs, caller, want)
         let opened = DataVersion(size: attrs.size, mtime: attrs.mtime, ctime: attrs.ctime)
-        let file = openFiles.withLock { files in
-            let file = files[ino] ?? OpenFile(ino: ino, version: opened, memory: writeMemory)
+        let (file, first) = openFiles.withLock { files in
+            let existing = files[ino]
+            let file = existing ?? OpenFile(ino: ino, version: opened, memory: writeMemory,
+                                            token: openTokens.add(1, ordering: .relaxed).newValue)
             files[ino] = file
             file.opened(opened)
-            return file
+            return (file, existing == nil)
         }
         let handle = handles.insert(.file(file, writable: mode.writable))
+        if first, !options.readOnly {
+            // The first handle of this mount on the file: an engine for many hosts records the
+            // open (one round trip), so an unlink elsewhere keeps the inode until it is closed here.
+            do {
+                try meta { () throws(MetaError) in try metadata.opened(ino, token: file.token) }
+            } catch {
+                try? release(ino, handle: handle)
+                throw error
+            }
+        }
         var current = attrs
         if mode.truncate {
             do {
@@ -142,6 +154,13 @@ extension MossaicFilesystem {
             return true
         }
         if last { file.writer.discard() }
+        if last, !options.readOnly {
+            // The last close anywhere of a file unlinked meanwhile reclaims it (engines for
+            // many hosts; a no-op on SQLite, where the purge below does).
+            do throws(MetaError) { try metadata.closed(file.ino, token: file.token) } catch {
+                logger.warning("cannot record the close of a file", metadata: ["ino": "\(ino.rawValue)", "error": "\(error)"])
+            }
+        }
         if last, inodes.isOrphan(file.ino), !inodes.isReferenced(file.ino) {
             try purge(file.ino)
         }

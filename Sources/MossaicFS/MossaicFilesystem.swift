@@ -65,6 +65,12 @@ public final class MossaicFilesystem: Sendable {
     public let sharedAcrossHosts: Bool
     /// Lock owners by handle, and releases under way (MossaicFilesystem+Locks).
     let handleLocks = ConditionBox(HandleLocks())
+    /// This mount's session among the hosts (a read-write mount of an engine for many hosts),
+    /// and the thread of its heartbeat (started by `start`, stopped by `shutdown`).
+    let sessionTable: (any SessionTable)?
+    let heartbeat = Mutex<PeriodicWorker?>(nil)
+    /// Names each opening of a file on this mount (`MetaStore.opened`).
+    let openTokens = Atomic<UInt64>(0)
 
     public init(metadata: any MetaStore, cache: BlobCache, superblock: Superblock, options: MountConfiguration, logger: Logger,
                 metrics: Metrics = Metrics()) {
@@ -72,6 +78,7 @@ public final class MossaicFilesystem: Sendable {
         self.metadata = metadata
         self.lockTable = options.readOnly ? nil : metadata as? any FileLockTable
         self.sharedAcrossHosts = metadata is any FileLockTable
+        self.sessionTable = options.readOnly ? nil : metadata as? any SessionTable
         self.chunks = ChunkStore(metadata: metadata, cache: cache, configuration: ChunkStore.Configuration(
             options, inlineMax: superblock.inlineMax), logger: logger)
         self.writeMemory = MemoryLimiter(limit: options.writeMemoryBytes)
@@ -90,6 +97,7 @@ public final class MossaicFilesystem: Sendable {
         _ = try meta { () throws(MetaError) in
             try metadata.createRootIfMissing(permissions: 0o755, uid: rootUID, gid: rootGID, now: .now())
         }
+        try startSession()
         try purgeAllOrphans()
         syncer.start { [weak self] in self?.writeAccessTimes() }
     }
@@ -107,10 +115,16 @@ public final class MossaicFilesystem: Sendable {
         if !options.readOnly {
             drainStagedChunks()
             syncer.stop()
+            heartbeat.withLock { $0 }?.stop()
             writeAccessTimes()
-            do { try purgeAllOrphans() } catch { logger.error("cannot purge orphans at shutdown: \(error)") }
-            do { try lockTable?.releaseSessionLocks() } catch { logger.error("cannot release this mount's locks at shutdown: \(error)") }
-            do { try metadata.sync() } catch { logger.error("cannot sync metadata at shutdown: \(error)") }
+            // A lost session (MossaicFilesystem+Sessions) writes nothing: the other hosts already
+            // deleted its rows and reclaimed what it alone kept.
+            if sessionTable?.sessionLost != true {
+                do { try purgeAllOrphans() } catch { logger.error("cannot purge orphans at shutdown: \(error)") }
+                do { try lockTable?.releaseSessionLocks() } catch { logger.error("cannot release this mount's locks at shutdown: \(error)") }
+                endSession()
+                do { try metadata.sync() } catch { logger.error("cannot sync metadata at shutdown: \(error)") }
+            }
             do { try metadata.checkpoint() } catch { logger.warning("WAL checkpoint failed: \(error)") }
         }
         return failures
@@ -157,6 +171,7 @@ public final class MossaicFilesystem: Sendable {
     /// could be lost to the next writer. Renewal working again lifts the latter.
     func checkWritable() throws(FSError) {
         if options.readOnly || fenced.load(ordering: .relaxed) { throw .readOnly }
+        if sessionTable?.sessionLost == true { throw .sessionLost }
         guard let lease = replicator.withLock({ $0?.lease }), lease.fenceReason() != nil else { return }
         if lease.lostReason == nil { lease.renewIfLapsed() }
         // Lost for good (taken over): read-only from now on, as when the lease thread finds out.
@@ -287,7 +302,7 @@ public final class MossaicFilesystem: Sendable {
             defer { p.removeAll() }
             return p.map { ($0.key, $0.value) }
         }
-        do { try metadata.touchAccessTimes(batch) } catch { logger.warning("cannot write access times: \(error)") }
+        do { try metadata.touchAccessTimes(batch) } catch MetaError.sessionLost {} catch { logger.warning("cannot write access times: \(error)") }
     }
 
     /// Lays buffered writes (size, mtime) and a pending access time over stored attributes.

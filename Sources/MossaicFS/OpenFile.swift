@@ -15,12 +15,16 @@ final class OpenFile: Sendable {
     }
 
     let ino: InodeNumber
+    /// This opening of the file on this mount, as the metadata engine records it
+    /// (`MetaStore.opened`/`closed`).
+    let token: UInt64
     let writer: FileWriter
     let reader: FileReader
     private let state: Mutex<State>
 
-    init(ino: InodeNumber, version: DataVersion, memory: MemoryLimiter) {
+    init(ino: InodeNumber, version: DataVersion, memory: MemoryLimiter, token: UInt64 = 0) {
         self.ino = ino
+        self.token = token
         state = Mutex(State(version: version))
         writer = FileWriter(size: version.size, memory: memory)
         reader = FileReader(ino: ino)

@@ -30,6 +30,7 @@ extension FSError {
         case .noSuchAddress: ENXIO
         case .interrupted: EINTR
         case .wouldBlock: EAGAIN
+        case .sessionLost: EROFS
         case .io: EIO
         }
     }

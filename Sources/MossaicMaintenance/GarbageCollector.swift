@@ -41,7 +41,8 @@ import Synchronization
 /// the same decision is made against the database, step 2 is not needed (the database is
 /// what every mount reads), and nothing stops a mount on another host from writing meanwhile —
 /// so such a gc must run while no host has the filesystem mounted read-write, as the man page
-/// says (sessions, which will let a gc see the mounts, are a later step of issue 25).
+/// says. (Sessions let it clean up dead hosts' locks and open files first, and keep the chunks
+/// of files unlinked while a live host has them open.)
 public enum GarbageCollector {
     public struct Options: Sendable {
         /// Report what would be deleted, delete nothing (no rows, no snapshot, no objects).
@@ -175,6 +176,13 @@ public enum GarbageCollector {
                                   progress: @escaping @Sendable (ProgressEvent) -> Void) throws(FormatError) -> Report {
         let metadata = try FilesystemLoader.openPostgres(url, superblock: superblock, store: store, readOnly: options.dryRun)
         if !options.dryRun {
+            // Dead hosts' sessions go first, with the unlinked files only they had open; a file
+            // unlinked while a live host has it open keeps its chunk references (its inode
+            // stays until its last close), so its chunks are marked live below.
+            let cleanup = try meta { () throws(MetaError) in try metadata.cleanDeadSessions() }
+            if cleanup.sessions > 0 || cleanup.reclaimed > 0 {
+                logger.notice("cleaned up dead sessions", metadata: ["sessions": "\(cleanup.sessions)", "reclaimed_inodes": "\(cleanup.reclaimed)"])
+            }
             try uploadStagedChunks(store: store, transform: superblock.transform(for: store), cacheDirectory: cacheDirectory,
                                    threads: options.threads, logger: logger, progress: progress)
         }

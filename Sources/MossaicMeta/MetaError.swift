@@ -20,6 +20,9 @@ public enum MetaError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A commit's patches were made against a page that changed since (`PagePatches.base`):
     /// nothing was committed; the caller rebuilds the page from what it is now.
     case staleBase
+    /// This store's session (PostgresMetaStore+Sessions) was deleted by another host that took
+    /// it for dead: the locks and open files it held are gone, so it writes nothing any more.
+    case sessionLost
 
     public var description: String {
         switch self {
@@ -35,6 +38,7 @@ public enum MetaError: Error, Equatable, Sendable, CustomStringConvertible {
         case .postgres(let state, let message, let context): "PostgreSQL error \(state) (\(message)) during \(context)"
         case .incompatible(let why): why
         case .staleBase: "a page changed under a commit's patches"
+        case .sessionLost: "this mount's session was ended by another host, which took it for dead (heartbeat older than its session_expiry): metadata writes are refused; remount"
         }
     }
 }

@@ -89,6 +89,15 @@ public protocol MetaStore: AnyObject, Sendable {
     func orphans() throws(MetaError) -> [InodeNumber]
     /// Removes an orphan with its chunk references, xattrs and reservations.
     func purgeOrphan(_ ino: InodeNumber) throws(MetaError)
+    /// This mount opened `ino`, which it had no handle on (`token` names this opening: the
+    /// `closed` that ends it passes it back). An engine for many hosts records it, so that
+    /// an unlink on another host keeps the inode until this mount closes it; SQLite's (one
+    /// host, whose own open handles keep an orphan: `orphans()`) does nothing.
+    func opened(_ ino: InodeNumber, token: UInt64) throws(MetaError)
+    /// The last handle of this mount on `ino`, opened as `token`, was closed. Where the
+    /// engine records opens, an orphan nobody has open any more is reclaimed here, on
+    /// whichever host closes it last.
+    func closed(_ ino: InodeNumber, token: UInt64) throws(MetaError)
 
     // MARK: Chunks
 
@@ -155,6 +164,11 @@ extension MetaStore {
     public func setAttributes(of ino: InodeNumber, _ changes: AttributeChanges, now: Timestamp) throws(MetaError) -> FileAttributes {
         try setAttributes(of: ino, changes, now: now, xattrs: [:])
     }
+
+    /// One host: its own handles keep its orphans (the filesystem purges an orphan only once
+    /// no handle and no kernel reference is left), nothing to record.
+    public func opened(_ ino: InodeNumber, token: UInt64) throws(MetaError) {}
+    public func closed(_ ino: InodeNumber, token: UInt64) throws(MetaError) {}
 }
 
 extension MetaStore {

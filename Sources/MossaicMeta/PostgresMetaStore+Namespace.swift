@@ -210,23 +210,41 @@ extension PostgresMetaStore {
         }
     }
 
+    /// The orphans no session has open (`open_files`): a mount starting, ending or cleaning
+    /// up must not reclaim a file another host is still reading. A dead session's rows are
+    /// deleted by the cleanup (PostgresMetaStore+Sessions) before it reclaims.
     public func orphans() throws(MetaError) -> [InodeNumber] {
-        try read { (c) throws(MetaError) in try c.query("SELECT ino FROM orphans ORDER BY ino") { InodeNumber(UInt64($0.int(0))) } }
+        try read { (c) throws(MetaError) in
+            try c.query("""
+                SELECT o.ino FROM orphans o WHERE NOT EXISTS (SELECT 1 FROM open_files f WHERE f.ino = o.ino) ORDER BY o.ino
+                """) { InodeNumber(UInt64($0.int(0))) }
+        }
     }
 
     /// Deletes an orphan with its chunk references (inline chunks left unreferenced go with
-    /// them), patches, symlink, xattrs and reservations. A no-op if it has a name again or is gone.
+    /// them), patches, symlink, xattrs and reservations. A no-op if it has a name again or is
+    /// gone, and while any session has it open (its last close reclaims it).
     public func purgeOrphan(_ ino: InodeNumber) throws(MetaError) {
-        try write { (c) throws(MetaError) in
+        _ = try purgeOrphanIfUnopened(ino)
+    }
+
+    /// `purgeOrphan`; returns whether the inode went. An open recorded by another host after
+    /// this transaction's snapshot is not missed: its foreign key share-locks the inode row
+    /// this one deletes, and the server then fails this transaction, which runs again and
+    /// sees the open.
+    func purgeOrphanIfUnopened(_ ino: InodeNumber) throws(MetaError) -> Bool {
+        try write { (c) throws(MetaError) -> Bool in
             try Self.lock(c, [ino])
             let key = SQLValue.int(Int64(ino.rawValue))
             let nlink = try c.queryOne("SELECT nlink FROM inodes WHERE ino = $1", [key], row: { $0.int(0) })
-            guard nlink == 0 else { try c.update("DELETE FROM orphans WHERE ino = $1", [key]); return }
+            guard nlink == 0 else { try c.update("DELETE FROM orphans WHERE ino = $1", [key]); return false }
+            if try c.queryOne("SELECT 1 FROM open_files WHERE ino = $1 LIMIT 1", [key], row: { _ in true }) != nil { return false }
             let released = try c.query("DELETE FROM file_chunks WHERE ino = $1 RETURNING hash", [key]) { $0.blob(0) }
             try Self.dropUnreferencedInline(c, released)
             for table in ["chunk_patches", "symlinks", "xattrs", "allocations", "inodes", "orphans"] {
                 try c.update("DELETE FROM \(table) WHERE ino = $1", [key])
             }
+            return true
         }
     }
 }

@@ -21,9 +21,10 @@ import Synchronization
 // hosts take one lock. Close-to-open across hosts: `epoch` stays 0 (a counter every commit
 // bumps would be a hot row); an open compares the file's data version instead (OpenFile,
 // OpenedVersions) and drops what is stale.
-// Missing for many hosts: sessions and heartbeats (files unlinked while open on another host,
-// `orphans()` is global today; a dead host's session rows — its locks — are not cleaned up);
-// the reclaim sweep of stored
+// Sessions (schema 8, PostgresMetaStore+Sessions): each read-write mount registers one, a
+// heartbeat keeps it alive, a dead one's rows (locks, open files) are deleted by any live
+// host, and a file unlinked while open on another host stays until its last close anywhere.
+// Missing for many hosts: the reclaim sweep of stored
 // chunks (`releasedChunks` answers none: on this engine a released chunk is reclaimed by
 // `mossaicfs gc` alone, whose mark-and-sweep needs no per-release bookkeeping); dump/load;
 // the multi-host tests of the issue. A server restart or crash mid-workload costs retries,
@@ -64,6 +65,10 @@ public final class PostgresMetaStore: MetaStore {
     /// This mount's identity among the hosts (a random UUID per store): the session its
     /// per-session rows (the lock tables) carry.
     public let sessionID: String
+    /// This store's session (PostgresMetaStore+Sessions): registered, found lost, its last
+    /// heartbeat, its expiry, and whom to tell when it is lost.
+    let sessionState = Mutex(SessionState())
+    let lost = Atomic<Bool>(false)
 
     static let maxAttempts = 40
 
@@ -126,6 +131,7 @@ public final class PostgresMetaStore: MetaStore {
     /// not committed, the transaction runs again.
     func write<T: Sendable>(durable: Bool = false, isolation: Isolation = .repeatableRead,
                             _ body: (PostgresConnection) throws(MetaError) -> T) throws(MetaError) -> T {
+        try checkSession()
         let started = ContinuousClock.now
         while true {
             var xid: String?
@@ -215,7 +221,7 @@ public final class PostgresMetaStore: MetaStore {
     /// lost connection or a failed connect (for `reconnectWindow`) — but not once `attempt`
     /// set `committing` and the connection was lost: the COMMIT may have landed, and running
     /// the transaction again could apply it twice; the caller gets the error.
-    private func retrying<T>(_ attempt: (PostgresConnection, inout Bool) throws(MetaError) -> T) throws(MetaError) -> T {
+    func retrying<T>(_ attempt: (PostgresConnection, inout Bool) throws(MetaError) -> T) throws(MetaError) -> T {
         let started = ContinuousClock.now
         var attempts = 0
         while true {

@@ -1,5 +1,5 @@
 /// The PostgreSQL engine's schema: the logical schema of `Schema` (SQLite) version 6, and from
-/// version 7 on what only many hosts need (lock tables), so the two version numbers part there:
+/// version 7 on what only many hosts need (lock tables; sessions from 8), so the two version numbers part there:
 /// a later change of the shared schema is a step of each, numbered each in its own line.
 /// The version is the `schema_version` setting.
 ///
@@ -15,7 +15,7 @@
 /// - Integers are `bigint` (binary results are read as 8 bytes), names and data `bytea`
 ///   (compared byte-wise, as SQLite compares BLOBs); `offset` and `end` are quoted keywords.
 enum PostgresSchema {
-    static let version: Int64 = 7
+    static let version: Int64 = 8
 
     /// The tables version 7 added: fcntl byte-range locks and flock locks of every host, one
     /// row per lock (`PostgresMetaStore+Locks`), each carrying its mount's session.
@@ -41,8 +41,40 @@ enum PostgresSchema {
     CREATE INDEX flocks_session ON flocks(session);
     """
 
+    /// The tables version 8 added: the mounts (`sessions`, one row per read-write mount, its
+    /// heartbeat kept fresh by the mount: PostgresMetaStore+Sessions) and the files each has
+    /// open (`open_files`), so that a file unlinked on one host stays while another has it open.
+    ///
+    /// `open_files` has one row per (session, inode), not one per open handle: a mount writes
+    /// the row when it opens a file it had no handle on yet, and deletes it at the last close
+    /// of that file on this mount — an open of a file already open here, and every close but
+    /// the last, cost no round trip. The first open costs one autocommit INSERT (one round
+    /// trip, no BEGIN/COMMIT; its foreign-key check share-locks the inode row in that same
+    /// statement, which is what orders it against a reclaim of the inode on another host).
+    /// `token` tells one opening on this mount from the next (a close racing a new open of the
+    /// same file: the close deletes only its own row).
+    /// `expiry_ms` is the session's own promise: dead once its heartbeat is older than that.
+    static let sessions = """
+    CREATE TABLE sessions(
+        id text PRIMARY KEY,
+        host text NOT NULL,
+        pid bigint NOT NULL,
+        version text NOT NULL,
+        mounted_at timestamptz NOT NULL DEFAULT now(),
+        heartbeat timestamptz NOT NULL DEFAULT now(),
+        expiry_ms bigint NOT NULL
+    );
+    CREATE TABLE open_files(
+        session text NOT NULL,
+        ino bigint NOT NULL REFERENCES inodes(ino),
+        token bigint NOT NULL,
+        PRIMARY KEY(session, ino)
+    );
+    CREATE INDEX open_files_ino ON open_files(ino);
+    """
+
     /// The steps from each version to the next, from 6 (the first PostgreSQL schema).
-    static let steps: [Int64: String] = [6: locks]
+    static let steps: [Int64: String] = [6: locks, 7: sessions]
 
     /// The whole schema at `version`.
     static let current = """
@@ -112,7 +144,7 @@ enum PostgresSchema {
         data bytea NOT NULL,
         PRIMARY KEY(ino, idx, seq)
     );
-    """ + locks
+    """ + locks + sessions
 
     /// Serializes schema creation and upgrades of hosts starting at once (a transaction-level
     /// advisory lock: released at its commit or rollback).

@@ -63,6 +63,17 @@ struct FsckCommand: ParsableCommand {
             let metadata: any MetaStore = try superblock.postgres.map { (url) throws in
                 try FilesystemLoader.openPostgres(url, superblock: superblock, store: store, readOnly: !repair)
             } ?? SQLiteMetaStore(path: cacheDirectory.metadataPath)
+            if let sessions = metadata as? any SessionTable {
+                // Dead hosts' sessions: their locks and open files, and what only they kept.
+                if repair {
+                    let cleanup = try sessions.cleanDeadSessions()
+                    if cleanup.sessions > 0 || cleanup.reclaimed > 0 {
+                        Console.out("cleaned up \(cleanup.sessions) dead sessions, reclaimed \(cleanup.reclaimed) unlinked inodes nobody had open")
+                    }
+                } else if case let dead = try sessions.sessions().filter({ !$0.alive }), !dead.isEmpty {
+                    Console.out("note: \(dead.count) dead sessions (\(dead.map { "\($0.host) pid \($0.pid)" }.joined(separator: ", "))): any mount's heartbeat, fsck --repair or gc cleans them up")
+                }
+            }
             let report = try FilesystemChecker.run(store: store, metadata: metadata, options: .init(
                 verify: verify, repair: repair, blobsDirectory: store.isLocal ? nil : cacheDirectory.blobsPath,
                 stagingDirectory: cacheDirectory.stagingPath, transform: superblock.transform(for: store)),

@@ -1,9 +1,10 @@
 import ArgumentParser
+import MossaicCore
 
 /// `mossaicfs`: the root command. Subcommands are explicit; the forms mount(8), umount(8) and
 /// fstab use are recognised by how mossaicfs is called (Invocation).
 struct MossaicCommand: ParsableCommand {
-    static let version = "0.1.0"
+    static let version = FormatConstants.softwareVersion
 
     // Help texts: prose lines end in `\` so ArgumentParser, which wraps to the terminal, gets
     // whole paragraphs; a hard newline inside a paragraph would be wrapped again, raggedly.

@@ -132,6 +132,9 @@ enum MountOptions {
         if c.readOnly && c.discardLocal { throw OptionError("option 'discard_local' applies to read-write mounts (a read-only mount never uses local metadata)") }
         if c.readOnly && c.writeback { throw OptionError("option 'writeback' applies to read-write mounts") }
         if c.readOnly && c.cacheLargeWrites { throw OptionError("option 'cache_large_writes' applies to read-write mounts") }
+        if c.sessionExpiry < 2 * c.sessionHeartbeat {
+            throw OptionError("option 'session_expiry' (\(secondsText(c.sessionExpiry)) s) must be at least twice 'session_heartbeat' (\(secondsText(c.sessionHeartbeat)) s): one late heartbeat must not make a live mount look dead")
+        }
         if c.readOnly && c.forceLease { throw OptionError("option 'force_lease' applies to read-write mounts (a read-only mount takes no lease)") }
     }
 

@@ -56,7 +56,9 @@ struct StatusCommand: ParsableCommand {
         if let url = superblock.postgres {
             // The database is the metadata: no snapshot, no lease.
             let metadata = try FilesystemLoader.openPostgres(url, superblock: superblock, store: store, readOnly: true)
-            return try FilesystemStatus.offline(store: store.displayName, uuid: superblock.uuid, metadata: metadata)
+            var status = try FilesystemStatus.offline(store: store.displayName, uuid: superblock.uuid, metadata: metadata)
+            status.sessions = try metadata.sessions()
+            return status
         }
         let database = cacheDirectory + "/meta.db"
         guard PosixFiles.exists(database) else {
@@ -108,8 +110,20 @@ struct StatusCommand: ParsableCommand {
             rows.append(("pending uploads", "\(s.pendingUploads)"))
             rows.append(("write-back staged", "\(s.stagedChunks) chunks (\(bytes(UInt64(s.stagedBytes))))"))
         }
-        rows.append(("last snapshot", s.lastSnapshotAgeSeconds.map { String(format: "%.0f s ago", $0) } ?? "none"))
-        rows.append(("lease holder", s.leaseHolder ?? "none"))
+        if let sessions = s.sessions {
+            // Metadata in PostgreSQL: every host's mount, no snapshots and no lease.
+            rows.append(("sessions", sessions.isEmpty ? "none (no host has it mounted read-write)" : "\(sessions.count)"))
+            for session in sessions {
+                var line = String(format: "heartbeat %.1f s ago, %d open files, mounted %.0f s ago", session.heartbeatAgeSeconds,
+                                  session.openFiles, session.mountedSecondsAgo) + ", mossaicfs \(session.version)"
+                if !session.alive { line += String(format: " — DEAD (no heartbeat for %.0f s)", session.expirySeconds) }
+                if session.id == s.session { line += " (this mount)" }
+                rows.append(("  \(session.host) pid \(session.pid)", line))
+            }
+        } else {
+            rows.append(("last snapshot", s.lastSnapshotAgeSeconds.map { String(format: "%.0f s ago", $0) } ?? "none"))
+            rows.append(("lease holder", s.leaseHolder ?? "none"))
+        }
         let width = rows.map(\.0.count).max() ?? 0
         return rows.map { $0.0.padding(toLength: width + 2, withPad: " ", startingAt: 0) + $0.1 }.joined(separator: "\n")
     }

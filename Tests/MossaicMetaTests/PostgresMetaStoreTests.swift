@@ -257,11 +257,140 @@ struct PostgresConformanceTests {
         try m.createRootIfMissing(permissions: 0o755, uid: 0, gid: 0, now: .now())
         let f = try m.create(parent: .root, name: n("f"), file, now: .now())
         try PostgresConnection(conninfo: url).execute("""
-            DROP TABLE plocks; DROP TABLE flocks; UPDATE settings SET value = '6' WHERE key = 'schema_version'
+            DROP TABLE plocks; DROP TABLE flocks; DROP TABLE open_files; DROP TABLE sessions;
+            UPDATE settings SET value = '6' WHERE key = 'schema_version'
             """)
         let upgraded = try PostgresMetaStore(url: url)
-        #expect(try upgraded.setting("schema_version") == "7")
+        #expect(try upgraded.setting("schema_version") == String(PostgresSchema.version))
         #expect(try upgraded.lookup(parent: .root, name: n("f")) == f)
         #expect(try upgraded.setRangeLock(f.ino, .exclusive, 0...9, owner: 1, pid: 1))
+    }
+}
+
+/// Sessions (schema 8): heartbeats, the cleanup of dead ones, files unlinked while open on
+/// another host, and a session found deleted.
+@Suite struct PostgresSessionTests {
+    private func register(_ store: PostgresMetaStore, expiry: Double = 300,
+                          lost: @escaping @Sendable (String) -> Void = { _ in }) throws {
+        try store.registerSession(host: "host-\(store.sessionID.prefix(4))", pid: 42, version: "test", expiry: expiry, onLost: lost)
+    }
+
+    /// Polls `condition` for up to 10 s (no fixed sleep: an expiry is judged by the server's clock).
+    private func eventually(_ condition: () throws -> Bool) throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if try condition() { return true }
+            usleep(100_000)
+        }
+        return false
+    }
+
+    /// A session whose heartbeat stopped is cleaned up by another host's heartbeat: its locks
+    /// and open files go with it, and the file it alone kept after an unlink is reclaimed. A
+    /// live session's rows are untouched.
+    @Test func aDeadSessionIsCleanedUpByALiveOne() throws {
+        let stores = try makePostgresStores(hosts: 3)
+        let (dying, live, other) = (stores[0], stores[1], stores[2])
+        try register(dying, expiry: 1)
+        try register(live)
+        try register(other)
+        let f = try live.create(parent: .root, name: n("f"), file, now: .now())
+        let g = try live.create(parent: .root, name: n("g"), file, now: .now())
+        #expect(try dying.setFlock(f.ino, .exclusive, owner: 1))
+        #expect(try dying.setRangeLock(f.ino, .exclusive, 0...9, owner: 1, pid: 7))
+        try dying.opened(g.ino, token: 1)
+        try other.opened(f.ino, token: 5)
+        _ = try live.unlink(parent: .root, name: n("g"), now: .now())
+        #expect(try live.orphans() == [])          // open on the dying host: kept
+        #expect(try !live.setFlock(f.ino, .shared, owner: 1))
+        #expect(try live.sessions().count == 3)
+
+        // No heartbeat from `dying` any more; `live`'s heartbeats clean it up once it expired.
+        var cleaned = SessionCleanup()
+        #expect(try eventually {
+            let c = try live.heartbeat()
+            cleaned.sessions += c.sessions
+            cleaned.reclaimed += c.reclaimed
+            return cleaned.sessions > 0
+        })
+        #expect(cleaned == SessionCleanup(sessions: 1, reclaimed: 1))
+        #expect(throws: MetaError.notFound) { try live.attributes(of: g.ino) }
+        #expect(try live.setFlock(f.ino, .exclusive, owner: 1))
+        #expect(try live.conflictingRangeLock(f.ino, .exclusive, 0...9, owner: 9) == nil)
+        let left = try live.sessions()
+        #expect(Set(left.map(\.id)) == [live.sessionID, other.sessionID])
+        #expect(left.first { $0.id == other.sessionID }?.openFiles == 1)   // a live session's open stays
+        #expect(left.allSatisfy { $0.alive })
+    }
+
+    /// A file unlinked on one host while open on two others stays (attributes, chunk map)
+    /// until the last of them closes it; `orphans()` leaves it out meanwhile; a close racing a
+    /// new opening on the same host (another token) leaves that opening's row.
+    @Test func anUnlinkedFileLivesUntilTheLastCloseAnywhere() throws {
+        let stores = try makePostgresStores(hosts: 3)
+        for s in stores { try register(s) }
+        let (a, b, c) = (stores[0], stores[1], stores[2])
+        let f = try a.create(parent: .root, name: n("f"), file, now: .now())
+        try b.opened(f.ino, token: 1)
+        try c.opened(f.ino, token: 1)
+        let unlinked = try a.unlink(parent: .root, name: n("f"), now: .now())
+        #expect(unlinked.orphaned)
+        #expect(try a.orphans() == [])
+        try a.purgeOrphan(f.ino)                  // the unlinking host's kernel forgot it
+        #expect(try b.attributes(of: f.ino).nlink == 0)
+        try b.opened(f.ino, token: 2)             // reopened on b: a new opening
+        try b.closed(f.ino, token: 1)             // the old opening's close, late: not b's row any more
+        try c.closed(f.ino, token: 1)
+        #expect(try a.attributes(of: f.ino).nlink == 0)
+        #expect(try a.sessions().first { $0.id == b.sessionID }?.openFiles == 1)
+        try b.closed(f.ino, token: 2)             // the last close anywhere reclaims it
+        #expect(throws: MetaError.notFound) { try a.attributes(of: f.ino) }
+        #expect(try a.orphans() == [])
+        // An inode already reclaimed cannot be recorded open.
+        #expect(throws: MetaError.notFound) { try b.opened(f.ino, token: 3) }
+    }
+
+    /// A clean end deletes the session's rows and reclaims what only it had open; a store
+    /// without a session (fsck, a read-only mount) records no opens.
+    @Test func endingASessionDeletesItsRows() throws {
+        let stores = try makePostgresStores(hosts: 2)
+        let (a, b) = (stores[0], stores[1])
+        try register(a)
+        let f = try a.create(parent: .root, name: n("f"), file, now: .now())
+        try a.opened(f.ino, token: 1)
+        #expect(try a.setFlock(f.ino, .exclusive, owner: 1))
+        _ = try b.unlink(parent: .root, name: n("f"), now: .now())
+        try b.opened(f.ino, token: 1)             // b has no session: records nothing
+        #expect(try a.endSession() == SessionCleanup(sessions: 1, reclaimed: 1))
+        #expect(try b.sessions() == [])
+        #expect(throws: MetaError.notFound) { try b.attributes(of: f.ino) }
+        let g = try b.create(parent: .root, name: n("g"), file, now: .now())
+        #expect(try b.setFlock(g.ino, .exclusive, owner: 1))
+    }
+
+    /// A session that another host deleted (it was taken for dead) is lost: its heartbeat says
+    /// so, its owner is told once, and every write fails with `sessionLost` — also a write that
+    /// comes before the next heartbeat, after a pause longer than half the expiry (a suspended
+    /// machine resuming).
+    @Test func aSessionDeletedByAnotherHostIsLost() throws {
+        let stores = try makePostgresStores(hosts: 2)
+        let (a, b) = (stores[0], stores[1])
+        let told = Atomic<Int>(0)
+        try register(a, expiry: 1, lost: { _ in told.add(1, ordering: .relaxed) })
+        try register(b)
+        let f = try a.create(parent: .root, name: n("f"), file, now: .now())
+        try a.opened(f.ino, token: 1)
+        #expect(try eventually { try b.heartbeat().sessions == 1 })
+        // No heartbeat of `a` ran since: its next write checks its row first.
+        #expect(throws: MetaError.sessionLost) { try a.create(parent: .root, name: n("g"), file, now: .now()) }
+        #expect(throws: MetaError.sessionLost) { try a.heartbeat() }
+        #expect(throws: MetaError.sessionLost) { try a.setFlock(f.ino, .exclusive, owner: 1) }
+        #expect(throws: MetaError.sessionLost) { try a.setAttributes(of: f.ino, AttributeChanges(size: 0), now: .now()) }
+        #expect(a.sessionLost)
+        #expect(told.load(ordering: .relaxed) == 1)
+        // Reads go on; the others are unaffected.
+        #expect(try a.attributes(of: f.ino).ino == f.ino)
+        #expect(try b.setFlock(f.ino, .exclusive, owner: 1))
+        #expect(try b.sessions().map(\.id) == [b.sessionID])
     }
 }
