@@ -80,6 +80,10 @@ public struct MountConfiguration: Sendable, Equatable {
     public var discardLocal = false
     public var forceLease = false
     public var pollInterval = 10.0
+    /// PostgreSQL filesystems: a dump of the metadata into the store's backups/ this often
+    /// (seconds; 0: never), the newest `backupKeep` kept.
+    public var backupInterval = 3600.0
+    public var backupKeep = 24
     public var snapshot: String?
     // Encrypted filesystems (`FilesystemKey`): where the master key comes from.
     public var keyFile: String?
@@ -192,6 +196,11 @@ public struct MountConfiguration: Sendable, Equatable {
                     "ro: check for a newer snapshot every S seconds (default {default})"),
         MountOption("snapshot", .text(\.snapshot), value: "ID", section: .metadata,
                     "ro: show snapshot ID (see `mossaicfs snapshots`), do not follow"),
+
+        MountOption("backup_interval", .duration(\.backupInterval, 0...(30 * day)), section: .metadata,
+                    "PostgreSQL filesystems: one of the read-write mounts writes a dump of the metadata into the store's backups/ this often (default {default}; 0: never; a number with s, m, h or d), for mossaicfs load --from-backup"),
+        MountOption("backup_keep", .count(\.backupKeep, 1...100_000, unit: "backups"), section: .metadata,
+                    "PostgreSQL filesystems: backups kept in the store, the newest ones (default {default})"),
 
         MountOption("key_file", .absolutePath(\.keyFile), value: "PATH", section: .encryption,
                     "the key of a filesystem formatted with --encrypt --key-file (mode 0600); a missing or wrong key fails before anything is read"),

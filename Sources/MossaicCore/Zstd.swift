@@ -2,11 +2,11 @@ internal import CZstd
 
 /// zstd's one-shot API (libzstd), for whole chunks: each chunk is one frame that records its
 /// content size, so a reader needs nothing but the frame.
-enum Zstd {
+package enum Zstd {
     /// `input` as one zstd frame at `level`, or nil if the frame would not fit in `capacity`
     /// bytes: the caller's bound on what is worth storing, so an incompressible chunk is given
     /// up as soon as its frame outgrows it, without a buffer for the worst case.
-    static func compress(_ input: [UInt8], level: Int, capacity: Int) -> [UInt8]? {
+    package static func compress(_ input: [UInt8], level: Int, capacity: Int) -> [UInt8]? {
         guard capacity > 0 else { return nil }
         var failed = false
         let frame = [UInt8](unsafeUninitializedCapacity: capacity) { out, count in
@@ -22,7 +22,7 @@ enum Zstd {
     /// The content of the zstd frame `frame`, which must be one whole frame of at most `limit`
     /// bytes of content (a chunk): a damaged or foreign frame is an error, never a crash or an
     /// allocation its header asks for.
-    static func decompress(_ frame: [UInt8], limit: Int) throws(ChunkDamage) -> [UInt8] {
+    package static func decompress(_ frame: [UInt8], limit: Int) throws(ChunkDamage) -> [UInt8] {
         let size = frame.withUnsafeBytes { ZSTD_getFrameContentSize($0.baseAddress, $0.count) }
         // ZSTD_CONTENTSIZE_UNKNOWN and _ERROR are the two largest values: above any limit.
         guard size <= UInt64(limit) else {

@@ -170,7 +170,8 @@ public enum GarbageCollector {
     }
 
     /// gc of a filesystem whose metadata is in PostgreSQL: staged chunks first, then the
-    /// collection against the database. The store holds no snapshots, so nothing is kept for one.
+    /// collection against the database. The store holds no snapshots; what its backups name is
+    /// kept (`collect`).
     private static func runShared(_ url: PostgresURL, store: any ObjectStore, superblock: Superblock, catalog: SnapshotCatalog,
                                   cacheDirectory: CacheDirectory, options: Options, logger: Logger,
                                   progress: @escaping @Sendable (ProgressEvent) -> Void) throws(FormatError) -> Report {
@@ -220,9 +221,20 @@ public enum GarbageCollector {
         // pruned yet may still be restored.
         let manifests = try replication { () throws(ReplicationError) in try catalog.manifests() }
         report.snapshots = manifests.count
-        let snapshotKeys = Set(try replication { () throws(ReplicationError) in
+        var snapshotKeys = Set(try replication { () throws(ReplicationError) in
             try catalog.referencedFileChunks(of: manifests, workDirectory: cacheDirectory.path) { progress(ProgressEvent("reading snapshots", done: $0, total: $1)) }
         }.map(\.key))
+        // A PostgreSQL filesystem's backups (`BackupCatalog`) are its snapshots: what they name
+        // stays, so the bucket alone still restores each of them (also after the filesystem
+        // moved to SQLite, until they are deleted).
+        progress(ProgressEvent("reading backups", done: 0, total: 0))
+        do {
+            let (keys, backups) = try BackupCatalog.referencedObjects(in: store)
+            snapshotKeys.formUnion(keys)
+            report.snapshots += backups
+        } catch {
+            throw .metadata("cannot read the metadata backups in \(store.displayName)/\(BackupCatalog.prefix) (gc deletes nothing a backup may need): \(error)")
+        }
 
         var doomed: [Doomed] = []
         var listed: Set<String> = []

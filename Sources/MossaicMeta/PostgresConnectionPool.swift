@@ -35,4 +35,19 @@ final class PostgresConnectionPool: Sendable {
         defer { if connection.isUsable { idle.withLock { $0.append(connection) } } }
         return try body(connection)
     }
+
+    /// `withConnection` for a body with untyped errors (a dump, whose sink may fail).
+    func withAnyConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        slots.wait()
+        defer { slots.signal() }
+        let connection: PostgresConnection
+        if let reused = idle.withLock({ $0.popLast() }) {
+            connection = reused
+        } else {
+            connection = try PostgresConnection(conninfo: conninfo)
+            for sql in setup { try connection.execute(sql) }
+        }
+        defer { if connection.isUsable { idle.withLock { $0.append(connection) } } }
+        return try body(connection)
+    }
 }

@@ -32,3 +32,19 @@ extension PostgresMetaStore {
         }
     }
 }
+
+extension PostgresMetaStore {
+    /// Whether this host writes the next backup into the store (`MetadataBackup`): true, and
+    /// the start recorded, when the last one started `interval` or longer before `now`. One
+    /// settings row is what the hosts agree on: two hosts claiming at once both update it, one
+    /// of them gets a serialization failure, runs again, sees the other's claim and answers false.
+    public func claimBackup(interval: Int64, now: Int64) throws(MetaError) -> Bool {
+        try write(durable: true) { (c) throws(MetaError) in
+            let last = try c.queryOne("SELECT value FROM settings WHERE key = $1", [.text(MetadataDump.backupSetting)]) { Int64($0.text(0)) } ?? nil
+            if let last, now - last < interval, now >= last { return false }
+            try c.update("INSERT INTO settings(key, value) VALUES($1, $2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                         [.text(MetadataDump.backupSetting), .text(String(now))])
+            return true
+        }
+    }
+}

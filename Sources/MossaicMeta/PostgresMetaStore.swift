@@ -26,8 +26,10 @@ import Synchronization
 // host, and a file unlinked while open on another host stays until its last close anywhere.
 // Missing for many hosts: the reclaim sweep of stored
 // chunks (`releasedChunks` answers none: on this engine a released chunk is reclaimed by
-// `mossaicfs gc` alone, whose mark-and-sweep needs no per-release bookkeeping); dump/load;
-// the multi-host tests of the issue. A server restart or crash mid-workload costs retries,
+// `mossaicfs gc` alone, whose mark-and-sweep needs no per-release bookkeeping); the
+// multi-host tests of the issue. Dump and load (MetadataDump, MetadataDump+Engines): either
+// engine to JSON lines and back, `mossaicfs dump`/`load`; read-write mounts write backups of
+// the metadata into the store (MossaicMount/MetadataBackup, `claimBackup`). A server restart or crash mid-workload costs retries,
 // not data (`write`; Tests/e2e/test_postgres_restart.py); bench/multihost.sh measures it
 // beside JuiceFS.
 //

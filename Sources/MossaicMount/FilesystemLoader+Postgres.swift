@@ -13,7 +13,8 @@ extension FilesystemLoader {
     /// (several hosts may mount read-write). The cache_dir keeps only the chunk caches and
     /// write-back staging. No reclaim sweep either: this engine releases no chunks to sweep
     /// (`PostgresMetaStore.releasedChunks`); stored chunks nothing references stay until
-    /// `mossaicfs gc`.
+    /// `mossaicfs gc`. Instead, a read-write mount takes its turn writing backups of the
+    /// metadata into the store (`MetadataBackup`, `backup_interval`).
     static func openShared(_ url: PostgresURL, store: any ObjectStore, superblock: Superblock, cacheDirectory: CacheDirectory,
                            settings: Settings, logger: Logger, metrics: Metrics) throws(FormatError) -> Opened {
         if settings.options.snapshot != nil {
@@ -23,7 +24,12 @@ extension FilesystemLoader {
         let filesystem = try makeFilesystem(store: store, metadata: metadata, superblock: superblock, cacheDirectory: cacheDirectory,
                                             settings: settings, logger: logger, metrics: metrics)
         logger.info("metadata in PostgreSQL", metadata: ["database": "\(url)", "read_only": "\(settings.options.readOnly)"])
-        return Opened(filesystem: filesystem, cacheDirectory: cacheDirectory, replicator: nil, follower: nil)
+        var opened = Opened(filesystem: filesystem, cacheDirectory: cacheDirectory, replicator: nil, follower: nil)
+        if !settings.options.readOnly && settings.options.backupInterval > 0 {
+            opened.backup = MetadataBackup(store: store, metadata: metadata, fsUUID: superblock.uuid,
+                                           interval: settings.options.backupInterval, keep: settings.options.backupKeep, logger: logger)
+        }
+        return opened
     }
 
     /// Opens the database `url` names, after checking, without creating anything in it, that

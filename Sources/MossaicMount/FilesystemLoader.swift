@@ -38,11 +38,14 @@ public enum FilesystemLoader {
         public var replicator: MetadataReplicator?
         /// Read-only mounts without `snapshot=`: follows the store's newest snapshot.
         public var follower: HeadFollower?
+        /// Read-write mounts of a PostgreSQL filesystem: the periodic backup into the store.
+        public var backup: MetadataBackup? = nil
 
         /// Starts the background threads (once the mount is live).
         public func startBackground() {
             replicator?.start()
             follower?.start()
+            backup?.start()
             filesystem.startSweeping()
         }
 
@@ -51,6 +54,7 @@ public enum FilesystemLoader {
         @discardableResult
         public func stopBackground(finalSnapshot: Bool) -> ReplicationError? {
             follower?.stop()
+            backup?.stop()
             // The sweep publishes snapshots and deletes under the lease: it stops first.
             filesystem.stopSweeping()
             return replicator?.stop(finalSnapshot: finalSnapshot)

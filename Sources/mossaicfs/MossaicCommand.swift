@@ -46,11 +46,13 @@ struct MossaicCommand: ParsableCommand {
           mossaicfs warmup /mnt/data/projects   # fetch into the local cache
           mossaicfs mount /srv/mossaic /mnt/old -o ro,snapshot=0000000042-3fa9c1d2
           mossaicfs umount /mnt/data            # returns once everything is stored
+          mossaicfs dump /srv/mossaic --output m.jsonl  # metadata, JSON lines
+          mossaicfs load m.jsonl --into /srv/mossaic --meta postgres://db/fs
         """,
         version: "mossaicfs \(version)",
         subcommands: [MountCommand.self, UmountCommand.self, FormatCommand.self, StatusCommand.self, InfoCommand.self,
                       WarmupCommand.self, FsckCommand.self, GcCommand.self, SnapshotsCommand.self, SnapshotCommand.self,
-                      KeygenCommand.self]
+                      DumpCommand.self, LoadCommand.self, KeygenCommand.self]
     )
 
     /// Runs the command `argv` (CommandLine.arguments) names.

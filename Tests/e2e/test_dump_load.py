@@ -1,0 +1,328 @@
+"""`mossaicfs dump` and `mossaicfs load` (issue 25): a tree built on real mounts moves SQLite ->
+PostgreSQL -> SQLite and comes out identical each time (`diff -r` against a `cp -a` copy, and
+every name's attributes: inode numbers — so hard-link groups —, modes, owners, sizes,
+nanosecond mtimes and ctimes, rdev, xattrs with binary values, symlink targets, contents); a
+PostgreSQL mount's periodic backup in the store restores the tree into a fresh engine of either
+kind; and bad input (garbage, a truncated dump, another filesystem's dump, a target that is not
+empty) is refused in one line, exit status 1, with nothing changed.
+
+One PostgreSQL server for the module (pgserver.py), a new database per use."""
+import hashlib
+import json
+import os
+import re
+import stat
+import subprocess
+import time
+
+import pytest
+
+from mossaic import BIN, Mount, run, wait_until
+from pgserver import PostgresServer
+
+ODD_NAMES = [b"sp ace", b"new\nline", b"tab\there", b"\xff\xfe-not-utf8", "ünïcödé".encode(), b'quote"back\\slash', b"-dash"]
+
+
+@pytest.fixture(scope="module")
+def pg():
+    with PostgresServer() as server:
+        yield server
+
+
+_databases = iter(range(1, 1000))
+
+
+@pytest.fixture
+def new_database(pg):
+    return lambda: pg.create_database(f"dl_{os.getpid()}_{next(_databases)}")
+
+
+def psql(pg, url, sql):
+    return subprocess.run(["psql", "-qAt", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
+                          check=True, capture_output=True, text=True).stdout.strip()
+
+
+def one_line_failure(r):
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mossaicfs: "), r.stderr
+    return lines[0]
+
+
+def build_tree(root):
+    """Every kind of thing the metadata holds: files of several sizes (empty, inline, one
+    chunk's edge, several chunks, sparse, patched in place), directories, symlinks (odd bytes,
+    dangling), hard links, a fifo and a device, xattrs (text, binary, empty), odd names, modes
+    and nanosecond times."""
+    root = os.fsencode(root)
+    j = os.path.join
+    os.makedirs(j(root, b"dir", b"sub", b"deeper"))
+    sizes = {b"empty": 0, b"one": 1, b"inline": 16 << 10, b"inline+1": (16 << 10) + 1, b"chunk": 1 << 20,
+             b"chunk+1": (1 << 20) + 1, b"three": (3 << 20) + 12345}
+    for name, size in sizes.items():
+        with open(j(root, b"dir", name), "wb") as f:
+            f.write(os.urandom(size))
+    with open(j(root, b"dir", b"sparse"), "wb") as f:
+        f.seek(5 << 20)
+        f.write(b"after a hole")
+    with open(j(root, b"dir", b"patched"), "wb") as f:
+        f.write(os.urandom(2 << 20))
+    with open(j(root, b"dir", b"patched"), "r+b") as f:  # small writes into a big file
+        f.seek(1000)
+        f.write(b"patch")
+        f.seek((1 << 20) + 7)
+        f.write(b"another")
+    fd = os.open(j(root, b"dir", b"reserved"), os.O_CREAT | os.O_WRONLY, 0o644)  # fallocate's reservations
+    try:
+        os.write(fd, b"head")
+        os.posix_fallocate(fd, 0, 3 << 20)
+    finally:
+        os.close(fd)
+    for name in ODD_NAMES:
+        with open(j(root, b"dir", b"sub", name), "wb") as f:
+            f.write(name * 3)
+    os.mkdir(j(root, b"dir", ODD_NAMES[1] + b"-dir"))
+    os.symlink(b"../dir/three", j(root, b"dir", b"sub", b"link"))
+    os.symlink(b"nowhere/\xff\x01target", j(root, b"dangling"))
+    os.link(j(root, b"dir", b"one"), j(root, b"hard-1"))
+    os.link(j(root, b"dir", b"one"), j(root, b"dir", b"sub", b"hard-2"))
+    os.mkfifo(j(root, b"fifo"))
+    os.mknod(j(root, b"null-device"), 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+    os.setxattr(j(root, b"dir", b"one"), b"user.text", b"blue")
+    os.setxattr(j(root, b"dir", b"one"), b"user.binary", bytes(range(256)))
+    os.setxattr(j(root, b"dir", b"one"), b"user.empty", b"")
+    os.setxattr(j(root, b"dir"), b"user.\xffodd-name", b"\x00\n\"")
+    os.chmod(j(root, b"dir", b"chunk"), 0o4755)
+    os.chmod(j(root, b"dir", b"inline"), 0o600)
+    os.chmod(j(root, b"dir", b"sub"), 0o1777)
+    os.chown(j(root, b"dir", b"inline+1"), 1234, 5678)
+    os.utime(j(root, b"dir", b"three"), ns=(1_000_000_123, 1_234_567_890_123_456_789))
+    os.utime(j(root, b"dir", b"sub", b"deeper"), ns=(7, 1_500_000_000_000_000_001))
+    os.utime(j(root, b"dangling"), ns=(5, 1_600_000_000_999_999_999), follow_symlinks=False)
+
+
+def describe(root):
+    """Everything the tree shows for each name (atime aside: reading changes it)."""
+    root = os.fsencode(root)
+    out = {}
+    for parent, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            path = os.path.join(parent, name)
+            st = os.lstat(path)
+            entry = {"ino": st.st_ino, "mode": st.st_mode, "uid": st.st_uid, "gid": st.st_gid, "nlink": st.st_nlink,
+                     "size": st.st_size, "mtime": st.st_mtime_ns, "ctime": st.st_ctime_ns, "rdev": st.st_rdev}
+            if not stat.S_ISLNK(st.st_mode):
+                entry["xattrs"] = {n: os.getxattr(path, n) for n in sorted(os.listxattr(path))}
+            if stat.S_ISLNK(st.st_mode):
+                entry["target"] = os.readlink(path)
+            elif stat.S_ISREG(st.st_mode):
+                with open(path, "rb") as f:
+                    entry["sha256"] = hashlib.sha256(f.read()).hexdigest()
+            out[os.path.relpath(path, root)] = entry
+    return out
+
+
+def copy_of(mnt, dest):
+    """A cp -a copy (hard links, xattrs, modes, times kept) for diff -r against a later mount."""
+    subprocess.run(["cp", "-a", f"{mnt}/.", str(dest)], check=True)
+    return dest
+
+
+def diff(expected, mnt):
+    """diff -r, which compares no special files: it names each (a fifo, a device) even when both
+    sides agree; those lines are checked to agree (describe() compares their modes and rdev)."""
+    r = subprocess.run(["diff", "-r", "--no-dereference", str(expected), str(mnt)], capture_output=True)
+    report = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace")
+    for line in report.splitlines():
+        before, _, after = line.partition(" while file ")
+        assert line.startswith("File ") and after and before.rsplit(" is a ", 1)[1] == after.rsplit(" is a ", 1)[1], report
+    assert r.returncode in (0, 1), report
+
+
+def mount(store, tmp_path, cache, options=()):
+    return Mount(store, tmp_path / "mnt", tmp_path / cache, options=options, log=tmp_path / "daemon.log").start()
+
+
+def dump_lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_sqlite_to_postgres_and_back_keeps_the_tree(new_database, tmp_path):
+    store = tmp_path / "store"
+    run("format", str(store))
+    m = mount(store, tmp_path, "cache-sqlite")
+    try:
+        build_tree(tmp_path / "mnt")
+        before = describe(tmp_path / "mnt")
+        expected = copy_of(tmp_path / "mnt", tmp_path / "expected")
+        # Allowed while mounted: a consistent read of the live meta.db.
+        live = run("dump", str(store), "--output", str(tmp_path / "live.jsonl"), "-o", f"cache_dir={tmp_path / 'cache-sqlite'}")
+        assert "dumped" in live.stderr, live.stderr
+    finally:
+        m.stop()
+    dump = tmp_path / "meta.jsonl"
+    with open(dump, "wb") as out:  # to standard output
+        r = subprocess.run([BIN, "dump", str(store), "-o", f"cache_dir={tmp_path / 'cache-sqlite'}"], stdout=out, stderr=subprocess.PIPE)
+    assert r.returncode == 0 and b"dumped" in r.stderr, r.stderr
+    lines = dump_lines(dump)
+    header, trailer = lines[0], lines[-1]
+    assert header["mossaicfs_dump"] == 1 and header["engine"] == "sqlite" and header["fs_uuid"] == json.loads((store / "mossaicfs.json").read_text())["uuid"]
+    assert trailer["end"] == "mossaicfs_dump" and trailer["records"] == len(lines) - 2
+    assert trailer["inode"] == len({e["ino"] for e in before.values()}) + 1  # and the root
+    assert trailer["inode"] == dump_lines(tmp_path / "live.jsonl")[-1]["inode"]
+    # Every table that makes the tree has rows here.
+    assert trailer["symlink"] == 2 and trailer["xattr"] == 4 and trailer["allocation"] > 0 and trailer["patch"] > 0, trailer
+    assert trailer["dentry"] == len(before) and trailer["file_chunk"] > 0 and trailer["chunk"] > 0, trailer
+
+    database = new_database()
+    r = run("load", str(dump), "--into", str(store), "--meta", database)
+    assert "loaded" in r.stdout and "now uses it" in r.stdout, r.stdout
+    superblock = json.loads((store / "mossaicfs.json").read_text())
+    assert superblock["meta"] == database and superblock["format_version"] == 3
+
+    m = mount(store, tmp_path, "cache-pg")
+    try:
+        assert describe(tmp_path / "mnt") == before
+        diff(expected, tmp_path / "mnt")
+        # The loaded engine takes new inodes after the loaded ones, and changes.
+        (tmp_path / "mnt" / "after-migration").write_bytes(b"written on PostgreSQL")
+        os.unlink(tmp_path / "mnt" / "hard-1")
+        assert os.stat(tmp_path / "mnt" / "after-migration").st_ino > max(e["ino"] for e in before.values())
+        before = describe(tmp_path / "mnt")
+        expected2 = copy_of(tmp_path / "mnt", tmp_path / "expected2")
+    finally:
+        m.stop()
+
+    back = tmp_path / "back.jsonl"
+    run("dump", str(store), "--output", str(back))
+    assert dump_lines(back)[0]["engine"] == "postgres"
+    r = run("load", str(back), "--into", str(store), "-o", f"cache_dir={tmp_path / 'cache-back'}")
+    assert "loaded" in r.stdout, r.stdout
+    superblock = json.loads((store / "mossaicfs.json").read_text())
+    assert "meta" not in superblock or superblock["meta"] is None
+    m = mount(store, tmp_path, "cache-back")
+    try:
+        assert describe(tmp_path / "mnt") == before
+        diff(expected2, tmp_path / "mnt")
+    finally:
+        m.stop()
+    # The first mount published it: a machine without that cache_dir restores it from the store.
+    m = mount(store, tmp_path, "cache-fresh")
+    try:
+        assert describe(tmp_path / "mnt") == before
+    finally:
+        m.stop()
+
+
+def complete_backups(store):
+    return sorted(p.parent.name for p in (store / "backups").glob("*/manifest.json"))
+
+
+def test_a_backup_in_the_store_restores_the_tree(new_database, tmp_path):
+    store = tmp_path / "store"
+    run("format", "--meta", new_database(), str(store))
+    m = mount(store, tmp_path, "cache", options=["backup_interval=1s", "backup_keep=2"])
+    try:
+        build_tree(tmp_path / "mnt")
+        before = describe(tmp_path / "mnt")
+        expected = copy_of(tmp_path / "mnt", tmp_path / "expected")
+        # A backup started after the tree was complete (ids are UTC start times, in ms).
+        now = time.time()
+        written = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+        wait_until(lambda: any(b >= written for b in complete_backups(store)), 60, "a backup after the tree was written")
+        wait_until(lambda: len(complete_backups(store)) == 2, 30, "pruned to backup_keep")
+    finally:
+        m.stop()
+    assert len(complete_backups(store)) <= 2
+    newest = complete_backups(store)[-1]
+    assert (store / "backups" / newest / "000000.jsonl.zst").read_bytes()[:4] == b"\x28\xb5\x2f\xfd"  # zstd
+
+    # Files deleted after the backup: gc keeps the objects a backup in the store names.
+    m = mount(store, tmp_path, "cache", options=["backup_interval=0"])
+    try:
+        os.unlink(tmp_path / "mnt" / "dir" / "three")
+        os.unlink(tmp_path / "mnt" / "dir" / "chunk+1")
+    finally:
+        m.stop()
+    r = run("gc", str(store), "--grace", "0s", "-o", f"cache_dir={tmp_path / 'cache'}")
+    kept = re.search(r"kept (\d+) for (\d+) snapshots", r.stdout)
+    assert kept and int(kept.group(1)) > 0 and int(kept.group(2)) == len(complete_backups(store)), r.stdout
+
+    # The database is lost: a new one, from the bucket alone.
+    database = new_database()
+    r = run("load", "--from-backup", "--into", str(store), "--meta", database)
+    assert "loaded" in r.stdout and "backup backups/" in r.stdout, r.stdout
+    m = mount(store, tmp_path, "cache-restored", options=["backup_interval=0"])
+    try:
+        assert describe(tmp_path / "mnt") == before
+        diff(expected, tmp_path / "mnt")
+    finally:
+        m.stop()
+    # And into SQLite.
+    run("load", "--from-backup", "--into", str(store), "-o", f"cache_dir={tmp_path / 'cache-sqlite'}")
+    m = mount(store, tmp_path, "cache-sqlite")
+    try:
+        assert describe(tmp_path / "mnt") == before
+        diff(expected, tmp_path / "mnt")
+    finally:
+        m.stop()
+
+
+def test_bad_input_is_refused_and_changes_nothing(pg, new_database, tmp_path):
+    store = tmp_path / "store"
+    run("format", str(store))
+    m = mount(store, tmp_path, "cache")
+    try:
+        build_tree(tmp_path / "mnt")
+    finally:
+        m.stop()
+    good = tmp_path / "good.jsonl"
+    run("dump", str(store), "--output", str(good), "-o", f"cache_dir={tmp_path / 'cache'}")
+    superblock = (store / "mossaicfs.json").read_bytes()
+    database = new_database()
+
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(os.urandom(4096))
+    line = one_line_failure(run("load", str(garbage), "--into", str(store), "--meta", database, check=False))
+    assert "not a mossaicfs dump" in line, line
+    # Nothing was created in the database, and the superblock is as it was.
+    assert psql(pg, database, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == "0"
+    assert (store / "mossaicfs.json").read_bytes() == superblock
+
+    lines = good.read_bytes().splitlines(keepends=True)
+    for name, content, says in [
+        ("truncated", b"".join(lines[:-1]), "truncated"),
+        ("cut-mid-line", b"".join(lines[:-1])[:-7], "truncated"),
+        ("miscounted", b"".join(lines[:3] + lines[4:]), "does not match"),
+        ("damaged", b"".join(lines[:2] + [b'{"t":"inode","ino":"x"}\n'] + lines[2:]), "damaged dump at line 3"),
+    ]:
+        bad = tmp_path / name
+        bad.write_bytes(content)
+        line = one_line_failure(run("load", str(bad), "--into", str(store), "--meta", database, check=False))
+        assert says in line, (name, line)
+        assert (store / "mossaicfs.json").read_bytes() == superblock
+        assert psql(pg, database, "SELECT count(*) FROM inodes") == "0"
+        assert psql(pg, database, "SELECT count(*) FROM settings WHERE key = 'fs_uuid'") == "0"
+
+    # A dump of another filesystem.
+    other = tmp_path / "other"
+    run("format", str(other))
+    line = one_line_failure(run("load", str(good), "--into", str(other), "--meta", database, check=False))
+    assert "is a dump of filesystem" in line, line
+
+    # The SQLite engine of a SQLite filesystem is not empty (its snapshots are live).
+    line = one_line_failure(run("load", str(good), "--into", str(store), "-o", f"cache_dir={tmp_path / 'c2'}", check=False))
+    assert "keeps its metadata in SQLite already" in line, line
+
+    # The good dump loads into the same database after all those failures.
+    run("load", str(good), "--into", str(store), "--meta", database)
+    superblock = (store / "mossaicfs.json").read_bytes()
+    # A database holding a filesystem is not empty, nor is a cache_dir holding a meta.db.
+    line = one_line_failure(run("load", str(good), "--into", str(store), "--meta", database, check=False))
+    assert "already holds the metadata of mossaicfs filesystem" in line, line
+    line = one_line_failure(run("load", str(good), "--into", str(store), "-o", f"cache_dir={tmp_path / 'cache'}", check=False))
+    assert "already holds a meta.db" in line, line
+    assert (store / "mossaicfs.json").read_bytes() == superblock
+    # No dump named, or two.
+    r = run("load", "--into", str(store), check=False)
+    assert r.returncode != 0 and "--from-backup" in r.stderr
