@@ -24,14 +24,16 @@ import Synchronization
 // Sessions (schema 8, PostgresMetaStore+Sessions): each read-write mount registers one, a
 // heartbeat keeps it alive, a dead one's rows (locks, open files) are deleted by any live
 // host, and a file unlinked while open on another host stays until its last close anywhere.
-// Missing for many hosts: the reclaim sweep of stored
-// chunks (`releasedChunks` answers none: on this engine a released chunk is reclaimed by
-// `mossaicfs gc` alone, whose mark-and-sweep needs no per-release bookkeeping); the
-// multi-host tests of the issue. Dump and load (MetadataDump, MetadataDump+Engines): either
-// engine to JSON lines and back, `mossaicfs dump`/`load`; read-write mounts write backups of
-// the metadata into the store (MossaicMount/MetadataBackup, `claimBackup`). A server restart or crash mid-workload costs retries,
-// not data (`write`; Tests/e2e/test_postgres_restart.py); bench/multihost.sh measures it
-// beside JuiceFS.
+// Dump and load (MetadataDump, MetadataDump+Engines): either engine to JSON lines and back,
+// `mossaicfs dump`/`load`; read-write mounts write backups of the metadata into the store
+// (MossaicMount/MetadataBackup, `claimBackup`). A server restart or crash mid-workload costs
+// retries, not data (`write`; Tests/e2e/test_postgres_restart.py); a network that stops
+// answering is noticed within ~30 s (PostgresConnection.networkDefaults); bench/multihost.sh
+// measures it beside JuiceFS.
+// Missing for many hosts: the reclaim sweep of stored chunks (`releasedChunks` answers none:
+// on this engine a released chunk is reclaimed by `mossaicfs gc` alone, whose mark-and-sweep
+// needs no per-release bookkeeping, and which must run while no host writes); the
+// linearizability run of three hosts (Tests/e2e/linearizability_hosts.py) as a CI test.
 //
 // Rules this engine keeps (what JuiceFS's PostgreSQL engine learned):
 // - ONE retry loop (`retrying`): every mutation is one REPEATABLE READ transaction, retried
