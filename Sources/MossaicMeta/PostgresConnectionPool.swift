@@ -25,13 +25,7 @@ final class PostgresConnectionPool: Sendable {
     func withConnection<T>(_ body: (PostgresConnection) throws(MetaError) -> T) throws(MetaError) -> T {
         slots.wait()
         defer { slots.signal() }
-        let connection: PostgresConnection
-        if let reused = idle.withLock({ $0.popLast() }) {
-            connection = reused
-        } else {
-            connection = try PostgresConnection(conninfo: conninfo)
-            for sql in setup { try connection.execute(sql) }
-        }
+        let connection = try takeConnection()
         defer { if connection.isUsable { idle.withLock { $0.append(connection) } } }
         return try body(connection)
     }
@@ -40,14 +34,16 @@ final class PostgresConnectionPool: Sendable {
     func withAnyConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
         slots.wait()
         defer { slots.signal() }
-        let connection: PostgresConnection
-        if let reused = idle.withLock({ $0.popLast() }) {
-            connection = reused
-        } else {
-            connection = try PostgresConnection(conninfo: conninfo)
-            for sql in setup { try connection.execute(sql) }
-        }
+        let connection = try takeConnection()
         defer { if connection.isUsable { idle.withLock { $0.append(connection) } } }
         return try body(connection)
+    }
+
+    /// An idle connection, or a new one set up; the caller holds a slot.
+    private func takeConnection() throws(MetaError) -> PostgresConnection {
+        if let reused = idle.withLock({ $0.popLast() }) { return reused }
+        let connection = try PostgresConnection(conninfo: conninfo)
+        for sql in setup { try connection.execute(sql) }
+        return connection
     }
 }
