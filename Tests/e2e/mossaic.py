@@ -56,6 +56,14 @@ def run(*args, check=True, **kw):
     return subprocess.run([BIN, *args], check=check, capture_output=True, text=True, **kw)
 
 
+def one_line_failure(r):
+    """The message of a command that failed as bad input must: exit 1, one line on stderr."""
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mossaicfs: "), r.stderr
+    return lines[0]
+
+
 def read_until_eof(fd, timeout):
     """Reads a pipe until EOF or `timeout` seconds; returns the bytes."""
     deadline = time.monotonic() + timeout

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from mossaic import BIN, Mount, run, wait_until
+from mossaic import one_line_failure, BIN, Mount, run, wait_until
 from pgserver import PostgresServer
 
 ODD_NAMES = [b"sp ace", b"new\nline", b"tab\there", b"\xff\xfe-not-utf8", "ünïcödé".encode(), b'quote"back\\slash', b"-dash"]
@@ -40,13 +40,6 @@ def new_database(pg):
 def psql(pg, url, sql):
     return subprocess.run(["psql", "-qAt", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
                           check=True, capture_output=True, text=True).stdout.strip()
-
-
-def one_line_failure(r):
-    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mossaicfs: "), r.stderr
-    return lines[0]
 
 
 def build_tree(root):

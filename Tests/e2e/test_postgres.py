@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from mossaic import Mount, run, sha256_file
+from mossaic import one_line_failure, Mount, run, sha256_file
 from pgserver import PostgresServer
 
 
@@ -31,13 +31,6 @@ def database(pg, request):
 def psql(pg, database, sql):
     return subprocess.run(["psql", "-qAt", "-v", "ON_ERROR_STOP=1", pg.url(database), "-c", sql],
                           check=True, capture_output=True, text=True).stdout.strip()
-
-
-def one_line_failure(r):
-    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("mossaicfs: "), r.stderr
-    return lines[0]
 
 
 def write_tree(root):
