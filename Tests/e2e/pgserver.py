@@ -89,10 +89,16 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgres://{self.user}@127.0.0.1:{self.port}/{database}?passfile={self.passfile}"
 
+    def psql(self, database: str, sql: str) -> str:
+        """Runs `sql` in `database` (a name, or a URL as `url` gives it) with psql; returns what
+        it printed, unaligned and without headers (`-At`: one row a line, `|` between columns)."""
+        url = database if "://" in database else self.url(database)
+        return subprocess.run([_pg_bin("psql"), "-qAt", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
+                              check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL).stdout.strip()
+
     def create_database(self, name: str) -> str:
         """Creates database `name` (empty) and returns its URL."""
-        subprocess.run([_pg_bin("psql"), "-q", "-v", "ON_ERROR_STOP=1", self.url(), "-c", f'CREATE DATABASE "{name}"'],
-                       check=True, capture_output=True, stdin=subprocess.DEVNULL)
+        self.psql("postgres", f'CREATE DATABASE "{name}"')
         return self.url(name)
 
     def info(self) -> dict:

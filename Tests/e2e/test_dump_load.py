@@ -37,11 +37,6 @@ def new_database(pg):
     return lambda: pg.create_database(f"dl_{os.getpid()}_{next(_databases)}")
 
 
-def psql(pg, url, sql):
-    return subprocess.run(["psql", "-qAt", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
-                          check=True, capture_output=True, text=True).stdout.strip()
-
-
 def build_tree(root):
     """Every kind of thing the metadata holds: files of several sizes (empty, inline, one
     chunk's edge, several chunks, sparse, patched in place), directories, symlinks (odd bytes,
@@ -279,7 +274,7 @@ def test_bad_input_is_refused_and_changes_nothing(pg, new_database, tmp_path):
     line = one_line_failure(run("load", str(garbage), "--into", str(store), "--meta", database, check=False))
     assert "not a mossaicfs dump" in line, line
     # Nothing was created in the database, and the superblock is as it was.
-    assert psql(pg, database, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == "0"
+    assert pg.psql(database, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == "0"
     assert (store / "mossaicfs.json").read_bytes() == superblock
 
     lines = good.read_bytes().splitlines(keepends=True)
@@ -294,8 +289,8 @@ def test_bad_input_is_refused_and_changes_nothing(pg, new_database, tmp_path):
         line = one_line_failure(run("load", str(bad), "--into", str(store), "--meta", database, check=False))
         assert says in line, (name, line)
         assert (store / "mossaicfs.json").read_bytes() == superblock
-        assert psql(pg, database, "SELECT count(*) FROM inodes") == "0"
-        assert psql(pg, database, "SELECT count(*) FROM settings WHERE key = 'fs_uuid'") == "0"
+        assert pg.psql(database, "SELECT count(*) FROM inodes") == "0"
+        assert pg.psql(database, "SELECT count(*) FROM settings WHERE key = 'fs_uuid'") == "0"
 
     # A dump of another filesystem.
     other = tmp_path / "other"

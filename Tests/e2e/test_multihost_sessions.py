@@ -19,7 +19,7 @@ import subprocess
 import pytest
 
 from mossaic import Mount, random_file, run, sha256_file, wait_until, write_fsynced
-from pgserver import PostgresServer, _pg_bin
+from pgserver import PostgresServer
 from test_multihost_locks import Locker, lockers  # noqa: F401 (a fixture)
 
 WAIT = 30
@@ -44,8 +44,7 @@ class Hosts:
         return self.tmp_path / f"mnt-{name}"
 
     def sql(self, statement):
-        return subprocess.run([_pg_bin("psql"), "-qAt", "-v", "ON_ERROR_STOP=1", self.database, "-c", statement],
-                              check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL).stdout.strip()
+        return self.pg.psql(self.database, statement)
 
     def count(self, statement):
         return int(self.sql(statement))

@@ -8,7 +8,6 @@ and fsrand run on PostgreSQL through the matrix hook (MOSSAICFS_TEST_META=postgr
 test-postgres`)."""
 import json
 import os
-import subprocess
 
 import pytest
 
@@ -26,11 +25,6 @@ def pg():
 def database(pg, request):
     """A new, empty database for the test, named after it."""
     return pg.create_database("t_" + request.node.name.lower()[:40])
-
-
-def psql(pg, database, sql):
-    return subprocess.run(["psql", "-qAt", "-v", "ON_ERROR_STOP=1", pg.url(database), "-c", sql],
-                          check=True, capture_output=True, text=True).stdout.strip()
 
 
 def write_tree(root):
@@ -69,7 +63,7 @@ def test_the_tree_is_in_the_database_not_in_the_cache_dir(pg, database, tmp_path
     # No local metadata and no snapshot in the store: the database is the source of truth.
     assert not (tmp_path / "cache-a" / "meta.db").exists()
     assert not (store / "meta").exists()
-    assert int(psql(pg, database.split("/")[3].split("?")[0], "SELECT count(*) FROM dentries")) == 7
+    assert int(pg.psql(database, "SELECT count(*) FROM dentries")) == 7
 
     # Another cache_dir (another host's, as far as the metadata goes) sees the whole tree.
     m = Mount(store, tmp_path / "mnt", tmp_path / "cache-b", log=tmp_path / "daemon.log").start()
@@ -178,7 +172,7 @@ def test_a_mount_reaching_another_database_is_refused(pg, database, tmp_path):
         line = one_line_failure(run("fsck", str(tmp_path / "b"), "-o", f"cache_dir={tmp_path / 'cache'}", check=False))
         assert says in line, line
     # Nothing was created in the empty database.
-    assert psql(pg, "t_empty", "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == "0"
+    assert pg.psql("t_empty", "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == "0"
 
 
 def test_older_builds_refuse_the_format(database, tmp_path):
