@@ -38,11 +38,14 @@ import Synchronization
 ///    references them, so they would only take space until evicted).
 ///
 /// A filesystem whose metadata is in PostgreSQL (`runShared`) has no snapshot and no lease:
-/// the same decision is made against the database, step 2 is not needed (the database is
-/// what every mount reads), and nothing stops a mount on another host from writing meanwhile —
-/// so such a gc must run while no host has the filesystem mounted read-write, as the man page
-/// says. (Sessions let it clean up dead hosts' locks and open files first, and keep the chunks
-/// of files unlinked while a live host has them open.)
+/// the same decision is made against the database, and step 2 is not needed (the database is
+/// what every mount reads). It is not safe beside a host that writes: the grace period covers
+/// uploads whose commit is to come, not a commit that deduplicates against a row at refcount
+/// 0 after gc read it (the row then stays, referenced, and its object goes), nor a host that
+/// uploads an object again under the same content-addressed key after gc listed the old one.
+/// So gc refuses while a host has a live read-write session (`requireUnmounted`), and asks
+/// again before its deletions, the irreversible step (rows dropped by then are harmless: their
+/// objects stay, garbage for the next gc). Dead hosts' sessions are cleaned up first.
 public enum GarbageCollector {
     public struct Options: Sendable {
         /// Report what would be deleted, delete nothing (no rows, no snapshot, no objects).
@@ -165,7 +168,7 @@ public enum GarbageCollector {
         var report = Report()
         report.dryRun = options.dryRun
         try collect(store: store, metadata: local.metadata, catalog: catalog, cacheDirectory: cacheDirectory,
-                    replicator: replicator, options: options, report: &report, progress: progress)
+                    replicator: replicator, options: options, report: &report, progress: progress, beforeDeleting: {})
         return report
     }
 
@@ -176,10 +179,12 @@ public enum GarbageCollector {
                                   cacheDirectory: CacheDirectory, options: Options, logger: Logger,
                                   progress: @escaping @Sendable (ProgressEvent) -> Void) throws(FormatError) -> Report {
         let metadata = try FilesystemLoader.openPostgres(url, superblock: superblock, store: store, readOnly: options.dryRun)
+        let why = "gc would delete objects that their writes may be about to reference again"
         if !options.dryRun {
-            // Dead hosts' sessions go first, with the unlinked files only they had open; a file
-            // unlinked while a live host has it open keeps its chunk references (its inode
-            // stays until its last close), so its chunks are marked live below.
+            try FilesystemLoader.requireUnmounted(metadata, store: store, why: why)
+            // Dead hosts' sessions go first, with the unlinked files only they had open. (A
+            // dry run, which may run beside live hosts, marks the chunks of a file unlinked
+            // while a live host has it open as live: its inode stays until its last close.)
             let cleanup = try meta { () throws(MetaError) in try metadata.cleanDeadSessions() }
             if cleanup.sessions > 0 || cleanup.reclaimed > 0 {
                 logger.notice("cleaned up dead sessions", metadata: ["sessions": "\(cleanup.sessions)", "reclaimed_inodes": "\(cleanup.reclaimed)"])
@@ -190,15 +195,20 @@ public enum GarbageCollector {
         var report = Report()
         report.dryRun = options.dryRun
         try collect(store: store, metadata: metadata, catalog: catalog, cacheDirectory: cacheDirectory,
-                    replicator: nil, options: options, report: &report, progress: progress)
+                    replicator: nil, options: options, report: &report, progress: progress) { () throws(FormatError) in
+            // A mount that started while gc listed and marked: stop before deleting.
+            try FilesystemLoader.requireUnmounted(metadata, store: store, why: why)
+        }
         return report
     }
 
     /// `replicator`: the snapshots and the lease of a SQLite filesystem; nil for PostgreSQL.
+    /// `beforeDeleting`: the last word before objects go (the lease is checked in `delete`).
     private static func collect(store: any ObjectStore, metadata: any MetaStore, catalog: SnapshotCatalog,
                                 cacheDirectory: CacheDirectory, replicator: MetadataReplicator?, options: Options,
                                 report: inout Report,
-                                progress: @escaping @Sendable (ProgressEvent) -> Void) throws(FormatError) {
+                                progress: @escaping @Sendable (ProgressEvent) -> Void,
+                                beforeDeleting: () throws(FormatError) -> Void) throws(FormatError) {
         // Listed first: whatever appears later is not looked at (and nobody else writes now).
         progress(ProgressEvent("listing objects", done: 0, total: 0))
         let chunkObjects = try listing(store, prefix: "chunks/")
@@ -295,6 +305,7 @@ public enum GarbageCollector {
             for d in doomed { count(d, into: &report) }
             return
         }
+        try beforeDeleting()
         try delete(doomed, store: store, lease: replicator?.lease, blobs: cacheDirectory.blobsPath, threads: options.threads,
                    report: &report, progress: progress)
     }

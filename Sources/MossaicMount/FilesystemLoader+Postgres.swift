@@ -54,6 +54,28 @@ extension FilesystemLoader {
         }
     }
 
+    /// Refuses, naming the hosts, while a host other than `metadata`'s own session has the
+    /// filesystem mounted read-write (a live session: its heartbeat younger than its expiry by
+    /// the database server's clock). For what must not run beside writers — `load`, `fsck
+    /// --repair`, `gc` — which otherwise had only the man page to stop them. Dead sessions do
+    /// not count: a crashed host blocks nothing once its session expired. Read-only mounts
+    /// register no session and write nothing, so they are not asked about. `why`: what the
+    /// mounts would break, said after the hosts.
+    ///
+    /// A check, not a lock: nothing stops a mount from starting just after it (mounts of
+    /// many hosts take no lease). gc, whose deletions cannot be undone, checks again right
+    /// before them; a mount that starts in the middle of a load or a repair is the operator's,
+    /// as it was before this check.
+    public static func requireUnmounted(_ metadata: some SessionTable, store: any ObjectStore, why: String) throws(FormatError) {
+        let live: [SessionRecord]
+        do { live = try metadata.sessions().filter { $0.alive && $0.id != metadata.sessionID } } catch {
+            throw .metadata("cannot read the sessions of \(store.displayName)'s metadata database: \(oneLine(error))")
+        }
+        guard !live.isEmpty else { return }
+        let hosts = live.map { "\($0.host) (pid \($0.pid))" }.joined(separator: ", ")
+        throw .metadata("\(store.displayName) is mounted read-write on \(hosts): unmount it on every host first (\(why))")
+    }
+
     /// libpq's messages may span lines (one per address tried): the CLI says one.
     public static func oneLine(_ error: MetaError) -> String {
         "\(error)".split(whereSeparator: \.isNewline).map { String($0.drop(while: \.isWhitespace)) }.joined(separator: "; ")

@@ -21,7 +21,8 @@ struct FsckCommand: ParsableCommand {
         one), fsck restores the store's newest metadata snapshot into a temporary directory \
         ($TMPDIR, default /var/tmp), checks it and removes it: the bucket alone is enough \
         (--repair then is refused). A filesystem whose metadata is in PostgreSQL is checked \
-        in its database (run --repair while no host has it mounted). Shows progress with rate \
+        in its database; --repair is refused while a host has it mounted read-write (a live \
+        session, as status lists them), and cleans up the sessions of dead hosts. Shows progress with rate \
         and time left on a terminal. Exit status 0 when everything is consistent (after repairs), 1 when something is still wrong.
         """)
 
@@ -66,6 +67,10 @@ struct FsckCommand: ParsableCommand {
             if let sessions = metadata as? any SessionTable {
                 // Dead hosts' sessions: their locks and open files, and what only they kept.
                 if repair {
+                    // Repairs recount and relink from one reading of the tables: a host writing
+                    // meanwhile would be "repaired" back to that reading. A check alone may run
+                    // beside hosts (what changes under it may show as problems).
+                    try FilesystemLoader.requireUnmounted(sessions, store: store, why: "fsck --repair rewrites metadata that their writes are changing")
                     let cleanup = try sessions.cleanDeadSessions()
                     if cleanup.sessions > 0 || cleanup.reclaimed > 0 {
                         Console.out("cleaned up \(cleanup.sessions) dead sessions, reclaimed \(cleanup.reclaimed) unlinked inodes nobody had open")

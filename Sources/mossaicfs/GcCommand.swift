@@ -26,8 +26,9 @@ struct GcCommand: ParsableCommand {
         newest metadata snapshot into a temporary directory and removes it afterwards; a gc that \
         deletes from there publishes a new snapshot, so the mounting machine must then mount once \
         with -o discard_local. A filesystem whose metadata is in PostgreSQL is collected against \
-        its database, with no lease and no snapshot: run gc there only while no host has it \
-        mounted read-write (nothing tells gc of mounts on other hosts yet). Shows progress with \
+        its database, with no lease and no snapshot: gc is refused while a host has it mounted \
+        read-write (a live session, as status lists them; --dry-run is not), and cleans up the \
+        sessions of dead hosts. Shows progress with \
         rate and time left on a terminal; ends with one summary line; exit status 1 if something could not be deleted or gc could not run.
         """)
 

@@ -25,7 +25,10 @@ struct LoadCommand: ParsableCommand {
         discussion: """
         The dump must be of SOURCE's filesystem (the same uuid: the chunks it names are in \
         SOURCE). Unmount the filesystem everywhere first: changes made after the dump are not \
-        in it, and mounts still open keep using the old engine.
+        in it, and mounts still open keep using the old engine. Load refuses while a mount holds \
+        the filesystem's current engine: the writer lease of SQLite, a live session of \
+        PostgreSQL (status lists them; a crashed host's session stops counting once it expired, \
+        after its session_expiry).
 
         With --meta, the metadata is loaded into that PostgreSQL database (it must exist and \
         hold no filesystem: CREATE DATABASE …; its URL is kept in the superblock, as format \
@@ -146,6 +149,7 @@ struct LoadCommand: ParsableCommand {
             if superblock.postgres == nil, let lease = try catalog.lease(), lease.expiresNanoseconds > Timestamp.now().nanoseconds {
                 throw OptionError("\(store.displayName) is mounted read-write on \(lease.hostname) (cache_dir \(lease.cacheDirectory)): unmount it first")
             }
+            if let current = superblock.postgres { try Self.requireUnmounted(current, store: store, superblock: superblock) }
             if let meta {
                 let url = try PostgresURL(parsing: meta)
                 if superblock.encryption != nil {
@@ -176,6 +180,20 @@ struct LoadCommand: ParsableCommand {
             let newest = snapshots.compactMap(SnapshotID.generation(of:)).max() ?? 0
             let head = try catalog.head()?.pointer.generation ?? 0
             self = .sqlite(cacheDirectory, generation: max(newest, head) + 1)
+        }
+
+        /// A PostgreSQL filesystem's mounts, as its sessions say: the PostgreSQL twin of the
+        /// writer lease above. Mounts that go on after the superblock names the new engine
+        /// keep writing into the former one, and those changes are lost. A database that
+        /// cannot be read blocks nothing — restoring a lost database is what load is for —
+        /// and is said on stderr, since then load cannot tell who has it mounted.
+        private static func requireUnmounted(_ url: PostgresURL, store: any ObjectStore, superblock: Superblock) throws {
+            let current: PostgresMetaStore
+            do { current = try FilesystemLoader.openPostgres(url, superblock: superblock, store: store, readOnly: true) } catch {
+                Console.error("note: cannot tell whether a host has \(store.displayName) mounted (\(error)): unmount it everywhere before using the loaded metadata")
+                return
+            }
+            try FilesystemLoader.requireUnmounted(current, store: store, why: "after load they would go on writing into the former metadata, and those changes would be lost")
         }
 
         func load(_ reader: DumpReader, header: MetadataDump.Header) throws -> MetadataDump.Summary {

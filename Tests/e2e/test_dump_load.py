@@ -4,7 +4,8 @@ every name's attributes: inode numbers — so hard-link groups —, modes, owner
 nanosecond mtimes and ctimes, rdev, xattrs with binary values, symlink targets, contents); a
 PostgreSQL mount's periodic backup in the store restores the tree into a fresh engine of either
 kind; and bad input (garbage, a truncated dump, another filesystem's dump, a target that is not
-empty) is refused in one line, exit status 1, with nothing changed.
+empty, a PostgreSQL filesystem that a host has mounted) is refused in one line, exit status 1,
+with nothing changed.
 
 One PostgreSQL server for the module (pgserver.py), a new database per use."""
 import hashlib
@@ -252,6 +253,48 @@ def test_a_backup_in_the_store_restores_the_tree(new_database, tmp_path):
     try:
         assert describe(tmp_path / "mnt") == before
         diff(expected, tmp_path / "mnt")
+    finally:
+        m.stop()
+
+
+def test_a_mounted_postgresql_filesystem_is_not_loaded_into(pg, new_database, tmp_path):
+    """While a host has the PostgreSQL filesystem mounted read-write (a live session), load
+    refuses — into a new database and into SQLite alike — in one line naming the host and pid,
+    with nothing changed: the mount would go on writing into the former metadata. After a clean
+    unmount the same load runs; a crashed host's session that expired blocks nothing."""
+    store = tmp_path / "store"
+    current = new_database()
+    run("format", "--meta", current, str(store))
+    dump = tmp_path / "dump.jsonl"
+    target = new_database()
+    sqlite_cache = tmp_path / "cache-sqlite"
+    superblock = (store / "mossaicfs.json").read_bytes()
+    m = mount(store, tmp_path, "cache", options=["backup_interval=0"])
+    try:
+        build_tree(tmp_path / "mnt")
+        before = describe(tmp_path / "mnt")
+        run("dump", str(store), "--output", str(dump))
+        host = f"{os.uname().nodename} (pid {m.proc.pid})"
+        for into in (["--meta", target], ["-o", f"cache_dir={sqlite_cache}"]):
+            line = one_line_failure(run("load", str(dump), "--into", str(store), *into, check=False))
+            assert f"is mounted read-write on {host}: unmount it on every host first" in line, (into, line)
+            assert (store / "mossaicfs.json").read_bytes() == superblock
+            assert pg.psql(target, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == "0"
+            assert not sqlite_cache.exists()
+        (tmp_path / "mnt" / "still-mounted").write_bytes(b"the mount goes on")
+    finally:
+        m.stop()
+    assert pg.psql(current, "SELECT count(*) FROM sessions") == "0"  # a clean unmount deletes its session
+
+    # A crashed host's session, expired by the server's clock: it does not block the load.
+    pg.psql(current, """INSERT INTO sessions(id, host, pid, version, heartbeat, expiry_ms)
+                        VALUES ('crashed', 'crashed.example', 4242, 'test', now() - interval '1 hour', 1000)""")
+    r = run("load", str(dump), "--into", str(store), "--meta", target)
+    assert "loaded" in r.stdout and r.stderr == "", (r.stdout, r.stderr)
+    assert (store / "mossaicfs.json").read_bytes() != superblock
+    m = mount(store, tmp_path, "cache-loaded", options=["backup_interval=0"])
+    try:
+        assert describe(tmp_path / "mnt") == before  # the dump's tree, without what came after it
     finally:
         m.stop()
 

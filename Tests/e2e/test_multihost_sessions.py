@@ -18,7 +18,7 @@ import subprocess
 
 import pytest
 
-from mossaic import Mount, random_file, run, sha256_file, wait_until, write_fsynced
+from mossaic import one_line_failure, Mount, random_file, run, sha256_file, wait_until, write_fsynced
 from pgserver import PostgresServer
 from test_multihost_locks import Locker, lockers  # noqa: F401 (a fixture)
 
@@ -97,12 +97,16 @@ def test_a_file_unlinked_on_one_host_stays_readable_where_it_is_open(hosts, tmp_
         assert not (a / "f").exists()
         wait_until(lambda: not (c / "f").exists(), WAIT, "C sees the unlink")
         # Kept for B: the inode (nlink 0) and its chunk map, through A's and C's heartbeats and
-        # cleanups, a new mount's start (which reclaims orphans nobody has open) and a gc.
+        # cleanups, a new mount's start (which reclaims orphans nobody has open); gc, refused
+        # beside live hosts, would keep its chunks too (a dry run marks them live).
         assert h.count("SELECT count(*) FROM inodes WHERE nlink = 0") == 1
         d = h.mount("d")
         objects = store_objects(h.store)
-        r = run("gc", str(h.store), "--grace", "0s", "-o", f"cache_dir={tmp_path / 'cache-gc'}")
-        assert store_objects(h.store) == objects, r.stdout
+        line = one_line_failure(run("gc", str(h.store), "--grace", "0s", "-o", f"cache_dir={tmp_path / 'cache-gc'}", check=False))
+        assert "is mounted read-write on" in line and "unmount it on every host first" in line, line
+        r = run("gc", str(h.store), "--grace", "0s", "--dry-run", "-o", f"cache_dir={tmp_path / 'cache-gc'}")
+        assert " 0 would delete" in r.stdout, r.stdout
+        assert store_objects(h.store) == objects
         assert not (d / "f").exists() and h.count("SELECT count(*) FROM sessions") == 4
         h.mounts.pop("d").stop()
         # A clean unmount deletes its session at once.
@@ -117,7 +121,9 @@ def test_a_file_unlinked_on_one_host_stays_readable_where_it_is_open(hosts, tmp_
     wait_until(lambda: h.count("SELECT count(*) FROM inodes WHERE nlink = 0") == 0, WAIT, "the last close reclaims the inode")
     assert h.count("SELECT count(*) FROM open_files") == 0
     assert h.count("SELECT count(*) FROM orphans") == 0
-    # Its chunks are garbage now.
+    # Its chunks are garbage now, for a gc once every host unmounted.
+    for m in h.mounts.values():
+        m.stop()
     r = run("gc", str(h.store), "--grace", "0s", "-o", f"cache_dir={tmp_path / 'cache-gc'}")
     assert len(store_objects(h.store)) < len(objects), r.stdout
 

@@ -1,7 +1,8 @@
 """Filesystems whose metadata is in PostgreSQL (`format --meta postgres://…`, issue 25 step 2),
 on one host: format, mount, remount on a fresh cache_dir, fsck, gc and status; and the refusals
 (a password in the URL, a bad URL, an unreachable server, a database that holds another
-filesystem or none), each one line, exit status 1, nothing created.
+filesystem or none; gc and fsck --repair while a host has the filesystem mounted), each one
+line, exit status 1, nothing created or deleted.
 
 One PostgreSQL server (pgserver.py) for the module, a new database per test. The POSIX suite
 and fsrand run on PostgreSQL through the matrix hook (MOSSAICFS_TEST_META=postgres, `make
@@ -124,6 +125,42 @@ def test_gc_deletes_what_no_file_references(database, tmp_path):
         m.stop()
     for repair in ([], ["--repair"]):
         assert run("fsck", str(store), "--verify", *repair, "-o", cache).stdout.rstrip().endswith(": clean")
+
+
+EXPIRED_SESSION = """INSERT INTO sessions(id, host, pid, version, heartbeat, expiry_ms)
+    VALUES ('crashed', 'crashed.example', 4242, 'test', now() - interval '1 hour', 1000)"""
+
+
+def test_gc_and_fsck_repair_are_refused_while_a_host_has_it_mounted(pg, database, tmp_path):
+    """No lease on PostgreSQL: a live session (a read-write mount) refuses gc and fsck --repair
+    in one line naming its host and pid, with nothing deleted; a dry run and a check alone run
+    beside it. Unmounted, both run, and clean up a crashed host's expired session."""
+    store = tmp_path / "store"
+    run("format", "--meta", database, str(store))
+    tool = ["-o", f"cache_dir={tmp_path / 'cache-tool'}"]
+    objects = lambda: {p.name for d in ("chunks", "packs") for p in (store / d).rglob("*") if p.is_file()}
+    m = Mount(store, tmp_path / "mnt", tmp_path / "cache", log=tmp_path / "daemon.log").start()
+    try:
+        (tmp_path / "mnt" / "kept").write_bytes(os.urandom(2 << 20))
+        (tmp_path / "mnt" / "deleted").write_bytes(os.urandom(2 << 20))
+        os.unlink(tmp_path / "mnt" / "deleted")
+        before = objects()
+        for command in (["gc", "--grace", "0s"], ["fsck", "--repair"]):
+            line = one_line_failure(run(command[0], str(store), *command[1:], *tool, check=False))
+            assert f"is mounted read-write on {os.uname().nodename} (pid {m.proc.pid})" in line, line
+            assert "unmount it on every host first" in line, line
+            assert objects() == before
+        assert " 0 would delete" not in run("gc", str(store), "--grace", "0s", "--dry-run", *tool).stdout
+        assert run("fsck", str(store), *tool).stdout.rstrip().endswith(": clean")
+        assert objects() == before
+    finally:
+        m.stop()
+    # A crashed host's session, expired by the server's clock, blocks neither: each cleans it up.
+    for command in (["gc", "--grace", "0s"], ["fsck", "--repair"]):
+        pg.psql(database, EXPIRED_SESSION)
+        r = run(command[0], str(store), *command[1:], *tool)
+        assert pg.psql(database, "SELECT count(*) FROM sessions") == "0", r.stdout
+    assert len(objects()) < len(before)
 
 
 @pytest.mark.parametrize("url,says", [
