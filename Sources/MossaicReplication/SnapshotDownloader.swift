@@ -18,10 +18,15 @@ public enum SnapshotDownloader {
     static let width = 8
 
     /// Writes the database of `manifest` to `path`: into a temp file beside it, fsynced, then
-    /// renamed into place, so `path` is either absent/old or complete. Every piece is checked
-    /// against its SHA-256. `reusing` is an earlier snapshot's file with its manifest: pieces
-    /// it has are copied from it (and checked) instead of downloaded. `progress` gets the
-    /// bytes of the database assembled so far (from the transfer threads).
+    /// renamed into place, so `path` is either absent/old or complete. The temp file is scratch
+    /// until then (deleted on failure, and by the next restore or mount after a crash), which
+    /// lets the changesets apply without a journal or syncs of their own
+    /// (`SnapshotChangeApplier`) and one fsync at the end cover base and changes. Every piece
+    /// is checked against its SHA-256; the changesets are fetched ahead of their application
+    /// (`ChangesetPrefetcher`), from the start, while the base is downloaded. `reusing` is an
+    /// earlier snapshot's file with its manifest: pieces it has are copied from it (and
+    /// checked) instead of downloaded. `progress` gets the bytes of the database assembled so
+    /// far (from the transfer threads).
     @discardableResult
     public static func download(_ manifest: SnapshotManifest, from store: any ObjectStore, to path: String,
                                 reusing: (path: String, manifest: SnapshotManifest)? = nil,
@@ -44,6 +49,7 @@ public enum SnapshotDownloader {
         var offsets: [UInt64] = []
         var offset: UInt64 = 0
         for piece in manifest.chunks { offsets.append(offset); offset += UInt64(piece.size) }
+        let changesets = manifest.format >= 2 ? ChangesetPrefetcher(manifest.changesets, of: manifest.id, from: store) : nil
         let downloaded = Mutex((count: 0, bytes: 0, written: 0))
         let total = Int(offset)
         progress?(ProgressEvent("restoring metadata", done: 0, total: total, unit: .bytes))
@@ -60,13 +66,8 @@ public enum SnapshotDownloader {
                 bytes = candidate
             }
             if bytes == nil {
-                let key = MetadataLayout.chunk(hash)
-                do throws(ObjectStoreError) { bytes = try store.get(key) } catch {
-                    if case .notFound = error { return .damaged("snapshot \(manifest.id) is incomplete: \(key) is missing") }
-                    return .store(error)
-                }
-                guard bytes!.count == piece.size, ChunkHash.of(bytes!) == hash else {
-                    return .damaged("snapshot \(manifest.id): \(key) does not match its name")
+                do throws(ReplicationError) { bytes = try fetch(hash, size: piece.size, of: manifest.id, from: store) } catch {
+                    return error
                 }
                 downloaded.withLock { $0.count += 1; $0.bytes += piece.size }
             }
@@ -84,15 +85,19 @@ public enum SnapshotDownloader {
         try WorkerPool.forEach(count: pieces.count, width: width, name: "mossaicfs-transfer") { (i) throws(ReplicationError) in
             if let error = fetchPiece(i) { throw error }
         }
-        guard ftruncate(fd, off_t(manifest.databaseBytes)) == 0, fsync(fd) == 0 else {
-            throw .local(SystemError("fsync", path: temp).description)
+        guard ftruncate(fd, off_t(manifest.databaseBytes)) == 0 else {
+            throw .local(SystemError("truncate", path: temp).description)
         }
+        if let changesets {
+            let bytes = try applyChanges(of: manifest, from: changesets, to: temp)
+            downloaded.withLock { $0.count += manifest.changesets.count; $0.bytes += bytes }
+            HeapTrim.releaseFreeMemory()  // the applier's page cache, freed with its connection
+        }
+        // The applier's connection is closed by now: closing `fd` earlier would have dropped
+        // its POSIX locks. fsync of any descriptor writes back every write to the file.
+        guard fsync(fd) == 0 else { throw .local(SystemError("fsync", path: temp).description) }
         close(fd)
         closed = true
-        if manifest.format >= 2 {
-            let bytes = try applyChanges(of: manifest, from: store, to: temp)
-            downloaded.withLock { $0.count += manifest.changesets.count; $0.bytes += bytes }
-        }
         SQLiteMetaStore.removeDatabaseFiles(path)
         guard rename(temp, path) == 0 else { throw .local(SystemError("rename", path: path).description) }
         try? PosixFiles.syncDirectory(of: path)
@@ -100,26 +105,31 @@ public enum SnapshotDownloader {
         return Statistics(pieces: pieces.count + manifest.changesets.count, piecesDownloaded: d.count, bytesDownloaded: d.bytes)
     }
 
-    /// Applies the snapshot's changesets to its base copy at `path`, one at a time as they
-    /// arrive, each checked against its SHA-256, and labels the result (`SnapshotChangeApplier`).
-    /// Returns the bytes downloaded.
-    private static func applyChanges(of manifest: SnapshotManifest, from store: any ObjectStore, to path: String) throws(ReplicationError) -> Int {
+    /// GETs the piece `hash` of snapshot `snapshot` and checks it against its name and `size`.
+    static func fetch(_ hash: ChunkHash, size: Int, of snapshot: String, from store: any ObjectStore) throws(ReplicationError) -> [UInt8] {
+        let key = MetadataLayout.chunk(hash)
+        let bytes: [UInt8]
+        do throws(ObjectStoreError) { bytes = try store.get(key) } catch {
+            if case .notFound = error { throw .damaged("snapshot \(snapshot) is incomplete: \(key) is missing") }
+            throw .store(error)
+        }
+        guard bytes.count == size, ChunkHash.of(bytes) == hash else {
+            throw .damaged("snapshot \(snapshot): \(key) does not match its name")
+        }
+        return bytes
+    }
+
+    /// Applies the snapshot's changesets to its base copy at `path`, in order, as the
+    /// prefetcher hands them over (each already checked against its SHA-256), and labels the
+    /// result (`SnapshotChangeApplier`). Returns the bytes downloaded.
+    private static func applyChanges(of manifest: SnapshotManifest, from changesets: ChangesetPrefetcher,
+                                     to path: String) throws(ReplicationError) -> Int {
         guard let inodeSequence = manifest.inodeSequence, let changeSequence = manifest.changeSequence else {
             throw .damaged("snapshot \(manifest.id) lacks change_seq or inode_seq")
         }
         let applier = try ReplicationError.wrapMeta { () throws(MetaError) in try SnapshotChangeApplier(path: path) }
         var total = 0
-        for piece in manifest.changesets {
-            guard let hash = piece.hash else { throw .damaged("snapshot \(manifest.id): invalid changeset name") }
-            let key = MetadataLayout.chunk(hash)
-            let bytes: [UInt8]
-            do throws(ObjectStoreError) { bytes = try store.get(key) } catch {
-                if case .notFound = error { throw .damaged("snapshot \(manifest.id) is incomplete: \(key) is missing") }
-                throw .store(error)
-            }
-            guard bytes.count == piece.size, ChunkHash.of(bytes) == hash else {
-                throw .damaged("snapshot \(manifest.id): \(key) does not match its name")
-            }
+        while let bytes = try changesets.next() {
             do throws(MetaError) { try applier.apply(bytes) } catch {
                 throw .damaged("snapshot \(manifest.id): \(error)")
             }
