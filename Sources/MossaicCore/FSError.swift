@@ -31,6 +31,12 @@ public enum FSError: Error, Equatable, Sendable, CustomStringConvertible {
     /// which took it for dead (a network cut, a suspended machine): its locks and open files
     /// are gone, so it changes nothing any more (EROFS). Remounting starts a new session.
     case sessionLost
+    /// An inode the kernel named by its number is gone: another host removed its last name and
+    /// closed it after this host's kernel looked it up (ESTALE, as NFS says it). Linux then
+    /// walks the path once more with fresh lookups (open, stat, unlink, rename: `retry_estale`),
+    /// which find what the name holds now — where ENOENT would tell a caller whose path
+    /// names a file all along that it does not exist.
+    case stale
     /// A failure of the object store, the cache or the metadata database; the text says which
     /// and is logged once by the bridge.
     case io(String)
@@ -60,6 +66,7 @@ public enum FSError: Error, Equatable, Sendable, CustomStringConvertible {
         case .interrupted: "interrupted"
         case .wouldBlock: "resource temporarily unavailable"
         case .sessionLost: "read-only filesystem: this mount's session was ended by another host (remount)"
+        case .stale: "stale file handle: removed by another host"
         case .io(let why): "I/O error: \(why)"
         }
     }

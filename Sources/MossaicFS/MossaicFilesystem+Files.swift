@@ -31,7 +31,7 @@ extension MossaicFilesystem {
     /// that revalidates; a file open here already drops its chunk map, `OpenFile.opened`).
     public func openKeepingCache(_ ino: InodeNumber, mode: OpenMode, caller: Caller = .root) throws(FSError) -> (handle: HandleID, keepCache: Bool) {
         if mode.writable { try checkWritable() }
-        let attrs = try meta { () throws(MetaError) in try metadata.attributes(of: ino) }
+        let attrs = try addressed(ino) { () throws(MetaError) in try metadata.attributes(of: ino) }
         switch attrs.kind {
         case .regular: break
         case .directory: throw .isDirectory
@@ -56,7 +56,7 @@ extension MossaicFilesystem {
             // The first handle of this mount on the file: an engine for many hosts records the
             // open (one round trip), so an unlink elsewhere keeps the inode until it is closed here.
             do {
-                try meta { () throws(MetaError) in try metadata.opened(ino, token: file.token) }
+                try addressed(ino) { () throws(MetaError) in try metadata.opened(ino, token: file.token) }
             } catch {
                 try? release(ino, handle: handle)
                 throw error

@@ -95,7 +95,7 @@ extension MossaicFilesystem {
         guard name.count <= FormatConstants.maxNameLength else { throw .nameTooLong }
         try checkRemoval(parent: parent, name: name, caller: caller)
         let result = try meta { () throws(MetaError) in try metadata.unlink(parent: parent, name: name, now: .now()) }
-        if result.orphaned { try orphaned(result.ino) }
+        if result.orphaned { orphaned(result.ino) }
     }
 
     public func rmdir(parent: InodeNumber, name: [UInt8], caller: Caller = .root) throws(FSError) {
@@ -130,9 +130,14 @@ extension MossaicFilesystem {
         if flags.contains(.exchange) && flags.contains(.noReplace) { throw .invalidArgument }
         if permissions.enabled {
             let source = try checkRemoval(parent: parent, name: name, caller: caller)
+            // The target is looked up once and judged as found: on an engine for many hosts
+            // another host may replace or remove it meanwhile, and a second lookup's ENOENT
+            // would fail a rename that must simply replace what is there when it runs.
             let target = try? meta { () throws(MetaError) in try metadata.lookup(parent: newParent, name: newName) }
-            if target != nil {
-                try checkRemoval(parent: newParent, name: newName, caller: caller)
+            if let target {
+                let dir = try getattr(newParent)
+                try permissions.check(dir, caller, .execute)
+                try permissions.checkRemoval(of: target, in: dir, caller)
             } else {
                 try permissions.check(try getattr(newParent), caller, [.write, .execute])
             }
@@ -145,7 +150,7 @@ extension MossaicFilesystem {
         let replaced = try meta { () throws(MetaError) in
             try metadata.rename(parent: parent, name: name, newParent: newParent, newName: newName, flags: flags.meta, now: .now())
         }
-        if let replaced, replaced.orphaned { try orphaned(replaced.ino) }
+        if let replaced, replaced.orphaned { orphaned(replaced.ino) }
         return renamedNameToForget(in: newParent, name: newName)
     }
 
@@ -162,9 +167,18 @@ extension MossaicFilesystem {
     }
 
     /// `ino` lost its last name: purge it now unless the kernel or an open handle still has it.
-    private func orphaned(_ ino: InodeNumber) throws(FSError) {
+    /// The unlink or rename that orphaned it has committed, so a failed purge does not fail
+    /// it (the caller would be told its change did not happen): the inode stays in the
+    /// orphans table, reclaimed at unmount or at the next mount.
+    private func orphaned(_ ino: InodeNumber) {
         let unreferenced = inodes.orphaned(ino)
-        if unreferenced && openFiles.withLock({ $0[ino] == nil }) { try purge(ino) }
+        guard unreferenced && openFiles.withLock({ $0[ino] == nil }) else { return }
+        do {
+            try purge(ino)
+        } catch {
+            logger.warning("cannot reclaim an unlinked file now (it is reclaimed at unmount or at the next mount)",
+                           metadata: ["ino": "\(ino.rawValue)", "error": "\(error)"])
+        }
     }
 }
 

@@ -194,9 +194,19 @@ public final class MossaicFilesystem: Sendable {
 
     /// The attributes of `ino`, with the size and mtime of buffered writes laid over them.
     public func getattr(_ ino: InodeNumber) throws(FSError) -> FileAttributes {
-        var attrs = try meta { () throws(MetaError) in try metadata.attributes(of: ino) }
+        var attrs = try addressed(ino) { () throws(MetaError) in try metadata.attributes(of: ino) }
         overlay(&attrs)
         return attrs
+    }
+
+    /// Runs a metadata call about inode `ino`, which the kernel named by its number: its
+    /// `notFound` means the inode is gone (`FSError.stale`), not that a name is missing. On
+    /// one host that cannot happen (an inode the kernel holds is kept until it forgets it);
+    /// on an engine for many hosts another host may reclaim it in between — a replaced or
+    /// unlinked file no host has open — and the kernel's fresh walk then finds what the
+    /// name holds now.
+    func addressed<T>(_ ino: InodeNumber, _ body: () throws(MetaError) -> T) throws(FSError) -> T {
+        do { return try body() } catch .notFound { throw .stale } catch { throw error.fsError }
     }
 
     /// What a setattr asks for, as chmod(2), chown(2), truncate(2) and utimensat(2) ask it.

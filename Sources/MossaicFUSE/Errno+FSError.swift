@@ -31,6 +31,7 @@ extension FSError {
         case .interrupted: EINTR
         case .wouldBlock: EAGAIN
         case .sessionLost: EROFS
+        case .stale: ESTALE
         case .io: EIO
         }
     }

@@ -164,11 +164,18 @@ extension PostgresMetaStore: SessionTable {
         // A lost session records nothing (writes were refused before this open got here;
         // a read goes on, unprotected, as on a read-only mount).
         do { try checkSession() } catch .sessionLost { return }
-        let recorded = try autocommit { (c) throws(MetaError) in
-            try c.update("""
-                INSERT INTO open_files(session, ino, token) SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM inodes WHERE ino = $2)
-                ON CONFLICT(session, ino) DO UPDATE SET token = excluded.token
-                """, [.text(sessionID), .int(Int64(ino.rawValue)), .int(Int64(bitPattern: token))])
+        let recorded: Int
+        do {
+            recorded = try autocommit { (c) throws(MetaError) in
+                try c.update("""
+                    INSERT INTO open_files(session, ino, token) SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM inodes WHERE ino = $2)
+                    ON CONFLICT(session, ino) DO UPDATE SET token = excluded.token
+                    """, [.text(sessionID), .int(Int64(ino.rawValue)), .int(Int64(bitPattern: token))])
+            }
+        } catch .postgres("23503", _, _) {
+            // The inode was there for EXISTS but a reclaim deleting it committed before the
+            // row's foreign key could lock it: reclaimed all the same.
+            throw .notFound
         }
         if recorded == 0 { throw .notFound }
     }

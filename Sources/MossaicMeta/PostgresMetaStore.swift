@@ -29,11 +29,13 @@ import Synchronization
 // (MossaicMount/MetadataBackup, `claimBackup`). A server restart or crash mid-workload costs
 // retries, not data (`write`; Tests/e2e/test_postgres_restart.py); a network that stops
 // answering is noticed within ~30 s (PostgresConnection.networkDefaults); bench/multihost.sh
-// measures it beside JuiceFS.
+// measures it beside JuiceFS. Three hosts' concurrent operations, with a host killed, the
+// server restarted and a host cut off, are checked linearizable by
+// Tests/e2e/test_linearizability_hosts.py.
 // Missing for many hosts: the reclaim sweep of stored chunks (`releasedChunks` answers none:
 // on this engine a released chunk is reclaimed by `mossaicfs gc` alone, whose mark-and-sweep
-// needs no per-release bookkeeping, and which must run while no host writes); the
-// linearizability run of three hosts (Tests/e2e/linearizability_hosts.py) as a CI test.
+// needs no per-release bookkeeping, and which runs while no host has the filesystem mounted
+// read-write: it refuses otherwise, GarbageCollector says why).
 //
 // Rules this engine keeps (what JuiceFS's PostgreSQL engine learned):
 // - ONE retry loop (`retrying`): every mutation is one REPEATABLE READ transaction, retried
@@ -82,7 +84,7 @@ public final class PostgresMetaStore: MetaStore {
     public init(url: String, readOnly: Bool = false, connections: Int = 8) throws(MetaError) {
         self.readOnly = readOnly
         sessionID = Self.randomUUID()
-        pool = PostgresConnectionPool(conninfo: url, setup: readOnly ? ["SET default_transaction_read_only = on"] : [],
+        pool = PostgresConnectionPool(conninfo: url, setup: [Self.serverSideTimeouts] + (readOnly ? ["SET default_transaction_read_only = on"] : []),
                                       size: connections)
         if readOnly {
             try pool.withConnection { (c) throws(MetaError) in
@@ -95,6 +97,21 @@ public final class PostgresMetaStore: MetaStore {
             try pool.withConnection { (c) throws(MetaError) in try PostgresSchema.migrate(c) }
         }
     }
+
+    /// What the server does about a host that went silent in the middle of a transaction (a cut
+    /// network, a frozen or killed machine): its transaction holds the row locks it took — the
+    /// directory it was changing, say — and every other host wanting them waits. The server only
+    /// notices a dead client when it writes to it or its TCP keepalives (off by default: two
+    /// hours) give up, so without these one cut host stalled the others for good (found by
+    /// Tests/e2e/test_linearizability_hosts.py). A transaction of this engine never waits on
+    /// its client between statements for more than moments, so after 15 s idle in one the server
+    /// ends the session and releases its locks; the host, if alive, finds its connection lost
+    /// and runs the transaction again on a new one (`write`). Keepalives and the send timeout
+    /// find a dead client of an idle session within about 30 s (no effect over a Unix socket).
+    static let serverSideTimeouts = """
+        SET idle_in_transaction_session_timeout = '15s'; SET tcp_keepalives_idle = 10; \
+        SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 4; SET tcp_user_timeout = 30000
+        """
 
     /// A random (version 4) UUID in its usual text form.
     static func randomUUID() -> String {
@@ -422,7 +439,8 @@ extension MetaError {
     /// The connection is gone or could not be made (class 08), or the server is shutting
     /// down or restarting (57P01-57P03): a new connection may succeed.
     var isConnectionLoss: Bool {
-        if case .postgres(let state, _, _) = self { return state.hasPrefix("08") || ["57P01", "57P02", "57P03"].contains(state) }
+        // 25P03/57P05: the server ended a session left idle too long (`serverSideTimeouts`).
+        if case .postgres(let state, _, _) = self { return state.hasPrefix("08") || ["57P01", "57P02", "57P03", "25P03", "57P05"].contains(state) }
         return false
     }
 }

@@ -256,7 +256,7 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         try f.fs.release(ino, handle: h)
         #expect(try f.fs.getattr(ino).nlink == 0)  // still referenced by the kernel
         f.fs.forget(ino, count: 1)
-        #expect(throws: FSError.notFound) { try f.fs.getattr(ino) }
+        #expect(throws: FSError.stale) { try f.fs.getattr(ino) }
     }
 
     @Test func readdirListsDotEntriesThenNamesInOrder() throws {
@@ -482,7 +482,7 @@ func randomBytes(_ count: Int, seed: UInt64) -> [UInt8] {
         try f.write(gone.ino, h1, 0, Array("gone".utf8))
         try f.fs.release(gone.ino, handle: h1)
         f.fs.forget(gone.ino, count: 1)
-        #expect(throws: FSError.notFound) { try f.fs.getattr(gone.ino) }
+        #expect(throws: FSError.stale) { try f.fs.getattr(gone.ino) }
 
         let (kept, h2) = try f.fs.tmpfile(parent: .root, permissions: 0o600, readable: true, caller: .root)
         try f.write(kept.ino, h2, 0, Array("kept".utf8))

@@ -1,6 +1,6 @@
 """The linearizability checker (linearizability.py), on histories known to be linearizable
 or not, so a checker that accepts everything cannot pass. The three-host scenario it is for is
-linearizability_hosts.py (not collected yet: see its docstring)."""
+test_linearizability_hosts.py."""
 import math
 
 import pytest
