@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CONFIG ?= release
 BIN := .build/$(CONFIG)/mossaicfs
 PYTHON ?= python3
-APT_PACKAGES := fuse3 libfuse3-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libzstd-dev libpq-dev postgresql pkg-config attr rsync git lintian
+APT_PACKAGES := fuse3 libfuse3-dev libsqlite3-dev libssl-dev libcurl4-openssl-dev libzstd-dev libpq-dev postgresql pkg-config attr rsync git lintian iproute2 util-linux
 PIP_PACKAGES := moto[server] pytest boto3 crc32c
 
 # Where `make run` keeps its demo filesystem.
