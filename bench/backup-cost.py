@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""backup-cost.py — what the scheduled metadata backups of a PostgreSQL filesystem (issue 25)
+add to the store: bytes and objects (PUTs) per backup, and how long one takes, for trees of
+N small files, beside the size of the metadata they copy.
+
+usage: bench/backup-cost.py [N ...]          (root; default N = 10000 100000; needs `make build`)
+knobs: MOSSAICFS_BIN [.build/release/mossaicfs]  DIRS [100]  FILE_BYTES [4096]
+
+Per N, on a local-directory store and a PostgreSQL server of its own (Tests/e2e/pgserver.py):
+format, mount with backups off, create N files of FILE_BYTES in DIRS directories, unmount;
+mount again with `backup_interval=1s`, wait for the first complete backup (its manifest),
+unmount; then count the objects under backups/ and their bytes. A backup is written once per
+`backup_interval` (default 1 h) by one host, and `backup_keep` (24) are kept: the store holds
+about 24 times one backup, and receives one backup's objects each hour. `gc` reads each kept
+backup's chunk list (one GET per object).
+"""
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "Tests" / "e2e"))
+os.environ.setdefault("MOSSAICFS_BIN", str(ROOT / ".build" / "release" / "mossaicfs"))
+
+from mossaic import Mount, run, wait_until  # noqa: E402  (needs the path above)
+from pgserver import PostgresServer  # noqa: E402
+
+DIRS = int(os.environ.get("DIRS", "100"))
+FILE_BYTES = int(os.environ.get("FILE_BYTES", "4096"))
+
+
+def measure(pg, n, work):
+    url = pg.create_database(f"backup{n}")
+    store = work / "store"
+    run("format", "--meta", url, str(store))
+    m = Mount(store, work / "mnt", work / "cache", ["backup_interval=0"], log=work / "daemon.log").start()
+    try:
+        for d in range(DIRS):
+            (work / "mnt" / f"d{d}").mkdir()
+        for i in range(n):
+            # Incompressible and distinct: a small file's bytes live in the metadata (inline),
+            # so a backup copies them.
+            (work / "mnt" / f"d{i % DIRS}" / f"f{i}").write_bytes(os.urandom(FILE_BYTES))
+    finally:
+        m.stop()
+    database = int(pg.psql(url, f"SELECT pg_database_size('backup{n}')").strip())
+    started = time.monotonic()
+    m = Mount(store, work / "mnt", work / "cache", ["backup_interval=1s"], log=work / "daemon.log").start()
+    try:
+        wait_until(lambda: any((store / "backups").glob("*/manifest.json")), 600, "the first backup")
+        took = time.monotonic() - started
+    finally:
+        m.stop()
+    first = sorted((store / "backups").glob("*/manifest.json"))[0].parent
+    objects = [p for p in first.rglob("*") if p.is_file()]
+    size = sum(p.stat().st_size for p in objects)
+    return {"files": n, "data_MiB": round(n * FILE_BYTES / 2**20, 1), "database_MiB": round(database / 2**20, 1),
+            "backup_objects": len(objects), "backup_MiB": round(size / 2**20, 2),
+            "backup_bytes_per_file": round(size / n, 1), "first_backup_within_s": round(took, 1),
+            "kept_24_MiB": round(24 * size / 2**20, 1)}
+
+
+def main():
+    sizes = [int(a) for a in sys.argv[1:]] or [10_000, 100_000]
+    with PostgresServer() as pg:
+        for n in sizes:
+            with tempfile.TemporaryDirectory(prefix="bench-backup-") as work:
+                print(json.dumps(measure(pg, n, Path(work))), flush=True)
+
+
+if __name__ == "__main__":
+    main()
