@@ -177,7 +177,11 @@ extension PostgresMetaStore {
     /// key (keyset pagination: no OFFSET, no cursor held across pages' processing).
     public func dump(fsUUID: String, created: String, sink: @escaping ([UInt8]) throws -> Void) throws -> MetadataDump.Summary {
         try pool.withAnyConnection { (c) throws -> MetadataDump.Summary in
-            try c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            // Between pages the sink writes (a pipe, the store's uploads of a backup), which may
+            // take longer than the server's idle-in-transaction limit the pool sets for every
+            // other transaction (PostgresMetaStore.serverSideTimeouts): that limit frees row
+            // locks, and this transaction takes none.
+            try c.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL idle_in_transaction_session_timeout = 0")
             defer { if c.isUsable { try? c.execute("ROLLBACK") } }
             let sequence = try c.queryOne("SELECT pg_get_serial_sequence('inodes', 'ino')") { $0.text(0) } ?? "inodes_ino_seq"
             let fromSequence = try c.queryOne("SELECT (CASE WHEN is_called THEN last_value + 1 ELSE last_value END)::bigint FROM \(sequence)") {

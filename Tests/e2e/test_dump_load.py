@@ -357,3 +357,37 @@ def test_bad_input_is_refused_and_changes_nothing(pg, new_database, tmp_path):
     # No dump named, or two.
     r = run("load", "--into", str(store), check=False)
     assert r.returncode != 0 and "--from-backup" in r.stderr
+
+
+def test_a_dump_whose_reader_pauses_longer_than_the_servers_idle_limit_completes(new_database, tmp_path):
+    """Every pooled connection lets the server end a transaction left idle for 15 s (so a host
+    cut off mid-transaction frees its row locks: PostgresMetaStore.serverSideTimeouts). A dump
+    is one long read-only transaction that writes between its pages, and a reader may stop
+    reading for longer (a paused pipeline, a slow upload of a backup's part): the dump must
+    wait for it, not die with its transaction."""
+    database = new_database()
+    store = tmp_path / "store"
+    run("format", "--meta", database, str(store))
+    m = mount(store, tmp_path, "cache")
+    try:
+        # Small files keep their bytes in the metadata: some 8 MB of dump, written out in
+        # 1 MiB blocks between the pages of rows.
+        for i in range(1500):
+            (tmp_path / "mnt" / f"f{i:05}").write_bytes(os.urandom(4096))
+    finally:
+        m.stop()
+    dump = subprocess.Popen([BIN, "dump", str(store)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # Nobody reads: the dump's first block fills the pipe (64 KiB), and the dump blocks
+        # inside its transaction, between two pages of rows, past the server's limit.
+        time.sleep(17)
+        out, err = dump.communicate(timeout=120)
+    finally:
+        if dump.poll() is None:
+            dump.kill()
+            dump.wait()
+    assert dump.returncode == 0, err.decode()
+    lines = [json.loads(line) for line in out.decode().splitlines()]
+    assert len(out) > 4 * (1 << 20)
+    entries = [line for line in lines if line.get("t") == "dentry"]
+    assert len(entries) >= 1500, (len(entries), lines[-1])
