@@ -37,7 +37,7 @@ extension MossaicFilesystem {
         guard let sessionTable, !sessionTable.sessionLost else { return }
         do {
             let cleanup = try sessionTable.heartbeat()
-            if cleanup.sessions > 0 || cleanup.reclaimed > 0 {
+            if !cleanup.isEmpty {
                 logger.notice("cleaned up dead sessions", metadata: ["sessions": "\(cleanup.sessions)",
                                                                     "reclaimed_inodes": "\(cleanup.reclaimed)"])
             }

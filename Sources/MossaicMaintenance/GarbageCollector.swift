@@ -181,12 +181,10 @@ public enum GarbageCollector {
         let metadata = try FilesystemLoader.openPostgres(url, superblock: superblock, store: store, readOnly: options.dryRun)
         let why = "gc would delete objects that their writes may be about to reference again"
         if !options.dryRun {
-            try FilesystemLoader.requireUnmounted(metadata, store: store, why: why)
-            // Dead hosts' sessions go first, with the unlinked files only they had open. (A
-            // dry run, which may run beside live hosts, marks the chunks of a file unlinked
+            // (A dry run, which may run beside live hosts, marks the chunks of a file unlinked
             // while a live host has it open as live: its inode stays until its last close.)
-            let cleanup = try meta { () throws(MetaError) in try metadata.cleanDeadSessions() }
-            if cleanup.sessions > 0 || cleanup.reclaimed > 0 {
+            let cleanup = try FilesystemLoader.requireUnmountedCleaningUp(metadata, store: store, why: why)
+            if !cleanup.isEmpty {
                 logger.notice("cleaned up dead sessions", metadata: ["sessions": "\(cleanup.sessions)", "reclaimed_inodes": "\(cleanup.reclaimed)"])
             }
             try uploadStagedChunks(store: store, transform: superblock.transform(for: store), cacheDirectory: cacheDirectory,

@@ -23,6 +23,8 @@ public struct SessionCleanup: Sendable, Equatable {
     public var sessions: Int = 0
     public var reclaimed: Int = 0
     public init(sessions: Int = 0, reclaimed: Int = 0) { self.sessions = sessions; self.reclaimed = reclaimed }
+    /// Nothing was cleaned up (nothing worth telling).
+    public var isEmpty: Bool { sessions == 0 && reclaimed == 0 }
 }
 
 /// The mounts of an engine for many hosts (PostgresMetaStore+Sessions): each read-write mount

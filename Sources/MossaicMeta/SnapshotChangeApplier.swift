@@ -17,7 +17,7 @@ import MossaicCore
 /// Not `Sendable`: one restore, on one thread.
 public final class SnapshotChangeApplier {
     /// SQLite's page cache for the restore, in KiB: held only while it runs, then handed back
-    /// to the kernel (`HeapTrim`). bench/restore.sh at 10⁶ files (a 1.1 GB database): 128 MiB
+    /// to the kernel (`MallocControl.releaseFreeMemory`). bench/restore.sh at 10⁶ files (a 1.1 GB database): 128 MiB
     /// restored in 33.9 s, 256 MiB in 26.6 s, with the daemon's peak RSS at 210 and 339 MiB.
     static let cacheKiB = 256 << 10
     private let connection: SQLiteConnection

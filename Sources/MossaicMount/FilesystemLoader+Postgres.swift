@@ -76,6 +76,17 @@ extension FilesystemLoader {
         throw .metadata("\(store.displayName) is mounted read-write on \(hosts): unmount it on every host first (\(why))")
     }
 
+    /// What must not run beside writers, before it starts: `requireUnmounted`, then the dead
+    /// hosts' sessions go — their locks and open files, and the unlinked files only they had
+    /// open — so the work sees only what live files hold.
+    public static func requireUnmountedCleaningUp(_ metadata: some SessionTable, store: any ObjectStore,
+                                                  why: String) throws(FormatError) -> SessionCleanup {
+        try requireUnmounted(metadata, store: store, why: why)
+        do { return try metadata.cleanDeadSessions() } catch {
+            throw .metadata("cannot clean up the dead sessions of \(store.displayName)'s metadata database: \(oneLine(error))")
+        }
+    }
+
     /// libpq's messages may span lines (one per address tried): the CLI says one.
     public static func oneLine(_ error: MetaError) -> String {
         "\(error)".split(whereSeparator: \.isNewline).map { String($0.drop(while: \.isWhitespace)) }.joined(separator: "; ")

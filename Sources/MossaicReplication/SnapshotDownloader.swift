@@ -91,7 +91,7 @@ public enum SnapshotDownloader {
         if let changesets {
             let bytes = try applyChanges(of: manifest, from: changesets, to: temp)
             downloaded.withLock { $0.count += manifest.changesets.count; $0.bytes += bytes }
-            HeapTrim.releaseFreeMemory()  // the applier's page cache, freed with its connection
+            MallocControl.releaseFreeMemory()  // the applier's page cache, freed with its connection
         }
         // The applier's connection is closed by now: closing `fd` earlier would have dropped
         // its POSIX locks. fsync of any descriptor writes back every write to the file.

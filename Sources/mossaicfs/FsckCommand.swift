@@ -70,9 +70,9 @@ struct FsckCommand: ParsableCommand {
                     // Repairs recount and relink from one reading of the tables: a host writing
                     // meanwhile would be "repaired" back to that reading. A check alone may run
                     // beside hosts (what changes under it may show as problems).
-                    try FilesystemLoader.requireUnmounted(sessions, store: store, why: "fsck --repair rewrites metadata that their writes are changing")
-                    let cleanup = try sessions.cleanDeadSessions()
-                    if cleanup.sessions > 0 || cleanup.reclaimed > 0 {
+                    let cleanup = try FilesystemLoader.requireUnmountedCleaningUp(
+                        sessions, store: store, why: "fsck --repair rewrites metadata that their writes are changing")
+                    if !cleanup.isEmpty {
                         Console.out("cleaned up \(cleanup.sessions) dead sessions, reclaimed \(cleanup.reclaimed) unlinked inodes nobody had open")
                     }
                 } else if case let dead = try sessions.sessions().filter({ !$0.alive }), !dead.isEmpty {

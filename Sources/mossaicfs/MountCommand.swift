@@ -110,14 +110,8 @@ struct MountCommand: ParsableCommand {
         //   faults: a quarter of the daemon's CPU on reads and writes (perf). Larger buffers (a
         //   pack joined into one body for a store that takes it whole) are still mapped and
         //   unmapped, so their memory goes back at once.
-        // malloc.h is not part of Swift's Glibc module, so mallopt is looked up by name;
-        // M_ARENA_MAX is -8 and M_MMAP_THRESHOLD -3 there.
-        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") {
-            typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
-            let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
-            _ = mallopt(-8, 1)
-            _ = mallopt(-3, 2 << 20)
-        }
+        MallocControl.set(.arenaMax, 1)
+        MallocControl.set(.mmapThreshold, 2 << 20)
         let parsed: MountConfiguration
         do {
             parsed = try MountOptions.parse(options)

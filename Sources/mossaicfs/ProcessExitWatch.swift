@@ -11,7 +11,7 @@ final class ProcessExitWatch {
     /// Nil if the process is gone already or pidfds are not available (kernel before 5.3).
     init?(pid: pid_t) {
         // sys/pidfd.h (glibc 2.36) is not part of Swift's Glibc module, so pidfd_open is looked
-        // up by name, as mallopt is in MountCommand.
+        // up by name, as MallocControl looks up malloc.h's.
         guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "pidfd_open") else { return nil }
         typealias PidfdOpen = @convention(c) (pid_t, UInt32) -> Int32
         let fd = unsafeBitCast(symbol, to: PidfdOpen.self)(pid, 0)
