@@ -67,10 +67,13 @@ juicefs_check() { command -v "$JUICEFS_BIN" >/dev/null || { echo "juicefs not fo
 juicefs_format() {
   "$JUICEFS_BIN" format --storage file --bucket "$1/store/" "sqlite3://$1/meta.db" benchscale >>"$1/bench.log" 2>&1
 }
-# -d: like mossaicfs mount, the command returns once the daemon serves the mount.
+# In the foreground, started in the background in a session of its own: with -d (its
+# supervisor), JuiceFS's daemon at times took a SIGHUP ~0.6 s after mounting — the signal its
+# "smooth restart" sends an older daemon on the same mount point — and exited (seen 2026-12-06).
+# mount_fs waits for the mount either way.
 juicefs_mount() {
-  "$JUICEFS_BIN" mount -d --cache-dir "$2" --no-usage-report --log "$1/daemon.log" \
-    "sqlite3://$1/meta.db" "$MNT" </dev/null >>"$1/bench.log" 2>&1
+  setsid "$JUICEFS_BIN" mount --cache-dir "$2" --no-usage-report \
+    "sqlite3://$1/meta.db" "$MNT" </dev/null >>"$1/daemon.log" 2>&1 &
 }
 juicefs_metadb() { echo "$1/meta.db"; }
 

@@ -103,6 +103,14 @@ public enum PosixFiles {
     }
 
     /// fsyncs the directory holding `path`, so a rename or link into it survives a crash.
+    /// fsync(2) of the file at `path`: writes back what any descriptor wrote to it.
+    public static func syncFile(_ path: String) throws(SystemError) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError("open", path: path) }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw SystemError("fsync", path: path) }
+    }
+
     public static func syncDirectory(of path: String) throws(SystemError) {
         let dir = directoryName(path)
         let fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)

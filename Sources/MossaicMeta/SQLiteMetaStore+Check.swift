@@ -1,7 +1,11 @@
 import MossaicCore
 
 /// Consistency checks and repairs for `fsck`. Each check is one aggregate query, never a
-/// query per inode, so a filesystem of millions of files is checked in seconds.
+/// query per inode, so a filesystem of millions of files is checked in seconds — and never a
+/// correlated subquery over a column without an index (`dentries.ino`, `inodes.parent`,
+/// `file_chunks.hash`): SQLite scans the whole table for each outer row there, which at 10⁶
+/// files never finishes. Grouped subqueries (`GROUP BY`, `UPDATE … FROM`) and `NOT IN` over
+/// a non-correlated subquery (one temporary index) instead.
 extension SQLiteMetaStore {
     public func checkConsistency() throws(MetaError) -> [MetaProblem] {
         try read(snapshot: true) { (c) throws(MetaError) in
@@ -52,7 +56,7 @@ extension SQLiteMetaStore {
                 problems.append(.init(kind: .danglingEntry, detail: "entry in directory \(parent) names inode \(ino)"))
             }
             for ino in try c.query("""
-                SELECT i.ino FROM inodes i WHERE i.ino != 1 AND i.nlink > 0 AND NOT EXISTS (SELECT 1 FROM dentries d WHERE d.ino = i.ino)
+                SELECT i.ino FROM inodes i WHERE i.ino != 1 AND i.nlink > 0 AND i.ino NOT IN (SELECT ino FROM dentries)
                 """, row: { $0.int(0) }) {
                 problems.append(.init(kind: .unreachable, detail: "inode \(ino)"))
             }
@@ -103,28 +107,37 @@ extension SQLiteMetaStore {
                 DELETE FROM chunk_patches WHERE NOT EXISTS (SELECT 1 FROM file_chunks f WHERE f.ino = chunk_patches.ino AND f.idx = chunk_patches.idx)
                 """)
             changed += c.changes
+            try c.run("UPDATE chunks SET refcount = 0 WHERE refcount != 0 AND hash NOT IN (SELECT hash FROM file_chunks)")
+            changed += c.changes
             try c.run("""
-                UPDATE chunks SET refcount = (SELECT count(*) FROM file_chunks f WHERE f.hash = chunks.hash)
-                WHERE refcount != (SELECT count(*) FROM file_chunks f WHERE f.hash = chunks.hash)
+                UPDATE chunks SET refcount = r.n FROM (SELECT hash, count(*) AS n FROM file_chunks GROUP BY hash) AS r
+                WHERE chunks.hash = r.hash AND chunks.refcount != r.n
                 """)
             changed += c.changes
             try c.run("DELETE FROM chunks WHERE refcount = 0 AND state = ?", [.int(ChunkState.inline.rawValue)]); changed += c.changes
             try c.run("DELETE FROM dentries WHERE ino NOT IN (SELECT ino FROM inodes)"); changed += c.changes
             changed += try Self.linkUnreachableIntoLostAndFound(c)
             try c.run("""
-                UPDATE inodes SET parent = (SELECT d.parent FROM dentries d WHERE d.ino = inodes.ino)
-                WHERE kind = ? AND ino != 1 AND EXISTS (SELECT 1 FROM dentries d WHERE d.ino = inodes.ino AND d.parent != inodes.parent)
+                UPDATE inodes SET parent = d.parent FROM dentries AS d
+                WHERE d.ino = inodes.ino AND inodes.kind = ? AND inodes.ino != 1 AND d.parent != inodes.parent
                 """, [.int(directory)])
             changed += c.changes
             try c.run("""
-                UPDATE inodes SET nlink = (SELECT count(*) FROM dentries d WHERE d.ino = inodes.ino)
-                WHERE kind != ? AND nlink != (SELECT count(*) FROM dentries d WHERE d.ino = inodes.ino)
+                UPDATE inodes SET nlink = d.n FROM (SELECT ino, count(*) AS n FROM dentries GROUP BY ino) AS d
+                WHERE inodes.ino = d.ino AND inodes.kind != ? AND inodes.nlink != d.n
                 """, [.int(directory)])
             changed += c.changes
+            try c.run("UPDATE inodes SET nlink = 0 WHERE kind != ? AND nlink != 0 AND ino NOT IN (SELECT ino FROM dentries)", [.int(directory)])
+            changed += c.changes
+            let subdirectories = "SELECT parent, count(*) AS n FROM inodes WHERE kind = ? AND ino != 1 AND parent IS NOT NULL GROUP BY parent"
             try c.run("""
-                UPDATE inodes SET nlink = 2 + (SELECT count(*) FROM inodes s WHERE s.kind = ? AND s.parent = inodes.ino AND s.ino != 1)
-                WHERE kind = ? AND nlink != 2 + (SELECT count(*) FROM inodes s WHERE s.kind = ? AND s.parent = inodes.ino AND s.ino != 1)
-                """, [.int(directory), .int(directory), .int(directory)])
+                UPDATE inodes SET nlink = 2 + s.n FROM (\(subdirectories)) AS s
+                WHERE inodes.ino = s.parent AND inodes.kind = ? AND inodes.nlink != 2 + s.n
+                """, [.int(directory), .int(directory)])
+            changed += c.changes
+            try c.run("""
+                UPDATE inodes SET nlink = 2 WHERE kind = ? AND nlink != 2 AND ino NOT IN (SELECT parent FROM (\(subdirectories)))
+                """, [.int(directory), .int(directory)])
             changed += c.changes
             try c.run("INSERT OR IGNORE INTO orphans(ino) SELECT ino FROM inodes WHERE nlink = 0"); changed += c.changes
             try c.run("""
@@ -151,7 +164,7 @@ extension SQLiteMetaStore {
     /// Names every inode that has links but no entry `#<ino>` in `/lost+found`, creating it.
     private static func linkUnreachableIntoLostAndFound(_ c: SQLiteConnection) throws(MetaError) -> Int {
         let lost = try c.query("""
-            SELECT ino, kind FROM inodes i WHERE i.ino != 1 AND i.nlink > 0 AND NOT EXISTS (SELECT 1 FROM dentries d WHERE d.ino = i.ino)
+            SELECT ino, kind FROM inodes i WHERE i.ino != 1 AND i.nlink > 0 AND i.ino NOT IN (SELECT ino FROM dentries)
             """, row: { ($0.int(0), $0.int(1)) })
         guard !lost.isEmpty else { return 0 }
         let name = Array("lost+found".utf8)

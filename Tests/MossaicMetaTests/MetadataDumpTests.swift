@@ -171,6 +171,16 @@ import Testing
         let r = Self.reader(cut)
         #expect(throws: DumpError.self) { try MetadataDump.loadSQLite(r, header: try r.header(), path: dir + "/c.db", generation: 1) }
         #expect(!FileManager.default.fileExists(atPath: dir + "/c.db"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/c.db.load"))
+
+        // The load went through a scratch file without a journal; the database it leaves is
+        // in WAL mode as every live one, and a scratch file a crashed load left is replaced.
+        #expect(try SQLiteConnection(path: dir + "/b.db", readOnly: true).pragma("journal_mode").lowercased() == "wal")
+        try Array("not a database".utf8).withUnsafeBytes { _ = FileManager.default.createFile(atPath: dir + "/d.db.load", contents: Data($0)) }
+        let again = Self.reader(first, blocks: 1000)
+        #expect(try MetadataDump.loadSQLite(again, header: try again.header(), path: dir + "/d.db", generation: 2).counts == summary.counts)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/d.db.load"))
+        #expect(try SQLiteMetaStore(path: dir + "/d.db").checkConsistency().isEmpty)
     }
 
     @Test func postgresAndSQLiteDumpTheSameTree() throws {

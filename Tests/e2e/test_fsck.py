@@ -66,6 +66,12 @@ def test_repair_recounts_and_relinks(tmp_path):
         hard = db.execute("SELECT ino FROM dentries WHERE name = CAST('hard' AS BLOB)").fetchone()[0]
         big = db.execute("SELECT ino FROM dentries WHERE name = CAST('big' AS BLOB)").fetchone()[0]
         db.execute("DELETE FROM dentries WHERE ino = ?", (big,))        # an inode with no name
+        # Directories: the root (with a subdirectory) and d (without) both counted wrong, d's
+        # parent wrong; an inline chunk nothing references with a refcount.
+        d = db.execute("SELECT ino FROM dentries WHERE parent = 1 AND name = CAST('d' AS BLOB)").fetchone()[0]
+        db.execute("UPDATE inodes SET nlink = 9 WHERE kind = 16384")
+        db.execute("UPDATE inodes SET parent = 999 WHERE ino = ?", (d,))
+        db.execute("INSERT INTO chunks(hash, length, refcount, state, data) VALUES(randomblob(32), 1, 4, 1, x'00')")
     db.close()
     r = fsck(f)
     assert r.returncode == 1
@@ -73,6 +79,13 @@ def test_repair_recounts_and_relinks(tmp_path):
     r = fsck(f, "--repair")
     assert r.returncode == 0, r.stdout
     assert fsck(f, "--verify").returncode == 0
+    db = sqlite3.connect(f.cache / "meta.db")
+    try:
+        assert db.execute("SELECT nlink FROM inodes WHERE ino = 1").fetchone()[0] == 4   # ., .., d, lost+found
+        assert db.execute("SELECT nlink, parent FROM inodes WHERE ino = ?", (d,)).fetchone() == (2, 1)
+        assert db.execute("SELECT count(*) FROM chunks WHERE length = 1 AND data = x'00'").fetchone()[0] == 0
+    finally:
+        db.close()
     # The nameless file is in /lost+found, whole.
     f.start()
     try:
