@@ -373,9 +373,9 @@ public final class MossaicFilesystem: Sendable {
     /// and inline, and released ones whose space is not reclaimed yet (`UsageDetails.usedBytes`,
     /// the figure `status` shows as used). The size is `capacity=` if set; else, object storage
     /// having no fixed size, a nominal 1 PiB, as `df` needs some total. Free is what the size
-    /// leaves, never below 0. Inodes: a nominal 2^32.
+    /// leaves, never below 0. Inodes: a nominal 2^32. One row on SQLite (Schema.v7).
     public func statfs() throws(FSError) -> Statistics {
-        let usage = try meta { () throws(MetaError) in try metadata.usageDetails() }
+        let usage = try meta { () throws(MetaError) in try metadata.usage() }
         let blockSize: UInt64 = 4096
         let total: UInt64 = (options.capacityBytes > 0 ? UInt64(options.capacityBytes) : 1 << 50) / blockSize
         let used = (usage.usedBytes + blockSize - 1) / blockSize

@@ -159,10 +159,11 @@ public struct RenameFlags: OptionSet, Sendable {
     public static let exchange = RenameFlags(rawValue: 2)
 }
 
-/// Totals for statfs.
-public struct MetaUsage: Sendable {
+/// Totals for statfs: the inodes, and the bytes of file data held (`UsageDetails.usedBytes`).
+public struct MetaUsage: Sendable, Equatable {
     public var inodes: UInt64
-    public var storedBytes: UInt64
+    public var usedBytes: UInt64
+    public init(inodes: UInt64, usedBytes: UInt64) { self.inodes = inodes; self.usedBytes = usedBytes }
 }
 
 /// What the filesystem holds, for `status`.

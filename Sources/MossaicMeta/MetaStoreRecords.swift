@@ -50,6 +50,7 @@ public struct MetaProblem: Sendable, Equatable, CustomStringConvertible {
         case directoryParent = "directory with a wrong parent"
         case allocation = "wrong allocated size"
         case reservation = "wrong reserved size"
+        case usage = "wrong usage totals"
     }
     public var kind: Kind
     public var detail: String

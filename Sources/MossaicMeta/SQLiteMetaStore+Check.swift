@@ -80,6 +80,12 @@ extension SQLiteMetaStore {
             for (ino, stored, actual) in try Self.wrongReservations(c) {
                 problems.append(.init(kind: .reservation, detail: "inode \(ino) says \(stored) bytes reserved beyond its data, \(actual) are"))
             }
+            // The statfs totals the triggers keep (Schema.v7).
+            let (kept, counted) = try Self.usageTotals(c)
+            if kept != counted {
+                let says = kept.map { "\($0[0]) inodes and \($0[1]) bytes" } ?? "nothing"
+                problems.append(.init(kind: .usage, detail: "statfs says \(says), the tables hold \(counted[0]) inodes and \(counted[1]) bytes"))
+            }
             return problems
         }
     }
@@ -151,8 +157,21 @@ extension SQLiteMetaStore {
                 try c.run("UPDATE inodes SET reserved = ? WHERE ino = ?", [.int(actual), .int(ino)])
                 changed += 1
             }
+            // Last, after every change above (which the triggers counted already).
+            let (kept, counted) = try Self.usageTotals(c)
+            if kept != counted {
+                try c.run("INSERT OR REPLACE INTO usage(id, inodes, bytes) VALUES(0, ?, ?)", [.int(counted[0]), .int(counted[1])])
+                changed += 1
+            }
             return changed
         }
+    }
+
+    /// The `usage` row (inodes, bytes), nil if missing, and the same totals counted from the tables.
+    private static func usageTotals(_ c: SQLiteConnection) throws(MetaError) -> (kept: [Int64]?, counted: [Int64]) {
+        let pair = { (s: Statement) -> [Int64] in [s.int(0), s.int(1)] }
+        return (try c.queryOne("SELECT inodes, bytes FROM usage WHERE id = 0", row: pair),
+                try c.queryOne(Schema.usageFromTables, row: pair) ?? [0, 0])
     }
 
     /// SQL for the bytes page row `page` (of `file_chunks`) can hold: its chunk's (row `chunk`)

@@ -86,6 +86,7 @@ public final class SQLiteMetaStore: MetaStore {
             if version < 4 { try c.execute(Schema.v4) }
             if version < 5 { try c.execute(Schema.v5) }
             if version < 6 { try c.execute(Schema.v6) }
+            if version < 7 { try c.execute(Schema.v7) }
             try c.execute("PRAGMA user_version = \(Schema.version)")
         }
     }
@@ -324,11 +325,13 @@ public final class SQLiteMetaStore: MetaStore {
 
     // MARK: Usage
 
+    /// One row, kept by triggers (Schema.v7).
     public func usage() throws(MetaError) -> MetaUsage {
-        try read(snapshot: true) { (c) throws(MetaError) in
-            let inodes = try c.queryOne("SELECT count(*) FROM inodes") { $0.int(0) } ?? 0
-            let bytes = try c.queryOne("SELECT coalesce(sum(stored_length), 0) FROM chunks WHERE refcount > 0") { $0.int(0) } ?? 0
-            return MetaUsage(inodes: UInt64(inodes), storedBytes: UInt64(bytes))
+        try read { (c) throws(MetaError) in
+            guard let row = try c.queryOne("SELECT inodes, bytes FROM usage WHERE id = 0", row: { [$0.int(0), $0.int(1)] }) else {
+                throw .incompatible("\(path): the usage row is missing (mossaicfs fsck --repair recounts it)")
+            }
+            return MetaUsage(inodes: UInt64(max(row[0], 0)), usedBytes: UInt64(max(row[1], 0)))
         }
     }
 

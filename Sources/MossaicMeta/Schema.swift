@@ -1,7 +1,7 @@
 /// The metadata schema and its migrations. `PRAGMA user_version` holds the version; a database
 /// newer than this build is refused rather than misread.
 enum Schema {
-    static let version: Int64 = 6
+    static let version: Int64 = 7
 
     /// Version 1. Names are BLOBs: Linux file names are bytes, not text. `file_chunks.length` is
     /// how many bytes of the chunk the file uses — the rest of its 1 MiB span reads as zeros, so
@@ -162,5 +162,40 @@ enum Schema {
     ALTER TABLE chunks ADD COLUMN codec INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE chunks ADD COLUMN stored_length INTEGER;
     UPDATE chunks SET stored_length = length;
+    """
+
+    /// What one chunk row adds to the bytes the filesystem holds (`UsageDetails.usedBytes`):
+    /// a stored chunk its object's bytes, referenced or released and not reclaimed yet; an
+    /// inline chunk its bytes while a file references it.
+    static func heldBytes(_ row: String) -> String {
+        "(CASE WHEN \(row).state = 2 THEN coalesce(\(row).stored_length, 0) WHEN \(row).state = 1 AND \(row).refcount > 0 THEN \(row).length ELSE 0 END)"
+    }
+    /// `usage`'s row computed from the tables, for the migration and for fsck.
+    static let usageFromTables = """
+        SELECT (SELECT count(*) FROM inodes),
+               (SELECT coalesce(sum(\(heldBytes("chunks"))), 0) FROM chunks) + (SELECT coalesce(sum(length(data)), 0) FROM chunk_patches)
+        """
+
+    /// Version 7: `usage`, one row with the inode count and the bytes the filesystem holds,
+    /// kept by triggers in the transaction of every change — so statfs (`df`, and monitoring
+    /// agents that call it every few seconds) reads one row instead of aggregating every inode
+    /// and chunk (0.41 s warm, 3.6 s cold at 10⁶ files). One writer per SQLite filesystem, so
+    /// the row is never contended; it travels in snapshots and changesets as any row does, and
+    /// `fsck` compares it with the tables (`--repair` recounts it).
+    static let v7 = """
+    CREATE TABLE usage(id INTEGER PRIMARY KEY CHECK (id = 0), inodes INTEGER NOT NULL, bytes INTEGER NOT NULL);
+    INSERT INTO usage(id, inodes, bytes) SELECT 0, t.* FROM (\(usageFromTables)) AS t;
+    CREATE TRIGGER usage_inode_added AFTER INSERT ON inodes BEGIN UPDATE usage SET inodes = inodes + 1; END;
+    CREATE TRIGGER usage_inode_removed AFTER DELETE ON inodes BEGIN UPDATE usage SET inodes = inodes - 1; END;
+    CREATE TRIGGER usage_chunk_added AFTER INSERT ON chunks BEGIN UPDATE usage SET bytes = bytes + \(heldBytes("NEW")); END;
+    CREATE TRIGGER usage_chunk_removed AFTER DELETE ON chunks BEGIN UPDATE usage SET bytes = bytes - \(heldBytes("OLD")); END;
+    CREATE TRIGGER usage_chunk_changed AFTER UPDATE OF state, refcount, length, stored_length ON chunks BEGIN
+        UPDATE usage SET bytes = bytes - \(heldBytes("OLD")) + \(heldBytes("NEW"));
+    END;
+    CREATE TRIGGER usage_patch_added AFTER INSERT ON chunk_patches BEGIN UPDATE usage SET bytes = bytes + length(NEW.data); END;
+    CREATE TRIGGER usage_patch_removed AFTER DELETE ON chunk_patches BEGIN UPDATE usage SET bytes = bytes - length(OLD.data); END;
+    CREATE TRIGGER usage_patch_changed AFTER UPDATE OF data ON chunk_patches BEGIN
+        UPDATE usage SET bytes = bytes - length(OLD.data) + length(NEW.data);
+    END;
     """
 }

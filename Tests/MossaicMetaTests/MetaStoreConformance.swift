@@ -28,6 +28,7 @@ struct MetaStoreConformance {
         ("refcounts follow references", { try $0.refcountsFollowReferences() }),
         ("truncation shortens references without new chunks", { try $0.truncationShortensReferencesWithoutNewChunks() }),
         ("inline chunks go with their last reference", { try $0.inlineChunksGoWithTheirLastReference() }),
+        ("statfs totals follow every change", { try $0.statfsTotalsFollowEveryChange() }),
         ("commit of an unknown chunk is refused", { try $0.commitOfAnUnknownChunkIsRefused() }),
         ("xattr modes and errors", { try $0.xattrModesAndErrors() }),
         ("resolve answers a lookup in one read", { try $0.resolveGivesTheDirectoryAndTheEntry() }),
@@ -218,6 +219,41 @@ struct MetaStoreConformance {
         #expect(try m.inlineData(h) == n("small"))
         _ = try m.setAttributes(of: f.ino, AttributeChanges(size: 0), now: .now())
         #expect(try m.chunkInfo(h) == nil)
+    }
+
+    /// `usage` (statfs) agrees with the aggregates `status` shows after every kind of change.
+    func statfsTotalsFollowEveryChange() throws {
+        let m = try make()
+        func agree(_ step: String) throws {
+            let details = try m.usageDetails()
+            #expect(try m.usage() == MetaUsage(inodes: details.inodes, usedBytes: details.usedBytes), "\(step)")
+        }
+        let cs = UInt64(FormatConstants.chunkSize)
+        try agree("empty")
+        let d = try m.create(parent: .root, name: n("d"), dir, now: .now())
+        let f = try m.create(parent: d.ino, name: n("f"), file, now: .now())
+        let g = try m.create(parent: .root, name: n("g"), file, now: .now())
+        try agree("created")
+        try commit(m, f.ino, [(0, "A"), (1, "BB")], size: cs + 2)
+        let h = hash("small")
+        _ = try m.commit(FileCommit(ino: g.ino, chunks: [(ChunkIndex(0), ChunkRef(index: ChunkIndex(0), hash: h, length: 5))],
+                                    newChunks: [NewChunk(hash: h, length: 5, state: .inline, inlineData: n("small"))],
+                                    size: 5, mtime: .now(), ctime: .now()))
+        #expect(try m.usage().usedBytes == 1 + 2 + 5)
+        try agree("committed")
+        _ = try m.setAttributes(of: f.ino, AttributeChanges(size: 1), now: .now())  // "BB" released, still held
+        try agree("truncated")
+        _ = try m.link(g.ino, parent: d.ino, name: n("g2"), now: .now())
+        _ = try m.unlink(parent: .root, name: n("g"), now: .now())
+        try agree("one of two names unlinked")
+        _ = try m.unlink(parent: d.ino, name: n("g2"), now: .now())
+        try m.purgeOrphan(g.ino)  // the inline chunk goes with its last reference
+        try agree("purged")
+        _ = try m.unlink(parent: d.ino, name: n("f"), now: .now())
+        try m.purgeOrphan(f.ino)
+        _ = try m.rmdir(parent: .root, name: n("d"), now: .now())
+        try agree("emptied")
+        #expect(try m.usage().inodes == 1)
     }
 
     func commitOfAnUnknownChunkIsRefused() throws {

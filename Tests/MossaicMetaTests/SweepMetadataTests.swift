@@ -131,6 +131,10 @@ import Testing
             try c.execute("DROP TRIGGER chunks_created; DROP TRIGGER chunks_released; DROP TRIGGER chunks_revived; DROP INDEX chunks_released")
             try c.execute("ALTER TABLE chunks DROP COLUMN created_gen; ALTER TABLE chunks DROP COLUMN released_seq")
             try c.execute("ALTER TABLE chunks DROP COLUMN released_ms; ALTER TABLE chunks DROP COLUMN free_gen; DROP TABLE chunk_patches")
+            try c.execute("""
+                DROP TRIGGER usage_inode_added; DROP TRIGGER usage_inode_removed; DROP TRIGGER usage_chunk_added;
+                DROP TRIGGER usage_chunk_removed; DROP TRIGGER usage_chunk_changed; DROP TABLE usage
+                """)
             try c.execute("ALTER TABLE chunks DROP COLUMN codec; ALTER TABLE chunks DROP COLUMN stored_length")
             try c.execute("PRAGMA user_version = 3")
         }

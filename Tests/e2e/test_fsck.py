@@ -72,10 +72,12 @@ def test_repair_recounts_and_relinks(tmp_path):
         db.execute("UPDATE inodes SET nlink = 9 WHERE kind = 16384")
         db.execute("UPDATE inodes SET parent = 999 WHERE ino = ?", (d,))
         db.execute("INSERT INTO chunks(hash, length, refcount, state, data) VALUES(randomblob(32), 1, 4, 1, x'00')")
+        db.execute("UPDATE usage SET bytes = bytes + 12345")  # statfs's totals, kept by triggers
     db.close()
     r = fsck(f)
     assert r.returncode == 1
     assert "wrong chunk refcount" in r.stdout and "wrong link count" in r.stdout and "inode with links but no name" in r.stdout
+    assert "wrong usage totals" in r.stdout
     r = fsck(f, "--repair")
     assert r.returncode == 0, r.stdout
     assert fsck(f, "--verify").returncode == 0
