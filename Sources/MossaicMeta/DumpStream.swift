@@ -7,8 +7,9 @@ import MossaicCore
 /// and its line names the place (`DumpDataReference`); the header then says format version 2,
 /// which a reader that cannot fetch them refuses rather than load chunks without their bytes.
 public final class DumpWriter {
-    /// Takes an inline chunk's bytes (named by their SHA-256) and says where they are kept.
-    public typealias DataReferencing = (ChunkHash, [UInt8]) throws -> DumpDataReference
+    /// Takes an inline chunk's bytes (named by their SHA-256) and says where they are kept;
+    /// nil keeps them in the line.
+    public typealias DataReferencing = (ChunkHash, [UInt8]) throws -> DumpDataReference?
 
     private let sink: ([UInt8]) throws -> Void
     private let dataReference: DataReferencing?
@@ -199,7 +200,8 @@ public final class DumpReader {
         }
         if table.type == "chunk", let parsed = DumpDataReference.parse(fields) {
             guard version == MetadataDump.referencingFormatVersion, case .success(let reference) = parsed,
-                  case .null = values[3], case .blob(let hash) = values[0], hash.count == 32, case .int(let length) = values[1],
+                  case .int(ChunkState.inline.rawValue) = values[2], case .null = values[3],
+                  case .blob(let hash) = values[0], hash.count == 32, case .int(let length) = values[1],
                   length >= 0, length <= FormatConstants.chunkSize else {
                 throw DumpError.malformed(line: line, "a chunk's data reference is malformed or not allowed here")
             }

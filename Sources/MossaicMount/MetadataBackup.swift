@@ -245,10 +245,14 @@ public enum BackupCatalog {
         }
         var kept = Set(complete.suffix(max(1, keep)))
         for id in inProgress {
-            // A backup without started.json (written before it existed) reuses nothing.
-            guard let bytes = try? store.get(prefix + id + "/started.json"),
-                  let base = (try? JSONDecoder().decode(Started.self, from: Data(bytes)))?.base, complete.contains(base) else { continue }
-            kept.insert(base)
+            // A backup without started.json (written before it existed, or not yet) reuses
+            // nothing; one that cannot be read stops the prune rather than guess.
+            let bytes: [UInt8]
+            do throws(ObjectStoreError) { bytes = try store.get(prefix + id + "/started.json") } catch {
+                if case .notFound = error { continue }
+                throw error
+            }
+            if let base = try JSONDecoder().decode(Started.self, from: Data(bytes)).base, complete.contains(base) { kept.insert(base) }
         }
         let doomed = Set(complete).subtracting(kept).union(dead)
         for id in doomed.sorted() {

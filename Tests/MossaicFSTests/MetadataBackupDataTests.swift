@@ -158,6 +158,19 @@ import Testing
         #expect(after.manifest.newDataBytes ?? 0 == Int64(50 * 4096))
         #expect(!after.manifest.data!.contains { BackupCatalog.dataPrefix + $0.name == firstObject })
         #expect(try f.restored(after.id) == (try f.records()))
+
+        // Pruned once old: the dead backup's objects and its orphan data go; the rest stays.
+        let complete = try BackupCatalog.complete(in: f.store)
+        let named = try BackupCatalog.referencedData(of: complete, in: f.store)
+        try BackupCatalog.prune(f.store, keep: 24, now: Timestamp.now())
+        #expect(try f.dataKeys().isSuperset(of: orphans))
+        try BackupCatalog.prune(f.store, keep: 24, now: Timestamp(nanoseconds: Timestamp.now().nanoseconds + 7 * 3_600_000_000_000))
+        #expect(try f.dataKeys().isDisjoint(with: orphans) && (try f.dataKeys()) == named.intersection(try f.dataKeys()))
+        #expect(try f.directory.list(prefix: BackupCatalog.prefix).allSatisfy { info in
+            info.key.hasPrefix(BackupCatalog.dataPrefix) || complete.contains { info.key.hasPrefix(BackupCatalog.prefix + $0 + "/") }
+        })
+        #expect(try BackupCatalog.complete(in: f.store) == complete)
+        #expect(try f.restored(after.id) == (try f.records()))
     }
 
     @Test func pruningDeletesDataNoKeptBackupNames() throws {

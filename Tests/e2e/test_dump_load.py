@@ -238,9 +238,15 @@ def test_a_backup_in_the_store_restores_the_tree(new_database, tmp_path):
     assert kept and int(kept.group(1)) > 0 and int(kept.group(2)) == len(complete_backups(store)), r.stdout
 
     # The database is lost: a new one, from the bucket alone.
-    database = new_database()
+    r = restore_newest_backup_into_both(store, tmp_path, new_database(), before, expected)
+    assert "backup backups/" in r.stdout, r.stdout
+
+
+def restore_newest_backup_into_both(store, tmp_path, database, before, expected):
+    """load --from-backup into `database`, then into SQLite: each mounts the tree of `before`
+    (describe) and `expected` (a cp -a copy). Returns the first load's CompletedProcess."""
     r = run("load", "--from-backup", "--into", str(store), "--meta", database)
-    assert "loaded" in r.stdout and "backup backups/" in r.stdout, r.stdout
+    assert "loaded" in r.stdout, r.stdout
     m = mount(store, tmp_path, "cache-restored", options=["backup_interval=0"])
     try:
         assert describe(tmp_path / "mnt") == before
@@ -255,6 +261,7 @@ def test_a_backup_in_the_store_restores_the_tree(new_database, tmp_path):
         diff(expected, tmp_path / "mnt")
     finally:
         m.stop()
+    return r
 
 
 def backup_added(store, backup):
@@ -304,22 +311,8 @@ def test_backups_keep_small_files_bytes_once(new_database, tmp_path):
     assert added == sum(p.stat().st_size for p in (store / "backups" / second).iterdir())
 
     # The database is lost: the newest backup, into a new database and into SQLite.
-    database = new_database()
-    r = run("load", "--from-backup", "--into", str(store), "--meta", database)
-    assert "loaded" in r.stdout and "each checked against its SHA-256" in r.stderr, (r.stdout, r.stderr)
-    m = mount(store, tmp_path, "cache-restored", options=["backup_interval=0"])
-    try:
-        assert describe(tmp_path / "mnt") == before
-        diff(expected, tmp_path / "mnt")
-    finally:
-        m.stop()
-    run("load", "--from-backup", "--into", str(store), "-o", f"cache_dir={tmp_path / 'cache-sqlite'}")
-    m = mount(store, tmp_path, "cache-sqlite")
-    try:
-        assert describe(tmp_path / "mnt") == before
-        diff(expected, tmp_path / "mnt")
-    finally:
-        m.stop()
+    r = restore_newest_backup_into_both(store, tmp_path, new_database(), before, expected)
+    assert "each checked against its SHA-256" in r.stderr, r.stderr
 
 
 def test_a_damaged_backup_data_object_loads_nothing(new_database, tmp_path):
