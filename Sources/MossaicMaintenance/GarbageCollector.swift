@@ -250,8 +250,9 @@ public enum GarbageCollector {
             report.scannedBackupData = data.count
             let named = try BackupCatalog.referencedData(of: try BackupCatalog.complete(in: store), in: store)
             let unreferenced = BackupCatalog.unreferencedData(data, referenced: named, grace: options.grace, now: now)
-            report.keptForSnapshots += data.filter { named.contains($0.key) }.count
-            report.keptYoung += data.count - unreferenced.count - data.filter { named.contains($0.key) }.count
+            let kept = data.filter { named.contains($0.key) }.count
+            report.keptForSnapshots += kept
+            report.keptYoung += data.count - unreferenced.count - kept
             backupData = unreferenced.map { Doomed(key: $0.key, size: $0.size, kind: .backupData) }
         } catch {
             throw .metadata("cannot read the metadata backups in \(store.displayName)/\(BackupCatalog.prefix) (gc deletes nothing a backup may need): \(error)")

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 import MossaicCore
 import MossaicMeta
 import MossaicObjectStore
@@ -22,8 +21,11 @@ extension BackupCatalog {
     /// checked against its SHA-256, and its bytes written to an unlinked spool file in
     /// `spoolDirectory`, in the order the dump names them; the second pass reads them back from
     /// the spool, in that order, for the load. So a data object missing or damaged stops the
-    /// restore before the load has begun (nothing is half loaded), and memory stays flat
-    /// whatever the inline data amounts to. `fetched` is told what was fetched.
+    /// restore before the load has begun (nothing is half loaded), and memory does not grow
+    /// with the inline data: it holds the plan (about 80 bytes per inline chunk) and `width`
+    /// objects. A whole object is fetched even if the backup names only part of it (writers
+    /// stop reusing objects less than half named, `BackupDataPacker`). `fetched` is told what
+    /// was fetched.
     public static func restoreReader(_ id: String, manifest: Manifest, in store: any ObjectStore, spoolDirectory: String,
                                      width: Int = 8, fetched: (RestoreFetch) -> Void = { _ in }) throws -> DumpReader {
         guard (manifest.format ?? 1) >= 2 else { return DumpReader(source: source(id, manifest: manifest, in: store)) }

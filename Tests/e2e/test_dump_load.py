@@ -310,6 +310,15 @@ def test_backups_keep_small_files_bytes_once(new_database, tmp_path):
     assert added < inline_bytes / 10 and objects <= 4, (added, objects)
     assert added == sum(p.stat().st_size for p in (store / "backups" / second).iterdir())
 
+    # gc keeps the data objects a backup names and deletes one no backup names (a dead backup's).
+    orphan = store / "backups" / "data" / "20000101T000000.000Z-000000"
+    orphan.write_bytes(b"left by a backup that never completed")
+    named = {store / "backups" / "data" / d["name"] for b in complete_backups(store)
+             for d in json.loads((store / "backups" / b / "manifest.json").read_text())["data"]}
+    r = run("gc", str(store), "--grace", "0s", "-o", f"cache_dir={tmp_path / 'cache'}")
+    assert "1 backup data objects)" in r.stdout and not orphan.exists(), r.stdout
+    assert all(p.exists() for p in named)
+
     # The database is lost: the newest backup, into a new database and into SQLite.
     r = restore_newest_backup_into_both(store, tmp_path, new_database(), before, expected)
     assert "each checked against its SHA-256" in r.stderr, r.stderr
