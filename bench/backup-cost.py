@@ -8,11 +8,14 @@ knobs: MOSSAICFS_BIN [.build/release/mossaicfs]  DIRS [100]  FILE_BYTES [4096]
 
 Per N, on a local-directory store and a PostgreSQL server of its own (Tests/e2e/pgserver.py):
 format, mount with backups off, create N files of FILE_BYTES in DIRS directories, unmount;
-mount again with `backup_interval=1s`, wait for the first complete backup (its manifest),
-unmount; then count the objects under backups/ and their bytes. A backup is written once per
-`backup_interval` (default 1 h) by one host, and `backup_keep` (24) are kept: the store holds
-about 24 times one backup, and receives one backup's objects each hour. `gc` reads each kept
-backup's chunk list (one GET per object).
+mount again with `backup_interval=1s`, wait for the first two complete backups (their
+manifests), unmount; then count what each added to the store: its own objects under
+backups/<id>/ and the data objects it wrote (backups/data/<id>-NNNNNN, the small files' bytes,
+stored once for all backups) — objects are PUTs. Last, `load --from-backup` into a new
+database, timed (it fetches and checks every small file's bytes). A backup is written once per
+`backup_interval` (default 1 h) by one host, and `backup_keep` (24) are kept: with nothing
+changed, the store holds the first backup plus 23 like the second. `gc` reads each kept
+backup's chunk list (one GET per part).
 """
 import json
 import os
@@ -48,19 +51,32 @@ def measure(pg, n, work):
         m.stop()
     database = int(pg.psql(url, f"SELECT pg_database_size('backup{n}')").strip())
     started = time.monotonic()
-    m = Mount(store, work / "mnt", work / "cache", ["backup_interval=1s"], log=work / "daemon.log").start()
+    m = Mount(store, work / "mnt", work / "cache", ["backup_interval=1s", "backup_keep=24"], log=work / "daemon.log").start()
     try:
         wait_until(lambda: any((store / "backups").glob("*/manifest.json")), 600, "the first backup")
         took = time.monotonic() - started
+        wait_until(lambda: len(list((store / "backups").glob("*/manifest.json"))) >= 2, 600, "the second backup")
     finally:
         m.stop()
-    first = sorted((store / "backups").glob("*/manifest.json"))[0].parent
-    objects = [p for p in first.rglob("*") if p.is_file()]
-    size = sum(p.stat().st_size for p in objects)
+    first, second = [p.parent for p in sorted((store / "backups").glob("*/manifest.json"))[:2]]
+
+    def added(backup):
+        own = [p for p in backup.iterdir() if p.is_file()]
+        data = list((store / "backups" / "data").glob(backup.name + "-*"))
+        return len(own) + len(data), sum(p.stat().st_size for p in own + data)
+
+    objects, size = added(first)
+    objects2, size2 = added(second)
+    restored = pg.create_database(f"restore{n}")
+    started = time.monotonic()
+    run("load", "--from-backup", "--into", str(store), "--meta", restored)
+    restore_s = time.monotonic() - started
     return {"files": n, "data_MiB": round(n * FILE_BYTES / 2**20, 1), "database_MiB": round(database / 2**20, 1),
-            "backup_objects": len(objects), "backup_MiB": round(size / 2**20, 2),
+            "backup_objects": objects, "backup_MiB": round(size / 2**20, 2),
             "backup_bytes_per_file": round(size / n, 1), "first_backup_within_s": round(took, 1),
-            "kept_24_MiB": round(24 * size / 2**20, 1)}
+            "second_backup_objects": objects2, "second_backup_MiB": round(size2 / 2**20, 3),
+            "second_backup_bytes_per_file": round(size2 / n, 1),
+            "kept_24_MiB": round((size + 23 * size2) / 2**20, 1), "restore_s": round(restore_s, 1)}
 
 
 def main():

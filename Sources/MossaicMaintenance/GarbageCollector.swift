@@ -68,10 +68,13 @@ public enum GarbageCollector {
         public var scannedChunks = 0
         public var scannedPacks = 0
         public var scannedPieces = 0
+        public var scannedBackupData = 0
         /// Deleted (or, dry, to be deleted) objects and their bytes.
         public var deletedChunks = 0
         public var deletedPacks = 0
         public var deletedPieces = 0
+        /// Inline data of metadata backups (`BackupCatalog.dataPrefix`) no complete backup names.
+        public var deletedBackupData = 0
         public var bytesFreed: UInt64 = 0
         /// Unreferenced by the live metadata but kept because a snapshot references them.
         public var keptForSnapshots = 0
@@ -86,12 +89,12 @@ public enum GarbageCollector {
         /// Objects that could not be deleted, and other failures that did not stop the run.
         public var errors: [String] = []
 
-        public var scanned: Int { scannedChunks + scannedPacks + scannedPieces }
-        public var deleted: Int { deletedChunks + deletedPacks + deletedPieces }
+        public var scanned: Int { scannedChunks + scannedPacks + scannedPieces + scannedBackupData }
+        public var deleted: Int { deletedChunks + deletedPacks + deletedPieces + deletedBackupData }
     }
 
     private struct Doomed: Sendable {
-        enum Kind: Sendable { case chunk, pack, piece }
+        enum Kind: Sendable { case chunk, pack, piece, backupData }
         var key: String
         var size: UInt64
         var kind: Kind
@@ -236,15 +239,26 @@ public enum GarbageCollector {
         // stays, so the bucket alone still restores each of them (also after the filesystem
         // moved to SQLite, until they are deleted).
         progress(ProgressEvent("reading backups", done: 0, total: 0))
+        var backupData: [Doomed] = []
         do {
             let (keys, backups) = try BackupCatalog.referencedObjects(in: store)
             snapshotKeys.formUnion(keys)
             report.snapshots += backups
+            // The backups' own inline data: what a complete backup names stays (all of them, as
+            // above: pruning is the writer's), the rest goes once older than the grace.
+            let data = try listing(store, prefix: BackupCatalog.dataPrefix)
+            report.scannedBackupData = data.count
+            let named = try BackupCatalog.referencedData(of: try BackupCatalog.complete(in: store), in: store)
+            let unreferenced = BackupCatalog.unreferencedData(data, referenced: named, grace: options.grace, now: now)
+            let kept = data.filter { named.contains($0.key) }.count
+            report.keptForSnapshots += kept
+            report.keptYoung += data.count - unreferenced.count - kept
+            backupData = unreferenced.map { Doomed(key: $0.key, size: $0.size, kind: .backupData) }
         } catch {
             throw .metadata("cannot read the metadata backups in \(store.displayName)/\(BackupCatalog.prefix) (gc deletes nothing a backup may need): \(error)")
         }
 
-        var doomed: [Doomed] = []
+        var doomed = backupData
         var listed: Set<String> = []
         for (info, kind) in chunkObjects.map({ ($0, Doomed.Kind.chunk) }) + packObjects.map({ ($0, Doomed.Kind.pack) }) {
             // Only keys a chunk or a pack can have: anything else is not ours to judge.
@@ -351,6 +365,7 @@ public enum GarbageCollector {
         case .chunk: report.deletedChunks += 1
         case .pack: report.deletedPacks += 1
         case .piece: report.deletedPieces += 1
+        case .backupData: report.deletedBackupData += 1
         }
         report.bytesFreed += d.size
     }

@@ -2,19 +2,31 @@ import MossaicCore
 
 /// Writes a dump's lines to `sink` in blocks of about `blockSize` bytes: header, records (in
 /// the order the engine reads them, `MetadataDump.Table.all`), trailer.
+///
+/// With `dataReference` (a metadata backup), an inline chunk's bytes go where that puts them
+/// and its line names the place (`DumpDataReference`); the header then says format version 2,
+/// which a reader that cannot fetch them refuses rather than load chunks without their bytes.
 public final class DumpWriter {
+    /// Takes an inline chunk's bytes (named by their SHA-256) and says where they are kept;
+    /// nil keeps them in the line.
+    public typealias DataReferencing = (ChunkHash, [UInt8]) throws -> DumpDataReference?
+
     private let sink: ([UInt8]) throws -> Void
+    private let dataReference: DataReferencing?
     private var buffer: [UInt8] = []
     private let blockSize: Int
     private(set) var counts: [String: Int64] = [:]
     let header: MetadataDump.Header
 
-    init(header: MetadataDump.Header, blockSize: Int = 1 << 20, sink: @escaping ([UInt8]) throws -> Void) throws {
+    init(header: MetadataDump.Header, blockSize: Int = 1 << 20, dataReference: DataReferencing? = nil,
+         sink: @escaping ([UInt8]) throws -> Void) throws {
         self.header = header
         self.sink = sink
+        self.dataReference = dataReference
         self.blockSize = blockSize
         buffer.reserveCapacity(blockSize + 4096)
-        buffer += Array("{\"\(MetadataDump.marker)\":\(MetadataDump.formatVersion),\"fs_uuid\":".utf8)
+        let version = dataReference == nil ? MetadataDump.formatVersion : MetadataDump.referencingFormatVersion
+        buffer += Array("{\"\(MetadataDump.marker)\":\(version),\"fs_uuid\":".utf8)
         DumpCodec.appendString(header.fsUUID, to: &buffer)
         buffer += Array(",\"engine\":".utf8)
         DumpCodec.appendString(header.engine, to: &buffer)
@@ -26,6 +38,13 @@ public final class DumpWriter {
     /// One row of `table`, its values in the table's column order.
     func write(_ table: MetadataDump.Table, _ row: some ResultRow) throws {
         buffer += Array("{\"t\":\"\(table.type)\"".utf8)
+        // An inline chunk's bytes, kept elsewhere: the line carries null and the reference.
+        var reference: DumpDataReference?
+        if let dataReference, table.type == "chunk", row.int(2) == ChunkState.inline.rawValue, !row.isNull(3) {
+            let hash = row.blob(0)
+            guard hash.count == 32 else { throw DumpError.io("a chunk row whose hash is not 32 bytes") }
+            reference = try dataReference(ChunkHash(bytes: hash), row.blob(3))
+        }
         for (i, column) in table.columns.enumerated() {
             buffer.append(0x2c)
             buffer.append(0x22)
@@ -33,7 +52,7 @@ public final class DumpWriter {
             buffer += [0x22, 0x3a]
             let c = Int32(i)
             let optional = column.kind == .optionalInt || column.kind == .optionalBytes || column.kind == .optionalHex
-            if optional && row.isNull(c) {
+            if optional && row.isNull(c) || reference != nil && column.name == "data" {
                 buffer += Array("null".utf8)
                 continue
             }
@@ -44,6 +63,7 @@ public final class DumpWriter {
             case .text: DumpCodec.appendString(row.text(c), to: &buffer)
             }
         }
+        reference?.append(to: &buffer)
         buffer += [0x7d, 0x0a]
         counts[table.type, default: 0] += 1
         if buffer.count >= blockSize { try flush() }
@@ -80,6 +100,12 @@ public final class DumpReader {
     private var trailerSeen = false
     /// The last line read had no newline: the input ended inside it.
     private var unterminated = false
+    /// The header's format version.
+    private(set) var version: Int64 = 0
+    /// Fetches the bytes of an inline chunk a line names by reference (`DumpDataReference`,
+    /// version 2: a metadata backup), given the chunk's hash and length; they must be checked.
+    /// Without it such a line is an error: a chunk without its bytes would load as damage.
+    public var dataSource: ((DumpDataReference, ChunkHash, Int) throws -> [UInt8])?
 
     public init(source: @escaping () throws -> [UInt8]?) {
         self.source = source
@@ -123,9 +149,10 @@ public final class DumpReader {
         guard case .int(let version)? = fields[MetadataDump.marker] else {
             throw DumpError.malformed(line: 1, "its first line is not a mossaicfs dump header")
         }
-        guard version == MetadataDump.formatVersion else {
-            throw DumpError.malformed(line: 1, "dump format version \(version); this mossaicfs reads version \(MetadataDump.formatVersion)")
+        guard version == MetadataDump.formatVersion || version == MetadataDump.referencingFormatVersion else {
+            throw DumpError.malformed(line: 1, "dump format version \(version); this mossaicfs reads versions \(MetadataDump.formatVersion) and \(MetadataDump.referencingFormatVersion)")
         }
+        self.version = version
         guard case .string(let uuid)? = fields["fs_uuid"], case .string(let engine)? = fields["engine"],
               case .int(let schema)? = fields["schema"], case .int(let next)? = fields["next_ino"] else {
             throw DumpError.malformed(line: 1, "its header lacks fs_uuid, engine, schema or next_ino")
@@ -170,6 +197,18 @@ public final class DumpReader {
             default:
                 throw DumpError.malformed(line: line, "\(type).\(column.name) is missing or of the wrong type")
             }
+        }
+        if table.type == "chunk", let parsed = DumpDataReference.parse(fields) {
+            guard version == MetadataDump.referencingFormatVersion, case .success(let reference) = parsed,
+                  case .int(ChunkState.inline.rawValue) = values[2], case .null = values[3],
+                  case .blob(let hash) = values[0], hash.count == 32, case .int(let length) = values[1],
+                  length >= 0, length <= FormatConstants.chunkSize else {
+                throw DumpError.malformed(line: line, "a chunk's data reference is malformed or not allowed here")
+            }
+            guard let dataSource else {
+                throw DumpError.malformed(line: line, "an inline chunk's bytes are in a backup's data object: only load --from-backup reads this dump")
+            }
+            values[3] = .blob(try dataSource(reference, ChunkHash(bytes: hash), Int(length)))
         }
         counts[type, default: 0] += 1
         return (table, values)
@@ -220,10 +259,17 @@ extension MetadataDump {
 }
 
 extension DumpReader {
+    /// Reads every record to the trailer, checking it (for what `dataSource` sees on the way).
+    public func readToEnd() throws {
+        while try next() != nil {}
+    }
+
     /// Calls `body` with the object key of every stored chunk (its own object, or its pack) the
     /// dump's chunk rows name, referenced or not, reading the dump to its trailer: what `gc`
     /// keeps so that a backup in the store stays restorable.
     public func storedChunkKeys(_ body: (String) -> Void) throws {
+        // Inline chunks' bytes kept by reference are not needed here: not fetched.
+        if dataSource == nil { dataSource = { _, _, _ in [] } }
         while let (table, values) = try next() {
             guard table.type == "chunk", case .int(ChunkState.stored.rawValue) = values[2], case .blob(let hash) = values[0],
                   hash.count == 32 else { continue }

@@ -24,7 +24,7 @@ extension MetadataDump {
     /// Dumps the SQLite metadata at `path` in one read transaction (WAL: a snapshot, while a
     /// mounted daemon goes on writing), each table streamed by its statement. The database must
     /// be at this build's schema (a mount upgrades it).
-    public static func dumpSQLite(path: String, fsUUID: String, created: String,
+    public static func dumpSQLite(path: String, fsUUID: String, created: String, dataReference: DumpWriter.DataReferencing? = nil,
                                   sink: @escaping ([UInt8]) throws -> Void) throws -> Summary {
         let c = try SQLiteConnection(path: path, readOnly: true)
         try SQLiteMetaStore.checkSchema(c, exact: true)
@@ -34,7 +34,7 @@ extension MetadataDump {
             SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'inodes'), 0), coalesce((SELECT max(ino) FROM inodes), 0)) + 1
             """) { $0.int(0) } ?? 2
         let writer = try DumpWriter(header: Header(fsUUID: fsUUID, engine: "sqlite", schema: Schema.version, created: created,
-                                                   nextInode: next), sink: sink)
+                                                   nextInode: next), dataReference: dataReference, sink: sink)
         for table in Table.all {
             let s = try c.statement("SELECT \(table.columnList) FROM \(table.sql) ORDER BY \(table.keyList)")
             while try s.step() {
@@ -205,7 +205,9 @@ extension PostgresMetaStore {
     /// Dumps this database in one REPEATABLE READ, read-only transaction (a snapshot: hosts go
     /// on writing), each table read in pages of `MetadataDump.batchRows` rows by its primary
     /// key (keyset pagination: no OFFSET, no cursor held across pages' processing).
-    public func dump(fsUUID: String, created: String, sink: @escaping ([UInt8]) throws -> Void) throws -> MetadataDump.Summary {
+    /// `dataReference`: see `DumpWriter` (a metadata backup's inline chunks).
+    public func dump(fsUUID: String, created: String, dataReference: DumpWriter.DataReferencing? = nil,
+                     sink: @escaping ([UInt8]) throws -> Void) throws -> MetadataDump.Summary {
         try pool.withAnyConnection { (c) throws -> MetadataDump.Summary in
             // Between pages the sink writes (a pipe, the store's uploads of a backup), which may
             // take longer than the server's idle-in-transaction limit the pool sets for every
@@ -219,7 +221,7 @@ extension PostgresMetaStore {
             } ?? 2
             let maximum = try c.queryOne("SELECT coalesce(max(ino), 0)::bigint + 1 FROM inodes") { $0.int(0) } ?? 2
             let writer = try DumpWriter(header: .init(fsUUID: fsUUID, engine: "postgres", schema: PostgresSchema.version, created: created,
-                                                      nextInode: max(fromSequence, maximum)), sink: sink)
+                                                      nextInode: max(fromSequence, maximum)), dataReference: dataReference, sink: sink)
             for table in MetadataDump.Table.all {
                 let select = "SELECT \(table.columnList) FROM \(table.sql)"
                 let order = " ORDER BY \(table.keyList) LIMIT \(MetadataDump.batchRows)"

@@ -10,6 +10,9 @@
 ///   keys its columns. Integers are JSON numbers (64-bit, exact); byte strings (names, symlink
 ///   targets, xattr names and values, inline data) are ALWAYS standard base64 with padding, so
 ///   no byte sequence needs an exception; hashes and pack names are lowercase hex; NULL is null.
+/// - version 2 (metadata backups only, `DumpDataReference`): an inline chunk's line may hold
+///   `"data":null` and name where its bytes are (`data_object`, `data_offset`, `data_length`,
+///   `data_codec`) instead; everything else as in version 1;
 /// - last, the trailer: `{"end":"mossaicfs_dump","records":N,"<t>":count,…}`. A dump without it
 ///   is truncated, and `load` refuses it.
 ///
@@ -18,6 +21,10 @@
 /// recomputes; `schema_version`; `fs_uuid`, which is the header's).
 public enum MetadataDump {
     public static let formatVersion: Int64 = 1
+    /// Version 1 whose inline chunks' lines may name their bytes in a store object instead of
+    /// holding them (`DumpDataReference`): what metadata backups write since they keep those
+    /// bytes once for all backups (`BackupCatalog`). `dump` never writes it.
+    public static let referencingFormatVersion: Int64 = 2
     public static let marker = "mossaicfs_dump"
 
     /// How a column's values are written.

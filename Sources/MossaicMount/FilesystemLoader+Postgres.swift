@@ -26,7 +26,7 @@ extension FilesystemLoader {
         logger.info("metadata in PostgreSQL", metadata: ["database": "\(url)", "read_only": "\(settings.options.readOnly)"])
         var opened = Opened(filesystem: filesystem, cacheDirectory: cacheDirectory, replicator: nil, follower: nil)
         if !settings.options.readOnly && settings.options.backupInterval > 0 {
-            opened.backup = MetadataBackup(store: store, metadata: metadata, fsUUID: superblock.uuid,
+            opened.backup = MetadataBackup(store: store, metadata: metadata, fsUUID: superblock.uuid, compression: superblock.compression,
                                            interval: settings.options.backupInterval, keep: settings.options.backupKeep, logger: logger)
         }
         return opened

@@ -71,7 +71,8 @@ struct GcCommand: ParsableCommand {
             for line in report.errors { Console.out("error: \(line)") }
             let verb = report.dryRun ? "would delete" : "deleted"
             var summary = "gc \(store.displayName): \(report.scanned) objects scanned, \(report.deleted) \(verb)"
-            summary += " (\(report.deletedChunks) chunks, \(report.deletedPacks) packs, \(report.deletedPieces) snapshot pieces)"
+            summary += " (\(report.deletedChunks) chunks, \(report.deletedPacks) packs, \(report.deletedPieces) snapshot pieces"
+            summary += report.deletedBackupData > 0 ? ", \(report.deletedBackupData) backup data objects)" : ")"
             summary += ", \(ByteSize.printed(report.bytesFreed, exact: bytes))"
             summary += report.dryRun ? " to free" : " freed"
             summary += "; kept \(report.keptForSnapshots) for \(report.snapshots) snapshots, \(report.keptYoung) younger than \(grace)"

@@ -42,7 +42,10 @@ struct LoadCommand: ParsableCommand {
 
         --from-backup loads the newest complete backup that mounts of a PostgreSQL filesystem \
         write into its store (backups/, see backup_interval in mossaicfs(8)): the bucket alone \
-        restores the tree, into a new database or into SQLite.
+        restores the tree, into a new database or into SQLite. Its small files' bytes are kept \
+        once for all backups (backups/data/): they are fetched first, each checked against its \
+        SHA-256, held in an unlinked file in $TMPDIR (as much as the backup's inline data), and \
+        only then loaded; a data object missing or damaged stops the restore with nothing loaded.
 
         Migration, SQLite to PostgreSQL:
           mossaicfs umount /mnt/data
@@ -115,7 +118,15 @@ struct LoadCommand: ParsableCommand {
             }
             let manifest = try BackupCatalog.manifest(id, in: store)
             Console.error("loading backup \(id) (\(manifest.records) records, taken \(manifest.created))")
-            return (DumpReader(source: BackupCatalog.source(id, manifest: manifest, in: store)), "backup \(BackupCatalog.prefix)\(id)")
+            // Its small files' bytes are fetched and checked before anything is loaded, and
+            // wait in an unlinked file in $TMPDIR meanwhile (BackupCatalog.restoreReader).
+            let spool = getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+            let reader = try BackupCatalog.restoreReader(id, manifest: manifest, in: store, spoolDirectory: spool) { fetched in
+                if fetched.objects > 0 {
+                    Console.error("fetched \(fetched.chunks) small files' chunks (\(fetched.bytes) bytes) from \(fetched.objects) objects in \(BackupCatalog.dataPrefix), each checked against its SHA-256")
+                }
+            }
+            return (reader, "backup \(BackupCatalog.prefix)\(id)")
         }
         let name = dump ?? "-"
         let fd: Int32

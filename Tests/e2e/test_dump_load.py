@@ -238,9 +238,15 @@ def test_a_backup_in_the_store_restores_the_tree(new_database, tmp_path):
     assert kept and int(kept.group(1)) > 0 and int(kept.group(2)) == len(complete_backups(store)), r.stdout
 
     # The database is lost: a new one, from the bucket alone.
-    database = new_database()
+    r = restore_newest_backup_into_both(store, tmp_path, new_database(), before, expected)
+    assert "backup backups/" in r.stdout, r.stdout
+
+
+def restore_newest_backup_into_both(store, tmp_path, database, before, expected):
+    """load --from-backup into `database`, then into SQLite: each mounts the tree of `before`
+    (describe) and `expected` (a cp -a copy). Returns the first load's CompletedProcess."""
     r = run("load", "--from-backup", "--into", str(store), "--meta", database)
-    assert "loaded" in r.stdout and "backup backups/" in r.stdout, r.stdout
+    assert "loaded" in r.stdout, r.stdout
     m = mount(store, tmp_path, "cache-restored", options=["backup_interval=0"])
     try:
         assert describe(tmp_path / "mnt") == before
@@ -255,6 +261,102 @@ def test_a_backup_in_the_store_restores_the_tree(new_database, tmp_path):
         diff(expected, tmp_path / "mnt")
     finally:
         m.stop()
+    return r
+
+
+def backup_added(store, backup):
+    """Bytes and objects a backup added to the store: its own objects and the data objects it
+    wrote (named after it)."""
+    own = [p for p in (store / "backups" / backup).iterdir() if p.is_file()]
+    data = [p for p in (store / "backups" / "data").glob(f"{backup}-*")] if (store / "backups" / "data").exists() else []
+    return sum(p.stat().st_size for p in own + data), len(own + data)
+
+
+def test_backups_keep_small_files_bytes_once(new_database, tmp_path):
+    """Small files' bytes (inline chunks) go into backups/data/ once: a backup after one that
+    stored them adds only the metadata lines (no data object, a handful of objects); both
+    restore, into a new database and into SQLite, the same tree; a damaged data object stops
+    the restore in one line with nothing loaded."""
+    store = tmp_path / "store"
+    run("format", "--meta", new_database(), str(store))
+    files, size = 400, 4096
+    m = mount(store, tmp_path, "cache", options=["backup_interval=1s", "backup_keep=3"])
+    try:
+        build_tree(tmp_path / "mnt")
+        os.mkdir(tmp_path / "mnt" / "small")
+        for i in range(files):
+            (tmp_path / "mnt" / "small" / f"f{i}").write_bytes(os.urandom(size))
+        os.link(tmp_path / "mnt" / "small" / "f0", tmp_path / "mnt" / "small-link")
+        os.setxattr(tmp_path / "mnt" / "small" / "f1", b"user.k", b"\x00v")
+        before = describe(tmp_path / "mnt")
+        expected = copy_of(tmp_path / "mnt", tmp_path / "expected")
+        now = time.time()
+        written = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+        # Two complete backups started after the tree was written: the first stores its small
+        # files' bytes, the second reuses them.
+        wait_until(lambda: len([b for b in complete_backups(store) if b >= written]) >= 2, 90, "two backups after the tree")
+    finally:
+        m.stop()
+    first, second = [b for b in complete_backups(store) if b >= written][:2]
+    manifests = {b: json.loads((store / "backups" / b / "manifest.json").read_text()) for b in (first, second)}
+    assert manifests[first]["format"] == 2 and manifests[second]["base"] == first, manifests
+    inline_bytes = files * size
+    # (Backups ran while the files were written: the first names data objects of earlier ones too.)
+    assert sum(d["bytes"] for d in manifests[first]["data"]) >= inline_bytes, manifests[first]
+    assert manifests[second]["data"] == manifests[first]["data"]
+    assert manifests[second]["new_data_bytes"] == 0 and manifests[second]["new_data_objects"] == 0, manifests[second]
+    added, objects = backup_added(store, second)
+    # The metadata lines only: parts (one here), started.json, manifest.
+    assert added < inline_bytes / 10 and objects <= 4, (added, objects)
+    assert added == sum(p.stat().st_size for p in (store / "backups" / second).iterdir())
+
+    # gc keeps the data objects a backup names and deletes one no backup names (a dead backup's).
+    orphan = store / "backups" / "data" / "20000101T000000.000Z-000000"
+    orphan.write_bytes(b"left by a backup that never completed")
+    named = {store / "backups" / "data" / d["name"] for b in complete_backups(store)
+             for d in json.loads((store / "backups" / b / "manifest.json").read_text())["data"]}
+    r = run("gc", str(store), "--grace", "0s", "-o", f"cache_dir={tmp_path / 'cache'}")
+    assert "1 backup data objects)" in r.stdout and not orphan.exists(), r.stdout
+    assert all(p.exists() for p in named)
+
+    # The database is lost: the newest backup, into a new database and into SQLite.
+    r = restore_newest_backup_into_both(store, tmp_path, new_database(), before, expected)
+    assert "each checked against its SHA-256" in r.stderr, r.stderr
+
+
+def test_a_damaged_backup_data_object_loads_nothing(new_database, tmp_path):
+    """A data object of the backup altered (or gone): load --from-backup says which, in one
+    line after its "loading" note, exit status 1, and the database and superblock are as they
+    were."""
+    store = tmp_path / "store"
+    run("format", "--meta", new_database(), str(store))
+    m = mount(store, tmp_path, "cache", options=["backup_interval=1s"])
+    try:
+        for i in range(50):
+            (tmp_path / "mnt" / f"f{i}").write_bytes(os.urandom(3000))
+        now = time.time()
+        written = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+        wait_until(lambda: any(b >= written for b in complete_backups(store)), 60, "a backup after the files")
+    finally:
+        m.stop()
+    newest = complete_backups(store)[-1]
+    names = [d["name"] for d in json.loads((store / "backups" / newest / "manifest.json").read_text())["data"]]
+    victim = store / "backups" / "data" / names[0]
+    good = victim.read_bytes()
+    victim.write_bytes(good[:100] + bytes([good[100] ^ 1]) + good[101:])
+    superblock = (store / "mossaicfs.json").read_bytes()
+    target = new_database()
+    for damage, message in (("altered", "does not match its SHA-256"), ("gone", "which is not in the store")):
+        if damage == "gone":
+            victim.unlink()
+        r = run("load", "--from-backup", "--into", str(store), "--meta", target, check=False)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 1 and len(lines) == 2 and lines[0].startswith("mossaicfs: loading backup"), r.stderr
+        assert message in lines[1] and f"backups/data/{names[0]}" in lines[1] and "nothing was loaded" in lines[1], lines[1]
+        assert (store / "mossaicfs.json").read_bytes() == superblock
+    victim.write_bytes(good)
+    r = run("load", "--from-backup", "--into", str(store), "--meta", target)
+    assert "loaded" in r.stdout, r.stdout
 
 
 def test_a_mounted_postgresql_filesystem_is_not_loaded_into(pg, new_database, tmp_path):
