@@ -13,7 +13,7 @@ private let databases = Atomic<Int>(0)
 
 /// A fresh, empty filesystem's metadata in a new database, with its root directory; `hosts`
 /// stores on that one database, as several hosts mounting one filesystem would have.
-private func makePostgresStores(hosts: Int = 1) throws -> [PostgresMetaStore] {
+func makePostgresStores(hosts: Int = 1) throws -> [PostgresMetaStore] {
     let url = try makePostgresDatabase()
     let stores = try (0..<hosts).map { _ in try PostgresMetaStore(url: url) }
     try stores[0].createRootIfMissing(permissions: 0o755, uid: 0, gid: 0, now: .now())
@@ -21,7 +21,7 @@ private func makePostgresStores(hosts: Int = 1) throws -> [PostgresMetaStore] {
 }
 
 /// A new, empty database on the test server; returns its URL.
-private func makePostgresDatabase() throws -> String {
+func makePostgresDatabase() throws -> String {
     let pg = try server.get()
     let name = "fs\(databases.add(1, ordering: .relaxed).newValue)"
     try PostgresConnection(conninfo: pg.url).execute("CREATE DATABASE \(name)")
