@@ -20,7 +20,10 @@ import Synchronization
 ///    then their objects are deleted — except objects a retained backup names: a restore from
 ///    it would need them (as `gc` keeps them). A backup never changes, so each complete one is
 ///    read once and what it names is cached by its id; a backup claimed but not yet complete
-///    stops the batches until it is (its dump may hold the rows).
+///    stops the batches until it is (its dump may hold the rows), or for a day at most
+///    (`abandonedBackup`). A backup that outlasts `backup_interval` while another host claims
+///    the next one is not waited for: its dump may name rows swept meanwhile, whose objects a
+///    restore from it would then lack (backups are meant to take a fraction of the interval).
 /// Objects no row names (uploads whose commit never came, a host crashed) stay for `gc`.
 public final class SharedChunkSweeper: Sendable {
     public struct Report: Sendable, Equatable {
@@ -41,6 +44,11 @@ public final class SharedChunkSweeper: Sendable {
         public var waitingForBackup = false
         public init() {}
     }
+
+    /// A claimed backup not complete after this long (ns) was abandoned (its host died, or
+    /// backups were turned off after a failed one): it no longer holds the sweep. A day also
+    /// covers the claiming host's clock being off.
+    static let abandonedBackup: Int64 = 86_400 * 1_000_000_000
 
     /// Rows per batch: one transaction, whose row locks a host committing a reference to one of
     /// them waits on; the objects are deleted after it, without locks.
@@ -118,7 +126,10 @@ public final class SharedChunkSweeper: Sendable {
         }
         var cursor: SweepCursor?
         while true {
-            let settled = { (claim: Int64) in claim == 0 || complete.contains { $0 >= Self.backupID(claimedAt: claim) } }
+            let settled = { (claim: Int64) in
+                claim == 0 || complete.contains { $0 >= Self.backupID(claimedAt: claim) }
+                    || Timestamp.now().nanoseconds - claim > Self.abandonedBackup
+            }
             guard let batch = try metadata.sweepUnreferencedChunks(grace: grace, limit: Self.batch, after: cursor, backupSettled: settled,
                                                                    named: { named.contains($0) }) else {
                 report.skipped = true
