@@ -170,6 +170,12 @@ final class ChunkStore: Sendable {
         }
     }
 
+    /// Forgets where this process stored `hashes`: a reclaim sweep of another host (PostgreSQL)
+    /// deleted them, or may have; the next `prepare` looks them up, and stores them anew.
+    func forget(_ hashes: [ChunkHash]) {
+        placements.withLock { p in for hash in hashes { p.locations[hash] = nil } }
+    }
+
     // MARK: Placement
 
     /// Stores the new chunks among `prepared`: uploaded as ONE pack (a single one as its own

@@ -19,7 +19,7 @@ extension MetaError {
         case .noAttribute: .noAttribute
         case .tooManyLinks: .tooManyLinks
         case .sessionLost: .sessionLost
-        case .sqlite, .postgres, .incompatible, .staleBase: .io("metadata: \(self)")
+        case .sqlite, .postgres, .incompatible, .staleBase, .sweptChunks: .io("metadata: \(self)")
         }
     }
 }

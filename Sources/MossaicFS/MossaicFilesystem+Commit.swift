@@ -52,6 +52,7 @@ extension MossaicFilesystem {
     }
 
     private func publish(_ file: OpenFile, _ snapshot: FileWriter.Snapshot, durable: Bool, interruption: Interruption?) throws(FSError) {
+        var snapshot = snapshot
         try checkWritable()
         let ino = file.ino
         let chunkSize = UInt64(FormatConstants.chunkSize)
@@ -69,6 +70,7 @@ extension MossaicFilesystem {
         // transaction (it is checked there), the commit is made again from the page as it is
         // now, with whole chunks.
         var patching = true
+        var swept = SweptRetry()
         while true {
             var bases: [UInt64: ChunkRef] = [:]
             if let lo = partial.min(), let hi = partial.max() {
@@ -82,11 +84,19 @@ extension MossaicFilesystem {
             let mtime = snapshot.mtime ?? current.mtime
             defer { file.reader.invalidate(); withExtendedLifetime(prepared.pins) {} }
             do throws(MetaError) {
-                _ = try metadata.commit(FileCommit(ino: ino, chunks: prepared.changes, newChunks: prepared.newChunks, size: size,
-                                                   mtime: mtime, ctime: max(now, mtime), patches: prepared.patches), durable: durable)
+                var commit = FileCommit(ino: ino, chunks: prepared.changes, newChunks: prepared.newChunks, size: size,
+                                        mtime: mtime, ctime: max(now, mtime), patches: prepared.patches)
+                commit.storedAfterSweep = swept.storedAfter
+                _ = try metadata.commit(commit, durable: durable)
             } catch .staleBase where patching {
                 logger.debug("commit: a page changed under its patches; made again with whole chunks", metadata: ["ino": "\(ino.rawValue)"])
                 patching = false
+                continue
+            } catch .sweptChunks(let through, let pending) where swept.again(through: through, pending: pending) {
+                // Made again from the pages' bytes: uploads of pages still open may name the
+                // objects the sweep took too.
+                forgetSwept(prepared.changes.compactMap { $0.1?.hash } + prepared.newChunks.map(\.hash), ino: ino)
+                snapshot.uploads = [:]
                 continue
             } catch {
                 throw error.fsError
@@ -94,6 +104,15 @@ extension MossaicFilesystem {
             countPatches(prepared, bases: bases)
             return
         }
+    }
+
+    /// A commit found chunks a reclaim sweep of another host took (PostgreSQL,
+    /// `MetaError.sweptChunks`): this process forgets having stored them, so that making the
+    /// commit again stores them anew (or finds them stored again by someone else).
+    func forgetSwept(_ hashes: [ChunkHash], ino: InodeNumber) {
+        chunks.forget(hashes)
+        logger.notice("commit: chunks were reclaimed by a sweep meanwhile; storing them again", metadata: ["ino": "\(ino.rawValue)"])
+        metrics.increment("mossaicfs_commit_sweep_retries_total", "Commits made again because a reclaim sweep took chunks they named.")
     }
 
     /// The small-write path's counters: pages published as patches, and pages that had patches

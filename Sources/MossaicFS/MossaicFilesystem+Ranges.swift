@@ -103,23 +103,34 @@ extension MossaicFilesystem {
     }
 
     /// Stores whole pages (empty or all zeros: a hole) and commits them with one transaction.
+    /// A reclaim sweep of another host (PostgreSQL) may take chunks between storing and
+    /// committing: stored again then (`SweptRetry`).
     func publishPages(_ ino: InodeNumber, _ pages: [(UInt64, [UInt8])], size: UInt64, extraRefs: [(ChunkIndex, ChunkRef?)] = []) throws(FSError) {
-        var changes = extraRefs
-        var newChunks: [ChunkHash: NewChunk] = [:]
-        var pins: [ChunkPin] = []  // held until the transaction is done (the reclaim sweep)
-        for (index, page) in pages {
-            guard let stored = try chunks.storeChunk(page, index: index) else {
-                changes.append((ChunkIndex(index), nil)); continue
+        defer { chunkListChanged(ino) }
+        var swept = SweptRetry()
+        while true {
+            var changes = extraRefs
+            var newChunks: [ChunkHash: NewChunk] = [:]
+            var pins: [ChunkPin] = []  // held until the transaction is done (the reclaim sweep)
+            for (index, page) in pages {
+                guard let stored = try chunks.storeChunk(page, index: index) else {
+                    changes.append((ChunkIndex(index), nil)); continue
+                }
+                changes.append((ChunkIndex(index), stored.ref))
+                if let new = stored.new { newChunks[new.hash] = new }
+                if let pin = stored.pin { pins.append(pin) }
             }
-            changes.append((ChunkIndex(index), stored.ref))
-            if let new = stored.new { newChunks[new.hash] = new }
-            if let pin = stored.pin { pins.append(pin) }
-        }
-        let newChunkList = Array(newChunks.values)
-        let now = Timestamp.now()
-        defer { chunkListChanged(ino); withExtendedLifetime(pins) {} }
-        _ = try meta { () throws(MetaError) in
-            try metadata.commit(FileCommit(ino: ino, chunks: changes, newChunks: newChunkList, size: size, mtime: now, ctime: now))
+            let now = Timestamp.now()
+            var commit = FileCommit(ino: ino, chunks: changes, newChunks: Array(newChunks.values), size: size, mtime: now, ctime: now)
+            commit.storedAfterSweep = swept.storedAfter
+            do throws(MetaError) {
+                _ = try withExtendedLifetime(pins) { () throws(MetaError) in try metadata.commit(commit) }
+                return
+            } catch .sweptChunks(let through, let pending) where swept.again(through: through, pending: pending) {
+                forgetSwept(changes.compactMap { $0.1?.hash }, ino: ino)
+            } catch {
+                throw error.fsError
+            }
         }
     }
 

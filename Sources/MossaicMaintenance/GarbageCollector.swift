@@ -46,6 +46,11 @@ import Synchronization
 /// So gc refuses while a host has a live read-write session (`requireUnmounted`), and asks
 /// again before its deletions, the irreversible step (rows dropped by then are harmless: their
 /// objects stay, garbage for the next gc). Dead hosts' sessions are cleaned up first.
+/// Mounted hosts do reclaim the space of deleted data beside each other (MossaicMount's
+/// SharedChunkSweeper): row by row, under row locks and tombstones a committing host checks
+/// (PostgresMetaStore+Sweep), which a whole-store mark-and-sweep like this one cannot take.
+/// What only gc deletes there is what no row ever named: uploads a crashed host left without a
+/// commit.
 public enum GarbageCollector {
     public struct Options: Sendable {
         /// Report what would be deleted, delete nothing (no rows, no snapshot, no objects).

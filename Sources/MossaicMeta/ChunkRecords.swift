@@ -117,6 +117,10 @@ public struct FileCommit: Sendable {
     public var ctime: Timestamp
     /// Pages changed by patches rather than a new reference (none of them in `chunks`).
     public var patches: [PagePatches]
+    /// PostgreSQL's reclaim sweep: every object of `newChunks` was stored after the sweep
+    /// deletions up to this tombstone number were done (`MetaError.sweptChunks`); 0 for a first
+    /// attempt. SQLite ignores it.
+    public var storedAfterSweep: Int64 = 0
     public init(ino: InodeNumber, chunks: [(ChunkIndex, ChunkRef?)], newChunks: [NewChunk], size: UInt64, mtime: Timestamp, ctime: Timestamp,
                 patches: [PagePatches] = []) {
         self.ino = ino; self.chunks = chunks; self.newChunks = newChunks; self.size = size; self.mtime = mtime; self.ctime = ctime

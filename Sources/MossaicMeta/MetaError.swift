@@ -23,6 +23,12 @@ public enum MetaError: Error, Equatable, Sendable, CustomStringConvertible {
     /// This store's session (PostgresMetaStore+Sessions) was deleted by another host that took
     /// it for dead: the locks and open files it held are gone, so it writes nothing any more.
     case sessionLost
+    /// A commit named chunks that a reclaim sweep of another mount (PostgreSQL) took meanwhile:
+    /// a row it relied on is gone, or the object a new row would name was deleted after — as
+    /// far as the metadata can tell — it was stored. Nothing was committed. The caller stores
+    /// the commit's chunks again and retries with `FileCommit.storedAfterSweep = through`;
+    /// `pending`: the sweep is still deleting objects, so it waits a moment first.
+    case sweptChunks(through: Int64, pending: Bool)
 
     public var description: String {
         switch self {
@@ -38,6 +44,8 @@ public enum MetaError: Error, Equatable, Sendable, CustomStringConvertible {
         case .postgres(let state, let message, let context): "PostgreSQL error \(state) (\(message)) during \(context)"
         case .incompatible(let why): why
         case .staleBase: "a page changed under a commit's patches"
+        case .sweptChunks(let through, let pending):
+            "a commit named chunks a reclaim sweep took (\(pending ? "still deleting" : "swept through \(through)"))"
         case .sessionLost: "this mount's session was ended by another host, which took it for dead (heartbeat older than its session_expiry): metadata writes are refused; remount"
         }
     }

@@ -8,7 +8,7 @@ import Synchronization
 /// (a few MiB and a slot of `max_connections`) on a server many hosts share; the FUSE threads
 /// of one daemon wait for a free one instead.
 final class PostgresConnectionPool: Sendable {
-    private let conninfo: String
+    let conninfo: String
     /// Statements run once on each new connection (session settings).
     private let setup: [String]
     private let idle = Mutex<[PostgresConnection]>([])

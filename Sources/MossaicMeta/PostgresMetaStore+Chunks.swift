@@ -2,7 +2,8 @@ import MossaicCore
 
 /// Chunk lists and chunks. A chunk's reference count is the number of `file_chunks` rows
 /// naming it (PostgresSchema says why there is no counter); inline chunks go with their last
-/// reference, stored ones stay for `mossaicfs gc`, as in the SQLite engine.
+/// reference, stored ones stay for the mounted reclaim sweep (PostgresMetaStore+Sweep) or
+/// `mossaicfs gc`.
 extension PostgresMetaStore {
     public func chunkRefs(_ ino: InodeNumber, indexes: ClosedRange<UInt64>) throws(MetaError) -> [ChunkRef] {
         let bounds: [SQLValue] = [.int(Int64(ino.rawValue)), .int(Int64(indexes.lowerBound)), .int(Int64(min(indexes.upperBound, UInt64(Int64.max))))]
@@ -48,20 +49,28 @@ extension PostgresMetaStore {
     }
 
     /// Publishes a file's new content in one transaction, as the SQLite engine's `commit`
-    /// does (its comment has the rules); the file's row is locked first.
+    /// does (its comment has the rules); the file's row is locked first. A stored chunk's row
+    /// goes in through `SweptCheck` (what the reclaim sweep of any host may have taken); a
+    /// chunk it took throws `.sweptChunks`, with nothing committed.
     public func commit(_ commit: FileCommit, durable: Bool) throws(MetaError) -> FileAttributes {
         try write(durable: durable) { (c) throws(MetaError) in
             try Self.lock(c, [commit.ino])
             let key = SQLValue.int(Int64(commit.ino.rawValue))
             var attrs = try Self.attributes(c, commit.ino)
             guard attrs.kind == .regular else { throw .invalidArgument }
+            var sweep = SweptCheck()
             for chunk in commit.newChunks {
                 let (pack, offset, codec) = chunk.location.columns
-                try c.update("""
-                    INSERT INTO chunks(hash, length, state, data, pack, pack_offset, codec, stored_length)
-                    VALUES($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT(hash) DO NOTHING
-                    """, [.blob(chunk.hash.bytes), .int(Int64(chunk.length)), .int(chunk.state.rawValue),
-                          chunk.inlineData.map { .blob($0) } ?? .null, pack, offset, codec, .int(Int64(chunk.storedLength))])
+                let row: [SQLValue] = [.blob(chunk.hash.bytes), .int(Int64(chunk.length)), .int(chunk.state.rawValue),
+                                       chunk.inlineData.map { .blob($0) } ?? .null, pack, offset, codec, .int(Int64(chunk.storedLength))]
+                guard chunk.state == .stored else {
+                    try c.update("""
+                        INSERT INTO chunks(hash, length, state, data, pack, pack_offset, codec, stored_length)
+                        VALUES($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT(hash) DO NOTHING
+                        """, row)
+                    continue
+                }
+                try sweep.insert(c, row, key: chunk.location.key(of: chunk.hash), storedAfter: commit.storedAfterSweep)
             }
             var released: [[UInt8]] = []
             var allocatedDelta: Int64 = 0, reservedDelta: Int64 = 0
@@ -80,8 +89,10 @@ extension PostgresMetaStore {
                     reservedDelta += try Self.reservedDelta(c, commit.ino, index: index.rawValue, old: UInt64(oldLength), new: UInt64(ref?.length ?? 0))
                 }
                 if let ref {
+                    // A row this host found (dedup) and a reclaim sweep deleted since: stored again by the caller.
                     guard try c.queryOne("SELECT 1 FROM chunks WHERE hash = $1", [.blob(ref.hash.bytes)], row: { _ in true }) != nil else {
-                        throw .incompatible("commit references unknown chunk \(ref.hash)")
+                        sweep.vanished = true
+                        continue
                     }
                     try c.update("""
                         INSERT INTO file_chunks(ino, idx, hash, length) VALUES($1, $2, $3, $4)
@@ -108,6 +119,7 @@ extension PostgresMetaStore {
             try c.update("UPDATE inodes SET size = $1, mtime_ns = $2, ctime_ns = $3 WHERE ino = $4",
                          [.int(Int64(commit.size)), .int(commit.mtime.nanoseconds), .int(commit.ctime.nanoseconds), key])
             try Self.dropUnreferencedInline(c, released)
+            try sweep.settle(c)
             // Read back: the allocation counts are the row's.
             return try Self.attributes(c, commit.ino)
         }
@@ -172,7 +184,7 @@ extension PostgresMetaStore {
     }
 
     /// Deletes the inline chunks among `hashes` that no reference names any more. Stored
-    /// chunks keep their rows for `mossaicfs gc`.
+    /// chunks keep their rows for the reclaim sweep (or `mossaicfs gc`).
     static func dropUnreferencedInline(_ c: PostgresConnection, _ hashes: [[UInt8]]) throws(MetaError) {
         for hash in Set(hashes) {
             try c.update("""

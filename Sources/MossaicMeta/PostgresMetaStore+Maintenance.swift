@@ -1,7 +1,8 @@
 import MossaicCore
 
 /// fsck's checks and repairs, as the SQLite engine's (SQLiteMetaStore+Check documents each),
-/// and the mounted reclaim sweep, which this engine leaves to `mossaicfs gc`.
+/// and the SQLite engine's mounted reclaim sweep, which this engine answers with nothing (its
+/// own is PostgresMetaStore+Sweep).
 ///
 /// Two of SQLite's checks cannot fail here: there is no refcount column to disagree with the
 /// references, and the foreign key from `file_chunks` to `chunks` keeps every reference to a
@@ -144,10 +145,11 @@ extension PostgresMetaStore {
         return lost.count
     }
 
-    /// The mounted sweep reclaims releases settled by published SQLite snapshots; this engine
-    /// publishes none, so none is ever settled and the sweep finds nothing: stored chunks no
-    /// file references are reclaimed by `mossaicfs gc` (`chunkRowsForCollection`,
-    /// `dropUnreferencedStoredChunks`), a mark-and-sweep with no per-release bookkeeping.
+    /// The SQLite engine's mounted sweep reclaims releases settled by published snapshots; this
+    /// engine publishes none, so none is ever settled and that sweep finds nothing: stored
+    /// chunks no file references are reclaimed by the mounted hosts' own mark-and-sweep
+    /// (PostgresMetaStore+Sweep), or by `mossaicfs gc` (`chunkRowsForCollection`,
+    /// `dropUnreferencedStoredChunks`) with no host mounted.
     public func settleReleasedChunks() throws(MetaError) -> Int { 0 }
 
     public func releasedChunks(before releasedBefore: Timestamp, limit: Int) throws(MetaError) -> [ReleasedChunk] { [] }

@@ -32,10 +32,13 @@ import Synchronization
 // measures it beside JuiceFS. Three hosts' concurrent operations, with a host killed, the
 // server restarted and a host cut off, are checked linearizable by
 // Tests/e2e/test_linearizability_hosts.py.
-// Missing for many hosts: the reclaim sweep of stored chunks (`releasedChunks` answers none:
-// on this engine a released chunk is reclaimed by `mossaicfs gc` alone, whose mark-and-sweep
-// needs no per-release bookkeeping, and which runs while no host has the filesystem mounted
-// read-write: it refuses otherwise, GarbageCollector says why).
+// Reclaiming space beside live hosts (schema 9, PostgresMetaStore+Sweep, driven by
+// MossaicMount's SharedChunkSweeper in every read-write mount, one host at a time): a
+// mark-and-sweep of the chunk rows with a grace, row locks against a committing host, and
+// tombstones of deleted objects that a commit inserting a row checks (`SweptCheck`); the SQLite
+// engine's release bookkeeping (`releasedChunks`) answers none here. `mossaicfs gc` remains for
+// objects no row ever named (a host crashed between upload and commit), with no host mounted
+// (it refuses otherwise, GarbageCollector says why).
 //
 // Rules this engine keeps (what JuiceFS's PostgreSQL engine learned):
 // - ONE retry loop (`retrying`): every mutation is one REPEATABLE READ transaction, retried

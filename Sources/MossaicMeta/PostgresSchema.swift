@@ -12,10 +12,12 @@
 ///   and one of the two fails with a serialization or foreign-key error and is retried).
 /// - No snapshot bookkeeping (schema 4's `created_gen`, `released_*`, `free_gen`, triggers):
 ///   a PostgreSQL filesystem's metadata lives in the server, not in snapshots in the bucket.
+///   The mounted reclaim sweep marks and sweeps instead (version 9's columns and tables,
+///   PostgresMetaStore+Sweep).
 /// - Integers are `bigint` (binary results are read as 8 bytes), names and data `bytea`
 ///   (compared byte-wise, as SQLite compares BLOBs); `offset` and `end` are quoted keywords.
 enum PostgresSchema {
-    static let version: Int64 = 8
+    static let version: Int64 = 9
 
     /// The tables version 7 added: fcntl byte-range locks and flock locks of every host, one
     /// row per lock (`PostgresMetaStore+Locks`), each carrying its mount's session.
@@ -73,8 +75,32 @@ enum PostgresSchema {
     CREATE INDEX open_files_ino ON open_files(ino);
     """
 
+    /// What version 9 added for the reclaim sweep of mounted hosts (PostgresMetaStore+Sweep
+    /// says the protocol):
+    /// - `chunks.unreferenced_since`: when a sweep round first found the stored chunk
+    ///   unreferenced (the server's clock; NULL while referenced), the start of its grace;
+    ///   `unreferenced_xmax`: the first transaction id not yet assigned at that moment — the row
+    ///   goes only once every transaction then running has ended (a commit whose snapshot
+    ///   predates the row could otherwise miss what the sweep did to it).
+    /// - `swept_objects`: a tombstone per object key the sweep deleted (or is deleting, while
+    ///   `pending`), numbered by `swept_seq`: a commit that would insert a chunk row naming such
+    ///   an object again must have stored it after the deletion (`FileCommit.storedAfterSweep`).
+    static let sweep = """
+    ALTER TABLE chunks ADD COLUMN unreferenced_since timestamptz;
+    ALTER TABLE chunks ADD COLUMN unreferenced_xmax bigint;
+    CREATE INDEX chunks_unreferenced ON chunks(unreferenced_since) WHERE unreferenced_since IS NOT NULL;
+    CREATE TABLE swept_objects(
+        key text PRIMARY KEY,
+        seq bigint NOT NULL,
+        pending boolean NOT NULL
+    );
+    CREATE INDEX swept_objects_seq ON swept_objects(seq);
+    CREATE INDEX swept_objects_pending ON swept_objects(seq) WHERE pending;
+    CREATE SEQUENCE swept_seq;
+    """
+
     /// The steps from each version to the next, from 6 (the first PostgreSQL schema).
-    static let steps: [Int64: String] = [6: locks, 7: sessions]
+    static let steps: [Int64: String] = [6: locks, 7: sessions, 8: sweep]
 
     /// The whole schema at `version`.
     static let current = """
@@ -144,7 +170,7 @@ enum PostgresSchema {
         data bytea NOT NULL,
         PRIMARY KEY(ino, idx, seq)
     );
-    """ + locks + sessions
+    """ + locks + sessions + sweep
 
     /// Serializes schema creation and upgrades of hosts starting at once (a transaction-level
     /// advisory lock: released at its commit or rollback).

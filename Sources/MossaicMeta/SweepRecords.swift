@@ -44,3 +44,32 @@ public struct ChunkSweep: Sendable {
     public var changeSequence: Int64 = 0
     public init() {}
 }
+
+/// What one batch of PostgreSQL's reclaim sweep took out of the metadata
+/// (`PostgresMetaStore.sweepUnreferencedChunks`): rows deleted and tombstones written, pending
+/// until the objects are deleted (`finishSweep`).
+public struct SharedChunkSweep: Sendable {
+    /// The batch's tombstone number.
+    public var seq: Int64 = 0
+    /// Chunk rows deleted.
+    public var chunks = 0
+    /// Objects to delete now (a chunk's own object, or a pack whose every chunk went), with the
+    /// bytes they hold.
+    public var objects: [(key: String, bytes: UInt64)] = []
+    /// Eligible chunks kept because a retained backup names their object.
+    public var keptForBackups = 0
+    /// The batch did nothing because the backup claimed last is not complete yet.
+    public var waitingForBackup = false
+    /// Rows looked at (locked): fewer than the limit means no more are eligible now.
+    public var examined = 0
+    /// Where the next batch of the round starts.
+    public var cursor: SweepCursor?
+    public init() {}
+}
+
+/// The last row a batch of PostgreSQL's sweep looked at, in its order (mark time, hash).
+public struct SweepCursor: Sendable, Equatable {
+    /// The mark time as the server writes it (read back exactly).
+    public var since: String
+    public var hash: ChunkHash
+}

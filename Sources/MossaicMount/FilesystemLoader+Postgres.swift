@@ -11,10 +11,9 @@ extension FilesystemLoader {
     /// database is the source of truth, shared by every host that mounts it: there is no local
     /// meta.db to reconcile, no metadata snapshot to publish or follow, and no writer lease
     /// (several hosts may mount read-write). The cache_dir keeps only the chunk caches and
-    /// write-back staging. No reclaim sweep either: this engine releases no chunks to sweep
-    /// (`PostgresMetaStore.releasedChunks`); stored chunks nothing references stay until
-    /// `mossaicfs gc`. Instead, a read-write mount takes its turn writing backups of the
-    /// metadata into the store (`MetadataBackup`, `backup_interval`).
+    /// write-back staging. A read-write mount takes its turn at the reclaim sweep of the hosts
+    /// (`SharedChunkSweeper`, not the SQLite engine's `ChunkSweeper`) and at writing backups of
+    /// the metadata into the store (`MetadataBackup`, `backup_interval`).
     static func openShared(_ url: PostgresURL, store: any ObjectStore, superblock: Superblock, cacheDirectory: CacheDirectory,
                            settings: Settings, logger: Logger, metrics: Metrics) throws(FormatError) -> Opened {
         if settings.options.snapshot != nil {
@@ -28,6 +27,10 @@ extension FilesystemLoader {
         if !settings.options.readOnly && settings.options.backupInterval > 0 {
             opened.backup = MetadataBackup(store: store, metadata: metadata, fsUUID: superblock.uuid, compression: superblock.compression,
                                            interval: settings.options.backupInterval, keep: settings.options.backupKeep, logger: logger)
+        }
+        if !settings.options.readOnly {
+            opened.sharedSweeper = SharedChunkSweeper(metadata: metadata, store: store, grace: settings.options.sweepGrace,
+                                                      threads: settings.options.uploadThreads, logger: logger)
         }
         return opened
     }

@@ -40,12 +40,15 @@ public enum FilesystemLoader {
         public var follower: HeadFollower?
         /// Read-write mounts of a PostgreSQL filesystem: the periodic backup into the store.
         public var backup: MetadataBackup? = nil
+        /// Read-write mounts of a PostgreSQL filesystem: the reclaim sweep beside the other hosts.
+        public var sharedSweeper: SharedChunkSweeper? = nil
 
         /// Starts the background threads (once the mount is live).
         public func startBackground() {
             replicator?.start()
             follower?.start()
             backup?.start()
+            sharedSweeper?.start()
             filesystem.startSweeping()
         }
 
@@ -55,6 +58,7 @@ public enum FilesystemLoader {
         public func stopBackground(finalSnapshot: Bool) -> ReplicationError? {
             follower?.stop()
             backup?.stop()
+            sharedSweeper?.stop()
             // The sweep publishes snapshots and deletes under the lease: it stops first.
             filesystem.stopSweeping()
             return replicator?.stop(finalSnapshot: finalSnapshot)

@@ -13,7 +13,7 @@ private let databases = Atomic<Int>(0)
 
 /// A fresh, empty filesystem's metadata in a new database, with its root directory; `hosts`
 /// stores on that one database, as several hosts mounting one filesystem would have.
-private func makePostgresStores(hosts: Int = 1) throws -> [PostgresMetaStore] {
+func makePostgresStores(hosts: Int = 1) throws -> [PostgresMetaStore] {
     let url = try makePostgresDatabase()
     let stores = try (0..<hosts).map { _ in try PostgresMetaStore(url: url) }
     try stores[0].createRootIfMissing(permissions: 0o755, uid: 0, gid: 0, now: .now())
@@ -21,7 +21,7 @@ private func makePostgresStores(hosts: Int = 1) throws -> [PostgresMetaStore] {
 }
 
 /// A new, empty database on the test server; returns its URL.
-private func makePostgresDatabase() throws -> String {
+func makePostgresDatabase() throws -> String {
     let pg = try server.get()
     let name = "fs\(databases.add(1, ordering: .relaxed).newValue)"
     try PostgresConnection(conninfo: pg.url).execute("CREATE DATABASE \(name)")
@@ -250,7 +250,8 @@ struct PostgresConformanceTests {
         }
     }
 
-    /// A version-6 database (before the lock tables) is upgraded in place when a host opens it.
+    /// A version-6 database (before the lock tables and the sweep's columns) is upgraded in place
+    /// when a host opens it.
     @Test func aVersion6DatabaseGetsTheLockTables() throws {
         let url = try makePostgresDatabase()
         let m = try PostgresMetaStore(url: url)
@@ -258,12 +259,15 @@ struct PostgresConformanceTests {
         let f = try m.create(parent: .root, name: n("f"), file, now: .now())
         try PostgresConnection(conninfo: url).execute("""
             DROP TABLE plocks; DROP TABLE flocks; DROP TABLE open_files; DROP TABLE sessions;
+            DROP TABLE swept_objects; DROP SEQUENCE swept_seq;
+            ALTER TABLE chunks DROP COLUMN unreferenced_since, DROP COLUMN unreferenced_xmax;
             UPDATE settings SET value = '6' WHERE key = 'schema_version'
             """)
         let upgraded = try PostgresMetaStore(url: url)
         #expect(try upgraded.setting("schema_version") == String(PostgresSchema.version))
         #expect(try upgraded.lookup(parent: .root, name: n("f")) == f)
         #expect(try upgraded.setRangeLock(f.ino, .exclusive, 0...9, owner: 1, pid: 1))
+        #expect(try upgraded.markUnreferencedChunks() != nil)   // and version 9's sweep columns
     }
 }
 
