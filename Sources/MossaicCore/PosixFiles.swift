@@ -34,6 +34,12 @@ public enum PosixFiles {
         return try readAll(fd: fd, count: count, offset: off_t(offset), path: path)
     }
 
+    /// Reads `count` bytes at `offset` of the open `fd` (`path` names it in errors), fewer only
+    /// at end of file.
+    public static func read(fd: Int32, offset: UInt64, count: Int, path: String) throws(SystemError) -> [UInt8] {
+        try readAll(fd: fd, count: count, offset: off_t(offset), path: path)
+    }
+
     private static func readAll(fd: Int32, count: Int, offset: off_t, path: String) throws(SystemError) -> [UInt8] {
         // Filled by pread directly: no zeroing of up to a megabyte that is then overwritten.
         var failure: SystemError?

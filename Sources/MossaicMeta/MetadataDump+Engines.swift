@@ -79,19 +79,13 @@ extension MetadataDump {
     }
 
     final class SQLiteTarget: DumpTarget {
-        /// SQLite's page cache for the load, in KiB: as large as a restore's, for the same reason.
-        static let cacheKiB = 256 << 10
         let c: SQLiteConnection
         let generation: Int64
 
         init(path: String, generation: Int64) throws {
             c = try SQLiteConnection(path: path, readOnly: false)
             self.generation = generation
-            try c.execute("PRAGMA journal_mode=OFF")
-            let journal = try c.pragma("journal_mode")
-            guard journal.lowercased() == "off" else { throw MetaError.incompatible("\(path): SQLite refused journal_mode=OFF (got \(journal))") }
-            try c.execute("PRAGMA synchronous=OFF")
-            try c.execute("PRAGMA cache_size=-\(Self.cacheKiB)")
+            try c.prepareScratchTransaction()
             try c.execute("BEGIN IMMEDIATE")
         }
 

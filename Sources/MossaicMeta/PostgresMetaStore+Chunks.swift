@@ -64,10 +64,7 @@ extension PostgresMetaStore {
                 let row: [SQLValue] = [.blob(chunk.hash.bytes), .int(Int64(chunk.length)), .int(chunk.state.rawValue),
                                        chunk.inlineData.map { .blob($0) } ?? .null, pack, offset, codec, .int(Int64(chunk.storedLength))]
                 guard chunk.state == .stored else {
-                    try c.update("""
-                        INSERT INTO chunks(hash, length, state, data, pack, pack_offset, codec, stored_length)
-                        VALUES($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT(hash) DO NOTHING
-                        """, row)
+                    try c.update("\(Self.insertChunk) ON CONFLICT(hash) DO NOTHING", row)
                     continue
                 }
                 try sweep.insert(c, row, key: chunk.location.key(of: chunk.hash), storedAfter: commit.storedAfterSweep)
@@ -182,6 +179,11 @@ extension PostgresMetaStore {
         try dropUnreferencedInline(c, released)
         try cutAllocations(c, ino, to: size)
     }
+
+    /// A chunk row from `commit`'s eight values ($1–$8), for `commit` and `SweptCheck`.
+    static let insertChunk = """
+        INSERT INTO chunks(hash, length, state, data, pack, pack_offset, codec, stored_length) VALUES($1, $2, $3, $4, $5, $6, $7, $8)
+        """
 
     /// Deletes the inline chunks among `hashes` that no reference names any more. Stored
     /// chunks keep their rows for the reclaim sweep (or `mossaicfs gc`).

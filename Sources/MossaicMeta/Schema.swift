@@ -181,15 +181,22 @@ enum Schema {
     /// agents that call it every few seconds) reads one row instead of aggregating every inode
     /// and chunk (0.41 s warm, 3.6 s cold at 10⁶ files). One writer per SQLite filesystem, so
     /// the row is never contended; it travels in snapshots and changesets as any row does, and
-    /// `fsck` compares it with the tables (`--repair` recounts it).
+    /// `fsck` compares it with the tables (`--repair` recounts it). The chunk triggers fire only
+    /// when a row's share changes: a commit inserts its chunks at refcount 0 and counts their
+    /// references after, and a reference more to a chunk already held changes nothing.
     static let v7 = """
     CREATE TABLE usage(id INTEGER PRIMARY KEY CHECK (id = 0), inodes INTEGER NOT NULL, bytes INTEGER NOT NULL);
     INSERT INTO usage(id, inodes, bytes) SELECT 0, t.* FROM (\(usageFromTables)) AS t;
     CREATE TRIGGER usage_inode_added AFTER INSERT ON inodes BEGIN UPDATE usage SET inodes = inodes + 1; END;
     CREATE TRIGGER usage_inode_removed AFTER DELETE ON inodes BEGIN UPDATE usage SET inodes = inodes - 1; END;
-    CREATE TRIGGER usage_chunk_added AFTER INSERT ON chunks BEGIN UPDATE usage SET bytes = bytes + \(heldBytes("NEW")); END;
-    CREATE TRIGGER usage_chunk_removed AFTER DELETE ON chunks BEGIN UPDATE usage SET bytes = bytes - \(heldBytes("OLD")); END;
-    CREATE TRIGGER usage_chunk_changed AFTER UPDATE OF state, refcount, length, stored_length ON chunks BEGIN
+    CREATE TRIGGER usage_chunk_added AFTER INSERT ON chunks WHEN \(heldBytes("NEW")) != 0 BEGIN
+        UPDATE usage SET bytes = bytes + \(heldBytes("NEW"));
+    END;
+    CREATE TRIGGER usage_chunk_removed AFTER DELETE ON chunks WHEN \(heldBytes("OLD")) != 0 BEGIN
+        UPDATE usage SET bytes = bytes - \(heldBytes("OLD"));
+    END;
+    CREATE TRIGGER usage_chunk_changed AFTER UPDATE OF state, refcount, length, stored_length ON chunks
+    WHEN \(heldBytes("OLD")) != \(heldBytes("NEW")) BEGIN
         UPDATE usage SET bytes = bytes - \(heldBytes("OLD")) + \(heldBytes("NEW"));
     END;
     CREATE TRIGGER usage_patch_added AFTER INSERT ON chunk_patches BEGIN UPDATE usage SET bytes = bytes + length(NEW.data); END;

@@ -7,19 +7,11 @@ import MossaicCore
 ///
 /// The file must be scratch until `finish` returned and the caller fsynced and renamed it
 /// into place (`SnapshotDownloader`): nothing else opens it, and a failure or a crash before
-/// that discards it and the restore starts over. So the transaction needs neither a rollback
-/// journal nor syncs — a journal would copy the base's pages once more, and each spill of
-/// SQLite's page cache would sync it — and the page cache is larger than a live
-/// connection's: the changesets' rows land at random places of the `chunks` and `dentries`
-/// B-trees (keyed by hash, by name), and with the default 2 MiB of pages most inserts re-read
-/// and re-wrote a page from the file.
+/// that discards it and the restore starts over — so its transaction runs without journal,
+/// syncs or the default page cache (`SQLiteConnection.prepareScratchTransaction`).
 ///
 /// Not `Sendable`: one restore, on one thread.
 public final class SnapshotChangeApplier {
-    /// SQLite's page cache for the restore, in KiB: held only while it runs, then handed back
-    /// to the kernel (`MallocControl.releaseFreeMemory`). bench/restore.sh at 10⁶ files (a 1.1 GB database): 128 MiB
-    /// restored in 33.9 s, 256 MiB in 26.6 s, with the daemon's peak RSS at 210 and 339 MiB.
-    static let cacheKiB = 256 << 10
     private let connection: SQLiteConnection
     private var open = true
 
@@ -30,13 +22,7 @@ public final class SnapshotChangeApplier {
         // included (the reclaim sweep's `released_*`): triggers firing again here would stamp
         // them anew, and the next changeset's update of such a row would no longer apply.
         try connection.disableTriggers()
-        try connection.execute("PRAGMA journal_mode=OFF")
-        let journal = try connection.pragma("journal_mode")
-        guard journal.lowercased() == "off" else {
-            throw .incompatible("\(path): SQLite refused journal_mode=OFF (got \(journal))")
-        }
-        try connection.execute("PRAGMA synchronous=OFF")
-        try connection.execute("PRAGMA cache_size=-\(Self.cacheKiB)")
+        try connection.prepareScratchTransaction()
         try connection.execute("BEGIN IMMEDIATE")
     }
 

@@ -25,8 +25,7 @@ struct SweptCheck {
     mutating func insert(_ c: PostgresConnection, _ row: [SQLValue], key: String, storedAfter: Int64) throws(MetaError) {
         let found = try c.queryOne("""
             WITH seen AS (SELECT 1 FROM chunks WHERE hash = $1 OR pack = $5 FOR KEY SHARE),
-                 added AS (INSERT INTO chunks(hash, length, state, data, pack, pack_offset, codec, stored_length)
-                           VALUES($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT(hash) DO NOTHING RETURNING 1)
+                 added AS (\(PostgresMetaStore.insertChunk) ON CONFLICT(hash) DO NOTHING RETURNING 1)
             SELECT (SELECT count(*) FROM seen), (SELECT count(*) FROM added), t.seq, t.pending::int
             FROM (SELECT 1) AS one LEFT JOIN swept_objects t ON t.key = $9
             """, row + [.text(key)]) { s in

@@ -118,26 +118,23 @@ final class RestoreSpool: Sendable {
 
     deinit { close(fd) }
 
+    private static let name = "the restore's spool file"
+
     /// pwrite is safe from several threads at once on distinct ranges.
     func write(_ bytes: [UInt8], at offset: Int64) throws(DumpError) {
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress! + done, $0.count - done, off_t(offset) + off_t(done)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw DumpError.io("cannot write the restore's spool file: \(String(cString: strerror(errno)))") }
-            done += n
+        do {
+            try PosixFiles.withBytes(bytes) { (raw) throws(SystemError) in try PosixFiles.write(fd: fd, raw, offset: UInt64(offset), path: Self.name) }
+        } catch {
+            throw .io("cannot write \(Self.name): \(error)")
         }
     }
 
     func read(_ count: Int, at offset: Int64) throws(DumpError) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: count)
-        var done = 0
-        while done < count {
-            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + done, count - done, off_t(offset) + off_t(done)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw DumpError.io("cannot read the restore's spool file back") }
-            done += n
+        let bytes: [UInt8]
+        do { bytes = try PosixFiles.read(fd: fd, offset: UInt64(offset), count: count, path: Self.name) } catch {
+            throw .io("cannot read \(Self.name) back: \(error)")
         }
+        guard bytes.count == count else { throw .io("cannot read \(Self.name) back: it ends early") }
         return bytes
     }
 }
