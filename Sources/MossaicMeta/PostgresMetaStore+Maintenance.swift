@@ -77,6 +77,11 @@ extension PostgresMetaStore {
             for (ino, stored, actual) in try Self.wrongReservations(c) {
                 problems.append(.init(kind: .reservation, detail: "inode \(ino) says \(stored) bytes reserved beyond its data, \(actual) are"))
             }
+            // statfs's counter rows (schema 10), in this snapshot as the tables are.
+            let (kept, counted) = try Self.usageTotals(c)
+            if kept != counted {
+                problems.append(.init(kind: .usage, detail: "statfs says \(kept[0]) inodes and \(kept[1]) bytes, the tables hold \(counted[0]) inodes and \(counted[1]) bytes"))
+            }
             return problems
         }
     }
@@ -114,6 +119,12 @@ extension PostgresMetaStore {
                                     [Self.regular])
             for (ino, _, actual) in try Self.wrongReservations(c) {
                 try c.update("UPDATE inodes SET reserved = $1 WHERE ino = $2", [.int(actual), .int(ino)])
+                changed += 1
+            }
+            // Last, after every change above (which the triggers counted already).
+            let (kept, counted) = try Self.usageTotals(c)
+            if kept != counted {
+                try c.execute(PostgresSchema.recountUsage)
                 changed += 1
             }
             return changed

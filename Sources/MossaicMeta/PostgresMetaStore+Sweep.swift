@@ -49,6 +49,7 @@ extension PostgresMetaStore {
                 UPDATE chunks c SET unreferenced_since = now(), unreferenced_xmax = pg_snapshot_xmax(pg_current_snapshot())::text::bigint
                 WHERE c.state = $1 AND c.unreferenced_since IS NULL AND NOT EXISTS (SELECT 1 FROM file_chunks f WHERE f.hash = c.hash)
                 """, [.int(ChunkState.stored.rawValue)])
+            try Self.foldUsageCounts(c)
             return (marked, cleared)
         }
     }

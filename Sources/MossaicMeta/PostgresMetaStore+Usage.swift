@@ -6,12 +6,38 @@ extension PostgresMetaStore {
     private static let referenced = "EXISTS (SELECT 1 FROM file_chunks f WHERE f.hash = c.hash)"
     private static let stored = SQLValue.int(ChunkState.stored.rawValue)
 
-    /// Aggregated over every inode and chunk at each call, as `usageDetails`: linear in the
-    /// number of files (a counter row kept by every host's transactions would be the hot row
-    /// this engine avoids; per-connection counter rows would do, and are not built yet).
+    /// The sum of every connection's counter row (schema 10, `PostgresSchema.usage`): as many
+    /// rows as connections, whatever the number of files.
     public func usage() throws(MetaError) -> MetaUsage {
-        let details = try usageDetails()
-        return MetaUsage(inodes: details.inodes, usedBytes: details.usedBytes)
+        try read { (c) throws(MetaError) in
+            let row = try c.queryOne("SELECT coalesce(sum(inodes), 0)::bigint, coalesce(sum(bytes), 0)::bigint FROM usage_counts") {
+                (s: PostgresRow) -> [Int64] in [s.int(0), s.int(1)]
+            } ?? [0, 0]
+            return MetaUsage(inodes: UInt64(max(row[0], 0)), usedBytes: UInt64(max(row[1], 0)))
+        }
+    }
+
+    /// The counter rows and the same totals counted from the tables, for fsck.
+    static func usageTotals(_ c: PostgresConnection) throws(MetaError) -> (kept: [Int64], counted: [Int64]) {
+        let pair = { (s: PostgresRow) -> [Int64] in [s.int(0), s.int(1)] }
+        return (try c.queryOne("SELECT coalesce(sum(inodes), 0)::bigint, coalesce(sum(bytes), 0)::bigint FROM usage_counts", row: pair) ?? [0, 0],
+                try c.queryOne("SELECT \(PostgresSchema.countedUsage)", row: pair) ?? [0, 0])
+    }
+
+    /// Folds the counter rows of connections that have ended into row 0, so that the table
+    /// holds one row per open connection, not one per connection ever opened. Moves values,
+    /// never recounts: each row goes with the values of the version it deletes, so a row its
+    /// connection (or a new connection with the same process id) changes meanwhile is folded
+    /// as it then is, or waited for. Called by the sweep's mark step, under its lock.
+    static func foldUsageCounts(_ c: PostgresConnection) throws(MetaError) {
+        try c.update("""
+            WITH gone AS (
+                DELETE FROM usage_counts u WHERE u.pid <> 0 AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = u.pid)
+                RETURNING u.inodes, u.bytes)
+            INSERT INTO usage_counts AS u(pid, inodes, bytes)
+            SELECT 0, coalesce(sum(inodes), 0), coalesce(sum(bytes), 0) FROM gone HAVING count(*) > 0
+            ON CONFLICT(pid) DO UPDATE SET inodes = u.inodes + excluded.inodes, bytes = u.bytes + excluded.bytes
+            """)
     }
 
     public func usageDetails() throws(MetaError) -> UsageDetails {

@@ -54,7 +54,8 @@ import Synchronization
 //   of one directory always meet on that row lock — a lost update or a stale "name is free"
 //   is impossible, and a conflicting one is a retried serialization failure.
 // - No hot rows: no chunk refcount column (PostgresSchema says why), no counter every
-//   transaction bumps (`change_seq` is SQLite's snapshot mark), `sync()` writes no row.
+//   transaction bumps (`change_seq` is SQLite's snapshot mark; statfs's counters are one row
+//   per server connection, `PostgresSchema.usage`), `sync()` writes no row.
 // - Keyset pagination for big directories: `readDirectory(_:after:limit:)`.
 // - Prepared statements: `PostgresConnection` prepares each statement once per connection.
 

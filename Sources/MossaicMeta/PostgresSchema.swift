@@ -14,10 +14,12 @@
 ///   a PostgreSQL filesystem's metadata lives in the server, not in snapshots in the bucket.
 ///   The mounted reclaim sweep marks and sweeps instead (version 9's columns and tables,
 ///   PostgresMetaStore+Sweep).
+/// - statfs's totals are not one row (SQLite's `usage`, which every host's transactions would
+///   queue on) but one row per server connection, `usage_counts` (version 10).
 /// - Integers are `bigint` (binary results are read as 8 bytes), names and data `bytea`
 ///   (compared byte-wise, as SQLite compares BLOBs); `offset` and `end` are quoted keywords.
 enum PostgresSchema {
-    static let version: Int64 = 9
+    static let version: Int64 = 10
 
     /// The tables version 7 added: fcntl byte-range locks and flock locks of every host, one
     /// row per lock (`PostgresMetaStore+Locks`), each carrying its mount's session.
@@ -99,8 +101,125 @@ enum PostgresSchema {
     CREATE SEQUENCE swept_seq;
     """
 
+    /// What version 10 added: statfs's totals (`df`, and monitoring agents that call it every
+    /// few seconds) without aggregating every inode and chunk at each call (linear in the
+    /// files: at 10⁶, a scan of two big tables per `df`).
+    ///
+    /// A single counter row, as SQLite's `usage`, would be the hot row this engine avoids: every
+    /// create on every host would queue on its lock until commit. So each server connection
+    /// keeps its own row (`pid`: `pg_backend_pid()`; 0: totals folded in), which only that
+    /// connection's transactions write — never contended, never a deadlock — and statfs sums
+    /// the rows, one per connection. Triggers keep them in the transaction of every change (so
+    /// they cover every path: mounts, load, fsck --repair, gc, the sweep); statement-level for
+    /// inserts and deletes (one upsert per statement, also for the multi-row ones of a load or a
+    /// sweep batch), row-level for the updates that change a row's share. The sweep's mark step
+    /// folds the rows of connections that have ended into row 0 (`foldUsageCounts`), so the
+    /// table stays as small as the connections open. `fsck` compares the sum with the tables;
+    /// `--repair` recounts.
+    ///
+    /// What it costs: a trigger that fires adds about 25–35 µs to its transaction (an UPDATE of
+    /// the connection's row; its first change of all, an INSERT), so a small file's create and
+    /// commit cost 5–7 % more than without counters (bench/pg-create.py: 5,000 creates on one
+    /// host, 628 → 585, 603 → 557 and 576 → 550 per second in three runs); statfs then takes
+    /// 0.3 ms instead of 5–6 ms at 5,000 files, and stays there at any size.
+    ///
+    /// Bytes held, as SQLite's `Schema.heldBytes` counts them: a stored chunk its object's
+    /// bytes (referenced, or released and not yet swept: the space is still taken), an inline
+    /// chunk its bytes, a patch its data. One difference: SQLite counts an inline chunk while a
+    /// reference names it; here every inline row counts, because inline rows go with their
+    /// last reference in the same transaction (`dropUnreferencedInline`).
+    static let usage = """
+    CREATE TABLE usage_counts(
+        pid bigint PRIMARY KEY,
+        inodes bigint NOT NULL,
+        bytes bigint NOT NULL
+    );
+    CREATE FUNCTION mossaicfs_chunk_bytes(state bigint, length bigint, stored_length bigint) RETURNS bigint
+        LANGUAGE sql IMMUTABLE AS $$ SELECT CASE state WHEN 2 THEN stored_length WHEN 1 THEN length ELSE 0 END $$;
+    CREATE FUNCTION mossaicfs_usage_add(d_inodes bigint, d_bytes bigint) RETURNS void LANGUAGE plpgsql AS $$
+    BEGIN
+        UPDATE usage_counts SET inodes = inodes + d_inodes, bytes = bytes + d_bytes WHERE pid = pg_backend_pid();
+        IF NOT FOUND THEN
+            INSERT INTO usage_counts AS u(pid, inodes, bytes) VALUES(pg_backend_pid(), d_inodes, d_bytes)
+            ON CONFLICT(pid) DO UPDATE SET inodes = u.inodes + excluded.inodes, bytes = u.bytes + excluded.bytes;
+        END IF;
+    END $$;
+    CREATE FUNCTION mossaicfs_usage_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        d_inodes bigint := 0;
+        d_bytes bigint := 0;
+    BEGIN
+        IF TG_LEVEL = 'ROW' THEN
+            IF TG_TABLE_NAME = 'chunks' THEN
+                d_bytes := mossaicfs_chunk_bytes(NEW.state, NEW.length, NEW.stored_length)
+                         - mossaicfs_chunk_bytes(OLD.state, OLD.length, OLD.stored_length);
+            ELSE
+                d_bytes := length(NEW.data) - length(OLD.data);
+            END IF;
+        ELSIF TG_OP = 'INSERT' THEN
+            IF TG_TABLE_NAME = 'inodes' THEN
+                SELECT count(*) INTO d_inodes FROM added;
+            ELSIF TG_TABLE_NAME = 'chunks' THEN
+                SELECT coalesce(sum(mossaicfs_chunk_bytes(a.state, a.length, a.stored_length)), 0) INTO d_bytes FROM added a;
+            ELSE
+                SELECT coalesce(sum(length(a.data)), 0) INTO d_bytes FROM added a;
+            END IF;
+        ELSE
+            IF TG_TABLE_NAME = 'inodes' THEN
+                SELECT -count(*) INTO d_inodes FROM removed;
+            ELSIF TG_TABLE_NAME = 'chunks' THEN
+                SELECT -coalesce(sum(mossaicfs_chunk_bytes(r.state, r.length, r.stored_length)), 0) INTO d_bytes FROM removed r;
+            ELSE
+                SELECT -coalesce(sum(length(r.data)), 0) INTO d_bytes FROM removed r;
+            END IF;
+        END IF;
+        IF d_inodes <> 0 OR d_bytes <> 0 THEN
+            PERFORM mossaicfs_usage_add(d_inodes, d_bytes);
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER usage_inodes_added AFTER INSERT ON inodes REFERENCING NEW TABLE AS added
+        FOR EACH STATEMENT EXECUTE FUNCTION mossaicfs_usage_changed();
+    CREATE TRIGGER usage_inodes_removed AFTER DELETE ON inodes REFERENCING OLD TABLE AS removed
+        FOR EACH STATEMENT EXECUTE FUNCTION mossaicfs_usage_changed();
+    CREATE TRIGGER usage_chunks_added AFTER INSERT ON chunks REFERENCING NEW TABLE AS added
+        FOR EACH STATEMENT EXECUTE FUNCTION mossaicfs_usage_changed();
+    CREATE TRIGGER usage_chunks_removed AFTER DELETE ON chunks REFERENCING OLD TABLE AS removed
+        FOR EACH STATEMENT EXECUTE FUNCTION mossaicfs_usage_changed();
+    CREATE TRIGGER usage_chunk_changed AFTER UPDATE OF state, length, stored_length ON chunks FOR EACH ROW
+        WHEN (mossaicfs_chunk_bytes(OLD.state, OLD.length, OLD.stored_length) <> mossaicfs_chunk_bytes(NEW.state, NEW.length, NEW.stored_length))
+        EXECUTE FUNCTION mossaicfs_usage_changed();
+    CREATE TRIGGER usage_patches_added AFTER INSERT ON chunk_patches REFERENCING NEW TABLE AS added
+        FOR EACH STATEMENT EXECUTE FUNCTION mossaicfs_usage_changed();
+    CREATE TRIGGER usage_patches_removed AFTER DELETE ON chunk_patches REFERENCING OLD TABLE AS removed
+        FOR EACH STATEMENT EXECUTE FUNCTION mossaicfs_usage_changed();
+    CREATE TRIGGER usage_patch_changed AFTER UPDATE OF data ON chunk_patches FOR EACH ROW
+        WHEN (length(OLD.data) <> length(NEW.data))
+        EXECUTE FUNCTION mossaicfs_usage_changed();
+    """ + recountUsage
+
+    /// The totals counted from the tables: inodes, bytes held (`usage` says what counts).
+    static let countedUsage = """
+        (SELECT count(*) FROM inodes)::bigint,
+        ((SELECT coalesce(sum(mossaicfs_chunk_bytes(state, length, stored_length)), 0) FROM chunks)
+         + (SELECT coalesce(sum(length(data)), 0) FROM chunk_patches))::bigint
+        """
+
+    /// Replaces every connection's row by one row 0 counted from the tables (the migration,
+    /// `fsck --repair`). Correct beside hosts writing at once: a row that changed since this
+    /// transaction's snapshot fails the delete with a serialization error (retried), and a row
+    /// a newer connection inserted meanwhile is not seen, not deleted, and not counted.
+    static let recountUsage = """
+    DELETE FROM usage_counts;
+    INSERT INTO usage_counts(pid, inodes, bytes) SELECT 0, \(countedUsage);
+    """
+
     /// The steps from each version to the next, from 6 (the first PostgreSQL schema).
-    static let steps: [Int64: String] = [6: locks, 7: sessions, 8: sweep]
+    static let steps: [Int64: String] = [6: locks, 7: sessions, 8: sweep, 9: usageUpgrade]
+
+    /// Version 10 on a database in use: writes to the counted tables wait until the commit, so
+    /// that the count the step starts from misses no change made before its triggers existed.
+    static let usageUpgrade = "LOCK TABLE inodes, chunks, chunk_patches IN SHARE ROW EXCLUSIVE MODE;\n" + usage
 
     /// The whole schema at `version`.
     static let current = """
@@ -170,7 +289,7 @@ enum PostgresSchema {
         data bytea NOT NULL,
         PRIMARY KEY(ino, idx, seq)
     );
-    """ + locks + sessions + sweep
+    """ + locks + sessions + sweep + usage
 
     /// Serializes schema creation and upgrades of hosts starting at once (a transaction-level
     /// advisory lock: released at its commit or rollback).

@@ -190,6 +190,77 @@ struct PostgresConformanceTests {
         try PostgresConnection(conninfo: url).execute("UPDATE settings SET value = '999' WHERE key = 'schema_version'")
         #expect(throws: MetaError.self) { try PostgresMetaStore(url: url) }
     }
+
+    /// statfs's counters (schema 10): hosts writing at once each count into their own
+    /// connections' rows, the sum is what the tables hold on every host, and when a host's
+    /// connections end the sweep's mark step folds their rows into row 0 without changing it.
+    @Test func usageCountersFollowEveryHostAndFoldWhenConnectionsEnd() throws {
+        let url = try makePostgresDatabase()
+        let a = try PostgresMetaStore(url: url)
+        try a.createRootIfMissing(permissions: 0o755, uid: 0, gid: 0, now: .now())
+        var b: PostgresMetaStore? = try PostgresMetaStore(url: url)
+        let hosts = [a, b!]
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            let m = hosts[i]
+            do {
+                let d = try m.create(parent: .root, name: n("d\(i)"), dir, now: .now())
+                for k in 0..<40 {
+                    let f = try m.create(parent: d.ino, name: n("f\(k)"), file, now: .now())
+                    let data = n("host \(i) file \(k)")
+                    let h = hash("host \(i) file \(k)")
+                    _ = try m.commit(FileCommit(ino: f.ino, chunks: [(ChunkIndex(0), ChunkRef(index: ChunkIndex(0), hash: h, length: data.count))],
+                                                newChunks: [NewChunk(hash: h, length: data.count, state: .inline, inlineData: data)],
+                                                size: UInt64(data.count), mtime: .now(), ctime: .now()), durable: false)
+                    if k % 4 == 0 {
+                        _ = try m.unlink(parent: d.ino, name: n("f\(k)"), now: .now())
+                        try m.purgeOrphan(f.ino)
+                    }
+                }
+            } catch {
+                failures.withLock { $0.append("host \(i): \(error)") }
+            }
+        }
+        #expect(failures.withLock { $0 } == [])
+        let details = try a.usageDetails()
+        let expected = MetaUsage(inodes: details.inodes, usedBytes: details.usedBytes)
+        #expect(expected.inodes == 1 + 2 + 2 * 30)
+        #expect(try a.usage() == expected)
+        #expect(try b!.usage() == expected)
+        #expect(try a.checkConsistency() == [])
+        let probe = try PostgresConnection(conninfo: url)
+        let rows = { try probe.queryOne("SELECT count(*)::bigint FROM usage_counts") { $0.int(0) } ?? 0 }
+        let rowsWithB = try rows()
+        #expect(rowsWithB >= 3)  // row 0, and at least one connection of each host
+        b = nil  // host B unmounts: its connections end
+        // The server notices a closed connection on its own time: poll the fold, no fixed wait.
+        let deadline = ContinuousClock.now + .seconds(10)
+        var folded = false
+        while !folded && ContinuousClock.now < deadline {
+            _ = try a.markUnreferencedChunks()
+            folded = try rows() < rowsWithB
+            if !folded { usleep(100_000) }
+        }
+        #expect(folded)
+        #expect(try a.usage() == expected)
+        #expect(try a.checkConsistency() == [])
+    }
+
+    /// fsck finds counter rows that disagree with the tables, and --repair recounts them.
+    @Test func damagedUsageCountersAreFoundAndRecounted() throws {
+        let url = try makePostgresDatabase()
+        let m = try PostgresMetaStore(url: url)
+        try m.createRootIfMissing(permissions: 0o755, uid: 0, gid: 0, now: .now())
+        _ = try m.create(parent: .root, name: n("f"), file, now: .now())
+        let right = try m.usage()
+        let damage = try PostgresConnection(conninfo: url)
+        try damage.execute("UPDATE usage_counts SET inodes = inodes + 5, bytes = bytes - 7 WHERE pid = 0")
+        #expect(try m.usage() != right)
+        #expect(try m.checkConsistency().map(\.kind) == [.usage])
+        #expect(try m.repairConsistency() == 1)
+        #expect(try m.usage() == right)
+        #expect(try m.checkConsistency() == [])
+    }
 }
 
 /// The lock tables (`PostgresMetaStore+Locks`): each store is a host with its own session.
@@ -260,6 +331,8 @@ struct PostgresConformanceTests {
         try PostgresConnection(conninfo: url).execute("""
             DROP TABLE plocks; DROP TABLE flocks; DROP TABLE open_files; DROP TABLE sessions;
             DROP TABLE swept_objects; DROP SEQUENCE swept_seq;
+            DROP FUNCTION mossaicfs_usage_changed CASCADE; DROP FUNCTION mossaicfs_usage_add; DROP FUNCTION mossaicfs_chunk_bytes;
+            DROP TABLE usage_counts;
             ALTER TABLE chunks DROP COLUMN unreferenced_since, DROP COLUMN unreferenced_xmax;
             UPDATE settings SET value = '6' WHERE key = 'schema_version'
             """)
@@ -268,6 +341,11 @@ struct PostgresConformanceTests {
         #expect(try upgraded.lookup(parent: .root, name: n("f")) == f)
         #expect(try upgraded.setRangeLock(f.ino, .exclusive, 0...9, owner: 1, pid: 1))
         #expect(try upgraded.markUnreferencedChunks() != nil)   // and version 9's sweep columns
+        // Version 10's counters start from what the tables held, and follow from there.
+        #expect(try upgraded.usage() == MetaUsage(inodes: 2, usedBytes: 0))
+        _ = try upgraded.create(parent: .root, name: n("g"), file, now: .now())
+        #expect(try upgraded.usage().inodes == 3)
+        #expect(try upgraded.checkConsistency() == [])
     }
 }
 

@@ -82,6 +82,66 @@ def test_the_tree_is_in_the_database_not_in_the_cache_dir(pg, database, tmp_path
     assert status["usage"]["files"] == 3, status
 
 
+def write_synced(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+        os.fsync(f.fileno())  # committed to the database before the next statfs
+
+
+def test_df_adds_up_what_every_host_changed(pg, database, tmp_path):
+    """statfs on PostgreSQL (schema 10): each host's transactions count into their own
+    connections' rows, and df on either host shows the same totals, the ones `status` counts
+    from the tables; fsck finds them consistent."""
+    store = tmp_path / "store"
+    run("format", "--meta", database, str(store))
+    mnt = {h: tmp_path / f"mnt-{h}" for h in "ab"}
+
+    def df(h):
+        st = os.statvfs(mnt[h])
+        return st.f_files - st.f_ffree, (st.f_blocks - st.f_bfree) * st.f_frsize
+
+    def counted():
+        u = json.loads(run("status", str(mnt["a"]), "--json").stdout)["usage"]
+        held = u["storedBytes"] + u["inlineBytes"] + u["releasedBytes"]
+        return u["inodes"], (held + 4095) // 4096 * 4096
+
+    def agree(inodes):
+        """df on both hosts and `status` agree, with `inodes` inodes. Asked again while a
+        change is still under way (an unlinked file is purged after its last close, on its
+        own time): no fixed wait, at most 50 rounds."""
+        seen = []
+        for _ in range(50):
+            first, b, c, last = df("a"), df("b"), counted(), df("a")
+            seen.append((first, b, c, last))
+            if first == b == c == last and first[0] == inodes:
+                return first
+        raise AssertionError(f"df and status never agreed on {inodes} inodes: {seen[-3:]}")
+
+    a = Mount(store, mnt["a"], tmp_path / "cache-a", log=tmp_path / "a.log").start()
+    try:
+        b = Mount(store, mnt["b"], tmp_path / "cache-b", log=tmp_path / "b.log").start()
+        try:
+            empty = df("a")
+            for i in range(5):
+                write_synced(mnt["a"] / f"a{i}", os.urandom(3000 + i))
+            write_synced(mnt["b"] / "big", os.urandom(2 << 20 | 5))  # stored chunks
+            os.mkdir(mnt["b"] / "d")
+            for i in range(3):
+                write_synced(mnt["b"] / "d" / f"b{i}", os.urandom(100 + i))
+            assert agree(empty[0] + 10)[1] >= empty[1] + (2 << 20) + 5 * 3000
+            # Counted in rows of each host's own connections, not added up over the files.
+            assert int(pg.psql(database, "SELECT count(*) FROM usage_counts WHERE pid <> 0")) >= 2
+            os.unlink(mnt["b"] / "d" / "b0")
+            os.unlink(mnt["a"] / "a0")
+            agree(empty[0] + 8)
+        finally:
+            b.stop()
+    finally:
+        a.stop()
+    r = run("fsck", str(store), "-o", f"cache_dir={tmp_path / 'cache-a'}")
+    assert "0 metadata problems" in r.stdout, r.stdout
+
+
 def test_a_read_only_mount_reads_the_database(database, tmp_path):
     store = tmp_path / "store"
     run("format", "--meta", database, str(store))
