@@ -17,6 +17,15 @@ public enum SnapshotDownloader {
     /// Parallel GETs of pieces (moto and S3 both serve several times the single-stream rate).
     static let width = 8
 
+    /// The base copy is written 4 KiB at a time, not a piece (~1 MiB) per write. ext4 caches a
+    /// large write as large folios (kernel 6.x), and every later 4 KiB write into such a folio
+    /// walks all of its blocks: SQLite's random page writes into the copy (the changesets
+    /// applied here, then the mounted daemon's WAL checkpoints) cost about 21 µs each instead
+    /// of 3 (measured on this machine: random 4 KiB pwrites into a 1.2 GB file after a
+    /// sequential pass, 20.9 µs; after small reads or nothing, 2.7–2.9 µs). The extra write
+    /// calls cost about one syscall per page.
+    static let pageWrite = 4096
+
     /// Writes the database of `manifest` to `path`: into a temp file beside it, fsynced, then
     /// renamed into place, so `path` is either absent/old or complete. The temp file is scratch
     /// until then (deleted on failure, and by the next restore or mount after a crash), which
@@ -72,7 +81,15 @@ public enum SnapshotDownloader {
                 downloaded.withLock { $0.count += 1; $0.bytes += piece.size }
             }
             do throws(SystemError) {
-                try PosixFiles.withBytes(bytes!) { (raw) throws(SystemError) in try PosixFiles.write(fd: fd, raw, offset: pieceOffsets[i], path: temp) }
+                try PosixFiles.withBytes(bytes!) { (raw) throws(SystemError) in
+                    // One database page per write: see `pageWrite`.
+                    var at = 0
+                    while at < raw.count {
+                        let n = min(Self.pageWrite, raw.count - at)
+                        try PosixFiles.write(fd: fd, UnsafeRawBufferPointer(rebasing: raw[at..<(at + n)]), offset: pieceOffsets[i] + UInt64(at), path: temp)
+                        at += n
+                    }
+                }
             } catch {
                 return .local(error.description)
             }
