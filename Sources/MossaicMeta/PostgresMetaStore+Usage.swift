@@ -10,18 +10,19 @@ extension PostgresMetaStore {
     /// rows as connections, whatever the number of files.
     public func usage() throws(MetaError) -> MetaUsage {
         try read { (c) throws(MetaError) in
-            let row = try c.queryOne("SELECT coalesce(sum(inodes), 0)::bigint, coalesce(sum(bytes), 0)::bigint FROM usage_counts") {
-                (s: PostgresRow) -> [Int64] in [s.int(0), s.int(1)]
-            } ?? [0, 0]
+            let row = try c.queryOne(Self.keptUsage, row: Self.usagePair) ?? [0, 0]
             return MetaUsage(inodes: UInt64(max(row[0], 0)), usedBytes: UInt64(max(row[1], 0)))
         }
     }
 
+    /// The totals the counter rows keep: inodes, bytes.
+    private static let keptUsage = "SELECT coalesce(sum(inodes), 0)::bigint, coalesce(sum(bytes), 0)::bigint FROM usage_counts"
+    private static func usagePair(_ s: PostgresRow) -> [Int64] { [s.int(0), s.int(1)] }
+
     /// The counter rows and the same totals counted from the tables, for fsck.
     static func usageTotals(_ c: PostgresConnection) throws(MetaError) -> (kept: [Int64], counted: [Int64]) {
-        let pair = { (s: PostgresRow) -> [Int64] in [s.int(0), s.int(1)] }
-        return (try c.queryOne("SELECT coalesce(sum(inodes), 0)::bigint, coalesce(sum(bytes), 0)::bigint FROM usage_counts", row: pair) ?? [0, 0],
-                try c.queryOne("SELECT \(PostgresSchema.countedUsage)", row: pair) ?? [0, 0])
+        (try c.queryOne(keptUsage, row: usagePair) ?? [0, 0],
+         try c.queryOne("SELECT \(PostgresSchema.countedUsage)", row: usagePair) ?? [0, 0])
     }
 
     /// Folds the counter rows of connections that have ended into row 0, so that the table

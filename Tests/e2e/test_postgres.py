@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from mossaic import one_line_failure, Mount, run, sha256_file
+from mossaic import one_line_failure, Mount, run, sha256_file, write_fsynced
 from pgserver import PostgresServer
 
 
@@ -82,12 +82,6 @@ def test_the_tree_is_in_the_database_not_in_the_cache_dir(pg, database, tmp_path
     assert status["usage"]["files"] == 3, status
 
 
-def write_synced(path, data):
-    with open(path, "wb") as f:
-        f.write(data)
-        os.fsync(f.fileno())  # committed to the database before the next statfs
-
-
 def test_df_adds_up_what_every_host_changed(pg, database, tmp_path):
     """statfs on PostgreSQL (schema 10): each host's transactions count into their own
     connections' rows, and df on either host shows the same totals, the ones `status` counts
@@ -123,11 +117,11 @@ def test_df_adds_up_what_every_host_changed(pg, database, tmp_path):
         try:
             empty = df("a")
             for i in range(5):
-                write_synced(mnt["a"] / f"a{i}", os.urandom(3000 + i))
-            write_synced(mnt["b"] / "big", os.urandom(2 << 20 | 5))  # stored chunks
+                write_fsynced(mnt["a"] / f"a{i}", os.urandom(3000 + i))
+            write_fsynced(mnt["b"] / "big", os.urandom(2 << 20 | 5))  # stored chunks
             os.mkdir(mnt["b"] / "d")
             for i in range(3):
-                write_synced(mnt["b"] / "d" / f"b{i}", os.urandom(100 + i))
+                write_fsynced(mnt["b"] / "d" / f"b{i}", os.urandom(100 + i))
             assert agree(empty[0] + 10)[1] >= empty[1] + (2 << 20) + 5 * 3000
             # Counted in rows of each host's own connections, not added up over the files.
             assert int(pg.psql(database, "SELECT count(*) FROM usage_counts WHERE pid <> 0")) >= 2
