@@ -54,17 +54,21 @@ final class SQLiteConnection: @unchecked Sendable {
     }
 
     /// SQLite's page cache for one bulk transaction into a scratch database, in KiB (a restore
-    /// from the store, a load): held only while it runs. bench/restore.sh at 10⁶ files (a
-    /// 1.1 GB database): 128 MiB restored in 33.9 s, 256 MiB in 26.6 s, with the daemon's peak
-    /// RSS at 210 and 339 MiB.
-    static let scratchCacheKiB = 256 << 10
+    /// from the store, a load): held only while it runs. Both write in key order nearly
+    /// everywhere — a load takes a dump's rows sorted by key, a restore applies `chunks` sorted
+    /// by hash (`ChunkChangeStaging`) and the other tables grow at their ends — so a large cache
+    /// buys nothing. bench/restore.sh, 2·10⁶ files from a chain of 85 changesets: 256 MiB
+    /// restored in 27.2 s at a peak RSS of 399 MiB, 128 MiB in 26.4 s (272 MiB), 64 MiB in
+    /// 25.2 and 23.0 s (205 MiB), 32 MiB in 25.4 s (172 MiB). (Before `chunks` was staged, 128
+    /// MiB took 33.9 s and 256 MiB 26.6 s at 10⁶ files.)
+    static let scratchCacheKiB = 64 << 10
 
     /// Readies this connection for ONE bulk transaction into a scratch file that nothing else
     /// opens and that a failure or crash discards (the caller fsyncs and renames it into place
     /// when done): no journal — it would copy every page once more, and each spill of the page
-    /// cache would sync it — no syncs, and a page cache of `scratchCacheKiB`, since the rows
-    /// land at random places of the `chunks` and `dentries` B-trees (keyed by hash, by name),
-    /// and with the default 2 MiB of pages most inserts re-read and re-wrote a page.
+    /// cache would sync it — no syncs, and a page cache of `scratchCacheKiB`: with the default
+    /// 2 MiB of pages, inserts into the B-trees' middles (a directory's entries keyed by name,
+    /// a group of chunk rows) re-read and re-wrote a page each.
     func prepareScratchTransaction() throws(MetaError) {
         try execute("PRAGMA journal_mode=OFF")
         let journal = try pragma("journal_mode")

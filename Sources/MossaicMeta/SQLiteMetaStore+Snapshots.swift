@@ -301,6 +301,6 @@ extension SQLiteMetaStore {
 
     /// Removes a database file and its journal/WAL companions (temp copies).
     public static func removeDatabaseFiles(_ file: String) {
-        for suffix in ["", "-journal", "-wal", "-shm"] { Glibc.unlink(file + suffix) }
+        for suffix in ["", "-journal", "-wal", "-shm", ChunkChangeStaging.suffix] { Glibc.unlink(file + suffix) }
     }
 }

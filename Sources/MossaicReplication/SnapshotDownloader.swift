@@ -152,8 +152,13 @@ public enum SnapshotDownloader {
             }
             total += bytes.count
         }
-        try ReplicationError.wrapMeta { () throws(MetaError) in
+        do throws(MetaError) {
             try applier.finish(inodeSequence: inodeSequence, generation: manifest.generation, id: manifest.id, changeSequence: changeSequence)
+        } catch {
+            // The changes to `chunks` apply here, at the end (`ChunkChangeStaging`): one that
+            // does not fit its base is the same damage as any other.
+            if case .incompatible = error { throw .damaged("snapshot \(manifest.id): \(error)") }
+            throw .metadata(error)
         }
         return total
     }
