@@ -89,11 +89,11 @@ struct ChangesetReader {
         return p
     }
 
-    /// Reads `count` fields from `offset` into `fields` (from index `index`); returns the
-    /// offset after them, or nil if they are malformed.
-    func readFields(at offset: Int, count: Int, into fields: inout [Field], from index: Int = 0) -> Int? {
+    /// Reads `count` fields from `offset` into `fields[0..<count]`; returns the offset after
+    /// them, or nil if they are malformed.
+    func readFields(at offset: Int, count: Int, into fields: inout [Field]) -> Int? {
         var p = offset
-        for i in index..<(index + count) {
+        for i in 0..<count {
             guard let field = field(at: p) else { return nil }
             fields[i] = field
             p = field.start + field.count
@@ -128,7 +128,7 @@ struct ChangesetReader {
     }
 
     /// SQLite's varint (1–9 bytes, big-endian, 7 bits a byte but all 8 of the ninth), as
-    /// (value, bytes read); nil past the end or beyond Int's range.
+    /// (value, bytes read); nil past the end or above 2³¹ − 1 (it reads counts and lengths).
     func varint(at offset: Int) -> (Int, Int)? {
         var value: UInt64 = 0
         for i in 0..<9 {

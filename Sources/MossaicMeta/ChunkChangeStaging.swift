@@ -55,9 +55,8 @@ final class ChunkChangeStaging {
     private var fields: [ChangesetReader.Field] = []
 
     private struct ChangeShape: Hashable {
+        /// An insert must not find its key; an update or delete must find it.
         let operation: UInt8
-        /// 1: the key must be found (update, delete); 0: it must not (insert).
-        let matchMask: UInt64
         /// Bit i: column i gets a value.
         let setMask: UInt64
     }
@@ -205,7 +204,7 @@ final class ChunkChangeStaging {
                 setMask |= 1 << i
             }
         }
-        let shape = ChangeShape(operation: operation, matchMask: operation == ChangesetReader.insert ? 0 : 1, setMask: setMask)
+        let shape = ChangeShape(operation: operation, setMask: setMask)
         let sql: String
         if let known = changeSQL[shape] { sql = known } else {
             sql = try Self.applySQL(shape, names: names)
@@ -214,7 +213,7 @@ final class ChunkChangeStaging {
         let change = try connection.statement(sql)
         var index: Int32 = 1
         for i in 0..<count where setMask & (1 << i) != 0 { try bind(fields[i], of: reader, change, index); index += 1 }
-        if shape.matchMask != 0 { try bind(fields[0], of: reader, change, index) }
+        if operation != ChangesetReader.insert { try bind(fields[0], of: reader, change, index) }
         do throws(MetaError) { _ = try change.step() } catch {
             if case .sqlite(let code, _, _) = error, code & 0xff == SQLITE_CONSTRAINT { throw Self.conflict() }
             throw error
