@@ -194,6 +194,16 @@ for n in $COUNTS; do
 done
 {
   echo "# scale.sh $(date -u '+%Y-%m-%d %H:%M UTC'): N = ${COUNTS// /, }; $(nproc) cores; load average at the start $load0, at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+  # In a virtual machine whose balloon reports free pages to the host, memory the guest has not
+  # touched lately costs a trip to the hypervisor on first touch (8-9 us a page here, against
+  # 1.3 us): the kernel's inodes for 10^6 files land on such pages and not those for 10^5, so
+  # whether reporting was on belongs beside the figures (docs/BENCHMARKS.md, fifth look).
+  reporting=/sys/module/page_reporting/parameters/page_reporting_order
+  if [[ -r $reporting ]]; then
+    order=$(cat "$reporting")
+    (( order > 10 )) && echo "free page reporting to the hypervisor: off (order $order)" \
+      || echo "free page reporting to the hypervisor: on (free blocks of order $order and up)"
+  fi
   echo "mossaicfs: $("$MOSSAICFS_BIN" --version 2>/dev/null | head -n 1)${MOSSAICFS_OPTS:+, -o $MOSSAICFS_OPTS}; JuiceFS: $("$JUICEFS_BIN" version 2>/dev/null | head -n 1) (sqlite3, --storage file)"
   for n in $COUNTS; do
     echo
