@@ -9,10 +9,14 @@
 #        e.g. bench/restore-s3.sh /tmp/bench-restore-run/n1000000/store tree/m99/l9999/f999999
 # knobs: MOSSAICFS_BIN [<root>/.build/release/mossaicfs] REPEAT [2]
 #        BENCH_RUN_DIR [/tmp/bench-restore-s3] BENCH_MNT [/mnt/bench-restore-s3]
+#        BENCH_HARNESS [<root>/../shared/bench] (for lib/common.sh)
 set -u
 set -o pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
+harness=${BENCH_HARNESS:-$root/../shared/bench}
+[[ -r $harness/lib/common.sh ]] || { echo "restore-s3: the shared harness is not at $harness (set BENCH_HARNESS)" >&2; exit 1; }
+source "$harness/lib/common.sh"
 [[ $# == 2 && -r $1/mossaicfs.json ]] || { echo "usage: restore-s3.sh STORE_DIR FILE (STORE_DIR: a local mossaicfs store)" >&2; exit 2; }
 store=$1 file=$2
 : "${MOSSAICFS_BIN:=$root/.build/release/mossaicfs}" "${REPEAT:=2}"
@@ -24,11 +28,11 @@ source "$here/moto.sh"
 rm -rf "$BENCH_RUN_DIR"; mkdir -p "$BENCH_RUN_DIR" "$BENCH_MNT"
 moto="" daemon=""
 cleanup() {
-  mountpoint -q "$BENCH_MNT" && umount "$BENCH_MNT"
-  [[ -n $daemon ]] && while [[ -e /proc/$daemon ]]; do sleep 0.2; done
+  is_mounted "$BENCH_MNT" && fuse_unmount "$BENCH_MNT" "$daemon" 60
   [[ -n $moto ]] && kill "$moto"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 start_moto "$BENCH_RUN_DIR" || exit 1
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1 AWS_ENDPOINT_URL=http://127.0.0.1:$port
 bucket=restore-bench prefix=fs
@@ -55,11 +59,10 @@ for round in $(seq "$REPEAT"); do
   t0=$EPOCHREALTIME
   "$MOSSAICFS_BIN" mount "s3://$bucket/$prefix" "$BENCH_MNT" \
     -o "cache_dir=$BENCH_RUN_DIR/cache,log=$BENCH_RUN_DIR/daemon.log" </dev/null || exit 1
-  daemon=$(head -n 1 "$BENCH_RUN_DIR/cache/lock")
+  daemon=$(fuse_pids "$BENCH_MNT" | head -n 1)
   stat "$BENCH_MNT/$file" >/dev/null || exit 1
-  seconds=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
-  echo "round $round: mounted from the bucket in $seconds s; daemon peak RSS $(awk '/VmHWM/ { printf "%.0f MiB", $2 / 1024 }' "/proc/$daemon/status")"
-  umount "$BENCH_MNT"
-  while [[ -e /proc/$daemon ]]; do sleep 0.2; done
+  seconds=$(elapsed "$t0")
+  echo "round $round: mounted from the bucket in $seconds s; daemon peak RSS $(vmhwm_mib "$daemon") MiB"
+  umount "$BENCH_MNT" && wait_pid_exit "$daemon" 600 || { warn "unmount of $BENCH_MNT failed"; exit 1; }
   daemon=""
 done

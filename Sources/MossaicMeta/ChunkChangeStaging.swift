@@ -121,8 +121,8 @@ final class ChunkChangeStaging {
                     // The key's bytes (a blob's own, so each group sorts as `chunks` does),
                     // then the records; both are copied by SQLite in the step below, not here.
                     let keyBytes = k.type == ChangesetReader.Field.blob ? k.start..<(k.start + k.count) : (p + 2)..<(k.start + k.count)
-                    try bindBytes(raw, keyBytes, insert, 3)
-                    try bindBytes(raw, (p + 2)..<end, insert, 4)
+                    try insert.bindBlob(raw.baseAddress! + keyBytes.lowerBound, count: keyBytes.count, at: 3)
+                    try insert.bindBlob(raw.baseAddress! + p + 2, count: end - (p + 2), at: 4)
                     _ = try insert.step()
                     sqlite3_clear_bindings(insert.stmt)
                     p = end
@@ -133,12 +133,6 @@ final class ChunkChangeStaging {
             }
         }
         if let failure { throw failure }
-    }
-
-    private func bindBytes(_ raw: UnsafeRawBufferPointer, _ range: Range<Int>, _ statement: Statement, _ index: Int32) throws(MetaError) {
-        // SQLITE_STATIC (nil): the bytes outlive the step that reads them.
-        let rc = sqlite3_bind_blob64(statement.stmt, index, raw.baseAddress! + range.lowerBound, UInt64(range.count), nil)
-        guard rc == SQLITE_OK else { throw .sqlite(code: rc, message: String(cString: sqlite3_errmsg(statement.db)), context: statement.sql) }
     }
 
     private static func groupTable(_ group: Int) -> String {
@@ -251,11 +245,11 @@ final class ChunkChangeStaging {
         case ChangesetReader.Field.integer: rc = sqlite3_bind_int64(s, index, reader.int64(field))
         case ChangesetReader.Field.real: rc = sqlite3_bind_double(s, index, Double(bitPattern: UInt64(bitPattern: reader.int64(field))))
         case ChangesetReader.Field.text: rc = sqlite3_bind_text(s, index, at.assumingMemoryBound(to: CChar.self), Int32(field.count), nil)
-        case ChangesetReader.Field.blob: rc = sqlite3_bind_blob64(s, index, at, UInt64(field.count), nil)
+        case ChangesetReader.Field.blob: return try statement.bindBlob(at, count: field.count, at: index)
         case ChangesetReader.Field.null: rc = sqlite3_bind_null(s, index)
         default: throw Self.damaged("a staged change to \(Self.table) has a value of type \(field.type)")
         }
-        guard rc == SQLITE_OK else { throw .sqlite(code: rc, message: String(cString: sqlite3_errmsg(statement.db)), context: statement.sql) }
+        try statement.check(rc)
     }
 
     /// Deletes the scratch file (the connection may still hold it open: its space is freed

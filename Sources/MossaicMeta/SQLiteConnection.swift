@@ -233,8 +233,19 @@ struct Statement: ResultRow {
             case .text(let s): rc = sqlite3_bind_text(stmt, index, s, -1, Self.transient)
             case .null: rc = sqlite3_bind_null(stmt, index)
             }
-            guard rc == SQLITE_OK else { throw .sqlite(code: rc, message: String(cString: sqlite3_errmsg(db)), context: sql) }
+            try check(rc)
         }
+    }
+
+    /// Binds `count` bytes at `bytes` as a blob without copying them (SQLITE_STATIC): the
+    /// caller keeps them alive and unchanged until the step that reads them.
+    func bindBlob(_ bytes: UnsafeRawPointer, count: Int, at index: Int32) throws(MetaError) {
+        try check(sqlite3_bind_blob64(stmt, index, bytes, UInt64(count), nil))
+    }
+
+    /// Turns a bind's result code other than SQLITE_OK into this statement's error.
+    func check(_ rc: Int32) throws(MetaError) {
+        guard rc == SQLITE_OK else { throw .sqlite(code: rc, message: String(cString: sqlite3_errmsg(db)), context: sql) }
     }
 
     /// Advances to the next row: true if there is one.
